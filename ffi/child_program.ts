@@ -1,0 +1,290 @@
+/**
+ * Runs a child program: lays out a list of raw system calls ("ops") with
+ * their strings and pointer arrays in memory that survives clone (an mmap'd
+ * arena, never V8-managed memory), then calls the clone stub, which clones
+ * the child and makes it execute the ops up to execve.
+ *
+ * The ops are plain data (`ChildOp`) built by pure code in `lib/runtime/`;
+ * this module only turns names into numbers and values into pointers.
+ */
+import { CLONE_STUB_X86_64_HEX } from "./clone_stub_x86_64.ts";
+import { SyscallError } from "./errno.ts";
+import { check, libc } from "./libc.ts";
+import { type SyscallName, syscallTable } from "./syscalls.ts";
+
+/** An argument of a child op. */
+export type OpArg =
+  /** A plain integer. */
+  | number
+  | bigint
+  /** A pointer to a NUL-terminated copy of the string. */
+  | { str: string }
+  /** A pointer to a NULL-terminated array of string pointers (argv, envp). */
+  | { strs: string[] }
+  /** A pointer to a copy of the bytes. */
+  | { bytes: Uint8Array }
+  /** A pointer to a zeroed scratch buffer of that many bytes. */
+  | { scratch: number }
+  /** The value an earlier op stored under this name (an fd). */
+  | { ref: string }
+  /** A pointer to the signal mask the stub saved before clone. */
+  | { savedSignalMask: true };
+
+/** One raw system call of the child program. */
+export interface ChildOp {
+  /** Which system call. */
+  call: SyscallName;
+  /** Up to six arguments. */
+  args: OpArg[];
+  /** An errno that counts as success (EEXIST for mkdir, ENOENT for a PATH entry). */
+  okErrno?: number;
+  /** Store the result under this name for later ops' `{ ref }` arguments. */
+  produces?: string;
+  /** What the op does, for error messages: `mounting proc on "/proc"`. */
+  step: string;
+}
+
+/** The op that failed in the child, with its errno. */
+export interface ChildFailure {
+  /** Index into the op list. */
+  index: number;
+  /** The errno the kernel returned. */
+  errno: number;
+  /** The failing op. */
+  op: ChildOp;
+}
+
+const OP_SIZE = 80;
+const PAGE = 4096;
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+const MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
+
+type StubFn = (ops: Deno.PointerValue, n: bigint, flags: bigint, errfd: bigint, saved: Deno.PointerValue) => bigint;
+let stubFn: StubFn | undefined;
+
+/** Maps the stub's bytes into executable memory once per process. */
+function stub(): StubFn {
+  if (stubFn) return stubFn;
+  syscallTable(); // fails clearly on architectures without a stub
+  const hex = CLONE_STUB_X86_64_HEX;
+  const code = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  const mem = libc().mmap(null, BigInt(PAGE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+  if (!mem || Deno.UnsafePointer.value(mem) === -1n) throw new Error("mmap for the clone stub failed");
+  new Uint8Array(new Deno.UnsafePointerView(mem).getArrayBuffer(PAGE)).set(code);
+  check(libc().mprotect(mem, BigInt(PAGE), PROT_READ | PROT_EXEC), "mprotect", "mapping the clone stub");
+  const def = { parameters: ["pointer", "i64", "i64", "i64", "pointer"], result: "i64" } as const;
+  const fn = new Deno.UnsafeFnPointer(mem as Deno.PointerObject<typeof def>, def);
+  stubFn = (ops, n, flags, errfd, saved) => fn.call(ops, n, flags, errfd, saved) as bigint;
+  return stubFn;
+}
+
+/** The child program encoded in an arena, ready for the stub. */
+class Arena {
+  readonly size: number;
+  readonly ptr: Deno.PointerObject;
+  readonly base: bigint;
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+  private dataOffset: number;
+
+  constructor(opCount: number, dataBytes: number) {
+    const opsBytes = opCount * OP_SIZE;
+    this.size = Math.ceil((opsBytes + dataBytes + 4096) / PAGE) * PAGE;
+    const p = libc().mmap(null, BigInt(this.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+    if (!p || Deno.UnsafePointer.value(p) === -1n) throw new Error("mmap for the child program failed");
+    this.ptr = p;
+    this.base = BigInt(Deno.UnsafePointer.value(p));
+    const buf = new Deno.UnsafePointerView(p).getArrayBuffer(this.size);
+    this.view = new DataView(buf);
+    this.bytes = new Uint8Array(buf);
+    this.dataOffset = Math.ceil(opsBytes / 16) * 16;
+  }
+
+  /** Copies bytes into the data area and returns their address. */
+  put(data: Uint8Array): bigint {
+    const off = this.dataOffset;
+    if (off + data.length > this.size) throw new Error("child program arena overflow");
+    this.bytes.set(data, off);
+    this.dataOffset = off + Math.ceil((data.length + 1) / 16) * 16;
+    return this.base + BigInt(off);
+  }
+
+  /** Reserves a zeroed 8-byte cell and returns its address. */
+  cell(initial: bigint): bigint {
+    const addr = this.put(new Uint8Array(8));
+    this.view.setBigInt64(Number(addr - this.base), initial, true);
+    return addr;
+  }
+
+  free(): void {
+    libc().munmap(this.ptr, BigInt(this.size));
+  }
+}
+
+const encoder = new TextEncoder();
+
+function cstr(s: string): Uint8Array {
+  const b = encoder.encode(s);
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  return out;
+}
+
+/** An upper bound of the bytes the ops' data needs. */
+function dataSize(ops: ChildOp[]): number {
+  let n = 16 * 64;
+  for (const op of ops) {
+    n += 16;
+    for (const a of op.args) {
+      if (typeof a !== "object") continue;
+      if ("str" in a) n += a.str.length * 3 + 32;
+      else if ("strs" in a) n += a.strs.reduce((s, x) => s + x.length * 3 + 32, 0) + a.strs.length * 8 + 32;
+      else if ("bytes" in a) n += a.bytes.length + 32;
+      else if ("scratch" in a) n += a.scratch + 32;
+    }
+  }
+  return n;
+}
+
+/** Options of `startChildProgram`. */
+export interface StartOptions {
+  /** clone(2) flags (namespaces); SIGCHLD is added. */
+  cloneFlags: number;
+  /** Write end of the error pipe (O_CLOEXEC), as numbered in the parent and the child. */
+  errFd: number;
+}
+
+/** A started child: its pid and what is needed to interpret its failure record. */
+export interface StartedChild {
+  /** The child's pid in trun's PID namespace. */
+  pid: number;
+  /** Decodes a 16-byte failure record read from the error pipe. */
+  decodeFailure(record: Uint8Array): ChildFailure;
+  /** Releases the arena (after the child has exec'd or exited). */
+  release(): void;
+}
+
+/**
+ * Clones the child with `cloneFlags` and makes it run `ops`. Returns at once
+ * in the parent; the child blocks wherever its program waits (a read on the
+ * sync pipe) and reports failures on `errFd`.
+ */
+export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedChild {
+  const numbers = syscallTable();
+  const run = stub();
+  const arena = new Arena(ops.length, dataSize(ops));
+  const cells = new Map<string, bigint>();
+  const savedMask = arena.cell(0n);
+  const cellFor = (name: string) => {
+    let c = cells.get(name);
+    // -1 (EBADF) until the producing op runs: a missed producer can never
+    // make a later op act on fd 0.
+    if (c === undefined) cells.set(name, c = arena.cell(-1n));
+    return c;
+  };
+  ops.forEach((op, i) => {
+    const o = i * OP_SIZE;
+    const v = arena.view;
+    v.setBigInt64(o, BigInt(numbers[op.call]), true);
+    if (op.args.length > 6) throw new Error(`op ${op.call} has more than six arguments`);
+    let indirect = 0;
+    for (let k = 0; k < 6; k++) {
+      const a = op.args[k] ?? 0;
+      let value: bigint;
+      if (typeof a === "number") value = BigInt(a);
+      else if (typeof a === "bigint") value = a;
+      else if ("str" in a) value = arena.put(cstr(a.str));
+      else if ("strs" in a) {
+        const ptrs = new BigUint64Array(a.strs.length + 1);
+        a.strs.forEach((s, j) => ptrs[j] = arena.put(cstr(s)));
+        value = arena.put(new Uint8Array(ptrs.buffer));
+      } else if ("bytes" in a) value = arena.put(a.bytes);
+      else if ("scratch" in a) value = arena.put(new Uint8Array(a.scratch));
+      else if ("ref" in a) {
+        value = cellFor(a.ref);
+        indirect |= 1 << k;
+      } else value = savedMask;
+      v.setBigInt64(o + 8 + k * 8, BigInt.asIntN(64, value), true);
+    }
+    v.setBigInt64(o + 56, BigInt(op.okErrno ?? 0), true);
+    v.setBigInt64(o + 64, op.produces ? cellFor(op.produces) : 0n, true);
+    v.setBigInt64(o + 72, BigInt(indirect), true);
+  });
+  const SIGCHLD = 17;
+  const savedPtr = Deno.UnsafePointer.create(savedMask);
+  const pid = Number(run(arena.ptr, BigInt(ops.length), BigInt(opts.cloneFlags | SIGCHLD), BigInt(opts.errFd), savedPtr));
+  if (pid < 0) {
+    arena.free();
+    throw new SyscallError("clone", -pid, "creating the container's namespaces (clone)");
+  }
+  return {
+    pid,
+    decodeFailure(record: Uint8Array): ChildFailure {
+      const d = new DataView(record.buffer, record.byteOffset, 16);
+      const index = Number(d.getBigInt64(0, true));
+      const errno = Number(d.getBigInt64(8, true));
+      const op = ops[index];
+      if (!op) throw new Error(`the child reported a failure of unknown op ${index} (errno ${errno})`);
+      return { index, errno, op };
+    },
+    release: () => arena.free(),
+  };
+}
+
+/** Creates a pipe with O_CLOEXEC on both ends: [read, write]. */
+export function cloexecPipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc().pipe2(new Uint8Array(fds.buffer), 0o2000000), "pipe2", "creating a pipe");
+  return [fds[0]!, fds[1]!];
+}
+
+/** Writes bytes to a raw fd. */
+export function writeFd(fd: number, data: Uint8Array<ArrayBuffer>): void {
+  check(libc().write(fd, data, BigInt(data.length)), "write", `writing to fd ${fd}`);
+}
+
+/** Closes a raw fd, ignoring errors (used for cleanup). */
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+/** Reads up to `n` bytes from a raw fd on a worker thread; returns what was read (empty at EOF). */
+export async function readFd(fd: number, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = Number(await libc().read_blocking(fd, buf.subarray(got), BigInt(n - got)));
+    if (r <= 0) break;
+    got += r;
+  }
+  return buf.subarray(0, got);
+}
+
+/** How a waited-for process ended. */
+export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
+
+/** Waits for a child on a worker thread (waitpid(2), retrying EINTR). */
+export async function waitChild(pid: number): Promise<ExitStatus> {
+  const status = new Int32Array(1);
+  const buf = new Uint8Array(status.buffer);
+  for (;;) {
+    const r = await libc().waitpid_blocking(pid, buf, 0x40000000 /* __WALL */);
+    if (r === pid) break;
+    if (r < 0) {
+      // errno is not readable from a worker-thread call; EINTR is the only
+      // expected failure here, ECHILD means someone else reaped it.
+      const again = libc().waitpid(pid, buf, 1 /* WNOHANG */ | 0x40000000);
+      if (again === pid) break;
+      if (again < 0) throw new Error(`waiting for process ${pid} failed: it is not a child of trun`);
+    }
+  }
+  const s = status[0]!;
+  if ((s & 0x7f) === 0) return { exited: true, code: (s >> 8) & 0xff };
+  return { exited: false, signal: s & 0x7f };
+}
+
+/** Sends a signal to a process; false when it no longer exists. */
+export function signalProcess(pid: number, signal: number): boolean {
+  return libc().kill(pid, signal) === 0;
+}

@@ -1,0 +1,83 @@
+/**
+ * Reads files of a container's root filesystem from the host before the
+ * container starts (`/etc/passwd`, `/etc/group`), the way the container will
+ * see them: symlinks are followed inside the root only (an absolute link is
+ * relative to the root, `..` stops at it), and for layered roots the topmost
+ * layer that has an entry wins, honouring overlay whiteouts (0/0 character
+ * devices) and opaque directories.
+ */
+import { lgetxattr } from "../../ffi/libc.ts";
+
+const MAX_SYMLINKS = 40;
+
+/** The layer that holds `rel` (components inside the root), or null. */
+function lookup(
+  layers: readonly string[],
+  comps: readonly string[],
+): { path: string; info: Deno.FileInfo } | null {
+  for (const layer of layers) {
+    const path = comps.length ? `${layer}/${comps.join("/")}` : layer;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch {
+      // Missing here; but an opaque parent directory hides lower layers.
+      if (comps.length > 1 && isOpaque(`${layer}/${comps.slice(0, -1).join("/")}`)) return null;
+      continue;
+    }
+    if (info.isCharDevice && info.rdev === 0) return null; // whiteout
+    return { path, info };
+  }
+  return null;
+}
+
+function isOpaque(dir: string): boolean {
+  try {
+    const v = lgetxattr(dir, "user.overlay.opaque") ?? lgetxattr(dir, "trusted.overlay.opaque");
+    return v !== null && v[0] === 0x79; // "y"
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves `path` inside the root made of `layers` (top first) and returns
+ * the host path of the regular file it names, or null when it does not exist
+ * or is not a regular file.
+ */
+export function resolveInRootfs(layers: readonly string[], path: string): string | null {
+  const pending = path.split("/").filter((c) => c !== "" && c !== ".");
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length) {
+    const c = pending.shift()!;
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    const found = lookup(layers, [...done, c]);
+    if (!found) return null;
+    if (found.info.isSymlink) {
+      if (++links > MAX_SYMLINKS) return null;
+      const target = Deno.readLinkSync(found.path);
+      if (target.startsWith("/")) done.length = 0;
+      pending.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
+      continue;
+    }
+    done.push(c);
+    if (pending.length && !found.info.isDirectory) return null;
+    if (!pending.length) return found.info.isFile ? found.path : null;
+  }
+  return null;
+}
+
+/** Reads a text file inside the root, or null when it does not exist there. */
+export function readRootfsText(layers: readonly string[], path: string): string | null {
+  const host = resolveInRootfs(layers, path);
+  if (host === null) return null;
+  try {
+    return Deno.readTextFileSync(host);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * From a `RunRequest` (what the user asked for on the command line) to a
+ * `ContainerPlan`: reads the facts the plan depends on (id mapping, the
+ * rootfs's account files, the host's /proc layout) and makes every decision
+ * with the pure helpers (user, env, command, mounts).
+ */
+import { executableCandidates, resolveCommand, resolveWorkdir } from "./command.ts";
+import { buildEnvironment, type EnvFile, envLookup } from "./env.ts";
+import { type IdMapping, loadIdMapping } from "./idmap.ts";
+import { parseVolume } from "./mounts.ts";
+import { assemblePlan, type ContainerPlan } from "./plan.ts";
+import { readRootfsText } from "./rootfs_files.ts";
+import { resolveUser } from "./user.ts";
+
+/** What the user asked for. */
+export interface RunRequest {
+  /** Root filesystem layers, top first (a `--rootfs` directory is one layer). */
+  layers: string[];
+  /** Image config parts (absent for `--rootfs`). */
+  image?: {
+    env?: string[];
+    cmd?: string[];
+    entrypoint?: string[];
+    workingDir?: string;
+    user?: string;
+  };
+  /** Arguments after the image (the command). */
+  args: string[];
+  /** `--entrypoint`. */
+  entrypoint?: string;
+  /** `--hostname`. */
+  hostname?: string;
+  /** `-e`. */
+  env: string[];
+  /** `--env-file` contents. */
+  envFiles: EnvFile[];
+  /** `-w`. */
+  workdir?: string;
+  /** `-u`. */
+  user?: string;
+  /** `--group-add`. */
+  groupAdd: string[];
+  /** `-v`. */
+  volumes: string[];
+  /** `--read-only`. */
+  readOnly: boolean;
+  /** `--network`. */
+  network: "host" | "none";
+  /** `-t`. */
+  tty: boolean;
+  /** Directory under which the container's scratch mount point is made. */
+  runtimeDir: string;
+}
+
+/** A fresh container id: 64 hex digits, like Docker's. */
+export function newContainerId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(32));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+function hostHas(path: string): { exists: boolean; dir: boolean } {
+  try {
+    const info = Deno.statSync(path);
+    return { exists: true, dir: info.isDirectory };
+  } catch {
+    return { exists: false, dir: false };
+  }
+}
+
+/** Builds the plan for `req`; `idMapping` may be given (tests, benchmarks). */
+export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping()): ContainerPlan {
+  const id = newContainerId();
+  const hostname = req.hostname ?? id.slice(0, 12);
+  const files = {
+    passwd: readRootfsText(req.layers, "/etc/passwd"),
+    group: readRootfsText(req.layers, "/etc/group"),
+  };
+  const user = resolveUser(req.user ?? req.image?.user, files, req.groupAdd);
+  if (idMapping.mode === "single" && (user.uid !== 0 || user.gid !== 0)) {
+    throw new Error(
+      `cannot run as user "${req.user ?? req.image?.user}" (uid ${user.uid}, gid ${user.gid}): ` +
+        "without subordinate ids only root is mapped in the container; " +
+        "add ranges to /etc/subuid and /etc/subgid and install newuidmap (package uidmap)",
+    );
+  }
+  const args = resolveCommand({
+    imageEntrypoint: req.image?.entrypoint,
+    imageCmd: req.image?.cmd,
+    entrypointFlag: req.entrypoint,
+    args: req.args,
+  });
+  const env = buildEnvironment({
+    imageEnv: req.image?.env ?? [],
+    envFiles: req.envFiles,
+    envFlags: req.env,
+    hostEnv: Deno.env.toObject(),
+    hostname,
+    home: user.home,
+    tty: req.tty,
+  });
+  const cwd = resolveWorkdir(req.workdir, req.image?.workingDir);
+  const executables = executableCandidates(args[0]!, envLookup(env, "PATH"));
+  if (executables.length === 0) throw new Error("no command specified");
+  return assemblePlan({
+    id,
+    hostname,
+    idMapping,
+    network: req.network,
+    rootfs: {
+      lowers: req.layers,
+      scratch: `${req.runtimeDir}/containers/${id}`,
+      readOnly: req.readOnly,
+    },
+    volumes: req.volumes.map(parseVolume),
+    process: {
+      args,
+      executables,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      // In a single-id mapping setgroups is denied; only root exists anyway.
+      additionalGids: idMapping.mode === "single" ? [] : user.additionalGids,
+    },
+    hostHas,
+  });
+}

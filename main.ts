@@ -1,0 +1,48 @@
+/**
+ * trun's entry point: picks the command and runs it. Command modules load
+ * lazily so `trun run` pays only for what it uses. The only place that calls
+ * `Deno.exit`.
+ */
+import { UsageError } from "./lib/cli/args.ts";
+import { printError, println } from "./lib/cli/output.ts";
+
+type CommandModule = { main(argv: string[]): Promise<number> };
+
+/** Commands and their modules, with one line of help each. */
+const COMMANDS: Record<string, [() => Promise<CommandModule>, string]> = {
+  run: [() => import("./lib/cli/run.ts"), "Create and run a new container"],
+  info: [() => import("./lib/cli/info.ts").then((m) => ({ main: m.infoCommand })), "Show what this host offers and what trun will use"],
+  version: [() => import("./lib/cli/version.ts"), "Show the trun version"],
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([n, [, h]]) => `  ${n.padEnd(10)}${h}`);
+  return ["Usage:  trun COMMAND [OPTIONS]", "", "A daemonless, rootless container runtime", "", "Commands:", ...rows, "", "Run 'trun COMMAND --help' for more information on a command."].join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    println(usage());
+    return name === undefined ? 125 : 0;
+  }
+  if (name === "--version" || name === "-v") return await (await import("./lib/cli/version.ts")).main([]);
+  const entry = COMMANDS[name];
+  if (!entry) {
+    printError(`'${name}' is not a trun command.\nSee 'trun --help'`);
+    return 125;
+  }
+  try {
+    return await (await entry[0]()).main(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      printError(`${e.message}\nSee 'trun ${e.command.name} --help'.`);
+      return 125;
+    }
+    const code = (e as { exitCode?: unknown }).exitCode;
+    printError(e instanceof Error ? e.message : String(e));
+    return typeof code === "number" ? code : 125;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
