@@ -11,13 +11,25 @@ type CommandModule = { main(argv: string[]): Promise<number> };
 /** Commands and their modules, with one line of help each. */
 const COMMANDS: Record<string, [() => Promise<CommandModule>, string]> = {
   run: [() => import("./lib/cli/run.ts"), "Create and run a new container"],
-  info: [() => import("./lib/cli/info.ts").then((m) => ({ main: m.infoCommand })), "Show what this host offers and what trun will use"],
+  info: [
+    () => import("./lib/cli/info.ts").then((m) => ({ main: m.infoCommand })),
+    "Show what this host offers and what trun will use",
+  ],
   version: [() => import("./lib/cli/version.ts"), "Show the trun version"],
 };
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([n, [, h]]) => `  ${n.padEnd(10)}${h}`);
-  return ["Usage:  trun COMMAND [OPTIONS]", "", "A daemonless, rootless container runtime", "", "Commands:", ...rows, "", "Run 'trun COMMAND --help' for more information on a command."].join("\n");
+  return [
+    "Usage:  trun COMMAND [OPTIONS]",
+    "",
+    "A daemonless, rootless container runtime",
+    "",
+    "Commands:",
+    ...rows,
+    "",
+    "Run 'trun COMMAND --help' for more information on a command.",
+  ].join("\n");
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -26,7 +38,9 @@ async function main(argv: string[]): Promise<number> {
     println(usage());
     return name === undefined ? 125 : 0;
   }
-  if (name === "--version" || name === "-v") return await (await import("./lib/cli/version.ts")).main([]);
+  if (name === "--version" || name === "-v") {
+    return await (await import("./lib/cli/version.ts")).main([]);
+  }
   const entry = COMMANDS[name];
   if (!entry) {
     printError(`'${name}' is not a trun command.\nSee 'trun --help'`);

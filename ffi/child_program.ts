@@ -9,7 +9,7 @@
  */
 import { CLONE_STUB_X86_64_HEX } from "./clone_stub_x86_64.ts";
 import { SyscallError } from "./errno.ts";
-import { check, libc } from "./libc.ts";
+import { addressOf, sys, sysBlocking } from "./syscall.ts";
 import { type SyscallName, syscallTable } from "./syscalls.ts";
 
 /** An argument of a child op. */
@@ -55,11 +55,20 @@ export interface ChildFailure {
 }
 
 const OP_SIZE = 80;
+const CHILD_STACK = 16384;
+const CLONE_VM = 0x100, CLONE_VFORK = 0x4000;
 const PAGE = 4096;
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
 
-type StubFn = (ops: Deno.PointerValue, n: bigint, flags: bigint, errfd: bigint, saved: Deno.PointerValue) => bigint;
+type StubFn = (
+  ops: Deno.PointerValue,
+  n: bigint,
+  flags: bigint,
+  errfd: bigint,
+  saved: Deno.PointerValue,
+  stack: bigint,
+) => bigint;
 let stubFn: StubFn | undefined;
 
 /** Maps the stub's bytes into executable memory once per process. */
@@ -69,13 +78,21 @@ function stub(): StubFn {
   const hex = CLONE_STUB_X86_64_HEX;
   const code = new Uint8Array(hex.length / 2);
   for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  const mem = libc().mmap(null, BigInt(PAGE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-  if (!mem || Deno.UnsafePointer.value(mem) === -1n) throw new Error("mmap for the clone stub failed");
+  const addr = sys(
+    "mmap",
+    [0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0],
+    "mapping the clone stub",
+  );
+  const mem = Deno.UnsafePointer.create(addr)!;
   new Uint8Array(new Deno.UnsafePointerView(mem).getArrayBuffer(PAGE)).set(code);
-  check(libc().mprotect(mem, BigInt(PAGE), PROT_READ | PROT_EXEC), "mprotect", "mapping the clone stub");
-  const def = { parameters: ["pointer", "i64", "i64", "i64", "pointer"], result: "i64" } as const;
+  sys("mprotect", [addr, PAGE, PROT_READ | PROT_EXEC], "mapping the clone stub");
+  const def = {
+    parameters: ["pointer", "i64", "i64", "i64", "pointer", "u64"],
+    result: "i64",
+  } as const;
   const fn = new Deno.UnsafeFnPointer(mem as Deno.PointerObject<typeof def>, def);
-  stubFn = (ops, n, flags, errfd, saved) => fn.call(ops, n, flags, errfd, saved) as bigint;
+  stubFn = (ops, n, flags, errfd, saved, stack) =>
+    fn.call(ops, n, flags, errfd, saved, stack) as bigint;
   return stubFn;
 }
 
@@ -90,21 +107,35 @@ class Arena {
 
   constructor(opCount: number, dataBytes: number) {
     const opsBytes = opCount * OP_SIZE;
-    this.size = Math.ceil((opsBytes + dataBytes + 4096) / PAGE) * PAGE;
-    const p = libc().mmap(null, BigInt(this.size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-    if (!p || Deno.UnsafePointer.value(p) === -1n) throw new Error("mmap for the child program failed");
-    this.ptr = p;
-    this.base = BigInt(Deno.UnsafePointer.value(p));
-    const buf = new Deno.UnsafePointerView(p).getArrayBuffer(this.size);
+    // The last CHILD_STACK bytes are the child's stack when it shares memory.
+    this.size = Math.ceil((opsBytes + dataBytes + CHILD_STACK + 4096) / PAGE) * PAGE;
+    const addr = sys("mmap", [
+      0,
+      this.size,
+      PROT_READ | PROT_WRITE,
+      MAP_PRIVATE | MAP_ANONYMOUS,
+      -1,
+      0,
+    ], "mapping the child program");
+    this.ptr = Deno.UnsafePointer.create(addr)!;
+    this.base = addr;
+    const buf = new Deno.UnsafePointerView(this.ptr).getArrayBuffer(this.size);
     this.view = new DataView(buf);
     this.bytes = new Uint8Array(buf);
     this.dataOffset = Math.ceil(opsBytes / 16) * 16;
   }
 
+  /** The top of the child's stack (16-byte aligned, at the end of the arena). */
+  get stackTop(): bigint {
+    return this.base + BigInt(this.size - 64);
+  }
+
   /** Copies bytes into the data area and returns their address. */
   put(data: Uint8Array): bigint {
     const off = this.dataOffset;
-    if (off + data.length > this.size) throw new Error("child program arena overflow");
+    if (off + data.length > this.size - CHILD_STACK) {
+      throw new Error("child program arena overflow");
+    }
     this.bytes.set(data, off);
     this.dataOffset = off + Math.ceil((data.length + 1) / 16) * 16;
     return this.base + BigInt(off);
@@ -118,7 +149,7 @@ class Arena {
   }
 
   free(): void {
-    libc().munmap(this.ptr, BigInt(this.size));
+    sys("munmap", [this.base, this.size]);
   }
 }
 
@@ -139,8 +170,9 @@ function dataSize(ops: ChildOp[]): number {
     for (const a of op.args) {
       if (typeof a !== "object") continue;
       if ("str" in a) n += a.str.length * 3 + 32;
-      else if ("strs" in a) n += a.strs.reduce((s, x) => s + x.length * 3 + 32, 0) + a.strs.length * 8 + 32;
-      else if ("bytes" in a) n += a.bytes.length + 32;
+      else if ("strs" in a) {
+        n += a.strs.reduce((s, x) => s + x.length * 3 + 32, 0) + a.strs.length * 8 + 32;
+      } else if ("bytes" in a) n += a.bytes.length + 32;
       else if ("scratch" in a) n += a.scratch + 32;
     }
   }
@@ -151,8 +183,17 @@ function dataSize(ops: ChildOp[]): number {
 export interface StartOptions {
   /** clone(2) flags (namespaces); SIGCHLD is added. */
   cloneFlags: number;
-  /** Write end of the error pipe (O_CLOEXEC), as numbered in the parent and the child. */
+  /** Write end of the error pipe (O_CLOEXEC), as numbered in the parent and the child; -1 for none. */
   errFd: number;
+  /**
+   * Share trun's memory (CLONE_VM) and run the child on a stack in the
+   * arena instead of copying the address space: copying Deno's page tables
+   * costs several milliseconds. The arena must then outlive the child's
+   * execve, which `release()` after the error pipe's EOF guarantees.
+   */
+  shareMemory?: boolean;
+  /** Suspend the caller until the child has exec'd or exited (CLONE_VFORK; implies shareMemory). */
+  vfork?: boolean;
 }
 
 /** A started child: its pid and what is needed to interpret its failure record. */
@@ -213,7 +254,18 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
   });
   const SIGCHLD = 17;
   const savedPtr = Deno.UnsafePointer.create(savedMask);
-  const pid = Number(run(arena.ptr, BigInt(ops.length), BigInt(opts.cloneFlags | SIGCHLD), BigInt(opts.errFd), savedPtr));
+  const share = opts.shareMemory || opts.vfork;
+  const flags = opts.cloneFlags | SIGCHLD | (share ? CLONE_VM : 0) | (opts.vfork ? CLONE_VFORK : 0);
+  const pid = Number(
+    run(
+      arena.ptr,
+      BigInt(ops.length),
+      BigInt(flags),
+      BigInt(opts.errFd),
+      savedPtr,
+      share ? arena.stackTop : 0n,
+    ),
+  );
   if (pid < 0) {
     arena.free();
     throw new SyscallError("clone", -pid, "creating the container's namespaces (clone)");
@@ -225,7 +277,9 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
       const index = Number(d.getBigInt64(0, true));
       const errno = Number(d.getBigInt64(8, true));
       const op = ops[index];
-      if (!op) throw new Error(`the child reported a failure of unknown op ${index} (errno ${errno})`);
+      if (!op) {
+        throw new Error(`the child reported a failure of unknown op ${index} (errno ${errno})`);
+      }
       return { index, errno, op };
     },
     release: () => arena.free(),
@@ -235,18 +289,22 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
 /** Creates a pipe with O_CLOEXEC on both ends: [read, write]. */
 export function cloexecPipe(): [number, number] {
   const fds = new Int32Array(2);
-  check(libc().pipe2(new Uint8Array(fds.buffer), 0o2000000), "pipe2", "creating a pipe");
+  sys("pipe2", [new Uint8Array(fds.buffer), 0o2000000], "creating a pipe");
   return [fds[0]!, fds[1]!];
 }
 
 /** Writes bytes to a raw fd. */
 export function writeFd(fd: number, data: Uint8Array<ArrayBuffer>): void {
-  check(libc().write(fd, data, BigInt(data.length)), "write", `writing to fd ${fd}`);
+  sys("write", [fd, data, data.length], `writing to fd ${fd}`);
 }
 
 /** Closes a raw fd, ignoring errors (used for cleanup). */
 export function closeFd(fd: number): void {
-  libc().close(fd);
+  try {
+    sys("close", [fd]);
+  } catch {
+    // Already closed: nothing to release.
+  }
 }
 
 /** Reads up to `n` bytes from a raw fd on a worker thread; returns what was read (empty at EOF). */
@@ -254,7 +312,7 @@ export async function readFd(fd: number, n: number): Promise<Uint8Array> {
   const buf = new Uint8Array(n);
   let got = 0;
   while (got < n) {
-    const r = Number(await libc().read_blocking(fd, buf.subarray(got), BigInt(n - got)));
+    const r = Number(await sysBlocking("read", [fd, addressOf(buf) + BigInt(got), n - got]));
     if (r <= 0) break;
     got += r;
   }
@@ -264,19 +322,19 @@ export async function readFd(fd: number, n: number): Promise<Uint8Array> {
 /** How a waited-for process ended. */
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 
-/** Waits for a child on a worker thread (waitpid(2), retrying EINTR). */
+const WNOHANG = 1, WALL = 0x40000000;
+
+/** Waits for a child on a worker thread (wait4(2), retrying EINTR). */
 export async function waitChild(pid: number): Promise<ExitStatus> {
   const status = new Int32Array(1);
   const buf = new Uint8Array(status.buffer);
   for (;;) {
-    const r = await libc().waitpid_blocking(pid, buf, 0x40000000 /* __WALL */);
+    const r = Number(await sysBlocking("wait4", [pid, buf, WALL, 0]));
     if (r === pid) break;
-    if (r < 0) {
-      // errno is not readable from a worker-thread call; EINTR is the only
-      // expected failure here, ECHILD means someone else reaped it.
-      const again = libc().waitpid(pid, buf, 1 /* WNOHANG */ | 0x40000000);
-      if (again === pid) break;
-      if (again < 0) throw new Error(`waiting for process ${pid} failed: it is not a child of trun`);
+    // errno is not readable after a worker-thread call: ask again without
+    // blocking to tell EINTR (retry) from ECHILD (reaped elsewhere).
+    if (Number(sys("wait4", [pid, buf, WNOHANG | WALL, 0], `waiting for process ${pid}`)) === pid) {
+      break;
     }
   }
   const s = status[0]!;
@@ -286,5 +344,37 @@ export async function waitChild(pid: number): Promise<ExitStatus> {
 
 /** Sends a signal to a process; false when it no longer exists. */
 export function signalProcess(pid: number, signal: number): boolean {
-  return libc().kill(pid, signal) === 0;
+  try {
+    sys("kill", [pid, signal]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts a program as a plain child of trun (no namespaces), the way
+ * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that restores the signal
+ * mask and execs. About a millisecond, where `Deno.Command` costs 5–15 ms;
+ * used for newuidmap/newgidmap on the `run` path. stdio is inherited. An
+ * exec failure shows as exit status 127.
+ */
+export function spawnProcess(path: string, argv: string[], env: string[]): number {
+  const ops: ChildOp[] = [
+    {
+      call: "rt_sigprocmask",
+      args: [2, /* SIG_SETMASK */ { savedSignalMask: true }, 0, 8],
+      step: "restoring the signal mask",
+    },
+    {
+      call: "execve",
+      args: [{ str: path }, { strs: argv }, { strs: env }],
+      step: `executing "${path}"`,
+    },
+  ];
+  const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
+  // With CLONE_VFORK the stub returns only after the child's execve or exit,
+  // so the arena is no longer in use.
+  child.release();
+  return child.pid;
 }

@@ -8,7 +8,13 @@
 # Assemble (tests do this and compare with ffi/clone_stub_x86_64.ts):
 #   as -o stub.o clone_stub_x86_64.S && objcopy -O binary -j .text stub.o stub.bin
 #
-# long stub(struct op *ops, long n, long clone_flags, long errfd, sigset_t *saved)
+# long stub(struct op *ops, long n, long clone_flags, long errfd,
+#           sigset_t *saved, void *child_stack)
+#
+#   child_stack is the top of a stack for the child, or 0 to run it on a
+#   copy of the caller's stack (fork semantics). With CLONE_VM the child
+#   shares the caller's memory and must have its own stack; it then only
+#   reads the ops and writes their result cells until execve.
 #
 #   All signals are blocked (old mask saved to *saved) around clone(), so no
 #   handler of the parent's runs in the child; the parent restores its mask
@@ -42,6 +48,7 @@ trun_clone_stub:
     mov r14, rcx                # errfd
     mov r15, r8                 # saved mask
     mov rbx, rdx                # clone flags
+    push r9                     # child stack
 
     push -1                     # a full signal set on the stack
     mov eax, 14                 # rt_sigprocmask(SIG_SETMASK, &full, saved, 8)
@@ -52,8 +59,8 @@ trun_clone_stub:
     syscall
     add rsp, 8
 
-    mov rdi, rbx                # clone(flags, NULL, NULL, NULL, 0)
-    xor esi, esi
+    pop rsi                     # clone(flags, child_stack, NULL, NULL, 0)
+    mov rdi, rbx
     xor edx, edx
     xor r10d, r10d
     xor r8d, r8d

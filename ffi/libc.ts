@@ -20,13 +20,23 @@ const SYMBOLS = {
   /** int pipe2(int fds[2], int flags) */
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** ssize_t read(int fd, void *buf, size_t n) — on a worker thread: may block */
-  read_blocking: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  read_blocking: {
+    name: "read",
+    parameters: ["i32", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
   /** ssize_t write(int fd, const void *buf, size_t n) */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /** int close(int fd) */
   close: { parameters: ["i32"], result: "i32" },
   /** pid_t waitpid(pid_t pid, int *status, int options) — on a worker thread */
-  waitpid_blocking: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  waitpid_blocking: {
+    name: "waitpid",
+    parameters: ["i32", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** pid_t waitpid(pid_t pid, int *status, int options) — synchronous (WNOHANG) */
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /** int kill(pid_t pid, int sig) */

@@ -78,7 +78,12 @@ export function parseArgs(def: CommandDef, argv: readonly string[]): ParsedArgs 
       if (value === undefined) flags[f.long] = true;
       else {
         const b = BOOL_VALUES[value];
-        if (b === undefined) throw new UsageError(def, `invalid value "${value}" for flag ${shown}: expected true or false`);
+        if (b === undefined) {
+          throw new UsageError(
+            def,
+            `invalid value "${value}" for flag ${shown}: expected true or false`,
+          );
+        }
         flags[f.long] = b;
       }
       return;
@@ -130,7 +135,9 @@ export function parseArgs(def: CommandDef, argv: readonly string[]): ParsedArgs 
         }
         let value: string | undefined = a.slice(j + 1);
         if (value === "") {
-          if (i + 1 >= argv.length) throw new UsageError(def, `flag needs an argument: '${c}' in -${c}`);
+          if (i + 1 >= argv.length) {
+            throw new UsageError(def, `flag needs an argument: '${c}' in -${c}`);
+          }
           value = argv[++i];
         } else if (value.startsWith("=")) value = value.slice(1);
         set(f, value, `-${c}`);
@@ -150,7 +157,9 @@ export function parseArgs(def: CommandDef, argv: readonly string[]): ParsedArgs 
     if (def.minArgs !== undefined && args.length < def.minArgs) {
       throw new UsageError(
         def,
-        `"trun ${def.name}" requires at least ${def.minArgs} argument${def.minArgs === 1 ? "" : "s"}`,
+        `"trun ${def.name}" requires at least ${def.minArgs} argument${
+          def.minArgs === 1 ? "" : "s"
+        }`,
       );
     }
     if (def.maxArgs !== undefined && args.length > def.maxArgs) {
@@ -158,7 +167,9 @@ export function parseArgs(def: CommandDef, argv: readonly string[]): ParsedArgs 
         def,
         def.maxArgs === 0
           ? `"trun ${def.name}" accepts no arguments`
-          : `"trun ${def.name}" accepts at most ${def.maxArgs} argument${def.maxArgs === 1 ? "" : "s"}`,
+          : `"trun ${def.name}" accepts at most ${def.maxArgs} argument${
+            def.maxArgs === 1 ? "" : "s"
+          }`,
       );
     }
   }
@@ -188,7 +199,9 @@ export function helpText(def: CommandDef): string {
   if (def.flags.length) {
     lines.push("", "Options:");
     const rows = def.flags.map((f) => {
-      const left = `${f.short ? `-${f.short}, ` : "    "}--${f.long}${f.kind === "bool" ? "" : ` ${f.value ?? "string"}`}`;
+      const left = `${f.short ? `-${f.short}, ` : "    "}--${f.long}${
+        f.kind === "bool" ? "" : ` ${f.value ?? "string"}`
+      }`;
       return [left, f.help] as const;
     });
     const width = Math.max(...rows.map(([l]) => l.length)) + 3;

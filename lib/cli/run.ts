@@ -11,23 +11,67 @@ import { runContainer } from "../runtime/executor.ts";
 /** The grammar of `trun run`. */
 export const RUN: CommandDef = {
   name: "run",
-  usage: "[OPTIONS] IMAGE [COMMAND] [ARG...]\n        trun run [OPTIONS] --rootfs DIR COMMAND [ARG...]",
+  usage:
+    "[OPTIONS] IMAGE [COMMAND] [ARG...]\n        trun run [OPTIONS] --rootfs DIR COMMAND [ARG...]",
   summary: "Create and run a new container from an image or a root filesystem directory",
   interspersed: false,
   flags: [
-    { long: "rootfs", kind: "bool", help: "The first argument is a root filesystem directory, not an image" },
-    { long: "env", short: "e", kind: "list", value: "NAME=VALUE", help: "Set an environment variable" },
-    { long: "env-file", kind: "list", value: "FILE", help: "Read environment variables from a file" },
-    { long: "workdir", short: "w", kind: "string", value: "DIR", help: "Working directory inside the container" },
-    { long: "user", short: "u", kind: "string", value: "USER[:GROUP]", help: "User name or uid (and group) to run as" },
+    {
+      long: "rootfs",
+      kind: "bool",
+      help: "The first argument is a root filesystem directory, not an image",
+    },
+    {
+      long: "env",
+      short: "e",
+      kind: "list",
+      value: "NAME=VALUE",
+      help: "Set an environment variable",
+    },
+    {
+      long: "env-file",
+      kind: "list",
+      value: "FILE",
+      help: "Read environment variables from a file",
+    },
+    {
+      long: "workdir",
+      short: "w",
+      kind: "string",
+      value: "DIR",
+      help: "Working directory inside the container",
+    },
+    {
+      long: "user",
+      short: "u",
+      kind: "string",
+      value: "USER[:GROUP]",
+      help: "User name or uid (and group) to run as",
+    },
     { long: "group-add", kind: "list", value: "GROUP", help: "Add a supplementary group" },
-    { long: "volume", short: "v", kind: "list", value: "HOST:CTR[:ro]", help: "Bind mount a host directory or file" },
+    {
+      long: "volume",
+      short: "v",
+      kind: "list",
+      value: "HOST:CTR[:ro]",
+      help: "Bind mount a host directory or file",
+    },
     { long: "hostname", short: "h", kind: "string", value: "NAME", help: "Container hostname" },
     { long: "read-only", kind: "bool", help: "Mount the container's root filesystem read-only" },
     { long: "network", kind: "string", value: "MODE", help: "host (default) or none" },
     { long: "entrypoint", kind: "string", value: "CMD", help: "Override the image's entrypoint" },
-    { long: "interactive", short: "i", kind: "bool", help: "Keep stdin open (stdin is always passed through)" },
-    { long: "tty", short: "t", kind: "bool", help: "Allocate a pseudo-terminal (not yet: stdio is passed through)" },
+    {
+      long: "interactive",
+      short: "i",
+      kind: "bool",
+      help: "Keep stdin open (stdin is always passed through)",
+    },
+    {
+      long: "tty",
+      short: "t",
+      kind: "bool",
+      help: "Allocate a pseudo-terminal (not yet: stdio is passed through)",
+    },
     { long: "rm", kind: "bool", help: "Remove the container when it exits (always, for now)" },
     { long: "debug", kind: "bool", help: "Print the container plan and start timings to stderr" },
   ],
@@ -52,7 +96,9 @@ export async function main(argv: string[]): Promise<number> {
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
   }
-  if (boolFlag(p, "tty")) warn("-t: no pseudo-terminal yet; the container uses trun's stdin, stdout and stderr");
+  if (boolFlag(p, "tty")) {
+    warn("-t: no pseudo-terminal yet; the container uses trun's stdin, stdout and stderr");
+  }
   const runtimeDir = ensureRuntimeRoot();
   const base: Omit<RunRequest, "layers"> = {
     args,
@@ -64,7 +110,9 @@ export async function main(argv: string[]): Promise<number> {
     network,
     tty: boolFlag(p, "tty"),
     runtimeDir,
-    ...(stringFlag(p, "entrypoint") !== undefined ? { entrypoint: stringFlag(p, "entrypoint")! } : {}),
+    ...(stringFlag(p, "entrypoint") !== undefined
+      ? { entrypoint: stringFlag(p, "entrypoint")! }
+      : {}),
     ...(stringFlag(p, "hostname") !== undefined ? { hostname: stringFlag(p, "hostname")! } : {}),
     ...(stringFlag(p, "workdir") !== undefined ? { workdir: stringFlag(p, "workdir")! } : {}),
     ...(stringFlag(p, "user") !== undefined ? { user: stringFlag(p, "user")! } : {}),
@@ -89,7 +137,13 @@ export async function main(argv: string[]): Promise<number> {
   if (debug) warn(`plan: ${JSON.stringify(plan, null, 2)}`);
   return await runContainer(plan, {
     onStarted: (t) => {
-      if (debug) warn(`started: clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, to exec ${t.exec.toFixed(1)} ms`);
+      if (debug) {
+        warn(
+          `started: clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, to exec ${
+            t.exec.toFixed(1)
+          } ms`,
+        );
+      }
     },
   });
 }

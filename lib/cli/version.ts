@@ -10,7 +10,13 @@ export const VERSION_COMMAND: CommandDef = {
   summary: "Show the trun version",
   interspersed: true,
   maxArgs: 0,
-  flags: [{ long: "format", short: "f", kind: "string", value: "FORMAT", help: "json for machine-readable output" }],
+  flags: [{
+    long: "format",
+    short: "f",
+    kind: "string",
+    value: "FORMAT",
+    help: "json for machine-readable output",
+  }],
 };
 
 /** Runs `trun version`. */

@@ -140,13 +140,13 @@ export interface ImageConfig {
   /** Runtime defaults. */
   config?: ImageRuntimeConfig;
   /** Uncompressed layer digests, base first. */
-  rootfs: { type: string; diff_ids: string[] };
+  rootfs: { type: string; "diff_ids": string[] };
   /** Build history. */
   history?: {
     created?: string;
-    created_by?: string;
+    "created_by"?: string;
     comment?: string;
-    empty_layer?: boolean;
+    "empty_layer"?: boolean;
     author?: string;
   }[];
 }
@@ -266,7 +266,7 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
 
 // Go's architecture names for what other tools and uname call them.
 const ARCH_ALIASES: Readonly<Record<string, { architecture: string; variant?: string }>> = {
-  x86_64: { architecture: "amd64" },
+  "x86_64": { architecture: "amd64" },
   "x86-64": { architecture: "amd64" },
   amd64: { architecture: "amd64" },
   aarch64: { architecture: "arm64" },

@@ -201,7 +201,9 @@ export class RegistryClient {
       this.#followRedirects(url, {
         ...(init.method !== undefined ? { method: init.method } : {}),
         headers: init.headers as Record<string, string>,
-        ...(init.body != null ? { body: () => init.body as BodyInit } : {}),
+        ...(init.body !== undefined && init.body !== null
+          ? { body: () => init.body as BodyInit }
+          : {}),
       });
     this.#endpoints = registryEndpoints(config, this.registry, options.purpose ?? "pull").map(
       (e) => ({
@@ -567,7 +569,7 @@ export class RegistryClient {
       const res = await this.#authed(ep, url.href, scopes, {
         method: "PUT",
         headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-        body: openStream,
+        body: () => openStream() as BodyInit,
         signal,
       });
       await res.body?.cancel();
@@ -653,20 +655,13 @@ export class RegistryClient {
   async #ping(ep: EndpointState, hasFallback: boolean, signal?: AbortSignal): Promise<void> {
     // With a fallback (HTTP after HTTPS, the registry after a mirror) one try
     // is enough: a TLS handshake with a plain-HTTP port will not get better.
-    let res: Response;
-    try {
-      res = await this.#request(`${ep.url}/v2/`, { signal, retry: !hasFallback });
-    } catch (e) {
-      ep.ping = undefined;
-      throw e;
-    }
+    const res = await this.#request(`${ep.url}/v2/`, { signal, retry: !hasFallback });
     await res.body?.cancel();
     if (res.status === 401) {
       ep.auth.setChallenge(res.headers.get("www-authenticate"));
       return;
     }
     if (!res.ok) {
-      ep.ping = undefined;
       throw new RegistryError(
         `"${ep.url}" does not answer like a registry: GET /v2/ returned ${res.status}`,
         res.status,
@@ -920,7 +915,7 @@ async function* chunksWithIdleTimeout(
   const reader = res.body.getReader();
   try {
     for (;;) {
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const idle = new Promise<"idle">((resolve) => {
         timer = setTimeout(() => resolve("idle"), idleMs);
       });

@@ -116,7 +116,11 @@ export async function runContainer(plan: ContainerPlan, opts: RunOptions = {}): 
   try {
     const ops = compileChildProgram(plan, { syncRead });
     const t0 = performance.now();
-    child = startChildProgram(ops, { cloneFlags: cloneFlagsFor(plan), errFd: errWrite });
+    child = startChildProgram(ops, {
+      cloneFlags: cloneFlagsFor(plan),
+      errFd: errWrite,
+      shareMemory: true,
+    });
     const pid = child.pid;
     const t1 = performance.now();
     closeFd(syncRead);

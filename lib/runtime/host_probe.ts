@@ -449,6 +449,8 @@ async function activeProbe(unshare: string, near: string | null) {
     ]);
     return { userns, overlay };
   } finally {
+    // overlay leaves work/work with mode 0000, which a recursive remove cannot list.
+    await Deno.chmod(`${dir}/work/work`, 0o700).catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

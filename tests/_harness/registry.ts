@@ -10,7 +10,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { buildFixtures, type FixtureSet, pushFixtures } from "../../scripts/fixtures.ts";
+import { buildFixtures, type FixtureSet } from "../../scripts/fixtures.ts";
+import { pushLayout } from "./oci_push.ts";
 import { findStaticBusybox } from "./rootfs.ts";
 
 /** A running registry. */
@@ -239,12 +240,20 @@ async function buildCachedLayout(): Promise<FixtureSet> {
   }
 }
 
-/** Starts a registry and pushes every fixture image into it. */
-export async function startFixtureRegistry(opts: RegistryOptions = {}): Promise<FixtureRegistry> {
+/** Options for `startFixtureRegistry()`. */
+export interface FixtureRegistryOptions extends RegistryOptions {
+  /** Push only these references ("trun-fixtures/busybox:latest"); default all (~35 MB, ~1 s). */
+  images?: readonly string[];
+}
+
+/** Starts a registry and pushes the fixture images into it. */
+export async function startFixtureRegistry(
+  opts: FixtureRegistryOptions = {},
+): Promise<FixtureRegistry> {
   const fixtures = await fixtureLayout();
   const reg = await startRegistry(opts);
   try {
-    await pushFixtures(fixtures.layoutDir, reg.host);
+    await pushLayout(fixtures.layoutDir, reg.host, opts.images);
   } catch (e) {
     await reg.stop();
     throw e;

@@ -1,0 +1,90 @@
+/**
+ * Raw system calls through libc's `syscall(2)`: one FFI symbol instead of one
+ * per function, because every symbol Deno binds costs about half a
+ * millisecond of startup and `trun run` needs a dozen calls. Numbers come
+ * from `syscalls.ts`; errors become `SyscallError`.
+ */
+import { SyscallError } from "./errno.ts";
+import { syscallTable } from "./syscalls.ts";
+
+const P = ["i64", "i64", "i64", "i64", "i64", "i64", "i64"] as const;
+const SYMBOLS = {
+  /** long syscall(long number, ...) — glibc passes the six arguments through */
+  syscall: { parameters: P, result: "i64" },
+  /** the same on a worker thread, for calls that block (read, wait4); errno is lost */
+  syscall_blocking: { name: "syscall", parameters: P, result: "i64", nonblocking: true },
+  /** int *__errno_location(void) */
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+
+function symbols(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
+  if (!lib) {
+    if (Deno.build.os !== "linux") {
+      throw new Error(`trun runs only on Linux; this is ${Deno.build.os}`);
+    }
+    lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  }
+  return lib;
+}
+
+/** An argument of a raw call: an integer or a buffer (passed by address). */
+export type SysArg = number | bigint | Uint8Array | null;
+
+function arg(a: SysArg | undefined): bigint {
+  if (a === undefined || a === null) return 0n;
+  if (typeof a === "number") return BigInt(a);
+  if (typeof a === "bigint") return a;
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a as Uint8Array<ArrayBuffer>)));
+}
+
+/** The address of a buffer's first byte, as a call argument. */
+export function addressOf(buf: Uint8Array<ArrayBuffer>): bigint {
+  return arg(buf);
+}
+
+/**
+ * Makes system call `name`; returns its result, or throws `SyscallError`
+ * (with `what` as the message prefix) when it fails.
+ */
+export function sys(
+  name: keyof ReturnType<typeof syscallTable>,
+  args: SysArg[],
+  what?: string,
+): bigint {
+  const s = symbols();
+  const nr = BigInt(syscallTable()[name]);
+  const r = s.syscall(
+    nr,
+    arg(args[0]),
+    arg(args[1]),
+    arg(args[2]),
+    arg(args[3]),
+    arg(args[4]),
+    arg(args[5]),
+  );
+  if (r === -1n) {
+    const p = s.__errno_location();
+    const errno = p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+    throw new SyscallError(name, errno, what);
+  }
+  return r;
+}
+
+/** Like `sys` but on a worker thread, for calls that block; returns -1n on failure (errno unknown). */
+export async function sysBlocking(
+  name: keyof ReturnType<typeof syscallTable>,
+  args: SysArg[],
+): Promise<bigint> {
+  const nr = BigInt(syscallTable()[name]);
+  return await symbols().syscall_blocking(
+    nr,
+    arg(args[0]),
+    arg(args[1]),
+    arg(args[2]),
+    arg(args[3]),
+    arg(args[4]),
+    arg(args[5]),
+  );
+}
