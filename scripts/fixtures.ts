@@ -141,7 +141,8 @@ function headerBlock(h: Header): Uint8Array {
 function splitPoint(name: string): number {
   const bytes = enc.encode(name);
   if (bytes.length > 256) return -1;
-  for (let i = bytes.length - 1; i > 0; i--) {
+  // The name part must not be empty: a directory's trailing slash is no split point.
+  for (let i = bytes.length - 2; i > 0; i--) {
     if (bytes[i] !== 0x2f) continue; // "/"
     if (i <= 155 && bytes.length - i - 1 <= 100) return name.length - (bytes.length - i);
   }
@@ -300,7 +301,10 @@ class LayoutWriter {
       os: "linux",
       config: { Env: [DEFAULT_PATH], Cmd: ["sh"], WorkingDir: "/", ...runConfig },
       rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
-      history: layers.map(() => ({ created: CREATED, created_by: `trun fixtures: ${description}` })),
+      history: layers.map(() => ({
+        created: CREATED,
+        created_by: `trun fixtures: ${description}`,
+      })),
     };
     const configDesc = await this.json(docker ? MEDIA.dockerConfig : MEDIA.ociConfig, configDoc);
     const layerDescs = layers.map((l) =>
@@ -419,7 +423,10 @@ async function bigFiles(limit: number): Promise<{ name: string; data: Uint8Array
       const path = `${dir}/${name}`;
       const st = await Deno.stat(path);
       if (st.size === 0 || st.size > 8 << 20 || total + st.size > limit) continue;
-      out.push({ name: `${dir.slice(1).replaceAll("/", "_")}/${name}`, data: await Deno.readFile(path) });
+      out.push({
+        name: `${dir.slice(1).replaceAll("/", "_")}/${name}`,
+        data: await Deno.readFile(path),
+      });
       total += st.size;
     }
   }
@@ -439,7 +446,9 @@ export async function buildFixtures(outDir: string, opts: BuildOptions = {}): Pr
 
   // (a) busybox, OCI media types; (f) the same with Docker schema2 ones.
   const labels = { Labels: { "org.trun.fixture": "busybox" } };
-  images.push(w.tag("trun-fixtures/busybox:latest", await w.image([busyboxLayer], labels, "busybox")));
+  images.push(
+    w.tag("trun-fixtures/busybox:latest", await w.image([busyboxLayer], labels, "busybox")),
+  );
   images.push(
     w.tag(
       "trun-fixtures/busybox:docker",
@@ -484,7 +493,9 @@ export async function buildFixtures(outDir: string, opts: BuildOptions = {}): Pr
 
   // (e) owners.
   const owners = await w.layer(ownersTree(), "gzip");
-  images.push(w.tag("trun-fixtures/owners:latest", await w.image([busyboxLayer, owners], {}, "owners")));
+  images.push(
+    w.tag("trun-fixtures/owners:latest", await w.image([busyboxLayer, owners], {}, "owners")),
+  );
 
   // (g) big: four layers, each the same host files under /big/N.
   if (opts.big ?? true) {
@@ -513,8 +524,17 @@ export async function pushFixtures(outDir: string, registryHost: string): Promis
   return await pushLayout(outDir, registryHost);
 }
 
+/** Prints one line of the script's report (scripts may print; the library part above does not). */
+function say(line: string, stream: "out" | "err" = "out"): void {
+  // deno-lint-ignore no-console
+  (stream === "out" ? console.log : console.error)(line);
+}
+
 function usage(): never {
-  console.error("usage: deno run -A scripts/fixtures.ts [--registry HOST:PORT] [--out DIR] [--no-big]");
+  say(
+    "usage: deno run -A scripts/fixtures.ts [--registry HOST:PORT] [--out DIR] [--no-big]",
+    "err",
+  );
   Deno.exit(2);
 }
 
@@ -533,11 +553,12 @@ if (import.meta.main) {
   const dir = out ?? await Deno.makeTempDir({ prefix: "trun-fixtures-" });
   const started = performance.now();
   const set = await buildFixtures(dir, { big });
-  console.log(`Built ${set.images.length} images in ${dir} (${Math.round(performance.now() - started)} ms)`);
-  for (const img of set.images) console.log(`  ${img.ref}  ${img.digest}  ${img.mediaType}`);
+  const ms = (t: number) => Math.round(performance.now() - t);
+  say(`Built ${set.images.length} images in ${dir} (${ms(started)} ms)`);
+  for (const img of set.images) say(`  ${img.ref}  ${img.digest}  ${img.mediaType}`);
   if (registry !== undefined) {
     const t = performance.now();
     const pushed = await pushFixtures(dir, registry);
-    console.log(`Pushed ${pushed.length} images to ${registry} (${Math.round(performance.now() - t)} ms)`);
+    say(`Pushed ${pushed.length} images to ${registry} (${ms(t)} ms)`);
   }
 }

@@ -7,6 +7,12 @@ import { printHelp, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import { planRun, type RunRequest } from "../runtime/run_request.ts";
 import { runContainer } from "../runtime/executor.ts";
+import { type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
+
+/** `--userns=single`: keep only the 0 → user line of a mapping. */
+function singleIdMapping(m: IdMapping): IdMapping {
+  return { mode: "single", uid: m.uid.slice(0, 1), gid: m.gid.slice(0, 1) };
+}
 
 /** The grammar of `trun run`. */
 export const RUN: CommandDef = {
@@ -58,6 +64,12 @@ export const RUN: CommandDef = {
     },
     { long: "hostname", short: "h", kind: "string", value: "NAME", help: "Container hostname" },
     { long: "read-only", kind: "bool", help: "Mount the container's root filesystem read-only" },
+    {
+      long: "userns",
+      kind: "string",
+      value: "MODE",
+      help: "auto (subordinate ids when available) or single (only root mapped)",
+    },
     { long: "network", kind: "string", value: "MODE", help: "host (default) or none" },
     { long: "entrypoint", kind: "string", value: "CMD", help: "Override the image's entrypoint" },
     {
@@ -131,7 +143,15 @@ export async function main(argv: string[]): Promise<number> {
     const { imageRunRequest } = await import("../image/run_image.ts");
     req = await imageRunRequest(target, base);
   }
-  const plan = planRun(req);
+  const userns = stringFlag(p, "userns") ?? "auto";
+  if (userns !== "auto" && userns !== "single") {
+    throw new UsageError(RUN, `unsupported --userns "${userns}": use auto or single`);
+  }
+  const mapping = loadIdMapping();
+  const plan = planRun(
+    req,
+    userns === "single" && mapping.mode !== "host" ? singleIdMapping(mapping) : mapping,
+  );
   if (plan.idMapping.warning) warn(plan.idMapping.warning);
   const debug = boolFlag(p, "debug");
   if (debug) warn(`plan: ${JSON.stringify(plan, null, 2)}`);

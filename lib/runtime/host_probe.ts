@@ -455,6 +455,27 @@ async function activeProbe(unshare: string, near: string | null) {
   }
 }
 
+/**
+ * The cgroup v1 controllers (cgroups(7)); other super options of a v1 mount
+ * (`xattr`, `name=systemd`, `clone_children`) are not controllers.
+ */
+const V1_CONTROLLERS = new Set([
+  "blkio",
+  "cpu",
+  "cpuacct",
+  "cpuset",
+  "devices",
+  "freezer",
+  "hugetlb",
+  "memory",
+  "misc",
+  "net_cls",
+  "net_prio",
+  "perf_event",
+  "pids",
+  "rdma",
+]);
+
 /** The cgroup part of the report, from mountinfo, /proc/self/cgroup and the cgroup files. */
 function probeCgroups(
   root: string,
@@ -464,11 +485,7 @@ function probeCgroups(
   const v2 = mounts.filter((m) => m.fsType === "cgroup2");
   const v1 = mounts.filter((m) => m.fsType === "cgroup");
   const v1Controllers = [
-    ...new Set(
-      v1.flatMap((m) =>
-        m.superOptions.filter((o) => /^[a-z_]+$/.test(o) && o !== "rw" && o !== "ro")
-      ),
-    ),
+    ...new Set(v1.flatMap((m) => m.superOptions.filter((o) => V1_CONTROLLERS.has(o)))),
   ].sort();
   const main = v2.find((m) => m.mountPoint === "/sys/fs/cgroup") ?? v2[0] ?? null;
   const version = main ? (v1.length > 0 ? "hybrid" : "v2") : v1.length > 0 ? "v1" : "none";

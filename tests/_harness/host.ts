@@ -237,9 +237,21 @@ export async function runInMappedUserns(
     }
     const uid = Deno.uid() ?? 0, gid = Deno.gid() ?? 0;
     for (
-      const [tool, own, r] of [["newuidmap", uid, ranges.uid], ["newgidmap", gid, ranges.gid]] as const
+      const [tool, own, r] of [["newuidmap", uid, ranges.uid], [
+        "newgidmap",
+        gid,
+        ranges.gid,
+      ]] as const
     ) {
-      const out = await run(tool, [String(child.pid), "0", String(own), "1", "1", String(r.start), String(r.count)]);
+      const out = await run(tool, [
+        String(child.pid),
+        "0",
+        String(own),
+        "1",
+        "1",
+        String(r.start),
+        String(r.count),
+      ]);
       if (!out.ok) throw new Error(`${tool} failed: ${out.stderr.trim()}`);
     }
     await writer.write(new TextEncoder().encode("go\n"));
@@ -314,9 +326,9 @@ async function probe(): Promise<HostCapabilities> {
   const ranges = await subRanges();
   const subids = ranges !== null && ranges.uid.count >= 65536 && ranges.gid.count >= 65536;
   if (!subids) {
-    reasons.subids = `no range of 65536 ids for "${
-      await userName(Deno.uid() ?? 0)
-    }" in /etc/subuid and /etc/subgid`;
+    reasons.subids = `no range of 65536 ids for "${await userName(
+      Deno.uid() ?? 0,
+    )}" in /etc/subuid and /etc/subgid`;
   }
 
   let idmap = false;
@@ -369,7 +381,9 @@ async function probe(): Promise<HostCapabilities> {
 
   const dockerRegistry = await Deno.stat(DOCKER_REGISTRY_BIN).then(() => DOCKER_REGISTRY_BIN)
     .catch(() => null);
-  if (dockerRegistry === null) reasons.dockerRegistry = "no docker-registry (install docker-registry)";
+  if (dockerRegistry === null) {
+    reasons.dockerRegistry = "no docker-registry (install docker-registry)";
+  }
 
   return {
     userns,
@@ -513,7 +527,7 @@ export async function trunCommand(
       // trun exited without reading all of it.
     }
   })();
-  let graceTimer: number | undefined;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
   let held = false;
   const status = child.status;
   const grace = status.then(() =>
@@ -567,7 +581,9 @@ export async function removeTree(path: string): Promise<void> {
   }
   const ranges = await subRanges();
   if (ranges === null) {
-    throw new Error(`Cannot remove "${path}": permission denied and no subordinate ids to retry with`);
+    throw new Error(
+      `Cannot remove "${path}": permission denied and no subordinate ids to retry with`,
+    );
   }
   const out = await runInMappedUserns(["rm", "-rf", "--", path], ranges);
   if (!out.ok) throw new Error(`Cannot remove "${path}" in a user namespace: ${out.stderr.trim()}`);

@@ -124,7 +124,7 @@ class Pusher {
     repo: string,
     reference: string,
     desc: Descriptor,
-    bytes: Uint8Array,
+    bytes: Uint8Array<ArrayBuffer>,
   ): Promise<void> {
     const res = await fetch(`${this.base}/v2/${repo}/manifests/${reference}`, {
       method: "PUT",

@@ -55,16 +55,20 @@ function freePort(): number {
 
 function registryConfig(storageDir: string, port: number): string {
   // JSON is YAML, and needs no quoting rules of its own.
-  return JSON.stringify({
-    version: 0.1,
-    log: { level: "warn", accesslog: { disabled: true } },
-    storage: {
-      filesystem: { rootdirectory: storageDir },
-      delete: { enabled: true },
-      maintenance: { uploadpurging: { enabled: false } },
+  return JSON.stringify(
+    {
+      version: 0.1,
+      log: { level: "warn", accesslog: { disabled: true } },
+      storage: {
+        filesystem: { rootdirectory: storageDir },
+        delete: { enabled: true },
+        maintenance: { uploadpurging: { enabled: false } },
+      },
+      http: { addr: `127.0.0.1:${port}`, secret: "trun-test-registry" },
     },
-    http: { addr: `127.0.0.1:${port}`, secret: "trun-test-registry" },
-  }, null, 2);
+    null,
+    2,
+  );
 }
 
 /** Keeps the last `limit` bytes of a stream, so a failed start can say why. */
@@ -215,7 +219,12 @@ async function buildCachedLayout(): Promise<FixtureSet> {
     const index = await Deno.readTextFile(`${layoutDir}/index.json`).catch(() => null);
     if (index !== null) {
       const manifests = (JSON.parse(index) as {
-        manifests: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }[];
+        manifests: {
+          mediaType: string;
+          digest: string;
+          size: number;
+          annotations: Record<string, string>;
+        }[];
       }).manifests;
       return {
         layoutDir,

@@ -217,7 +217,7 @@ const INVALID: [input: string, message: string][] = [
   ["ubuntu/", "empty path component"],
   ["bad_-name/x", '"bad_-name" is not a valid repository path component'],
   ["-lead/x", '"-lead" is not a valid repository path component'],
-  ["a..b/x", "registry host \"a..b\" is not valid"],
+  ["a..b/x", 'registry host "a..b" is not valid'],
   ["host:99999/x", 'registry port in "host:99999" is not valid'],
   ["host:/x", 'registry port in "host:" is not valid'],
   ["localhost:5000/", 'the repository name after "localhost:5000/" is missing'],
