@@ -227,7 +227,7 @@ async function pump(
     failure ??= err;
     decompressor?.destroy();
     extract.destroy();
-    source.return?.();
+    Promise.resolve(source.return?.()).catch(() => {});
   };
 
   async function* raw(): AsyncGenerator<Uint8Array> {
@@ -252,7 +252,7 @@ async function pump(
       tarSize += chunk.length;
       if (!extract.write(chunk)) await drained(extract);
     }
-    extract.end();
+    extract.end(null);
   }
 
   const tasks = [
@@ -344,9 +344,12 @@ class TreeWriter {
 
   async consume(extract: tarStream.Extract): Promise<void> {
     for await (const entry of extract) {
-      const header = entry.header;
       try {
-        await this.apply(header, entry);
+        const body = entry as unknown as AsyncIterable<Uint8Array>;
+        await this.apply(entry.header, body);
+        // Bodies of non-file entries are normally empty, but the extractor
+        // stalls until every body is read, so read whatever is left.
+        await drain(body);
       } catch (err) {
         entry.destroy();
         throw err;
@@ -357,7 +360,9 @@ class TreeWriter {
 
   private async apply(h: Header, body: AsyncIterable<Uint8Array>): Promise<void> {
     const name = h.name;
-    if (h.type === null || h.type === undefined) {
+    // tar-stream keeps old-style directories (type 0, trailing slash) as files.
+    const type = h.type === "file" && name.endsWith("/") ? "directory" : h.type;
+    if ((type as string | null) === null) {
       this.refuse(name, "has a tar type trun cannot unpack (GNU sparse or vendor-specific)");
     }
     const rel = normalizeEntryPath(name);
@@ -380,7 +385,7 @@ class TreeWriter {
 
     if (rel === "") {
       // The layer root itself (`./`): only its metadata matters.
-      if (h.type !== "directory") this.refuse(name, "replaces the layer root with a non-directory");
+      if (type !== "directory") this.refuse(name, "replaces the layer root with a non-directory");
       this.dirMeta.set("", { mode, uid, gid, atime, mtime });
       this.setXattrs(name, this.dest, pax);
       return;
@@ -388,7 +393,7 @@ class TreeWriter {
     this.ensureParents(name, rel);
     const path = `${this.dest}/${rel}`;
 
-    switch (h.type) {
+    switch (type) {
       case "directory": {
         if (!this.isDir(rel)) {
           this.clear(rel);
@@ -422,14 +427,14 @@ class TreeWriter {
         this.clear(rel);
         // The link text is kept as written, even absolute: it is resolved
         // inside the container, never by trun on the host.
-        Deno.symlinkSync(h.linkname, path);
+        Deno.symlinkSync(h.linkname ?? "", path);
         this.chown(name, path, uid, gid);
         lutimes(path, atime, mtime);
         this.setXattrs(name, path, pax);
         break;
       }
       case "link": {
-        const target = this.linkTarget(name, h.linkname);
+        const target = this.linkTarget(name, h.linkname ?? "");
         if (target === rel) break;
         this.clear(rel);
         Deno.linkSync(`${this.dest}/${target}`, path);
@@ -438,7 +443,7 @@ class TreeWriter {
       case "character-device":
       case "block-device": {
         this.clear(rel);
-        const kind = h.type === "character-device" ? S_IFCHR : S_IFBLK;
+        const kind = type === "character-device" ? S_IFCHR : S_IFBLK;
         try {
           mknod(path, kind | mode, h.devmajor, h.devminor);
         } catch (err) {
@@ -461,7 +466,7 @@ class TreeWriter {
       }
       default:
         // pax and GNU long-name headers never reach here: tar-stream folds them in.
-        this.refuse(name, `has tar type "${h.type}", which trun cannot unpack`);
+        this.refuse(name, `has tar type "${type}", which trun cannot unpack`);
     }
     if (this.mode === "apply") this.made.add(rel);
   }
@@ -524,6 +529,7 @@ class TreeWriter {
         if (st === null) {
           this.mkdir(name, path);
           Deno.chmodSync(path, 0o755);
+          if (this.mode === "apply") this.made.add(dir);
         } else if (st.isSymlink) {
           this.refuse(name, `would be written through the symlink "${dir}"`);
         } else if (!st.isDirectory) {
@@ -569,16 +575,13 @@ class TreeWriter {
     let at = target.indexOf("/");
     while (at >= 0) {
       const dir = target.slice(0, at);
-      const st = this.dirs.has(dir) ? null : lstatOrNull(`${this.dest}/${dir}`);
       if (!this.dirs.has(dir)) {
+        const st = lstatOrNull(`${this.dest}/${dir}`);
+        if (st?.isSymlink) this.refuse(name, `is a hardlink through the symlink "${dir}"`);
         if (st === null || !st.isDirectory) {
-          this.refuse(
-            name,
-            st?.isSymlink
-              ? `is a hardlink through the symlink "${dir}"`
-              : `is a hardlink to "${linkname}", which is not in this layer`,
-          );
+          this.refuse(name, `is a hardlink to "${linkname}", which is not in this layer`);
         }
+        this.dirs.add(dir);
       }
       at = target.indexOf("/", at + 1);
     }

@@ -281,8 +281,8 @@ export function parseFileCaps(
   return { permitted, effective: (magic & 1) === 1 };
 }
 
-/** The stat fields the access checks read. */
-type Owned = { mode: number | null; uid: number | null; gid: number | null };
+/** The stat fields the access checks read (a subset of Deno.FileInfo). */
+export type Owned = { mode: number | null; uid: number | null; gid: number | null };
 
 /** The rwx bits that apply to `who`: owner, else group (primary or supplementary), else other. */
 function permBits(st: Owned, who: { uid: number; groups: readonly number[] }): number {
@@ -725,8 +725,12 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<HostReport> {
     kernelOverlay.status === "expected";
   if (kernelOverlay.status === "unavailable") {
     problems.push(
-      !kernelSupportsUserns
-        ? `kernel ${kernel ?? "unknown"} cannot mount overlay in a user namespace (needs 5.11): ` +
+      kernel === null || version === null
+        ? "the kernel version is unknown (no /proc/sys/kernel/osrelease): overlay in a user " +
+          "namespace is assumed unavailable, so images are mounted with fuse-overlayfs, or " +
+          "copied without it"
+        : !kernelSupportsUserns
+        ? `kernel ${kernel} cannot mount overlay in a user namespace (needs 5.11): ` +
           `images are mounted with fuse-overlayfs, or copied without it`
         : "the overlay file system is not in this kernel (not in /proc/filesystems, no module): " +
           "images are mounted with fuse-overlayfs, or copied without it; modprobe overlay",

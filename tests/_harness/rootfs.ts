@@ -97,9 +97,21 @@ export async function busyboxApplets(busybox: string): Promise<string[]> {
 /**
  * The minimal busybox system as a tree: `bin/busybox` with a symlink per
  * applet, users and groups in `/etc`, the usual empty mount points, `/tmp`
- * sticky and world-writable, and `/home/app` owned by 1000:1000.
+ * sticky and world-writable, and `/home/app` owned by 1000:1000. Without
+ * `busybox`, uses the host's static one; the result is shared, so callers
+ * copy before changing it.
  */
-export async function busyboxTree(busybox?: string): Promise<TreeEntry[]> {
+export function busyboxTree(busybox?: string): Promise<TreeEntry[]> {
+  if (busybox !== undefined) return buildBusyboxTree(busybox);
+  // Reading busybox and listing its applets once per process is enough.
+  defaultTree ??= buildBusyboxTree(undefined);
+  defaultTree.catch(() => defaultTree = null);
+  return defaultTree;
+}
+
+let defaultTree: Promise<TreeEntry[]> | null = null;
+
+async function buildBusyboxTree(busybox: string | undefined): Promise<TreeEntry[]> {
   const binary = busybox ?? await findStaticBusybox();
   if (binary === null) {
     throw new Error("Cannot build a busybox rootfs: no static busybox; install busybox-static");
@@ -161,7 +173,10 @@ export async function writeTree(root: string, entries: TreeEntry[], chown: boole
         break;
       case "symlink":
         await Deno.symlink(e.target, path);
-        if (chown) await lchown(path, e.uid ?? 0, e.gid ?? 0);
+        // Root creates links as 0:0 already; a process per link would cost seconds.
+        if (chown && ((e.uid ?? 0) !== 0 || (e.gid ?? 0) !== 0)) {
+          await lchown(path, e.uid ?? 0, e.gid ?? 0);
+        }
         break;
       case "hardlink":
         await Deno.link(`${root}/${e.target}`, path);

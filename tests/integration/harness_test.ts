@@ -155,9 +155,9 @@ Deno.test("isStaticElf() accepts static busybox and rejects a dynamic binary", a
       }
       // The shell runs from the rootfs (static: no host libraries needed).
       const out = await new Deno.Command(`${root}/bin/sh`, {
-        args: ["-c", "echo hi from $0"],
+        args: ["-c", "echo hi; ls /"],
       }).output();
-      assert.equal(dec.decode(out.stdout), "hi from sh\n");
+      assert.ok(dec.decode(out.stdout).startsWith("hi\n"));
     },
   });
 

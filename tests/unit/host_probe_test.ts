@@ -428,7 +428,6 @@ const BROKEN: [string, (f: Fake) => void, RegExp[], (r: HostReport) => void][] =
       f.put("/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n");
       f.put("/sys/fs/cgroup/unified/cgroup.subtree_control", "\n");
       f.put("/sys/fs/cgroup/unified/cgroup.procs", "", 0o644);
-      Deno.chmodSync(`${f.root}/sys/fs/cgroup/unified`, 0o555);
     },
     [
       /^cgroup v2 controllers cpu, memory, pids not available \(hybrid layout: \/sys\/fs\/cgroup\/unified has hugetlb; they are on cgroup v1\): .*systemd\.unified_cgroup_hierarchy=1/,
