@@ -356,11 +356,13 @@ export function signalProcess(pid: number, signal: number): boolean {
  * Starts a program as a plain child of trun (no namespaces), the way
  * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that restores the signal
  * mask and execs. About a millisecond, where `Deno.Command` costs 5–15 ms;
- * used for newuidmap/newgidmap on the `run` path. stdio is inherited. An
- * exec failure shows as exit status 127.
+ * used for newuidmap/newgidmap on the `run` path. stdio is inherited, but
+ * for stderr when `stderrFd` is given. An exec failure shows as exit status
+ * 127.
  */
-export function spawnProcess(path: string, argv: string[], env: string[]): number {
+export function spawnProcess(path: string, argv: string[], env: string[], stderrFd?: number): number {
   const ops: ChildOp[] = [
+    ...(stderrFd === undefined ? [] : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
     {
       call: "rt_sigprocmask",
       args: [2, /* SIG_SETMASK */ { savedSignalMask: true }, 0, 8],

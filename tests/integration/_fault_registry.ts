@@ -133,7 +133,7 @@ function buildImage(bigLayerSize: number): { image: FakeImage; indexBytes: Uint8
   for (const [arch, variant, seed] of [["amd64", undefined, 1], ["arm64", "v8", 2]] as const) {
     const small = blob(
       "application/vnd.oci.image.layer.v1.tar+gzip",
-      gzipSync(enc.encode(`layer for ${arch}\n`.repeat(100))),
+      new Uint8Array(gzipSync(enc.encode(`layer for ${arch}\n`.repeat(100)))),
     );
     const big = blob("application/vnd.oci.image.layer.v1.tar+gzip", noise(bigLayerSize, seed));
     const config = blob(
@@ -211,6 +211,14 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
   const uploads = new Map<string, string>();
   const stalled = new Set<ReadableStreamDefaultController<Uint8Array>>();
 
+  // Like a real registry, a blob is visible only in the repositories it was
+  // pushed or mounted into.
+  const linked = new Map<string, Set<string>>();
+  const link = (name: string, digest: string) => {
+    if (!linked.has(name)) linked.set(name, new Set());
+    linked.get(name)!.add(digest);
+  };
+  const isLinked = (name: string, digest: string) => linked.get(name)?.has(digest) === true;
   const repo = image.repository;
   manifests.set(`${repo}:latest`, {
     mediaType: "application/vnd.oci.image.index.v1+json",
@@ -224,8 +232,10 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
       mediaType: p.manifest.mediaType,
       bytes: p.manifest.bytes,
     });
-    blobs.set(p.config.digest, p.config.bytes);
-    for (const l of p.layers) blobs.set(l.digest, l.bytes);
+    for (const b of [p.config, ...p.layers]) {
+      blobs.set(b.digest, b.bytes);
+      link(repo, b.digest);
+    }
   }
 
   const takeFault = (kind: RouteKind, target: string | undefined): FaultAction | undefined => {
@@ -374,7 +384,13 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
         return Response.json({ details: "anonymous access is not allowed" }, { status: 401 });
       }
       const scopes = url.searchParams.getAll("scope");
-      const granted = scopes.map((s) => (user === undefined ? s.replace(/push,?|,push/, "") : s));
+      // Anonymous users may pull, never push.
+      const granted = scopes.map((s) => {
+        if (user !== undefined) return s;
+        const parts = s.split(":");
+        const actions = (parts.pop() ?? "").split(",").filter((a) => a !== "push");
+        return [...parts, actions.join(",")].join(":");
+      });
       const token = crypto.randomUUID();
       tokens.set(token, { user, scopes: granted });
       return Response.json({ access_token: token, expires_in: options.tokenLifetime ?? 300 });
@@ -423,7 +439,9 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
     if (kind === "upload") {
       if (req.method === "POST") {
         const mount = url.searchParams.get("mount");
-        if (mount !== null && blobs.has(mount)) {
+        const from = url.searchParams.get("from") ?? "";
+        if (mount !== null && isLinked(from, mount)) {
+          link(name, mount);
           return new Response(null, {
             status: 201,
             headers: { location: `/v2/${name}/blobs/${mount}` },
@@ -439,6 +457,7 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
         uploads.delete(upload![1]!);
         if (sha256(bytes) !== digest) return error(400, "DIGEST_INVALID", "digest did not match");
         blobs.set(digest, bytes);
+        link(name, digest);
         return new Response(null, { status: 201, headers: { "docker-content-digest": digest } });
       }
       return error(405, "UNSUPPORTED", "method not allowed");
@@ -467,7 +486,7 @@ export function startFaultRegistry(options: FaultRegistryOptions = {}): FaultReg
       }, action);
     }
 
-    const bytes = blobs.get(target ?? "");
+    const bytes = isLinked(name, target ?? "") ? blobs.get(target ?? "") : undefined;
     if (bytes === undefined) return error(404, "BLOB_UNKNOWN", "blob unknown to registry");
     if (action && "redirectToStorage" in action) {
       return new Response(null, {
