@@ -15,7 +15,10 @@ const COMMANDS: Record<string, [() => Promise<CommandModule>, string]> = {
     () => import("./lib/cli/info.ts").then((m) => ({ main: m.infoCommand })),
     "Show what this host offers and what trun will use",
   ],
-  version: [() => import("./lib/cli/version.ts"), "Show the trun version"],
+  version: [
+    () => import("./lib/cli/info.ts").then((m) => ({ main: m.versionCommand })),
+    "Show the trun version",
+  ],
 };
 
 function usage(): string {

@@ -55,6 +55,7 @@ export interface FixtureImage {
   mediaType: string;
   /** Digest of the top manifest or index. */
   digest: string;
+  /** Size in bytes of the top manifest or index. */
   size: number;
 }
 
@@ -62,6 +63,7 @@ export interface FixtureImage {
 export interface FixtureSet {
   /** The OCI image layout directory (`oci-layout`, `index.json`, `blobs/`). */
   layoutDir: string;
+  /** The tagged images, in build order. */
   images: FixtureImage[];
 }
 

@@ -522,9 +522,10 @@ export async function login(
   if (options.verify !== false) {
     // Imported here so that reading credentials does not pull in the client.
     const { RegistryClient } = await import("./registry_client.ts");
+    const { loadRegistriesConfig } = await import("./registries_config.ts");
     const client = new RegistryClient(name, {
       credentials: () => Promise.resolve(creds),
-      ...(options.config !== undefined ? { config: options.config } : {}),
+      config: options.config ?? await loadRegistriesConfig(),
     });
     await client.checkLogin();
   }

@@ -52,8 +52,8 @@ export interface PullStore {
   hasBlob(digest: string): boolean;
   /** A stable temporary path next to the blob's final place (downloads and `.partial` files live here). */
   blobTempPath(digest: string): string;
-  /** Moves a verified file at `tempPath` into place as `digest`. */
-  commitBlob(digest: string, tempPath: string): Promise<void> | void;
+  /** Moves a verified file at `tempPath` into place as `digest` (checking its size). */
+  commitBlob(digest: string, tempPath: string, expectedSize?: number): Promise<void> | void;
   /** Runs `fn` holding a cross-process lock called `name`. */
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** Unpacks layers in order (skipping ready ones); returns their chain IDs. */
@@ -155,15 +155,17 @@ export async function pullImage(
       emit({ type: "layer-exists", digest: layer.digest, total: layer.size });
       return;
     }
-    await store.withLock(`blob-${layer.digest}`, async () => {
+    await store.withLock(blobLockName(layer.digest), async () => {
       // Another process may have fetched it while we waited for the lock.
       if (store.hasBlob(layer.digest)) {
         emit({ type: "layer-exists", digest: layer.digest, total: layer.size });
         return;
       }
       emit({ type: "layer-start", digest: layer.digest, total: layer.size });
+      // The store's temporary name is stable, so a killed pull resumes there.
       const temp = store.blobTempPath(layer.digest);
       await client.fetchBlob(ref.repository, layer.digest, temp, {
+        partialPath: temp,
         size: layer.size,
         signal,
         onProgress: (current, total) =>
@@ -174,7 +176,7 @@ export async function pullImage(
             ...(total !== undefined ? { total } : {}),
           }),
       });
-      await store.commitBlob(layer.digest, temp);
+      await store.commitBlob(layer.digest, temp, layer.size);
       downloaded++;
       emit({ type: "layer-done", digest: layer.digest, current: layer.size, total: layer.size });
     });
@@ -204,6 +206,14 @@ export async function pullImage(
     downloaded,
     warnings: image.warnings,
   };
+}
+
+/**
+ * The store's lock name for downloading a blob: `blob-<algorithm>-<hex>`
+ * (lock names are plain file names, so no colon).
+ */
+export function blobLockName(digest: string): string {
+  return `blob-${digest.replace(":", "-")}`;
 }
 
 function checkLayer(ref: ImageReference): (d: Descriptor) => LayerInfo {

@@ -115,6 +115,12 @@ export interface FetchBlobOptions {
   onProgress?: (current: number, total: number | undefined) => void;
   /** Cancels the download (the `.partial` file stays, for a later resume). */
   signal?: AbortSignal;
+  /**
+   * Where the bytes are written while they arrive (default `destPath.partial`).
+   * When it equals `destPath` the verified file is left there, not renamed:
+   * the store's stable temporary name, which it commits itself.
+   */
+  partialPath?: string;
 }
 
 /** A registry answered with an error; `status` is the HTTP status when there was one. */
@@ -179,6 +185,8 @@ interface RequestOptions {
   signal?: AbortSignal | undefined;
   /** Retry 5xx, 429 and connection errors (default true). */
   retry?: boolean;
+  /** Apply the connect timeout until the headers arrive (default true). */
+  headerTimeout?: boolean;
 }
 
 /** A Distribution API v2 client for one registry. */
@@ -391,7 +399,8 @@ export class RegistryClient {
               `Blob "${digest}" of "${this.registry}/${repository}" is larger than the ${limit} bytes expected`,
           );
         } catch (e) {
-          if (signal?.aborted || !isTransient(e) || attempt >= this.#retry.attempts) throw e;
+          if (signal?.aborted) throw signal.reason ?? e;
+          if (!isTransient(e) || attempt >= this.#retry.attempts) throw e;
           await sleep(this.#backoff(attempt), signal);
           continue;
         }
@@ -410,7 +419,9 @@ export class RegistryClient {
    * Downloads a blob to `destPath`, verified. Bytes go to `destPath.partial`
    * and are hashed as they arrive; an existing `.partial` is re-hashed and
    * resumed with a Range request. Only a complete, verified file is renamed
-   * to `destPath`; a digest mismatch removes the partial file.
+   * to `destPath`; a digest mismatch removes the partial file. A process
+   * killed at any point leaves at most a `.partial` that the next call
+   * resumes from.
    */
   async fetchBlob(
     repository: string,
@@ -420,12 +431,11 @@ export class RegistryClient {
   ): Promise<void> {
     const where = `${this.registry}/${repository}`;
     const algorithm = digestAlgorithm(digest, where);
-    const partial = `${destPath}.partial`;
+    const partial = options.partialPath ?? `${destPath}.partial`;
     const { size, signal, onProgress } = options;
     let hash = createHash(algorithm);
     let offset = await rehashPartial(partial, hash, size);
     if (offset === 0) hash = createHash(algorithm); // the prefix may have been discarded
-    onProgress?.(offset, size);
 
     const restart = async () => {
       await Deno.truncate(partial, 0).catch(() => {});
@@ -433,6 +443,12 @@ export class RegistryClient {
       offset = 0;
       onProgress?.(0, size);
     };
+    // A complete leftover (killed between download and commit) is either
+    // the blob or garbage: only its digest can tell.
+    if (size !== undefined && offset === size) {
+      if (`${algorithm}:${hash.copy().digest("hex")}` !== digest) await restart();
+    }
+    onProgress?.(offset, size);
 
     if (size === undefined || offset < size) {
       try {
@@ -478,7 +494,8 @@ export class RegistryClient {
               }
               return;
             } catch (e) {
-              if (signal?.aborted || !isTransient(e)) throw e;
+              if (signal?.aborted) throw signal.reason ?? e;
+              if (!isTransient(e)) throw e;
               // A try that made progress does not count against the limit: a
               // long layer over a flaky link should finish, bit by bit.
               failures = offset > before ? 1 : failures + 1;
@@ -514,7 +531,7 @@ export class RegistryClient {
     } finally {
       f.close();
     }
-    await Deno.rename(partial, destPath);
+    if (partial !== destPath) await Deno.rename(partial, destPath);
   }
 
   /** True when the registry already has the blob in this repository (HEAD). */
@@ -545,38 +562,65 @@ export class RegistryClient {
     const { signal, mountFrom } = options;
     const scopes = [pushScope(repository), ...(mountFrom ? [pullScope(mountFrom)] : [])];
     return this.#withEndpoint(async (ep) => {
-      const query = mountFrom
-        ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}`
-        : "";
-      const start = await this.#authed(ep, `/v2/${repository}/blobs/uploads/${query}`, scopes, {
-        method: "POST",
-        headers: { "content-length": "0" },
-        signal,
-      });
-      await start.body?.cancel();
-      if (start.status === 201 && mountFrom) return;
-      if (start.status !== 202) {
-        throw await this.#responseError(start, `upload of blob "${digest}"`, repository);
-      }
-      const location = start.headers.get("location");
-      if (location === null) {
-        throw new RegistryError(
-          `Registry "${this.registry}" opened an upload for "${repository}" without a Location header`,
-        );
-      }
-      const url = new URL(location, `${ep.url}/`);
-      url.searchParams.set("digest", digest);
-      const res = await this.#authed(ep, url.href, scopes, {
-        method: "PUT",
-        headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-        body: () => openStream() as BodyInit,
-        signal,
-      });
-      await res.body?.cancel();
-      if (res.status !== 201) {
-        throw await this.#responseError(res, `upload of blob "${digest}"`, repository);
+      // A failed upload session cannot be trusted to continue: each try opens
+      // a new one and sends the whole blob again.
+      for (let attempt = 1;; attempt++) {
+        try {
+          await this.#uploadOnce(ep, repository, digest, size, openStream, scopes, options);
+          return;
+        } catch (e) {
+          if (signal?.aborted) throw signal.reason ?? e;
+          if (!isTransient(e) || attempt >= this.#retry.attempts) throw e;
+          await sleep(this.#backoff(attempt), signal);
+        }
       }
     }, signal);
+  }
+
+  async #uploadOnce(
+    ep: EndpointState,
+    repository: string,
+    digest: string,
+    size: number,
+    openStream: () => ReadableStream<Uint8Array> | Uint8Array,
+    scopes: string[],
+    options: { mountFrom?: string; signal?: AbortSignal },
+  ): Promise<void> {
+    const { signal, mountFrom } = options;
+    const query = mountFrom
+      ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}`
+      : "";
+    const start = await this.#authed(ep, `/v2/${repository}/blobs/uploads/${query}`, scopes, {
+      method: "POST",
+      headers: { "content-length": "0" },
+      signal,
+    });
+    await start.body?.cancel();
+    if (start.status === 201 && mountFrom) return;
+    if (start.status !== 202) {
+      throw await this.#responseError(start, `upload of blob "${digest}"`, repository);
+    }
+    const location = start.headers.get("location");
+    if (location === null) {
+      throw new RegistryError(
+        `Registry "${this.registry}" opened an upload for "${repository}" without a Location header`,
+      );
+    }
+    const url = new URL(location, `${ep.url}/`);
+    url.searchParams.set("digest", digest);
+    const res = await this.#authed(ep, url.href, scopes, {
+      method: "PUT",
+      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
+      body: () => openStream() as BodyInit,
+      signal,
+      retry: false,
+      // The answer comes only after the whole blob is sent: no header timeout.
+      headerTimeout: false,
+    });
+    await res.body?.cancel();
+    if (res.status !== 201) {
+      throw await this.#responseError(res, `upload of blob "${digest}"`, repository);
+    }
   }
 
   /** Uploads a manifest under a tag or digest; returns its digest. */
@@ -726,7 +770,7 @@ export class RegistryClient {
       const ctl = new AbortController();
       const signal = options.signal ? AbortSignal.any([options.signal, ctl.signal]) : ctl.signal;
       let timedOut = false;
-      const timer = setTimeout(() => {
+      const timer = options.headerTimeout === false ? undefined : setTimeout(() => {
         timedOut = true;
         ctl.abort();
       }, this.#timeouts.connectMs);

@@ -25,7 +25,9 @@
  */
 
 import { findStaticBusybox } from "./rootfs.ts";
-import { DOCKER_REGISTRY_BIN } from "./registry.ts";
+
+/** Where Debian installs the registry (package docker-registry). */
+export const DOCKER_REGISTRY_BIN = "/usr/bin/docker-registry";
 
 /** The host features integration tests depend on. A string is the tool's path, null when missing. */
 export interface HostCapabilities {
@@ -71,7 +73,9 @@ export type CapName =
 
 /** The user's subordinate id range from /etc/subuid or /etc/subgid. */
 export interface SubRange {
+  /** First subordinate id. */
   start: number;
+  /** Number of ids. */
   count: number;
 }
 
@@ -79,7 +83,7 @@ const dec = new TextDecoder();
 
 let capsPromise: Promise<HostCapabilities> | null = null;
 
-/** Probes the host once per process (about 50 ms) and returns the same answer afterwards. */
+/** Probes the host once per process (about 0.1 s) and returns the same answer afterwards. */
 export function hostCapabilities(): Promise<HostCapabilities> {
   capsPromise ??= probe();
   return capsPromise;
@@ -450,11 +454,15 @@ export interface TrunCommandOptions {
 export interface TrunResult {
   /** Exit status (128 + signal number when killed by a signal). */
   code: number;
+  /** The signal that ended trun, if one did. */
   signal: Deno.Signal | null;
+  /** Everything trun wrote to stdout. */
   stdout: string;
+  /** Everything trun wrote to stderr (plus a harness note if a child held it open). */
   stderr: string;
   /** The timeout fired and the process group was killed. */
   timedOut: boolean;
+  /** Wall time from spawn to exit and end of output. */
   durationMs: number;
 }
 

@@ -12,10 +12,15 @@
 
 /** A content descriptor as in the OCI image spec. */
 export interface Descriptor {
+  /** Media type of the referenced content. */
   mediaType: string;
+  /** "sha256:<hex>". */
   digest: string;
+  /** Size in bytes. */
   size: number;
+  /** Annotations (the layout's index names images with `REF_NAME_ANNOTATION`). */
   annotations?: Record<string, string>;
+  /** For entries of an index: the platform the manifest is for. */
   platform?: { architecture: string; os: string; variant?: string };
 }
 
@@ -23,10 +28,13 @@ export interface Descriptor {
 export interface PushedImage {
   /** The reference as written in the layout ("trun-fixtures/busybox:latest"). */
   ref: string;
+  /** The repository part ("trun-fixtures/busybox"). */
   repository: string;
+  /** The tag part ("latest"). */
   tag: string;
   /** Digest of the top manifest or index. */
   digest: string;
+  /** Media type of the top manifest or index. */
   mediaType: string;
 }
 

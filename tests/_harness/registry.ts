@@ -11,6 +11,7 @@
 
 import { createHash } from "node:crypto";
 import { buildFixtures, type FixtureSet } from "../../scripts/fixtures.ts";
+import { DOCKER_REGISTRY_BIN } from "./host.ts";
 import { pushLayout } from "./oci_push.ts";
 import { findStaticBusybox } from "./rootfs.ts";
 
@@ -41,9 +42,6 @@ export interface RegistryOptions {
   /** How long to wait for `GET /v2/` to answer 200 (default 15 s). */
   startTimeoutMs?: number;
 }
-
-/** Where Debian installs the registry. */
-export const DOCKER_REGISTRY_BIN = "/usr/bin/docker-registry";
 
 /** A port nobody listens on right now (the registry binds it a moment later). */
 function freePort(): number {

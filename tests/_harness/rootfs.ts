@@ -18,7 +18,7 @@ export type TreeEntry =
   | { type: "hardlink"; path: string; target: string };
 
 /** `/etc/passwd` of the test rootfs and the fixture images. */
-export const FIXTURE_PASSWD = [
+export const FIXTURE_PASSWD: string = [
   "root:x:0:0:root:/root:/bin/sh",
   "daemon:x:1:1:daemon:/usr/sbin:/bin/false",
   "www-data:x:33:33:www-data:/var/www:/bin/false",
@@ -28,7 +28,7 @@ export const FIXTURE_PASSWD = [
 ].join("\n");
 
 /** `/etc/group` of the test rootfs and the fixture images (`app` has supplementary groups). */
-export const FIXTURE_GROUP = [
+export const FIXTURE_GROUP: string = [
   "root:x:0:",
   "daemon:x:1:",
   "wheel:x:10:app",

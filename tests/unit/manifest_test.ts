@@ -59,7 +59,7 @@ Deno.test("parsePlatform() rejects malformed specs with the expected form", () =
 Deno.test("hostPlatform() maps Deno's arch names to Go's", () => {
   const p = hostPlatform();
   assert.equal(p.os, Deno.build.os);
-  const expected: Record<string, string> = { x86_64: "amd64", aarch64: "arm64" };
+  const expected: Record<string, string> = { "x86_64": "amd64", aarch64: "arm64" };
   assert.equal(p.architecture, expected[Deno.build.arch] ?? Deno.build.arch);
   if (p.architecture === "arm64") assert.equal(p.variant, "v8");
 });

@@ -1,0 +1,11 @@
+/**
+ * Writes a small busybox root filesystem (from Debian's busybox-static) into
+ * a directory and prints its path: a rootfs to try `trun run --rootfs` on.
+ *
+ *   deno run -A scripts/busybox_rootfs.ts [DIR]    (default /tmp/trun-busybox)
+ */
+import { busyboxRootfs } from "../tests/_harness/rootfs.ts";
+
+const dir = Deno.args[0] ?? "/tmp/trun-busybox";
+await Deno.remove(dir, { recursive: true }).catch(() => {});
+console.log(await busyboxRootfs(dir));
