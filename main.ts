@@ -21,6 +21,25 @@ const COMMANDS: Record<string, [() => Promise<CommandModule>, string]> = {
   ],
 };
 
+/**
+ * Commands that create or delete files owned by image ids. Rootless with
+ * subordinate ids they run inside a user namespace helper (Podman's model).
+ */
+const STORAGE_COMMANDS = new Set([
+  "pull",
+  "rmi",
+  "load",
+  "image pull",
+  "image rm",
+  "image prune",
+  "image load",
+]);
+
+/** The command's key in STORAGE_COMMANDS: `pull`, or `image prune` for the image family. */
+function storageKey(name: string, rest: string[]): string {
+  return name === "image" ? `image ${rest[0] ?? ""}` : name;
+}
+
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([n, [, h]]) => `  ${n.padEnd(10)}${h}`);
   return [
@@ -50,6 +69,13 @@ async function main(argv: string[]): Promise<number> {
     return 125;
   }
   try {
+    if (STORAGE_COMMANDS.has(storageKey(name, rest))) {
+      const { storageUsernsMapping, runTrunInUserns } = await import(
+        "./lib/runtime/userns_exec.ts"
+      );
+      const mapping = storageUsernsMapping();
+      if (mapping) return await runTrunInUserns(argv, mapping);
+    }
     return await (await entry[0]()).main(rest);
   } catch (e) {
     if (e instanceof UsageError) {

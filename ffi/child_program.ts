@@ -360,9 +360,16 @@ export function signalProcess(pid: number, signal: number): boolean {
  * for stderr when `stderrFd` is given. An exec failure shows as exit status
  * 127.
  */
-export function spawnProcess(path: string, argv: string[], env: string[], stderrFd?: number): number {
+export function spawnProcess(
+  path: string,
+  argv: string[],
+  env: string[],
+  stderrFd?: number,
+): number {
   const ops: ChildOp[] = [
-    ...(stderrFd === undefined ? [] : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
+    ...(stderrFd === undefined
+      ? []
+      : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
     {
       call: "rt_sigprocmask",
       args: [2, /* SIG_SETMASK */ { savedSignalMask: true }, 0, 8],

@@ -13,6 +13,8 @@ import { configRoot, currentPathEnv, type PathEnv } from "../store/paths.ts";
 import { DEFAULT_REGISTRY, normalizeRegistry } from "./reference.ts";
 import type { RegistriesConfig } from "./registries_config.ts";
 
+export type { PathEnv };
+
 /** One challenge from a `WWW-Authenticate` header: the scheme (lowercase) and its parameters. */
 export interface Challenge {
   /** `bearer`, `basic`, … (lowercased). */
@@ -317,6 +319,7 @@ export interface AuthFile {
   credHelpers?: Record<string, string>;
   /** Docker only: the default credential helper. */
   credsStore?: string;
+  /** Other settings in Docker's file, kept as they are. */
   [other: string]: unknown;
 }
 

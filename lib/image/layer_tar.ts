@@ -26,10 +26,8 @@
  * call created it.
  */
 
-import { createHash } from "node:crypto";
-import { createGunzip, createZstdDecompress } from "node:zlib";
 import type { Transform } from "node:stream";
-import tarStream from "tar-stream";
+import type tarStream from "tar-stream";
 import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/libc.ts";
 import { describeErrno, SyscallError } from "../../ffi/errno.ts";
 
@@ -151,7 +149,7 @@ export async function applyLayer(
       throw new LayerError(`${opts.what ?? "layer"}: cannot create "${dest}": ${errText(err)}`);
     }
   }
-  const writer = new TreeWriter(dest, opts);
+  const writer = new TreeWriter(dest, opts, created);
   try {
     const { diffId, tarSize } = await pump(input, (extract) => writer.consume(extract));
     writer.finish();
@@ -214,12 +212,19 @@ async function pump(
   }
   const first = concat(head);
   const compression = detectCompression(first);
+  // Loaded on first use so that importing this module (for its helpers)
+  // costs nothing at startup.
+  const [{ createHash }, { createGunzip, createZstdDecompress }, tar] = await Promise.all([
+    import("node:crypto"),
+    import("node:zlib"),
+    import("tar-stream"),
+  ]);
   const decompressor: Transform | undefined = compression === "gzip"
     ? createGunzip({ chunkSize: 128 * 1024 })
     : compression === "zstd"
     ? createZstdDecompress({ chunkSize: 128 * 1024 })
     : undefined;
-  const extract = tarStream.extract();
+  const extract = tar.default.extract();
   const hash = createHash("sha256");
   let tarSize = 0;
   let failure: unknown;
@@ -309,9 +314,11 @@ class TreeWriter {
   // Relative paths known to be real directories (not symlinks) in this tree.
   private readonly dirs = new Set<string>([""]);
   private readonly dirMeta = new Map<string, DirMeta>();
-  // Paths this layer created; only kept in `apply` mode, where opaque
-  // directories must keep them and drop what lower layers had.
+  // Paths this layer created. Opaque directories in `apply` mode keep these
+  // and drop what lower layers had; in a tree this call created, nothing
+  // else can exist, which saves an lstat per entry.
   private readonly made = new Set<string>();
+  private readonly fresh: boolean;
   private readonly noteList: string[] = [];
   private noteCount = 0;
   // A fresh tree's files already belong to us, so chown can be skipped when
@@ -319,8 +326,9 @@ class TreeWriter {
   private readonly euid: number;
   private readonly egid: number;
 
-  constructor(dest: string, opts: ApplyLayerOptions) {
+  constructor(dest: string, opts: ApplyLayerOptions, fresh: boolean) {
     this.dest = dest;
+    this.fresh = fresh;
     this.what = opts.what ?? "layer";
     this.squash = opts.squashOwnership;
     this.mode = opts.whiteouts ?? "overlay";
@@ -343,17 +351,19 @@ class TreeWriter {
   }
 
   async consume(extract: tarStream.Extract): Promise<void> {
-    for await (const entry of extract) {
-      try {
-        const body = entry as unknown as AsyncIterable<Uint8Array>;
-        await this.apply(entry.header, body);
-        // Bodies of non-file entries are normally empty, but the extractor
-        // stalls until every body is read, so read whatever is left.
-        await drain(body);
-      } catch (err) {
-        entry.destroy();
-        throw err;
-      }
+    // Iterated by hand: leaving a for-await early would call the iterator's
+    // return(), which waits for the extractor to close, and it cannot close
+    // while the feeding loop waits for it to drain. pump() tears it down.
+    const entries = extract[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await entries.next();
+      if (next.done) return;
+      const entry = next.value;
+      const body = entry as unknown as AsyncIterable<Uint8Array>;
+      await this.apply(entry.header, body);
+      // Bodies of non-file entries are normally empty, but the extractor
+      // stalls until every body is read, so read whatever is left.
+      await drain(body);
       this.entries++;
     }
   }
@@ -409,7 +419,10 @@ class TreeWriter {
         this.clear(rel);
         const f = this.create(name, path);
         try {
-          for await (const chunk of body) {
+          // By hand, not for-await: see consume().
+          const chunks = body[Symbol.asyncIterator]();
+          for (let r = await chunks.next(); !r.done; r = await chunks.next()) {
+            const chunk = r.value;
             let off = 0;
             while (off < chunk.length) off += f.writeSync(chunk.subarray(off));
             this.unpackedSize += chunk.length;
@@ -468,7 +481,7 @@ class TreeWriter {
         // pax and GNU long-name headers never reach here: tar-stream folds them in.
         this.refuse(name, `has tar type "${type}", which trun cannot unpack`);
     }
-    if (this.mode === "apply") this.made.add(rel);
+    this.made.add(rel);
   }
 
   private finishNode(
@@ -514,6 +527,7 @@ class TreeWriter {
     this.clear(rel);
     if (this.mode === "overlay") {
       mknod(`${this.dest}/${rel}`, S_IFCHR, 0, 0);
+      this.made.add(rel);
     }
   }
 
@@ -525,11 +539,11 @@ class TreeWriter {
       const dir = rel.slice(0, at);
       if (!this.dirs.has(dir)) {
         const path = `${this.dest}/${dir}`;
-        const st = lstatOrNull(path);
+        const st = this.lstatRel(dir);
         if (st === null) {
           this.mkdir(name, path);
           Deno.chmodSync(path, 0o755);
-          if (this.mode === "apply") this.made.add(dir);
+          this.made.add(dir);
         } else if (st.isSymlink) {
           this.refuse(name, `would be written through the symlink "${dir}"`);
         } else if (!st.isDirectory) {
@@ -543,15 +557,22 @@ class TreeWriter {
 
   private isDir(rel: string): boolean {
     if (this.dirs.has(rel)) return true;
-    const st = lstatOrNull(`${this.dest}/${rel}`);
+    const st = this.lstatRel(rel);
     return st !== null && st.isDirectory;
+  }
+
+  // lstat of a path in the tree; in a fresh tree, only what this layer
+  // made can exist.
+  private lstatRel(rel: string): Deno.FileInfo | null {
+    if (this.fresh && !this.made.has(rel)) return null;
+    return lstatOrNull(`${this.dest}/${rel}`);
   }
 
   // Removes whatever is at `rel` (never following a symlink) and forgets
   // what was known under it.
   private clear(rel: string): void {
     const path = `${this.dest}/${rel}`;
-    const st = lstatOrNull(path);
+    const st = this.lstatRel(rel);
     if (st === null) return;
     if (st.isDirectory) {
       removeTree(path);
@@ -576,7 +597,7 @@ class TreeWriter {
     while (at >= 0) {
       const dir = target.slice(0, at);
       if (!this.dirs.has(dir)) {
-        const st = lstatOrNull(`${this.dest}/${dir}`);
+        const st = this.lstatRel(dir);
         if (st?.isSymlink) this.refuse(name, `is a hardlink through the symlink "${dir}"`);
         if (st === null || !st.isDirectory) {
           this.refuse(name, `is a hardlink to "${linkname}", which is not in this layer`);
@@ -586,7 +607,9 @@ class TreeWriter {
       at = target.indexOf("/", at + 1);
     }
     const st = lstatOrNull(`${this.dest}/${target}`);
-    if (st === null) this.refuse(name, `is a hardlink to "${linkname}", which is not in this layer`);
+    if (st === null) {
+      this.refuse(name, `is a hardlink to "${linkname}", which is not in this layer`);
+    }
     if (st.isDirectory) this.refuse(name, `is a hardlink to the directory "${linkname}"`);
     if (st.isSymlink) {
       const text = Deno.readLinkSync(`${this.dest}/${target}`);
@@ -595,7 +618,10 @@ class TreeWriter {
         ? undefined
         : normalizeEntryPath((at < 0 ? "" : target.slice(0, at + 1)) + text);
       if (resolved === undefined) {
-        this.refuse(name, `is a hardlink to the symlink "${linkname}", which points outside the layer`);
+        this.refuse(
+          name,
+          `is a hardlink to the symlink "${linkname}", which points outside the layer`,
+        );
       }
     }
     return target;
@@ -605,7 +631,9 @@ class TreeWriter {
     try {
       Deno.mkdirSync(path, { mode: 0o700 });
     } catch (err) {
-      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, { cause: err });
+      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, {
+        cause: err,
+      });
     }
   }
 
@@ -614,7 +642,9 @@ class TreeWriter {
       // createNew is O_EXCL: it never follows a symlink planted at `path`.
       return Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
     } catch (err) {
-      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, { cause: err });
+      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, {
+        cause: err,
+      });
     }
   }
 
@@ -641,7 +671,9 @@ class TreeWriter {
         attr = key.slice(13);
         const text = pax[key]!;
         if (text.includes("\uFFFD")) {
-          this.note(`xattr "${attr}" on "${name}" skipped: its value is not UTF-8 and cannot be read`);
+          this.note(
+            `xattr "${attr}" on "${name}" skipped: its value is not UTF-8 and cannot be read`,
+          );
           continue;
         }
         value = new TextEncoder().encode(text);
@@ -700,7 +732,8 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
 }
 
 async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
-  for await (const _ of body) { /* skip the (empty) whiteout body */ }
+  const chunks = body[Symbol.asyncIterator]();
+  while (!(await chunks.next()).done) { /* skip the (normally empty) body */ }
 }
 
 function paxInt(v: string | undefined): number | undefined {

@@ -114,14 +114,23 @@ export interface ImageIndex {
 
 /** The runtime defaults an image carries (OCI image-spec config `config`). */
 export interface ImageRuntimeConfig {
+  /** `user[:group]` to run as. */
   User?: string;
+  /** Ports as `80/tcp` keys. */
   ExposedPorts?: Record<string, unknown>;
+  /** `NAME=value` entries. */
   Env?: string[];
+  /** The program and its first arguments. */
   Entrypoint?: string[] | null;
+  /** Default arguments (or command, without an entrypoint). */
   Cmd?: string[] | null;
+  /** Paths to make volumes, as keys. */
   Volumes?: Record<string, unknown>;
+  /** Working directory. */
   WorkingDir?: string;
+  /** Image labels. */
   Labels?: Record<string, string>;
+  /** Signal that stops the container, e.g. `SIGTERM`. */
   StopSignal?: string;
 }
 

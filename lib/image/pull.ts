@@ -15,6 +15,7 @@ import { LAYER_MEDIA_TYPES, MEDIA_TYPE_DOCKER_LAYER_FOREIGN } from "./manifest.t
 import { type ImageReference, parseReference } from "./reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
+import { blobLockName } from "../store/mod.ts";
 
 /** A layer as the store wants it for unpacking. */
 export interface LayerInfo {
@@ -27,7 +28,7 @@ export interface LayerInfo {
 }
 
 /** What the store records for a pulled image. */
-export interface ImageRecord {
+export interface PulledImage {
   /** The fully qualified reference pulled (`docker.io/library/ubuntu:latest`). */
   reference: string;
   /** Digest of the platform manifest: the image's identity in the registry. */
@@ -57,9 +58,15 @@ export interface PullStore {
   /** Runs `fn` holding a cross-process lock called `name`. */
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
   /** Unpacks layers in order (skipping ready ones); returns their chain IDs. */
-  ensureLayers(layers: LayerInfo[]): Promise<string[]>;
+  ensureLayers(
+    layers: LayerInfo[],
+    options?: {
+      onProgress?: (p: { digest: string; state: string }) => void;
+      squashOwnership?: { uid: number; gid: number };
+    },
+  ): Promise<string[]>;
   /** Records the image and its tag. */
-  recordImage(image: ImageRecord): Promise<unknown> | unknown;
+  recordImage(image: PulledImage): Promise<unknown> | unknown;
 }
 
 /** What a pull reports as it goes. */
@@ -72,7 +79,11 @@ export type PullEventType =
   | "unpacking"
   | "done";
 
-/** A progress event: `digest` names the layer (or, for `done`, the image's manifest). */
+/**
+ * A progress event: `digest` names the layer (or, for `done`, the image's
+ * manifest). `unpacking` comes once without a digest when unpacking starts,
+ * then once per layer that actually needs unpacking, with its digest.
+ */
 export interface PullEvent {
   /** What happened. */
   type: PullEventType;
@@ -102,6 +113,8 @@ export interface PullOptions {
   config?: RegistriesConfig;
   /** Extra client options (credentials, retries, timeouts; tests use these). */
   client?: Omit<RegistryClientOptions, "config" | "purpose">;
+  /** Give every unpacked file this owner (rootless without subordinate ids). */
+  squashOwnership?: { uid: number; gid: number };
 }
 
 /** The outcome of a pull. */
@@ -184,7 +197,12 @@ export async function pullImage(
   await runBounded(unique, Math.max(1, options.maxParallel ?? 3), download, ctl);
 
   emit({ type: "unpacking" });
-  const chainIds = await store.ensureLayers(layers);
+  const chainIds = await store.ensureLayers(layers, {
+    onProgress: (p) => {
+      if (p.state === "unpacking") emit({ type: "unpacking", digest: p.digest });
+    },
+    ...(options.squashOwnership ? { squashOwnership: options.squashOwnership } : {}),
+  });
   await store.recordImage({
     reference: ref.toString(),
     manifestDigest: image.manifest.digest,
@@ -206,14 +224,6 @@ export async function pullImage(
     downloaded,
     warnings: image.warnings,
   };
-}
-
-/**
- * The store's lock name for downloading a blob: `blob-<algorithm>-<hex>`
- * (lock names are plain file names, so no colon).
- */
-export function blobLockName(digest: string): string {
-  return `blob-${digest.replace(":", "-")}`;
 }
 
 function checkLayer(ref: ImageReference): (d: Descriptor) => LayerInfo {

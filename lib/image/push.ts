@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import type { ImageRecord, LayerInfo } from "./pull.ts";
+import { parseManifest } from "./manifest.ts";
 import { runBounded } from "./pull.ts";
 import { type ImageReference, parseReference } from "./reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
@@ -15,17 +15,14 @@ import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts
 
 /** The part of the store a push uses. */
 export interface PushStore {
+  /** The image a reference (or id) names, if any. */
+  findImage(query: string): { id: string; manifestDigest: string } | undefined;
+  /** The stored bytes and media type of a manifest, if the store has it. */
+  getManifest(digest: string): { mediaType: string; bytes: Uint8Array } | undefined;
   /** True when the blob is complete in the store. */
   hasBlob(digest: string): boolean;
   /** Final path of a stored blob. */
   blobPath(digest: string): string;
-  /** The stored image for a fully qualified reference, if any. */
-  getImage(
-    reference: string,
-  ):
-    | Promise<Omit<ImageRecord, "reference"> | undefined>
-    | Omit<ImageRecord, "reference">
-    | undefined;
 }
 
 /** What a push reports as it goes (same shape as pull events). */
@@ -74,70 +71,77 @@ export async function pushImage(
   const ref = typeof reference === "string" ? parseReference(reference) : reference;
   const { store, onEvent } = options;
   const emit = (e: PushEvent) => onEvent?.(e);
-  const image = await store.getImage(ref.toString());
+  const name = ref.familiar;
+
+  const image = store.findImage(ref.toString());
   if (image === undefined) {
     throw new Error(
-      `No image "${ref.familiar}" in the store: pull it or tag a local image with that name first`,
+      `No image "${name}" in the store: pull it, or tag a local image with that name first`,
     );
   }
-  const stored = `sha256:${createHash("sha256").update(image.manifestBytes).digest("hex")}`;
+  const manifest = store.getManifest(image.manifestDigest);
+  if (manifest === undefined) {
+    throw new Error(
+      `The manifest "${image.manifestDigest}" of "${name}" is not in the store: pull the image again`,
+    );
+  }
+  const stored = `sha256:${createHash("sha256").update(manifest.bytes).digest("hex")}`;
   if (stored !== image.manifestDigest) {
     throw new Error(
-      `The stored manifest of "${ref.familiar}" hashes to "${stored}", not the recorded "${image.manifestDigest}": the store is damaged; pull the image again`,
+      `The stored manifest of "${name}" hashes to "${stored}", not "${image.manifestDigest}": the store is damaged; pull the image again`,
     );
   }
-  const config = options.config ?? await loadRegistriesConfig();
-  const client = new RegistryClient(ref.registry, { ...options.client, config, purpose: "push" });
+  const parsed = parseManifest(manifest.bytes, manifest.mediaType, name);
+  if (parsed.kind !== "manifest") {
+    throw new Error(`The stored manifest of "${name}" is an index: trun pushes single images`);
+  }
+  const { config, layers } = parsed.manifest;
+  const blobs = [...new Map([...layers, config].map((d) => [d.digest, d])).values()];
+  for (const b of blobs) {
+    if (!store.hasBlob(b.digest)) {
+      throw new Error(
+        `Cannot push "${name}": its blob "${b.digest}" is not in the store; pull the image again`,
+      );
+    }
+  }
+
+  const settings = options.config ?? await loadRegistriesConfig();
+  const client = new RegistryClient(ref.registry, {
+    ...options.client,
+    config: settings,
+    purpose: "push",
+  });
   await client.ping(options.signal);
 
   const ctl = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, ctl.signal]) : ctl.signal;
   let uploaded = 0;
-  const blobs: (LayerInfo & { bytes?: Uint8Array })[] = [
-    ...new Map(image.layers.map((l) => [l.digest, l])).values(),
-    {
-      digest: image.configDigest,
-      mediaType: "config",
-      size: image.configBytes.length,
-      bytes: image.configBytes,
-    },
-  ];
-  for (const b of blobs) {
-    if (b.bytes === undefined && !store.hasBlob(b.digest)) {
-      throw new Error(
-        `Cannot push "${ref.familiar}": its layer "${b.digest}" is not in the store (only unpacked); pull the image again`,
-      );
-    }
-  }
-  const pushOne = async (blob: LayerInfo & { bytes?: Uint8Array }) => {
+  await runBounded(blobs, Math.max(1, options.maxParallel ?? 3), async (blob) => {
     if (await client.blobExists(ref.repository, blob.digest, signal)) {
       emit({ type: "layer-exists", digest: blob.digest, total: blob.size });
       return;
     }
     emit({ type: "layer-start", digest: blob.digest, total: blob.size });
-    const open = () => {
-      if (blob.bytes !== undefined) return blob.bytes.slice();
-      return countingStream(
+    const open = () =>
+      countingStream(
         store.blobPath(blob.digest),
         (current) =>
           emit({ type: "layer-progress", digest: blob.digest, current, total: blob.size }),
       );
-    };
     await client.pushBlob(ref.repository, blob.digest, blob.size, open, { signal });
     uploaded++;
     emit({ type: "layer-done", digest: blob.digest, current: blob.size, total: blob.size });
-  };
-  await runBounded(blobs, Math.max(1, options.maxParallel ?? 3), pushOne, ctl);
+  }, ctl);
 
   const digest = await client.pushManifest(
     ref.repository,
     ref.digest ?? ref.tag ?? "latest",
-    image.manifestMediaType,
-    image.manifestBytes,
+    parsed.mediaType,
+    manifest.bytes,
     options.signal,
   );
   emit({ type: "done", digest });
-  return { digest, size: image.manifestBytes.length, uploaded };
+  return { digest, size: manifest.bytes.length, uploaded };
 }
 
 /** A file's bytes as a stream, reporting the bytes read so far. */
@@ -145,13 +149,12 @@ function countingStream(
   path: string,
   onProgress: (current: number) => void,
 ): ReadableStream<Uint8Array> {
-  let file: Deno.FsFile | undefined;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let sent = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (reader === undefined) {
-        file = await Deno.open(path, { read: true });
+        const file = await Deno.open(path, { read: true });
         reader = file.readable.getReader();
       }
       const { done, value } = await reader.read();

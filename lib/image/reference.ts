@@ -64,7 +64,7 @@ export class ImageReference {
 
   /** The short form with tag and digest (`ubuntu:latest`, `user/repo@sha256:…`). */
   get familiar(): string {
-    return this.familiarName + this.suffix();
+    return this.familiarName + this.#suffix();
   }
 
   /** The same repository with another tag (and no digest). */
@@ -87,10 +87,10 @@ export class ImageReference {
 
   /** The fully qualified form: `docker.io/library/ubuntu:latest`. */
   toString(): string {
-    return this.name + this.suffix();
+    return this.name + this.#suffix();
   }
 
-  private suffix(): string {
+  #suffix(): string {
     return (this.tag !== undefined ? `:${this.tag}` : "") +
       (this.digest !== undefined ? `@${this.digest}` : "");
   }

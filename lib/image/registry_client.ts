@@ -29,6 +29,7 @@ import { type ImageReference, normalizeRegistry } from "./reference.ts";
 import {
   emptyRegistriesConfig,
   type RegistriesConfig,
+  registriesConfigPath,
   registryEndpoints,
 } from "./registries_config.ts";
 
@@ -217,8 +218,9 @@ export class RegistryClient {
       (e) => ({
         url: e.url,
         mirror: e.mirror,
+        // A mirror is another party: it gets its own credentials, never the registry's.
         auth: new Authenticator(
-          this.registry,
+          e.mirror ? new URL(e.url).host : this.registry,
           send,
           options.credentials !== undefined ? { credentials: options.credentials } : {},
         ),
@@ -688,6 +690,14 @@ export class RegistryClient {
       lastError = this.#endpoints.find((e) => e.failure !== undefined)?.failure;
     }
     const detail = lastError instanceof Error ? lastError.message : String(lastError);
+    const connectionFailed = lastError instanceof RegistryError && lastError.status === undefined;
+    const https = tried.every((u) => u.startsWith("https:"));
+    if (connectionFailed && https && !/dns error|failed to lookup/i.test(detail)) {
+      // The usual cause: a registry that speaks plain HTTP and is not listed as insecure.
+      throw new RegistryError(
+        `${detail}; if "${this.registry}" serves plain HTTP, list it in "insecureRegistries" of ${registriesConfigPath()}`,
+      );
+    }
     if (lastError instanceof AuthError || lastError instanceof RegistryError) throw lastError;
     throw new RegistryError(
       `Cannot reach registry "${this.registry}" (tried ${

@@ -10,8 +10,25 @@
  * is a small write in progress. repair() tells leftovers from live ones.
  */
 
-import { createHash } from "node:crypto";
-import { transaction, type StoreContext } from "./db.ts";
+import type { Hash } from "node:crypto";
+import { type StoreContext, transaction } from "./db.ts";
+import { isNoSpace } from "../image/layer_tar.ts";
+
+/**
+ * A streaming hash from node:crypto, loaded on first use: importing
+ * node:crypto costs ~35 ms of startup, which `trun run` (open the store,
+ * read an image's layers) must not pay. `process.getBuiltinModule` is the
+ * synchronous way to load a built-in on demand.
+ */
+export function createHash(algorithm: string): Hash {
+  const crypto = process.getBuiltinModule("node:crypto") as typeof import("node:crypto");
+  return crypto.createHash(algorithm);
+}
+
+/** `algorithm:hex` digest of small in-memory content. */
+export function digestOf(bytes: Uint8Array | string, algorithm = "sha256"): string {
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
+}
 
 const HEX: Readonly<Record<string, RegExp>> = {
   sha256: /^[a-f0-9]{64}$/,
@@ -86,8 +103,8 @@ export function hasBlob(ctx: StoreContext, digest: string): boolean {
  * Moves a fully written temporary file into place as blob `digest`: checks
  * it exists (and its size when `expectedSize` is given), fsyncs it, renames
  * it, fsyncs the directory and records it. The caller has verified the
- * digest while writing. If the blob is already there, the temporary file is
- * simply removed.
+ * digest while writing. If the blob is already there, the rename replaces
+ * it with identical content (readers keep their open file).
  */
 export function commitBlob(
   ctx: StoreContext,
@@ -119,7 +136,7 @@ export function commitBlob(
 /** Stores small bytes (a config, a manifest) as blob `digest` after checking their hash. */
 export function writeBlob(ctx: StoreContext, digest: string, bytes: Uint8Array): void {
   const { algorithm } = parseDigest(digest);
-  const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
+  const actual = digestOf(bytes, algorithm);
   if (actual !== digest) {
     throw new Error(`Content does not match its digest: expected ${digest}, got ${actual}`);
   }
@@ -142,7 +159,7 @@ export function writeBlob(ctx: StoreContext, digest: string, bytes: Uint8Array):
     } catch {
       // Nothing to clean, or repair() will.
     }
-    throw err;
+    throw noSpace(err, `storing blob ${digest}`, ctx.root);
   }
   fsyncPath(dirOf(path));
   record(ctx, digest, bytes.length);
@@ -181,6 +198,8 @@ export async function importBlob(
     }
     commitBlob(ctx, digest, scratch, size);
     return { digest, size };
+  } catch (err) {
+    throw noSpace(err, "importing a blob", ctx.root);
   } finally {
     try {
       Deno.removeSync(scratch);
@@ -225,6 +244,15 @@ export function deleteBlob(ctx: StoreContext, digest: string): number {
   }
   ctx.db.prepare("DELETE FROM blobs WHERE digest = ?").run(digest);
   return size;
+}
+
+/** A disk-full error restated for the user; other errors pass through unchanged. */
+export function noSpace(err: unknown, doing: string, root: string): unknown {
+  if (!isNoSpace(err)) return err;
+  return new Error(
+    `No space left on the device holding "${root}" while ${doing}: free some space (for example "trun image prune") and try again`,
+    { cause: err },
+  );
 }
 
 function record(ctx: StoreContext, digest: string, size: number): void {

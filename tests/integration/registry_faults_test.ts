@@ -17,7 +17,14 @@ import {
   trunAuthPath,
 } from "../../lib/image/auth.ts";
 import { parsePlatform } from "../../lib/image/manifest.ts";
-import { type LayerInfo, type PullEvent, pullImage, type PullStore } from "../../lib/image/pull.ts";
+import {
+  type LayerInfo,
+  type PulledImage,
+  type PullEvent,
+  pullImage,
+  type PullStore,
+  runBounded,
+} from "../../lib/image/pull.ts";
 import { pushImage, type PushStore } from "../../lib/image/push.ts";
 import { parseReference } from "../../lib/image/reference.ts";
 import { parseRegistriesConfig } from "../../lib/image/registries_config.ts";
@@ -449,21 +456,71 @@ Deno.test("blob redirects to storage are followed without the registry's token",
 
 Deno.test("a mirror serves pulls, and a failing mirror hands over to the registry", async () => {
   await using origin = startFaultRegistry();
-  await using mirror = startFaultRegistry();
+  await using mirror = startFaultRegistry({ auth: "bearer" });
   const config = parseRegistriesConfig(
     JSON.stringify({ registries: { [origin.host]: { mirrors: [mirror.url] } } }),
     "test",
   );
   const ref = parseReference(`${origin.host}/test/app`);
-  const viaMirror = clientFor(origin, undefined, { config });
+  const asked: string[] = [];
+  const viaMirror = clientFor(origin, undefined, {
+    config,
+    credentials: (registry) => {
+      asked.push(registry);
+      return Promise.resolve(undefined);
+    },
+  });
   assert.equal((await viaMirror.getManifest(ref)).digest, origin.image.indexDigest);
   assert.equal(origin.requests.filter((r) => r.kind === "manifest").length, 0);
   assert.equal(mirror.requests.filter((r) => r.kind === "manifest").length, 1);
+  // The mirror is asked about with its own name: the registry's login never goes to it.
+  assert.deepEqual(asked, [mirror.host]);
 
   mirror.faults.push({ on: "manifest", times: 10, action: { status: 404 } });
   const fallback = clientFor(origin, undefined, { config });
   assert.equal((await fallback.getManifest(ref)).digest, origin.image.indexDigest);
   assert.equal(origin.requests.filter((r) => r.kind === "manifest").length, 1);
+});
+
+Deno.test("a non-loopback registry gets plain HTTP only when listed as insecure", async () => {
+  await using reg = startFaultRegistry();
+  // A fetch that plays DNS: build.internal is the fault registry, and HTTPS
+  // to it fails as a TLS handshake with a plain-HTTP port does.
+  const seen: string[] = [];
+  const fakeFetch: typeof fetch = (input, init) => {
+    const url = new URL(String(input));
+    seen.push(`${url.protocol}//${url.host}`);
+    if (url.protocol === "https:") return Promise.reject(new TypeError("fetch failed"));
+    url.host = reg.host;
+    return fetch(url, init);
+  };
+  const ref = parseReference("build.internal:5000/test/app:single");
+  const strict = new RegistryClient("build.internal:5000", {
+    credentials: () => Promise.resolve(undefined),
+    retry: FAST_RETRY,
+    fetch: fakeFetch,
+  });
+  await assert.rejects(
+    strict.getManifest(ref),
+    /Cannot connect to "https:\/\/build.internal:5000\/v2\/".*; if "build.internal:5000" serves plain HTTP, list it in "insecureRegistries" of .*registries.json/,
+  );
+  assert.ok(seen.every((u) => u === "https://build.internal:5000"));
+
+  seen.length = 0;
+  const config = parseRegistriesConfig('{"insecureRegistries": ["build.internal"]}', "test");
+  const lenient = new RegistryClient("build.internal:5000", {
+    credentials: () => Promise.resolve(undefined),
+    retry: FAST_RETRY,
+    fetch: fakeFetch,
+    config,
+  });
+  assert.equal((await lenient.getManifest(ref)).digest, reg.image.single.digest);
+  // One HTTPS try, then HTTP for the ping and everything after.
+  assert.deepEqual(seen, [
+    "https://build.internal:5000",
+    "http://build.internal:5000",
+    "http://build.internal:5000",
+  ]);
 });
 
 Deno.test("pushBlob(), blobExists() and pushManifest() upload an image that reads back", async () => {
@@ -512,7 +569,7 @@ class FakeStore implements PullStore, PushStore {
   readonly dir: string;
   readonly committed = new Set<string>();
   readonly locks: string[] = [];
-  readonly images: Parameters<PullStore["recordImage"]>[0][] = [];
+  readonly images: PulledImage[] = [];
   readonly unpacked: LayerInfo[][] = [];
   constructor(dir: string) {
     this.dir = dir;
@@ -524,10 +581,12 @@ class FakeStore implements PullStore, PushStore {
     return `${this.dir}/${digest.replace(":", "-")}`;
   }
   blobTempPath(digest: string): string {
-    return `${this.blobPath(digest)}.tmp`;
+    return `${this.blobPath(digest)}.partial`;
   }
-  async commitBlob(digest: string, tempPath: string): Promise<void> {
-    assert.equal(sha256(await Deno.readFile(tempPath)), digest);
+  async commitBlob(digest: string, tempPath: string, expectedSize?: number): Promise<void> {
+    const bytes = await Deno.readFile(tempPath);
+    assert.equal(sha256(bytes), digest);
+    assert.equal(bytes.length, expectedSize);
     await Deno.rename(tempPath, this.blobPath(digest));
     this.committed.add(digest);
   }
@@ -535,16 +594,30 @@ class FakeStore implements PullStore, PushStore {
     this.locks.push(name);
     return await fn();
   }
-  ensureLayers(layers: LayerInfo[]): Promise<string[]> {
-    for (const l of layers) assert.ok(this.committed.has(l.digest), `${l.digest} not committed`);
+  ensureLayers(
+    layers: LayerInfo[],
+    options?: { onProgress?: (p: { digest: string; state: string }) => void },
+  ): Promise<string[]> {
+    for (const l of layers) {
+      assert.ok(this.committed.has(l.digest), `${l.digest} not committed`);
+      options?.onProgress?.({ digest: l.digest, state: "unpacking" });
+    }
     this.unpacked.push(layers);
     return Promise.resolve(layers.map((l) => `chain-${l.digest.slice(7, 15)}`));
   }
-  recordImage(image: Parameters<PullStore["recordImage"]>[0]): void {
+  recordImage(image: PulledImage): void {
     this.images.push(image);
+    // As the real store does, the config becomes a blob.
+    Deno.writeFileSync(this.blobPath(image.configDigest), image.configBytes);
+    this.committed.add(image.configDigest);
   }
-  getImage(reference: string) {
-    return this.images.find((i) => i.reference === reference);
+  findImage(query: string): { id: string; manifestDigest: string } | undefined {
+    const i = this.images.findLast((i) => i.reference === query);
+    return i && { id: i.configDigest, manifestDigest: i.manifestDigest };
+  }
+  getManifest(digest: string): { mediaType: string; bytes: Uint8Array } | undefined {
+    const i = this.images.find((i) => i.manifestDigest === digest);
+    return i && { mediaType: i.manifestMediaType, bytes: i.manifestBytes };
   }
 }
 
@@ -567,7 +640,10 @@ Deno.test("pullImage() downloads missing layers in parallel, then unpacks and re
     assert.equal(result.configDigest, amd.config.digest);
     assert.equal(result.downloaded, 2);
     assert.equal(result.chainIds.length, 2);
-    assert.deepEqual(store.locks.sort(), amd.layers.map((l) => `blob-${l.digest}`).sort());
+    assert.deepEqual(
+      store.locks.sort(),
+      amd.layers.map((l) => `blob-sha256-${l.digest.slice(7)}`).sort(),
+    );
     const rec = store.images[0]!;
     assert.equal(rec.reference, `${reg.host}/test/app:latest`);
     assert.deepEqual(rec.manifestBytes, amd.manifest.bytes);
@@ -611,6 +687,50 @@ Deno.test("pullImage() fails as a whole when one layer is bad, and records nothi
     assert.equal(store.unpacked.length, 0);
     assert.equal(store.hasBlob(amd.layers[0]!.digest), false);
   });
+});
+
+Deno.test("pullImage() resumes the store's .partial left by a killed pull", async () => {
+  await using reg = startFaultRegistry();
+  await withTemp(async (dir) => {
+    const store = new FakeStore(dir);
+    const amd = reg.image.platforms[HOST_ARCH]!;
+    const [small, big] = amd.layers as [typeof amd.layers[0], typeof amd.layers[0]];
+    await Deno.writeFile(store.blobTempPath(big.digest), big.bytes.subarray(0, 12_345));
+    // A complete but wrong leftover is downloaded again, not trusted.
+    await Deno.writeFile(store.blobTempPath(small.digest), new Uint8Array(small.size));
+    await pullImage(`${reg.host}/test/app`, {
+      store,
+      config: parseRegistriesConfig("{}", "test"),
+      client: { credentials: () => Promise.resolve(undefined), retry: FAST_RETRY },
+    });
+    assert.deepEqual(blobRequests(reg, big.digest).map((r) => r.range), ["bytes=12345-"]);
+    assert.deepEqual(blobRequests(reg, small.digest).map((r) => r.range), [null]);
+    assert.deepEqual(await Deno.readFile(store.blobPath(big.digest)), big.bytes);
+    assert.deepEqual(await Deno.readFile(store.blobPath(small.digest)), small.bytes);
+  });
+});
+
+Deno.test("runBounded() keeps at most the limit running and stops after a failure", async () => {
+  let running = 0;
+  let peak = 0;
+  const started: number[] = [];
+  const ctl = new AbortController();
+  await assert.rejects(
+    runBounded([1, 2, 3, 4, 5, 6, 7, 8], 3, async (n) => {
+      started.push(n);
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 10));
+      running--;
+      if (n === 2) throw new Error("item 2 failed");
+    }, ctl),
+    /item 2 failed/,
+  );
+  assert.equal(peak, 3);
+  assert.ok(ctl.signal.aborted);
+  // Items not started when the failure came are never started.
+  assert.ok(started.length < 8, `started ${started}`);
+  assert.equal(running, 0);
 });
 
 Deno.test("pushImage() uploads missing blobs then the manifest, skipping existing ones", async () => {
@@ -738,5 +858,48 @@ Deno.test({
     }).resolveImage(parseReference(`${reg.host}/push/test:v1`), parsePlatform("linux/amd64"));
     assert.equal(img.manifest.digest, digest);
     assert.deepEqual(img.config.bytes, config);
+  },
+});
+
+Deno.test({
+  name: "pullImage() fills the real store from the real registry, once",
+  ignore: !HAS_REGISTRY,
+  async fn() {
+    const { startFixtureRegistry } = await import("../_harness/registry.ts");
+    const { openStore } = await import("../../lib/store/mod.ts");
+    await using reg = await startFixtureRegistry({ images: ["trun-fixtures/layered:latest"] });
+    await withTemp(async (dir) => {
+      const store = openStore(`${dir}/store`);
+      try {
+        const uid = Deno.uid() ?? 0;
+        const opts = {
+          store,
+          config: parseRegistriesConfig("{}", "test"),
+          client: { credentials: () => Promise.resolve(undefined) },
+          ...(uid !== 0 ? { squashOwnership: { uid, gid: Deno.gid() ?? 0 } } : {}),
+        };
+        const events: PullEvent[] = [];
+        const ref = `${reg.host}/trun-fixtures/layered:latest`;
+        const result = await pullImage(ref, { ...opts, onEvent: (e) => events.push(e) });
+        const image = store.findImage(ref);
+        assert.equal(image?.id, result.configDigest);
+        assert.equal(image?.manifestDigest, result.manifestDigest);
+        assert.deepEqual(image?.layers, result.chainIds);
+        assert.equal(result.chainIds.length, 3);
+        const paths = store.layerPaths(result.configDigest);
+        assert.ok((await Deno.lstat(`${paths[0]}/bin/busybox`)).isFile);
+        assert.equal(events.filter((e) => e.type === "layer-done").length, 3);
+        assert.equal(events.filter((e) => e.type === "unpacking" && e.digest).length, 3);
+        // No download leftovers next to the blobs.
+        const names = [...Deno.readDirSync(`${dir}/store/blobs/sha256`)].map((e) => e.name);
+        assert.ok(names.every((n) => /^[a-f0-9]{64}$/.test(n)), names.join(" "));
+
+        const again = await pullImage(ref, opts);
+        assert.equal(again.downloaded, 0);
+        assert.deepEqual(again.chainIds, result.chainIds);
+      } finally {
+        store.close();
+      }
+    });
   },
 });

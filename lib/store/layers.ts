@@ -1,0 +1,314 @@
+/**
+ * Unpacked layers: `layers/<chain id hex>/`, one overlay lower directory per
+ * layer, named by the OCI chain id (image-spec config.md: ChainID(L₀) =
+ * DiffID(L₀), ChainID(Lₙ) = sha256(ChainID(Lₙ₋₁) + " " + DiffID(Lₙ))).
+ *
+ * A layer becomes visible only when complete: it is unpacked into
+ * `layers/<blob key>.tmp-<random>` while holding the exclusive lock
+ * `unpack-<blob key>`, flushed to disk (syncfs), renamed to its final name
+ * and fsynced there, and only then recorded in the database, in one
+ * transaction. Two processes unpacking the same blob wait on that lock, and
+ * the second finds the layer done. The rename and the record happen under a
+ * second lock, `commit-layer-<chain hex>`, because two different blobs (the
+ * same diff compressed twice) can make the same chain id. A process killed
+ * mid-unpack leaves a `.tmp-` directory whose lock is free, which repair()
+ * removes; one killed between rename and record leaves a directory without
+ * a row, which repair() removes too (after taking the commit lock and the
+ * layer's lease, so a live process is never robbed).
+ */
+
+import type { Hash } from "node:crypto";
+import { isNoSpace, LayerError, removeTree } from "../image/layer_tar.ts";
+import { syncfs } from "../../ffi/fs.ts";
+import { type StoreContext, transaction } from "./db.ts";
+import {
+  blobLeaseName,
+  blobPath,
+  createHash,
+  digestOf,
+  fsyncPath,
+  parseDigest,
+  randomSuffix,
+} from "./blobs.ts";
+import { withLock } from "./lock.ts";
+
+/** A compressed layer as a manifest lists it. */
+export interface LayerDescriptor {
+  /** Digest of the (usually compressed) blob. */
+  digest: string;
+  /** Its media type (decompression is decided by magic bytes; this is checked and recorded). */
+  mediaType: string;
+  /** Its size in bytes. */
+  size: number;
+}
+
+/** How far {@link ensureLayers} is with one layer. */
+export interface LayerProgress {
+  /** The layer blob. */
+  digest: string;
+  /** `exists`: already unpacked; `unpacking`: started; `done`: unpacked now. */
+  state: "exists" | "unpacking" | "done";
+  /** The chain id, once known. */
+  chainId?: string;
+}
+
+/** Options for {@link ensureLayers}. */
+export interface EnsureLayersOptions {
+  /** Give every file this owner (rootless without subordinate ids). */
+  squashOwnership?: { uid: number; gid: number };
+  /** Called as each layer is found or unpacked. */
+  onProgress?: (p: LayerProgress) => void;
+  /** Flush each unpacked layer to disk before it becomes visible (default true). */
+  durable?: boolean;
+}
+
+// Media types that are tar layers; the compression itself is told by magic.
+const LAYER_TYPE =
+  /^application\/vnd\.(oci\.image\.layer\.(nondistributable\.)?v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.(foreign\.)?diff\.tar(\.gzip)?)$/;
+
+/** The chain id of a layer with diff id `diffId` on top of chain `parent`. */
+export function chainId(parent: string | undefined, diffId: string): string {
+  if (parent === undefined) return diffId;
+  return digestOf(`${parent} ${diffId}`);
+}
+
+/** The chain ids of a stack of diff ids, bottom to top. */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  let parent: string | undefined;
+  for (const d of diffIds) {
+    parent = chainId(parent, d);
+    out.push(parent);
+  }
+  return out;
+}
+
+/** The directory of the unpacked layer `chain`. */
+export function layerDir(root: string, chain: string): string {
+  return `${root}/layers/${parseDigest(chain).hex}`;
+}
+
+/** The lease that keeps the collector off layer `chain`. */
+export function layerLeaseName(chain: string): string {
+  return `lease-layer-${parseDigest(chain).hex}`;
+}
+
+/** True when `chain` is recorded and its directory is there. */
+export function layerPresent(ctx: StoreContext, chain: string): boolean {
+  const row = ctx.db.prepare("SELECT 1 AS ok FROM layers WHERE chain_id = ?").get(chain);
+  return row !== undefined && isDir(layerDir(ctx.root, chain));
+}
+
+/**
+ * Makes sure every layer is unpacked, in order, and returns the chain ids
+ * bottom to top. Each layer blob must already be in the store. The diff id
+ * is computed while unpacking, and the blob's own digest is checked on the
+ * way. Layers already unpacked are skipped; every returned layer is leased
+ * until the store is closed.
+ */
+export async function ensureLayers(
+  ctx: StoreContext,
+  layers: readonly LayerDescriptor[],
+  opts: EnsureLayersOptions = {},
+): Promise<string[]> {
+  Deno.mkdirSync(`${ctx.root}/layers`, { recursive: true, mode: 0o755 });
+  const out: string[] = [];
+  let parent: string | undefined;
+  for (const layer of layers) {
+    if (!LAYER_TYPE.test(layer.mediaType)) {
+      throw new Error(
+        `Layer ${layer.digest} has media type "${layer.mediaType}", which is not a tar layer trun can unpack`,
+      );
+    }
+    const known = knownChain(ctx, parent, layer.digest);
+    if (known !== undefined) {
+      ctx.lease(layerLeaseName(known));
+      if (layerPresent(ctx, known)) {
+        opts.onProgress?.({ digest: layer.digest, state: "exists", chainId: known });
+        out.push(known);
+        parent = known;
+        continue;
+      }
+    }
+    const { algorithm, hex } = parseDigest(layer.digest);
+    const key = `${algorithm}-${hex}`;
+    parent = await withLock(ctx.root, `unpack-${key}`, () => unpack(ctx, layer, parent, key, opts));
+    out.push(parent);
+  }
+  return out;
+}
+
+function knownChain(ctx: StoreContext, parent: string | undefined, blob: string) {
+  const row = ctx.db.prepare("SELECT diff_id FROM blob_diffs WHERE blob_digest = ?").get(blob) as
+    | { diff_id: string }
+    | undefined;
+  return row ? chainId(parent, row.diff_id) : undefined;
+}
+
+// Runs under the blob's unpack lock.
+async function unpack(
+  ctx: StoreContext,
+  layer: LayerDescriptor,
+  parent: string | undefined,
+  key: string,
+  opts: EnsureLayersOptions,
+): Promise<string> {
+  // Another process may have finished it while we waited for the lock.
+  const known = knownChain(ctx, parent, layer.digest);
+  if (known !== undefined && layerPresent(ctx, known)) {
+    ctx.lease(layerLeaseName(known));
+    opts.onProgress?.({ digest: layer.digest, state: "exists", chainId: known });
+    return known;
+  }
+  ctx.lease(blobLeaseName(layer.digest));
+  const source = blobPath(ctx.root, layer.digest);
+  let size: number;
+  try {
+    size = Deno.statSync(source).size;
+  } catch (err) {
+    throw new Error(`Layer ${layer.digest} is not in the store: pull the image again`, {
+      cause: err,
+    });
+  }
+  if (size !== layer.size) {
+    throw new Error(
+      `Layer ${layer.digest} in the store has ${size} bytes, but the manifest says ${layer.size}: remove "${source}" and pull again`,
+    );
+  }
+  opts.onProgress?.({ digest: layer.digest, state: "unpacking" });
+  const layersDir = `${ctx.root}/layers`;
+  const tmp = `${layersDir}/${key}.tmp-${randomSuffix()}`;
+  try {
+    const hash = createHash(parseDigest(layer.digest).algorithm);
+    // Loaded here, not at startup: tar-stream and zlib are for pulls only.
+    const { applyLayer } = await import("../image/layer_tar.ts");
+    const result = await applyLayer(hashed(source, hash), tmp, {
+      what: `layer ${layer.digest}`,
+      ...(opts.squashOwnership ? { squashOwnership: opts.squashOwnership } : {}),
+    });
+    const actual = `${parseDigest(layer.digest).algorithm}:${hash.digest("hex")}`;
+    if (actual !== layer.digest) {
+      throw new LayerError(
+        `Layer ${layer.digest} in the store is corrupt (its content hashes to ${actual}): remove "${source}" and pull again`,
+      );
+    }
+    const chain = chainId(parent, result.diffId);
+    ctx.lease(layerLeaseName(chain));
+    if (opts.durable ?? true) syncfs(tmp);
+    // The same chain can come from a differently compressed blob, under
+    // another unpack lock: the commit lock makes check, rename and record one
+    // step for each chain id.
+    await withLock(ctx.root, layerCommitLockName(chain), () => {
+      commit(ctx, layer, parent, chain, tmp, result);
+      return Promise.resolve();
+    });
+    opts.onProgress?.({ digest: layer.digest, state: "done", chainId: chain });
+    return chain;
+  } catch (err) {
+    removeTree(tmp);
+    if (isNoSpace(err) && !(err instanceof LayerError)) {
+      throw new Error(
+        `No space left while storing layer ${layer.digest} in "${layersDir}": free some space (for example "trun image prune") and try again`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+function commit(
+  ctx: StoreContext,
+  layer: LayerDescriptor,
+  parent: string | undefined,
+  chain: string,
+  tmp: string,
+  result: { diffId: string; tarSize: number; unpackedSize: number },
+): void {
+  const final = layerDir(ctx.root, chain);
+  if (layerPresent(ctx, chain)) {
+    removeTree(tmp);
+  } else {
+    // A directory without a row is a leftover of a crash after the rename.
+    if (isDir(final)) removeTree(final);
+    Deno.renameSync(tmp, final);
+    fsyncPath(`${ctx.root}/layers`);
+  }
+  transaction(ctx.db, () => {
+    ctx.db.prepare(
+      `INSERT INTO layers (chain_id, diff_id, parent, blob_digest, media_type, size,
+         unpacked_size, refcount, created)
+       VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COUNT(*) FROM image_layers WHERE chain_id = ?), ?)
+       ON CONFLICT (chain_id) DO NOTHING`,
+    ).run(
+      chain,
+      result.diffId,
+      parent ?? null,
+      layer.digest,
+      layer.mediaType,
+      layer.size,
+      result.unpackedSize,
+      chain,
+      Date.now(),
+    );
+    ctx.db.prepare(
+      "INSERT OR REPLACE INTO blob_diffs (blob_digest, diff_id, tar_size) VALUES (?, ?, ?)",
+    ).run(layer.digest, result.diffId, result.tarSize);
+  });
+}
+
+/** The lock held while a layer directory is renamed into place and recorded. */
+export function layerCommitLockName(chain: string): string {
+  return `commit-layer-${parseDigest(chain).hex}`;
+}
+
+// Reads a blob file in large chunks, feeding `hash` on the way.
+async function* hashed(
+  path: string,
+  hash: Hash,
+): AsyncGenerator<Uint8Array> {
+  const { createReadStream } = await import("node:fs");
+  for await (const chunk of createReadStream(path, { highWaterMark: 256 * 1024 })) {
+    hash.update(chunk as Uint8Array);
+    yield chunk as Uint8Array;
+  }
+}
+
+/**
+ * Deletes layer `chain` if no image uses it: row first (in a transaction
+ * that re-checks the references), then the directory, renamed aside first so
+ * a crash leaves a `.del-` name repair() finishes. The caller holds the
+ * layer's lease exclusively. Returns the bytes freed, or -1 when kept.
+ */
+export function deleteLayer(ctx: StoreContext, chain: string): number {
+  const removed = transaction(ctx.db, () => {
+    const used = ctx.db.prepare("SELECT COUNT(*) AS n FROM image_layers WHERE chain_id = ?")
+      .get(chain) as { n: number };
+    if (used.n > 0) return undefined;
+    const row = ctx.db.prepare("SELECT unpacked_size FROM layers WHERE chain_id = ?").get(chain) as
+      | { unpacked_size: number }
+      | undefined;
+    ctx.db.prepare("DELETE FROM layers WHERE chain_id = ?").run(chain);
+    return row?.unpacked_size ?? 0;
+  });
+  if (removed === undefined) return -1;
+  const dir = layerDir(ctx.root, chain);
+  const aside = `${dir}.del-${randomSuffix()}`;
+  try {
+    Deno.renameSync(dir, aside);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return removed;
+    throw err;
+  }
+  removeTree(aside);
+  return removed;
+}
+
+/** True when `path` is a directory (not following a final symlink). */
+export function isDir(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isDirectory;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
