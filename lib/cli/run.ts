@@ -71,6 +71,13 @@ export const RUN: CommandDef = {
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
     { long: "network", kind: "string", value: "MODE", help: "host (default) or none" },
+    {
+      long: "pull",
+      kind: "string",
+      value: "POLICY",
+      help: "Pull the image: missing (default), always or never",
+    },
+    { long: "platform", kind: "string", value: "OS/ARCH", help: "Platform of the image to pull" },
     { long: "entrypoint", kind: "string", value: "CMD", help: "Override the image's entrypoint" },
     {
       long: "interactive",
@@ -141,7 +148,12 @@ export async function main(argv: string[]): Promise<number> {
     req = { ...base, layers: [Deno.realPathSync(target)] };
   } else {
     const { imageRunRequest } = await import("../image/run_image.ts");
-    req = await imageRunRequest(target, base);
+    const pull = stringFlag(p, "pull") ?? "missing";
+    if (pull !== "missing" && pull !== "always" && pull !== "never") {
+      throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
+    }
+    const platform = stringFlag(p, "platform");
+    req = await imageRunRequest(target, base, { pull, ...(platform ? { platform } : {}) });
   }
   const userns = stringFlag(p, "userns") ?? "auto";
   if (userns !== "auto" && userns !== "single") {

@@ -267,6 +267,9 @@ async function pump(
   ].map((p) => p.catch(fail));
   await Promise.all(tasks);
   if (failure !== undefined) throw failure;
+  // Even an empty layer is a tar of two zero blocks. Nothing at all means a
+  // cut-off stream: node's zstd decoder ends quietly on a truncated frame.
+  if (tarSize === 0) throw new LayerError("the layer data is corrupt: it holds no tar data");
   return { diffId: `sha256:${hash.digest("hex")}`, tarSize };
 }
 
@@ -780,9 +783,16 @@ function wrapError(err: unknown, what: string, dest: string): Error {
       { cause: err },
     );
   }
-  if (err instanceof LayerError) return err;
+  if (err instanceof LayerError) {
+    return err.message.startsWith(what) ? err : new LayerError(`${what}: ${err.message}`, err.entry);
+  }
   const msg = errText(err);
-  if (/incorrect header check|invalid|unexpected end|Unexpected end|zlib|zstd/i.test(msg)) {
+  const code = String((err as { code?: unknown }).code ?? "");
+  // zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR), zstd's and tar-stream's messages.
+  if (
+    code.startsWith("Z_") || /^Zstd /.test(msg) ||
+    /^(Invalid tar header|Unexpected end of data|Header exceeds max size|Invalid header)/.test(msg)
+  ) {
     return new LayerError(`${what}: the layer data is corrupt: ${msg}`, undefined, { cause: err });
   }
   return new LayerError(`${what}: ${msg}`, undefined, { cause: err });

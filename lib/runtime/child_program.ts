@@ -283,8 +283,11 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
     produces: ov,
     step: ovWhat,
   });
+  const lowers: [string, string][] = rootfs.lowerdirAppend
+    ? rootfs.lowers.map((l) => ["lowerdir+", l])
+    : [["lowerdir", rootfs.lowers.map(escapeOverlayPath).join(":")]];
   const ovOptions: [string, string | null][] = [
-    ["lowerdir", rootfs.lowers.map(escapeOverlayPath).join(":")],
+    ...lowers,
     ["upperdir", `${s}/upper`],
     ["workdir", `${s}/work`],
     ["userxattr", null],

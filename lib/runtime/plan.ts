@@ -32,6 +32,11 @@ export interface RootfsPlan {
   scratch: string;
   /** `--read-only`: the root is mounted read-only. */
   readOnly: boolean;
+  /**
+   * Pass each lower directory as its own `lowerdir+` option (Linux ≥ 6.8);
+   * newer kernels refuse a colon-separated `lowerdir` through fsconfig(2).
+   */
+  lowerdirAppend: boolean;
 }
 
 /** The process the container runs. */

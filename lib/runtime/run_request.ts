@@ -58,6 +58,22 @@ export function newContainerId(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/** Whether the running kernel is at least `major.minor` (from /proc/sys/kernel/osrelease). */
+export function kernelAtLeast(major: number, minor: number, release?: string): boolean {
+  let text = release;
+  if (text === undefined) {
+    try {
+      text = Deno.readTextFileSync("/proc/sys/kernel/osrelease");
+    } catch {
+      return false;
+    }
+  }
+  const m = text.match(/^(\d+)\.(\d+)/);
+  if (!m) return false;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > major || (maj === major && min >= minor);
+}
+
 function hostHas(path: string): { exists: boolean; dir: boolean } {
   try {
     const info = Deno.statSync(path);
@@ -110,6 +126,7 @@ export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping())
       lowers: req.layers,
       scratch: `${req.runtimeDir}/containers/${id}`,
       readOnly: req.readOnly,
+      lowerdirAppend: kernelAtLeast(6, 8),
     },
     volumes: req.volumes.map(parseVolume),
     process: {

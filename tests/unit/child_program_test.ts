@@ -22,6 +22,7 @@ function plan(
     idMapping?: IdMapping;
     volumes?: { source: string; target: string; readOnly: boolean }[];
     readOnly?: boolean;
+    lowerdirAppend?: boolean;
   } = {},
 ): ContainerPlan {
   return assemblePlan({
@@ -33,6 +34,7 @@ function plan(
       lowers: ["/layers/top", "/layers/a:b"],
       scratch: "/run/x",
       readOnly: over.readOnly ?? false,
+      lowerdirAppend: over.lowerdirAppend ?? true,
     },
     volumes: over.volumes ?? [],
     process: {
@@ -167,7 +169,7 @@ Deno.test("assemblePlan() refuses a volume whose source is missing", () => {
     () =>
       assemblePlan({
         ...{ id: "x", hostname: "h", idMapping: SINGLE, network: "host" as const },
-        rootfs: { lowers: ["/r"], scratch: "/s", readOnly: false },
+        rootfs: { lowers: ["/r"], scratch: "/s", readOnly: false, lowerdirAppend: true },
         volumes: [{ source: "/nope", target: "/x", readOnly: false }],
         process: {
           args: ["a"],
@@ -182,4 +184,13 @@ Deno.test("assemblePlan() refuses a volume whose source is missing", () => {
       }),
     /bind source path does not exist: "\/nope"/,
   );
+});
+
+Deno.test("compileChildProgram() passes each lower layer on its own with lowerdir+", () => {
+  const values = (p: ContainerPlan) =>
+    compileChildProgram(p, { syncRead: SYNC })
+      .filter((o) => o.call === "fsconfig" && o.step.includes("option lowerdir"))
+      .map((o) => `${(o.args[2] as { str: string }).str}=${(o.args[3] as { str: string }).str}`);
+  assert.deepEqual(values(plan()), ["lowerdir+=/layers/top", "lowerdir+=/layers/a:b"]);
+  assert.deepEqual(values(plan({ lowerdirAppend: false })), ["lowerdir=/layers/top:/layers/a\\:b"]);
 });

@@ -605,17 +605,21 @@ Deno.test("applyLayer() makes absolute entry names relative to the layer", async
 
 Deno.test("applyLayer() reports corrupt and truncated layers as such and cleans up", async () => {
   const good = gzipSync(tar([{ name: "f", body: new Uint8Array(100_000).fill(1) }]));
-  const cases: [string, Uint8Array, RegExp][] = [
-    ["truncated gzip", good.slice(0, good.length / 2), /layer sha256:test: .*(corrupt|end)/i],
-    ["bad gzip", new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]), /layer sha256:test: /],
-    ["truncated tar", tar([{ name: "f", body: new Uint8Array(5000) }]).slice(0, 2048), /layer/],
-    ["not a tar", enc.encode("x".repeat(2048)), /layer sha256:test: /],
+  const cases: [string, Uint8Array][] = [
+    ["truncated gzip", good.slice(0, good.length / 2)],
+    ["bad gzip", new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7])],
+    ["bad zstd", new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5, 6, 7, 8])],
+    ["truncated zstd", zstdCompressSync(tar([{ name: "f", body: "x".repeat(9000) }])).slice(0, 40)],
+    ["truncated tar", tar([{ name: "f", body: new Uint8Array(5000) }]).slice(0, 2048)],
+    ["not a tar", enc.encode("x".repeat(2048))],
   ];
-  for (const [name, bytes, re] of cases) {
+  for (const [name, bytes] of cases) {
     await withDir(async (dir) => {
       await assert.rejects(
         applyLayer(stream(bytes), `${dir}/l`, { what: "layer sha256:test", ...OWN }),
-        (e: Error) => e instanceof LayerError && re.test(e.message),
+        (e: Error) =>
+          e instanceof LayerError &&
+          /^layer sha256:test: the layer data is corrupt: /.test(e.message),
         name,
       );
       assert.ok(!exists(`${dir}/l`), name);
@@ -631,3 +635,49 @@ function exists(p: string): boolean {
     return false;
   }
 }
+
+Deno.test("applyLayer() names the entry and the id when an owner is not mapped in the user namespace", async (t) => {
+  // `unshare -U -r` maps only our own id to 0, so uid 1234 has no mapping.
+  const repo = new URL("../../", import.meta.url).pathname;
+  const code = `
+    import tarStream from "tar-stream";
+    import { applyLayer } from "${repo}lib/image/layer_tar.ts";
+    const pack = tarStream.pack();
+    pack.entry({ name: "etc/", type: "directory", uid: 0, gid: 0 });
+    pack.entry({ name: "etc/owned", uid: 1234, gid: 0 }, "x");
+    pack.finalize();
+    const base = Deno.makeTempDirSync();
+    const dest = base + "/l";
+    try {
+      await applyLayer(ReadableStream.from(pack), dest, { what: "layer sha256:ns" });
+      console.log("no error");
+    } catch (e) {
+      console.log(e.message);
+      console.log("left behind: " + (() => { try { Deno.statSync(dest); return "yes"; } catch { return "no"; } })());
+    } finally {
+      Deno.removeSync(base, { recursive: true });
+    }`;
+  let out: Deno.CommandOutput | undefined;
+  try {
+    out = await new Deno.Command("unshare", {
+      args: ["-U", "-r", Deno.execPath(), "eval", "--config", `${repo}deno.json`, code],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch {
+    out = undefined;
+  }
+  const usable = out !== undefined && out.code === 0;
+  await t.step({
+    name: usable ? "in a single-id user namespace" : "skipped: unshare -U -r is not usable here",
+    ignore: !usable,
+    fn: () => {
+      const text = new TextDecoder().decode(out!.stdout);
+      assert.match(
+        text,
+        /layer sha256:ns: entry "etc\/owned": owner 1234:0 is not mapped in this user namespace \(EINVAL\)/,
+      );
+      assert.match(text, /left behind: no/);
+    },
+  });
+});

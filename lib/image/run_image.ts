@@ -1,0 +1,64 @@
+/**
+ * `trun run IMAGE`: finds the image in the store (pulling it first when it
+ * is missing, as Docker does, with the pull's output on stderr) and turns
+ * it into the root filesystem layers and image config of a `RunRequest`.
+ */
+import { openStore } from "../store/mod.ts";
+import { runTrunForStorage } from "../runtime/userns_exec.ts";
+import type { RunRequest } from "../runtime/run_request.ts";
+
+/** `--pull` policies, as Docker names them. */
+export type PullPolicy = "missing" | "always" | "never";
+
+/** Options of `imageRunRequest`. */
+export interface ImageRunOptions {
+  /** When to pull (default `missing`). */
+  pull?: PullPolicy;
+  /** `--platform`. */
+  platform?: string;
+}
+
+/** Completes `base` with the layers and config of image `target`. */
+export async function imageRunRequest(
+  target: string,
+  base: Omit<RunRequest, "layers">,
+  opts: ImageRunOptions = {},
+): Promise<RunRequest> {
+  const policy = opts.pull ?? "missing";
+  let store = openStore();
+  let image = policy === "always" ? undefined : store.findImage(target);
+  if (!image) {
+    if (policy === "never") {
+      throw new Error(`image "${target}" not found locally, and --pull=never`);
+    }
+    if (policy === "missing") {
+      Deno.stderr.writeSync(new TextEncoder().encode(`Unable to find image '${target}' locally\n`));
+    }
+    store.close();
+    const args = ["pull", ...(opts.platform ? ["--platform", opts.platform] : []), target];
+    // The pull unpacks layers, which must happen where files can belong to
+    // image ids: the same user-namespace helper `trun pull` uses.
+    const code = await runTrunForStorage(args, { stdoutToStderr: true });
+    if (code !== 0) {
+      throw Object.assign(new Error(`pulling "${target}" failed (see above)`), { exitCode: 125 });
+    }
+    store = openStore();
+    image = store.findImage(target);
+    if (!image) {
+      throw new Error(`image "${target}" was pulled but is not in the store "${store.root}"`);
+    }
+  }
+  try {
+    const layers = store.layerPaths(image.id).slice().reverse();
+    const c = image.config.config ?? {};
+    const config: NonNullable<RunRequest["image"]> = {};
+    if (c.Env) config.env = c.Env;
+    if (c.Cmd) config.cmd = c.Cmd;
+    if (c.Entrypoint) config.entrypoint = c.Entrypoint;
+    if (c.WorkingDir) config.workingDir = c.WorkingDir;
+    if (c.User) config.user = c.User;
+    return { ...base, layers, image: config };
+  } finally {
+    store.close();
+  }
+}
