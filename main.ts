@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined ? 125 : 0;
   }
   if (name === "--version" || name === "-v") {
-    return await (await import("./lib/cli/version.ts")).main([]);
+    return await (await import("./lib/cli/info.ts")).versionCommand([]);
   }
   const entry = COMMANDS[name];
   if (!entry) {

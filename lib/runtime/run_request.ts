@@ -58,17 +58,9 @@ export function newContainerId(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Whether the running kernel is at least `major.minor` (from /proc/sys/kernel/osrelease). */
-export function kernelAtLeast(major: number, minor: number, release?: string): boolean {
-  let text = release;
-  if (text === undefined) {
-    try {
-      text = Deno.readTextFileSync("/proc/sys/kernel/osrelease");
-    } catch {
-      return false;
-    }
-  }
-  const m = text.match(/^(\d+)\.(\d+)/);
+/** Whether the running kernel (or `release`, e.g. `6.18.4-x`) is at least `major.minor`. */
+export function kernelAtLeast(major: number, minor: number, release: string = Deno.osRelease()): boolean {
+  const m = release.match(/^(\d+)\.(\d+)/);
   if (!m) return false;
   const [maj, min] = [Number(m[1]), Number(m[2])];
   return maj > major || (maj === major && min >= minor);

@@ -25,12 +25,13 @@ import {
   blobLeaseName,
   blobPath,
   createHash,
+  deleteBlob,
   digestOf,
   fsyncPath,
   parseDigest,
   randomSuffix,
 } from "./blobs.ts";
-import { withLock } from "./lock.ts";
+import { tryLock, withLock } from "./lock.ts";
 
 /** A compressed layer as a manifest lists it. */
 export interface LayerDescriptor {
@@ -172,7 +173,9 @@ async function unpack(
   }
   if (size !== layer.size) {
     throw new Error(
-      `Layer ${layer.digest} in the store has ${size} bytes, but the manifest says ${layer.size}: remove "${source}" and pull again`,
+      `Layer ${layer.digest} in the store has ${size} bytes, but the manifest says ${layer.size}: ${
+        discard(ctx, layer.digest)
+      }`,
     );
   }
   opts.onProgress?.({ digest: layer.digest, state: "unpacking" });
@@ -189,7 +192,9 @@ async function unpack(
     const actual = `${parseDigest(layer.digest).algorithm}:${hash.digest("hex")}`;
     if (actual !== layer.digest) {
       throw new LayerError(
-        `Layer ${layer.digest} in the store is corrupt (its content hashes to ${actual}): remove "${source}" and pull again`,
+        `Layer ${layer.digest} in the store is corrupt (its content hashes to ${actual}): ${
+          discard(ctx, layer.digest)
+        }`,
       );
     }
     const chain = chainId(parent, result.diffId);
@@ -259,6 +264,20 @@ function commit(
 /** The lock held while a layer directory is renamed into place and recorded. */
 export function layerCommitLockName(chain: string): string {
   return `commit-layer-${parseDigest(chain).hex}`;
+}
+
+// Removes a damaged blob so the next pull downloads it again instead of
+// finding it present; says what the user should do.
+function discard(ctx: StoreContext, digest: string): string {
+  ctx.dropLease(blobLeaseName(digest));
+  const lock = tryLock(ctx.root, blobLeaseName(digest));
+  if (lock === null) return `remove "${blobPath(ctx.root, digest)}" and pull again`;
+  try {
+    deleteBlob(ctx, digest);
+  } finally {
+    lock.close();
+  }
+  return "it has been removed; pull the image again";
 }
 
 // Reads a blob file in large chunks, feeding `hash` on the way.

@@ -5,6 +5,7 @@ import { RESOLVE } from "../../ffi/syscalls.ts";
 import { compileChildProgram, escapeOverlayPath } from "../../lib/runtime/child_program.ts";
 import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { assemblePlan, type ContainerPlan } from "../../lib/runtime/plan.ts";
+import { kernelAtLeast } from "../../lib/runtime/run_request.ts";
 
 const SUBORDINATE: IdMapping = {
   mode: "subordinate",
@@ -193,4 +194,12 @@ Deno.test("compileChildProgram() passes each lower layer on its own with lowerdi
       .map((o) => `${(o.args[2] as { str: string }).str}=${(o.args[3] as { str: string }).str}`);
   assert.deepEqual(values(plan()), ["lowerdir+=/layers/top", "lowerdir+=/layers/a:b"]);
   assert.deepEqual(values(plan({ lowerdirAppend: false })), ["lowerdir=/layers/top:/layers/a\\:b"]);
+});
+
+Deno.test("kernelAtLeast() compares major and minor numbers", () => {
+  assert.equal(kernelAtLeast(6, 8, "6.18.44-fc"), true);
+  assert.equal(kernelAtLeast(6, 8, "6.8.0"), true);
+  assert.equal(kernelAtLeast(6, 8, "6.7.12"), false);
+  assert.equal(kernelAtLeast(6, 8, "5.19.1"), false);
+  assert.equal(kernelAtLeast(6, 8, "garbage"), false);
 });

@@ -236,11 +236,15 @@ Deno.test("ensureLayers() refuses a blob whose content no longer matches its dig
       store.ensureLayers([{ ...layer, size: forged.length }]),
       new RegExp(`Layer ${layer.digest} in the store is corrupt \\(its content hashes to sha256:`),
     );
+    assert.equal(store.hasBlob(layer.digest), false, "the damaged blob was removed");
     Deno.writeFileSync(store.blobPath(layer.digest), forged.subarray(0, 20));
     await assert.rejects(
       store.ensureLayers(b.layers),
-      new RegExp(`Layer ${layer.digest} in the store has 20 bytes, but the manifest says`),
+      new RegExp(
+        `Layer ${layer.digest} in the store has 20 bytes, but the manifest says \\d+: it has been removed; pull the image again`,
+      ),
     );
+    assert.equal(store.hasBlob(layer.digest), false);
     assert.deepEqual([...Deno.readDirSync(`${root}/layers`)], [], "nothing left in layers/");
     assert.equal(store.db.prepare("SELECT COUNT(*) AS n FROM layers").get()?.n, 0);
   });
