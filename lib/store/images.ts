@@ -306,6 +306,13 @@ export function imageManifest(ctx: StoreContext, image: string): StoredManifest 
   return { digest: row.digest, mediaType: row.media_type, bytes: new Uint8Array(row.bytes) };
 }
 
+/** A stored manifest by its digest, or undefined. */
+export function manifestByDigest(ctx: StoreContext, digest: string): StoredManifest | undefined {
+  const row = ctx.db.prepare("SELECT digest, media_type, bytes FROM manifests WHERE digest = ?")
+    .get(digest) as { digest: string; media_type: string; bytes: Uint8Array } | undefined;
+  return row && { digest: row.digest, mediaType: row.media_type, bytes: new Uint8Array(row.bytes) };
+}
+
 /** The unpacked layer directories of an image, bottom to top (overlay lowerdirs reversed). */
 export function layerPaths(ctx: StoreContext, image: string): string[] {
   const id = resolveImageId(ctx, image);

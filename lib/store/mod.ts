@@ -45,6 +45,7 @@ import {
   type ImageRecord,
   layerPaths,
   listImages,
+  manifestByDigest,
   recordImage,
   type RecordImageInput,
   removeImage,
@@ -208,6 +209,11 @@ export class Store implements StoreContext {
   /** The manifest an image was recorded with (for save and push). */
   manifest(image: string): StoredManifest {
     return imageManifest(this, image);
+  }
+
+  /** A stored manifest by digest (what push.ts reads), or undefined. */
+  getManifest(digest: string): StoredManifest | undefined {
+    return manifestByDigest(this, digest);
   }
 
   /** The unpacked layer directories of an image, bottom to top. */

@@ -265,7 +265,14 @@ Deno.test("ensureLayers() refuses media types that are not tar layers", async ()
 
 Deno.test("recordImage() makes an image findable by reference, id, prefix and digest", async () => {
   await withStore(async (store, root) => {
-    const { rec, configDigest, manifestDigest } = await addImage(store, [BASE, APP], "test/app:1");
+    const { rec, configDigest, manifestDigest, manifestBytes } = await addImage(
+      store,
+      [BASE, APP],
+      "test/app:1",
+    );
+    assert.deepEqual(store.getManifest(manifestDigest)?.bytes, manifestBytes);
+    assert.deepEqual(store.manifest("test/app:1").bytes, manifestBytes);
+    assert.equal(store.getManifest(sha256("none")), undefined);
     assert.equal(rec.id, configDigest);
     assert.equal(rec.manifestDigest, manifestDigest);
     assert.deepEqual(rec.tags, ["docker.io/test/app:1"]);

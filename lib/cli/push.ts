@@ -1,0 +1,86 @@
+/**
+ * `trun push` and `trun image push`: upload a stored image to the registry
+ * its name points at, with Docker's output: `The push refers to repository
+ * [NAME]`, one line per layer (`Preparing`, `Pushing`, `Pushed`, `Layer
+ * already exists`; redrawn in place on a terminal), then `TAG: digest:
+ * sha256:… size: N`. `-q` prints only the reference.
+ *
+ * The uploading is lib/image/push.ts; this module parses flags, adapts the
+ * store to what the push needs and renders events.
+ */
+import { boolFlag, type CommandDef, parseArgs } from "./args.ts";
+import { printHelp, println } from "./output.ts";
+import { PushDisplay, stdoutRenderer } from "./progress.ts";
+import { parseReference } from "../image/reference.ts";
+import { pushImage, type PushStore } from "../image/push.ts";
+import { openStore, type Store } from "../store/mod.ts";
+
+/** The grammar of `trun push` (and, named `image push`, of `trun image push`). */
+export function pushDef(name = "push"): CommandDef {
+  return {
+    name,
+    usage: "[OPTIONS] NAME[:TAG]",
+    summary: "Upload an image to a registry",
+    interspersed: true,
+    minArgs: 1,
+    maxArgs: 1,
+    flags: [{ long: "quiet", short: "q", kind: "bool", help: "Suppress verbose output" }],
+  };
+}
+
+/**
+ * The store as pushImage() wants it: the Store looks manifests up by
+ * image, the push by the manifest digest findImage() gave it.
+ */
+function pushStore(store: Store): PushStore {
+  return {
+    findImage: (query) => store.findImage(query),
+    getManifest: (digest) => {
+      const image = store.listImages().find((i) => i.manifestDigest === digest);
+      if (image === undefined) return undefined;
+      const m = store.manifest(image.id);
+      return m.digest === digest ? { mediaType: m.mediaType, bytes: m.bytes } : undefined;
+    },
+    hasBlob: (digest) => store.hasBlob(digest),
+    blobPath: (digest) => store.blobPath(digest),
+  };
+}
+
+/** Runs `trun push` (`def` names the command in messages); returns the exit status. */
+export async function pushCommand(argv: string[], def: CommandDef = pushDef()): Promise<number> {
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const input = p.args[0]!;
+  const ref = parseReference(input);
+  const quiet = boolFlag(p, "quiet");
+  const store = openStore();
+  try {
+    const renderer = quiet ? undefined : stdoutRenderer();
+    if (renderer && !input.includes("@") && input.lastIndexOf(":") <= input.lastIndexOf("/")) {
+      renderer.line(`Using default tag: ${ref.tag}`);
+    }
+    renderer?.line(`The push refers to repository [${ref.name}]`);
+    // The config blob goes up too, but Docker shows only layers.
+    const configId = store.findImage(ref.toString())?.id;
+    const display = renderer
+      ? new PushDisplay(renderer, new Set(configId !== undefined ? [configId] : []))
+      : undefined;
+    const result = await pushImage(ref, {
+      store: pushStore(store),
+      ...(display ? { onEvent: (e) => display.event(e) } : {}),
+    });
+    if (renderer) {
+      renderer.line(
+        `${ref.digest ?? ref.tag}: digest: ${result.digest} size: ${result.size}`,
+      );
+    } else println(ref.toString());
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+/** `trun push`. */
+export function main(argv: string[]): Promise<number> {
+  return pushCommand(argv);
+}
