@@ -8,6 +8,7 @@
  * Run it as the unprivileged user the containers are for. Numbers are
  * reported, never asserted.
  */
+// deno-lint-ignore-file no-console -- a command-line script: its output is the point.
 import { busyboxRootfs } from "../tests/_harness/rootfs.ts";
 
 const args = Deno.args;

@@ -4,6 +4,7 @@
  *
  *   deno run -A scripts/busybox_rootfs.ts [DIR]    (default /tmp/trun-busybox)
  */
+// deno-lint-ignore-file no-console -- a command-line script: its output is the point.
 import { busyboxRootfs } from "../tests/_harness/rootfs.ts";
 
 const dir = Deno.args[0] ?? "/tmp/trun-busybox";

@@ -11,6 +11,7 @@
  * without that access, set DENORT_BIN (for example to a denort unpacked from
  * the denort-<target>.zip release asset of the same Deno version).
  */
+// deno-lint-ignore-file no-console -- a command-line script: its output is the point.
 
 const args = Deno.args;
 const flag = (name: string) => {

@@ -59,7 +59,11 @@ export function newContainerId(): string {
 }
 
 /** Whether the running kernel (or `release`, e.g. `6.18.4-x`) is at least `major.minor`. */
-export function kernelAtLeast(major: number, minor: number, release: string = Deno.osRelease()): boolean {
+export function kernelAtLeast(
+  major: number,
+  minor: number,
+  release: string = Deno.osRelease(),
+): boolean {
   const m = release.match(/^(\d+)\.(\d+)/);
   if (!m) return false;
   const [maj, min] = [Number(m[1]), Number(m[2])];

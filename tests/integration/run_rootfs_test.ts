@@ -165,7 +165,7 @@ for (const [what, cmd, code, err] of EXITS) {
 }
 
 /** Starts trun in the background; returns it and a reader of its stdout. */
-async function spawnTrun(env: Record<string, string>, args: string[]) {
+function spawnTrun(env: Record<string, string>, args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN_TS, ...args],
     env,
