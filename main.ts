@@ -19,6 +19,48 @@ const COMMANDS: Record<string, [() => Promise<CommandModule>, string]> = {
     () => import("./lib/cli/info.ts").then((m) => ({ main: m.versionCommand })),
     "Show the trun version",
   ],
+  pull: [() => import("./lib/cli/pull.ts"), "Download an image from a registry"],
+  push: [() => import("./lib/cli/push.ts"), "Upload an image to a registry"],
+  images: [
+    () => import("./lib/cli/images.ts").then((m) => ({ main: m.imagesCommand })),
+    "List images",
+  ],
+  rmi: [
+    () => import("./lib/cli/images.ts").then((m) => ({ main: m.rmiCommand })),
+    "Remove one or more images",
+  ],
+  tag: [
+    () => import("./lib/cli/images.ts").then((m) => ({ main: m.tagCommand })),
+    "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+  ],
+  history: [
+    () => import("./lib/cli/images.ts").then((m) => ({ main: m.historyCommand })),
+    "Show the history of an image",
+  ],
+  inspect: [
+    () =>
+      import("./lib/cli/images.ts").then((m) => ({
+        main: (argv: string[]) => m.inspectCommand(argv, m.inspectDef("inspect")),
+      })),
+    "Return low-level information on images",
+  ],
+  save: [
+    () => import("./lib/cli/save_load.ts").then((m) => ({ main: m.saveCommand })),
+    "Save one or more images to a tar archive (streamed to stdout by default)",
+  ],
+  load: [
+    () => import("./lib/cli/save_load.ts").then((m) => ({ main: m.loadCommand })),
+    "Load images from a tar archive or stdin",
+  ],
+  login: [
+    () => import("./lib/cli/login.ts").then((m) => ({ main: m.loginCommand })),
+    "Log in to a registry",
+  ],
+  logout: [
+    () => import("./lib/cli/login.ts").then((m) => ({ main: m.logoutCommand })),
+    "Log out from a registry",
+  ],
+  image: [() => import("./lib/cli/image.ts"), "Manage images"],
 };
 
 /**

@@ -90,7 +90,12 @@ export function imagesDef(name = "images"): CommandDef {
     interspersed: true,
     maxArgs: 1,
     flags: [
-      { long: "all", short: "a", kind: "bool", help: "Show all images (trun keeps no intermediate ones)" },
+      {
+        long: "all",
+        short: "a",
+        kind: "bool",
+        help: "Show all images (trun keeps no intermediate ones)",
+      },
       { long: "digests", kind: "bool", help: "Show digests" },
       {
         long: "filter",
@@ -154,7 +159,9 @@ export function parseImageFilters(
       out.references.push(value);
     } else if (key === "label") {
       const at = value.indexOf("=");
-      out.labels.push(at < 0 ? { key: value } : { key: value.slice(0, at), value: value.slice(at + 1) });
+      out.labels.push(
+        at < 0 ? { key: value } : { key: value.slice(0, at), value: value.slice(at + 1) },
+      );
     } else {
       throw new UsageError(
         def,
@@ -332,14 +339,21 @@ export function renderImages(
   const rows = imageRows(images, { digests: opts.digests, filters: opts.filters });
   const id = (i: ImageRecord) => opts.noTrunc ? i.id : shortId(i.id);
   if (opts.quiet) return [...new Set(rows.map((r) => id(r.image)))];
-  const json = (r: ImageRow) => imageJson(r, { noTrunc: opts.noTrunc, now: opts.now ?? Date.now() });
+  const json = (r: ImageRow) =>
+    imageJson(r, { noTrunc: opts.noTrunc, now: opts.now ?? Date.now() });
   return renderItems(opts.format, rows, {
     headers: opts.digests
       ? ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
       : ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
     row: (r) => {
       const j = json(r);
-      const cells = [r.repository, r.tag, j.ID as string, j.CreatedSince as string, j.Size as string];
+      const cells = [
+        r.repository,
+        r.tag,
+        j.ID as string,
+        j.CreatedSince as string,
+        j.Size as string,
+      ];
       if (opts.digests) cells.splice(2, 0, r.digest === "" ? "<none>" : r.digest);
       return cells;
     },
@@ -532,8 +546,7 @@ export function renderHistory(
   entries: readonly HistoryEntry[],
   opts: { noTrunc: boolean; quiet: boolean; human: boolean; format: OutputFormat; now?: number },
 ): string[] {
-  const id = (e: HistoryEntry) =>
-    e.id === "<missing>" || opts.noTrunc ? e.id : shortId(e.id);
+  const id = (e: HistoryEntry) => e.id === "<missing>" || opts.noTrunc ? e.id : shortId(e.id);
   if (opts.quiet) return entries.map(id);
   const now = opts.now ?? Date.now();
   const json = (e: HistoryEntry): Record<string, unknown> => {
@@ -543,9 +556,9 @@ export function renderHistory(
       Comment: e.comment,
       CreatedAt: t === undefined ? "" : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z"),
       CreatedBy: opts.noTrunc ? createdBy : ellipsis(createdBy, 45),
-      CreatedSince: opts.human ? timeAgo(e.created, now) : (t === undefined
-        ? "N/A"
-        : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z")),
+      CreatedSince: opts.human
+        ? timeAgo(e.created, now)
+        : (t === undefined ? "N/A" : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z")),
       ID: id(e),
       Size: opts.human ? humanSize(e.size, 3) : String(e.size),
     };
@@ -630,7 +643,10 @@ export function inspectDef(name = "image inspect"): CommandDef {
  * Docker's `docker image inspect` object for a stored image. GraphDriver
  * names the unpacked layer directories, top first, as overlay lowerdirs.
  */
-export function inspectImage(image: ImageRecord, layerDirs: readonly string[]): Record<string, unknown> {
+export function inspectImage(
+  image: ImageRecord,
+  layerDirs: readonly string[],
+): Record<string, unknown> {
   const c = image.config as unknown as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === "string" ? v : "");
   const out: Record<string, unknown> = {
@@ -701,7 +717,7 @@ export function inspectCommand(argv: string[], def: CommandDef = inspectDef()): 
   } finally {
     store.close();
   }
-  if (render) for (const v of found) println(render(v));
+  if (render) { for (const v of found) println(render(v)); }
   else println(goJson(found, "    "));
   for (const m of missing) printError(m);
   return Promise.resolve(missing.length > 0 ? 125 : 0);
@@ -736,7 +752,9 @@ async function readLine(): Promise<string | null> {
   const bytes: number[] = [];
   while (true) {
     const n = await Deno.stdin.read(buf);
-    if (n === null) return bytes.length > 0 ? new TextDecoder().decode(new Uint8Array(bytes)) : null;
+    if (n === null) {
+      return bytes.length > 0 ? new TextDecoder().decode(new Uint8Array(bytes)) : null;
+    }
     if (buf[0] === 0x0a) return new TextDecoder().decode(new Uint8Array(bytes));
     bytes.push(buf[0]!);
   }

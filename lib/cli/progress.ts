@@ -6,9 +6,9 @@
  * adds a line, an update moves the cursor up to the layer's line, clears
  * it, writes `<12 hex>: <status> <progress>` and moves back down, so the
  * cursor always rests below the last layer line. Without a terminal there
- * is no redrawing: one line per state change, and updates that carry byte
- * counts (Downloading, Extracting, Pushing) are left out, as Docker does in
- * logs. A line without a layer id (`Digest: …`) ends the redrawn block.
+ * is no redrawing and no byte counts (as in Docker's logs): one line each
+ * time a layer reaches a new state (`Downloading` once, not per chunk). A
+ * line without a layer id (`Digest: …`) ends the redrawn block.
  *
  * The renderer is pure: it writes through a callback and reads the time
  * from a parameter, so tests compare its exact output.
@@ -98,13 +98,15 @@ export class ProgressRenderer {
   status(id: string, status: string, progress?: Progress): void {
     const now = (this.#opts.now ?? Date.now)();
     const counts = progress !== undefined && (progress.current > 0 || (progress.total ?? 0) > 0);
+    const last = this.#last.get(id);
     if (!this.#opts.tty) {
-      // Docker's "disable progressbar in non-terminal".
-      if (counts) return;
+      // No byte counts in logs (Docker's "disable progressbar in
+      // non-terminal"): a status is printed once, when it is reached.
+      if (last?.status === status) return;
+      this.#last.set(id, { status, at: now });
       this.#opts.write(`${id}: ${status}\n`);
       return;
     }
-    const last = this.#last.get(id);
     if (
       counts && last !== undefined && last.status === status &&
       now - last.at < (this.#opts.minIntervalMs ?? 100) &&
@@ -121,9 +123,7 @@ export class ProgressRenderer {
       out += "\n";
     }
     const diff = this.#lines.size - line;
-    const text = progress !== undefined
-      ? progressText(progress, this.#opts.width ?? 200, now)
-      : "";
+    const text = progress !== undefined ? progressText(progress, this.#opts.width ?? 200, now) : "";
     out += cursorUp(diff) + `${ESC}[2K\r${id}: ${status} ${text}\r` + cursorDown(diff);
     this.#opts.write(out);
   }

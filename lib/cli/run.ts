@@ -137,6 +137,8 @@ export async function main(argv: string[]): Promise<number> {
     ...(stringFlag(p, "user") !== undefined ? { user: stringFlag(p, "user")! } : {}),
   };
   let req: RunRequest;
+  let imageId: string | undefined;
+  let recordContainer: typeof import("../image/run_image.ts").withContainerRecord | undefined;
   if (boolFlag(p, "rootfs")) {
     let info: Deno.FileInfo;
     try {
@@ -147,13 +149,17 @@ export async function main(argv: string[]): Promise<number> {
     if (!info.isDirectory) throw new Error(`rootfs "${target}" is not a directory`);
     req = { ...base, layers: [Deno.realPathSync(target)] };
   } else {
-    const { imageRunRequest } = await import("../image/run_image.ts");
+    const { imageRunRequest, withContainerRecord } = await import("../image/run_image.ts");
+    recordContainer = withContainerRecord;
     const pull = stringFlag(p, "pull") ?? "missing";
     if (pull !== "missing" && pull !== "always" && pull !== "never") {
       throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
     }
     const platform = stringFlag(p, "platform");
-    req = await imageRunRequest(target, base, { pull, ...(platform ? { platform } : {}) });
+    ({ req, imageId } = await imageRunRequest(target, base, {
+      pull,
+      ...(platform ? { platform } : {}),
+    }));
   }
   const userns = stringFlag(p, "userns") ?? "auto";
   if (userns !== "auto" && userns !== "single") {
@@ -167,15 +173,19 @@ export async function main(argv: string[]): Promise<number> {
   if (plan.idMapping.warning) warn(plan.idMapping.warning);
   const debug = boolFlag(p, "debug");
   if (debug) warn(`plan: ${JSON.stringify(plan, null, 2)}`);
-  return await runContainer(plan, {
-    onStarted: (t) => {
-      if (debug) {
-        warn(
-          `started: clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, to exec ${
-            t.exec.toFixed(1)
-          } ms`,
-        );
-      }
-    },
-  });
+  const start = () =>
+    runContainer(plan, {
+      onStarted: (t) => {
+        if (debug) {
+          warn(
+            `started: clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, to exec ${
+              t.exec.toFixed(1)
+            } ms`,
+          );
+        }
+      },
+    });
+  return imageId && recordContainer
+    ? await recordContainer(imageId, plan.id, start)
+    : await start();
 }

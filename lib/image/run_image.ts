@@ -18,12 +18,12 @@ export interface ImageRunOptions {
   platform?: string;
 }
 
-/** Completes `base` with the layers and config of image `target`. */
+/** Completes `base` with the layers and config of image `target`; also returns the image id. */
 export async function imageRunRequest(
   target: string,
   base: Omit<RunRequest, "layers">,
   opts: ImageRunOptions = {},
-): Promise<RunRequest> {
+): Promise<{ req: RunRequest; imageId: string }> {
   const policy = opts.pull ?? "missing";
   let store = openStore();
   let image = policy === "always" ? undefined : store.findImage(target);
@@ -57,8 +57,36 @@ export async function imageRunRequest(
     if (c.Entrypoint) config.entrypoint = c.Entrypoint;
     if (c.WorkingDir) config.workingDir = c.WorkingDir;
     if (c.User) config.user = c.User;
-    return { ...base, layers, image: config };
+    return { req: { ...base, layers, image: config }, imageId: image.id };
   } finally {
     store.close();
+  }
+}
+
+/**
+ * Runs `fn` with container `containerId` recorded as a user of image
+ * `imageId`, so `trun rmi` refuses the image meanwhile. The row names this
+ * process; if trun is killed, the row is stale and dropped on next look.
+ */
+export async function withContainerRecord<T>(
+  imageId: string,
+  containerId: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const store = openStore(undefined, { repair: false });
+  try {
+    store.addContainer({ id: containerId, name: null, imageId, pid: Deno.pid });
+  } finally {
+    store.close();
+  }
+  try {
+    return await fn();
+  } finally {
+    const s = openStore(undefined, { repair: false });
+    try {
+      s.removeContainer(containerId);
+    } finally {
+      s.close();
+    }
   }
 }

@@ -11,6 +11,7 @@
  * (`ubuntu` means `docker.io/library/ubuntu:latest`), then an id prefix.
  */
 
+import { liveContainers } from "./containers.ts";
 import { parseReference } from "../image/reference.ts";
 import { type ImageConfig, parseImageConfig } from "../image/manifest.ts";
 import { type StoreContext, transaction } from "./db.ts";
@@ -422,10 +423,7 @@ function referencesOf(ctx: StoreContext, id: string): string[] {
 }
 
 function containersUsing(ctx: StoreContext, id: string): string[] {
-  return (ctx.db.prepare("SELECT id, name FROM containers WHERE image_id = ?").all(id) as {
-    id: string;
-    name: string | null;
-  }[]).map((r) => r.name ?? r.id.slice(0, 12));
+  return liveContainers(ctx, id).map((r) => r.name ?? r.id.slice(0, 12));
 }
 
 // The reference row a query names, if it parses as a reference that exists.

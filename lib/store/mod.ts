@@ -13,6 +13,7 @@
  * concurrent prune does not take it away before the image is recorded.
  */
 
+import { addContainer, type ContainerRow, removeContainer } from "./containers.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openDb, type StoreContext, transaction } from "./db.ts";
 import {
@@ -61,6 +62,7 @@ export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./laye
 export type { ImageRecord, RecordImageInput, RemoveImageResult, StoredManifest } from "./images.ts";
 export { ImageError } from "./images.ts";
 export { blobLockName } from "./blobs.ts";
+export type { ContainerRow } from "./containers.ts";
 
 /** Options for {@link openStore} and the {@link Store} constructor. */
 export interface StoreOptions {
@@ -204,6 +206,16 @@ export class Store implements StoreContext {
   /** `docker rmi`: untags, deletes when no tag is left, frees unused layers and blobs. */
   removeImage(refOrId: string, opts: { force?: boolean } = {}): RemoveImageResult {
     return removeImage(this, refOrId, opts);
+  }
+
+  /** Records a running container of image `imageId` (rmi refuses the image meanwhile). */
+  addContainer(row: ContainerRow): void {
+    addContainer(this, row);
+  }
+
+  /** Forgets a container recorded with addContainer(). */
+  removeContainer(id: string): void {
+    removeContainer(this, id);
   }
 
   /** The manifest an image was recorded with (for save and push). */
