@@ -30,16 +30,22 @@ export function humanSize(bytes: number, precision = 4): string {
 }
 
 /**
- * Go's `%.<precision>g` for a number below 1000 (so never exponent form
- * with precision >= 3): `precision` significant digits, trailing zeros of
- * the fraction dropped.
+ * Go's `%.<precision>g`: `precision` significant digits, trailing zeros of
+ * the fraction dropped, exponent form (`1e+04`, two exponent digits at
+ * least) when the exponent reaches the precision. Only sizes beyond the
+ * largest unit get there ("1e+04YB").
  */
-function goFormatG(value: number, precision: number): string {
+export function goFormatG(value: number, precision: number): string {
   if (value === 0) return "0";
-  let text = value.toPrecision(precision);
-  if (text.includes("e")) text = String(Number(text));
-  if (text.includes(".")) text = text.replace(/0+$/, "").replace(/\.$/, "");
-  return text;
+  const strip = (s: string) => s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s;
+  // The exponent after rounding to `precision` digits decides the form, as in Go.
+  const [mantissa, expText] = value.toExponential(precision - 1).split("e") as [string, string];
+  const exp = Number(expText);
+  if (exp < -4 || exp >= precision) {
+    const sign = exp < 0 ? "-" : "+";
+    return `${strip(mantissa)}e${sign}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  return strip(value.toFixed(Math.max(0, precision - 1 - exp)));
 }
 
 /**
