@@ -29,6 +29,7 @@ import {
 import { parseReference } from "../image/reference.ts";
 import { parseManifest } from "../image/manifest.ts";
 import { ImageError, type ImageRecord, openStore, type Store } from "../store/mod.ts";
+import { liveContainers } from "../store/containers.ts";
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -57,25 +58,18 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-// The store has no per-layer size or container-usage query yet (asked of
-// lib/store as `Store.layerSizes(imageId)` and `Store.imageUsers(imageId)`);
-// until it does, these two read-only queries stand in for them. Both use
-// the tables lib/store/db.ts defines and change nothing.
+// The store has no per-layer size query yet (asked of lib/store as
+// `Store.layerSizes(imageId)`, or sizes in ImageRecord); until it has,
+// this read-only query of lib/store/db.ts's tables stands in for it.
 
 /** Unpacked bytes of each layer of `image`, bottom first. */
-export function layerSizes(store: Store, image: ImageRecord): number[] {
+function layerSizes(store: Store, image: ImageRecord): number[] {
   const rows = store.db.prepare(
     `SELECT l.unpacked_size AS size FROM image_layers il
        LEFT JOIN layers l ON l.chain_id = il.chain_id
        WHERE il.image_id = ? ORDER BY il.position`,
   ).all(image.id) as { size: number | null }[];
   return rows.map((r) => r.size ?? 0);
-}
-
-/** Whether a container uses `image` (then prune keeps it, and rmi needs -f). */
-function usedByContainer(store: Store, image: ImageRecord): boolean {
-  return store.db.prepare("SELECT 1 AS ok FROM containers WHERE image_id = ? LIMIT 1")
-    .get(image.id) !== undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -717,8 +711,8 @@ export function inspectCommand(argv: string[], def: CommandDef = inspectDef()): 
   } finally {
     store.close();
   }
-  if (render) { for (const v of found) println(render(v)); }
-  else println(goJson(found, "    "));
+  if (render === undefined) println(goJson(found, "    "));
+  else for (const v of found) println(render(v));
   for (const m of missing) printError(m);
   return Promise.resolve(missing.length > 0 ? 125 : 0);
 }
@@ -779,7 +773,8 @@ export function pruneImages(store: Store, all: boolean): PruneReport {
   for (const image of store.listImages()) {
     const dangling = image.tags.length === 0 && image.digests.length === 0;
     if (!all && !dangling) continue;
-    if (usedByContainer(store, image)) continue;
+    // A running container keeps its image; a record left by a killed trun does not.
+    if (liveContainers(store, image.id).length > 0) continue;
     const layerBytes = layerSizes(store, image);
     const sizes = new Map(image.layers.map((chain, i) => [chain, layerBytes[i] ?? 0]));
     let blobs: { digest: string; size: number }[] = [];

@@ -5,15 +5,15 @@
  * already exists`; redrawn in place on a terminal), then `TAG: digest:
  * sha256:… size: N`. `-q` prints only the reference.
  *
- * The uploading is lib/image/push.ts; this module parses flags, adapts the
- * store to what the push needs and renders events.
+ * The uploading is lib/image/push.ts; this module parses flags and renders
+ * events.
  */
 import { boolFlag, type CommandDef, parseArgs } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { PushDisplay, stdoutRenderer } from "./progress.ts";
 import { parseReference } from "../image/reference.ts";
-import { pushImage, type PushStore } from "../image/push.ts";
-import { openStore, type Store } from "../store/mod.ts";
+import { pushImage } from "../image/push.ts";
+import { openStore } from "../store/mod.ts";
 
 /** The grammar of `trun push` (and, named `image push`, of `trun image push`). */
 export function pushDef(name = "push"): CommandDef {
@@ -25,24 +25,6 @@ export function pushDef(name = "push"): CommandDef {
     minArgs: 1,
     maxArgs: 1,
     flags: [{ long: "quiet", short: "q", kind: "bool", help: "Suppress verbose output" }],
-  };
-}
-
-/**
- * The store as pushImage() wants it: the Store looks manifests up by
- * image, the push by the manifest digest findImage() gave it.
- */
-function pushStore(store: Store): PushStore {
-  return {
-    findImage: (query) => store.findImage(query),
-    getManifest: (digest) => {
-      const image = store.listImages().find((i) => i.manifestDigest === digest);
-      if (image === undefined) return undefined;
-      const m = store.manifest(image.id);
-      return m.digest === digest ? { mediaType: m.mediaType, bytes: m.bytes } : undefined;
-    },
-    hasBlob: (digest) => store.hasBlob(digest),
-    blobPath: (digest) => store.blobPath(digest),
   };
 }
 
@@ -66,7 +48,7 @@ export async function pushCommand(argv: string[], def: CommandDef = pushDef()): 
       ? new PushDisplay(renderer, new Set(configId !== undefined ? [configId] : []))
       : undefined;
     const result = await pushImage(ref, {
-      store: pushStore(store),
+      store,
       ...(display ? { onEvent: (e) => display.event(e) } : {}),
     });
     if (renderer) {
