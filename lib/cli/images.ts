@@ -29,7 +29,6 @@ import {
 import { parseReference } from "../image/reference.ts";
 import { parseManifest } from "../image/manifest.ts";
 import { ImageError, type ImageRecord, openStore, type Store } from "../store/mod.ts";
-import { liveContainers } from "../store/containers.ts";
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -56,20 +55,6 @@ function familiar(reference: string): string {
 /** The message of an error, for the per-argument errors some commands print and go on after. */
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-// The store has no per-layer size query yet (asked of lib/store as
-// `Store.layerSizes(imageId)`, or sizes in ImageRecord); until it has,
-// this read-only query of lib/store/db.ts's tables stands in for it.
-
-/** Unpacked bytes of each layer of `image`, bottom first. */
-function layerSizes(store: Store, image: ImageRecord): number[] {
-  const rows = store.db.prepare(
-    `SELECT l.unpacked_size AS size FROM image_layers il
-       LEFT JOIN layers l ON l.chain_id = il.chain_id
-       WHERE il.image_id = ? ORDER BY il.position`,
-  ).all(image.id) as { size: number | null }[];
-  return rows.map((r) => r.size ?? 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -585,7 +570,7 @@ export function historyCommand(argv: string[], def: CommandDef = historyDef()): 
   try {
     const image = store.findImage(query);
     if (image === undefined) throw new ImageError("not-found", `No such image: "${query}"`);
-    const lines = renderHistory(historyEntries(image, layerSizes(store, image)), {
+    const lines = renderHistory(historyEntries(image, store.layerSizes(image.id)), {
       noTrunc: boolFlag(p, "no-trunc"),
       quiet: boolFlag(p, "quiet"),
       // A bool flag defaults to true here: only --human=false turns it off.
@@ -774,8 +759,8 @@ export function pruneImages(store: Store, all: boolean): PruneReport {
     const dangling = image.tags.length === 0 && image.digests.length === 0;
     if (!all && !dangling) continue;
     // A running container keeps its image; a record left by a killed trun does not.
-    if (liveContainers(store, image.id).length > 0) continue;
-    const layerBytes = layerSizes(store, image);
+    if (store.liveContainers(image.id).length > 0) continue;
+    const layerBytes = store.layerSizes(image.id);
     const sizes = new Map(image.layers.map((chain, i) => [chain, layerBytes[i] ?? 0]));
     let blobs: { digest: string; size: number }[] = [];
     try {

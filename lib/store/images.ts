@@ -35,6 +35,8 @@ export interface RecordImageInput {
   configBytes: Uint8Array;
   /** The manifest's layers, bottom first; each must have gone through ensureLayers(). */
   layers: readonly LayerDescriptor[];
+  /** Digest of the index the manifest was chosen from, when pulled through one (Docker's RepoDigest). */
+  indexDigest?: string;
 }
 
 /** An image as the store knows it. */
@@ -180,8 +182,13 @@ export function recordImage(ctx: StoreContext, input: RecordImageInput): ImageRe
         "INSERT OR REPLACE INTO tags (reference, image_id, created) VALUES (?, ?, ?)",
       );
       if (ref.tag !== undefined) put.run(ref.tagged, input.configDigest, now);
-      // Docker's RepoDigests: the repository at the manifest it came with.
+      // Docker's RepoDigests: the repository at the manifest it came with,
+      // and at the index it was chosen from (what `pull` prints and what a
+      // user pulls by), so `name@<index digest>` finds the image again.
       put.run(`${ref.name}@${input.manifestDigest}`, input.configDigest, now);
+      if (input.indexDigest !== undefined) {
+        put.run(`${ref.name}@${input.indexDigest}`, input.configDigest, now);
+      }
     }
   });
   return getImage(ctx, input.configDigest)!;
@@ -499,4 +506,14 @@ function noSuchImage(query: string): ImageError {
 
 function short(id: string): string {
   return id.replace(/^sha256:/, "").slice(0, 12);
+}
+
+/** Unpacked bytes of each layer of image `id`, bottom first (0 when unknown). */
+export function layerSizes(ctx: StoreContext, id: string): number[] {
+  const rows = ctx.db.prepare(
+    `SELECT l.unpacked_size AS size FROM image_layers il
+       LEFT JOIN layers l ON l.chain_id = il.chain_id
+       WHERE il.image_id = ? ORDER BY il.position`,
+  ).all(id) as { size: number | null }[];
+  return rows.map((r) => r.size ?? 0);
 }

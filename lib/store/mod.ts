@@ -13,7 +13,7 @@
  * concurrent prune does not take it away before the image is recorded.
  */
 
-import { addContainer, type ContainerRow, removeContainer } from "./containers.ts";
+import { addContainer, type ContainerRow, liveContainers, removeContainer } from "./containers.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openDb, type StoreContext, transaction } from "./db.ts";
 import {
@@ -45,6 +45,7 @@ import {
   imageManifest,
   type ImageRecord,
   layerPaths,
+  layerSizes,
   listImages,
   manifestByDigest,
   recordImage,
@@ -211,6 +212,16 @@ export class Store implements StoreContext {
   /** Records a running container of image `imageId` (rmi refuses the image meanwhile). */
   addContainer(row: ContainerRow): void {
     addContainer(this, row);
+  }
+
+  /** The running containers of an image (all images when omitted); stale records are dropped. */
+  liveContainers(imageId?: string): ContainerRow[] {
+    return liveContainers(this, imageId);
+  }
+
+  /** Unpacked bytes of each layer of an image, bottom first. */
+  layerSizes(imageId: string): number[] {
+    return layerSizes(this, imageId);
   }
 
   /** Forgets a container recorded with addContainer(). */
