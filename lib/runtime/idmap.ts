@@ -336,8 +336,10 @@ export function loadIdMapping(opts: LoadIdMappingOptions = {}): IdMapping {
   const gid = opts.gid ?? Deno.gid() ?? 0;
   if (uid === 0) return planIdMapping({ ...EMPTY_INPUT, uid, gid, userName: "root" });
   const pathEnv = opts.pathEnv ?? Deno.env.get("PATH") ?? "";
-  const subuidPath = opts.subuidPath ?? "/etc/subuid";
-  const subgidPath = opts.subgidPath ?? "/etc/subgid";
+  // TRUN_SUBUID_FILE/TRUN_SUBGID_FILE point trun at other files (tests of
+  // the fallback); newuidmap still checks the real ones, so they grant nothing.
+  const subuidPath = opts.subuidPath ?? Deno.env.get("TRUN_SUBUID_FILE") ?? "/etc/subuid";
+  const subgidPath = opts.subgidPath ?? Deno.env.get("TRUN_SUBGID_FILE") ?? "/etc/subgid";
   const nameOpts = opts.passwdPath === undefined ? {} : { passwdPath: opts.passwdPath };
   return planIdMapping({
     uid,

@@ -436,3 +436,31 @@ test("run: an unknown flag is a usage error with exit 125", base, async () => {
   assert.equal(r.code, 125);
   assert.match(r.stderr, /unknown flag: --bogus/);
 });
+
+test(
+  "run --rootfs: without subordinate ranges, falls back to a single mapping with a one-line warning",
+  rootless,
+  async () => {
+    await using sb = await trunSandbox();
+    const empty = `${sb.dir}/subuid-empty`;
+    await Deno.writeTextFile(empty, "# no ranges for anyone\n");
+    const r = await sb.run([
+      "run",
+      "--rootfs",
+      await busyboxRootfs(),
+      "sh",
+      "-c",
+      "id -u; cat /proc/self/uid_map",
+    ], {
+      env: { TRUN_SUBUID_FILE: empty, TRUN_SUBGID_FILE: empty },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const [uid, map] = r.stdout.trim().split("\n");
+    assert.equal(uid, "0");
+    assert.deepEqual(map!.trim().split(/\s+/).map(Number), [0, Deno.uid(), 1]);
+    const warnings = r.stderr.trim().split("\n").filter((l) => l.includes("warning"));
+    assert.equal(warnings.length, 1, r.stderr);
+    assert.match(warnings[0]!, /subordinate/);
+    assert.match(warnings[0]!, /single/);
+  },
+);
