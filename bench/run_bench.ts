@@ -87,7 +87,14 @@ await series("unshare -U -r -m -p -f --mount-proc true", "unshare", [
 ]);
 
 // Where the time goes inside trun: --debug prints the step timings.
-const steps = { clone: [] as number[], idMaps: [] as number[], exec: [] as number[] };
+const steps = {
+  cli: [] as number[],
+  plan: [] as number[],
+  clone: [] as number[],
+  idMaps: [] as number[],
+  exec: [] as number[],
+  execd: [] as number[],
+};
 for (let i = 0; i < runs; i++) {
   const { stderr } = await time(deno, [
     "run",
@@ -99,11 +106,16 @@ for (let i = 0; i < runs; i++) {
     rootfs,
     "true",
   ]);
-  const m = stderr.match(/clone ([\d.]+) ms, id maps ([\d.]+) ms, to exec ([\d.]+) ms/);
+  const m = stderr.match(
+    /cli loaded at ([\d.]+) ms, plan ([\d.]+) ms, clone ([\d.]+) ms, id maps ([\d.]+) ms, to exec ([\d.]+) ms, exec'd at ([\d.]+) ms/,
+  );
   if (!m) continue;
-  steps.clone.push(Number(m[1]));
-  steps.idMaps.push(Number(m[2]));
-  steps.exec.push(Number(m[3]));
+  steps.cli.push(Number(m[1]));
+  steps.plan.push(Number(m[2]));
+  steps.clone.push(Number(m[3]));
+  steps.idMaps.push(Number(m[4]));
+  steps.exec.push(Number(m[5]));
+  steps.execd.push(Number(m[6]));
 }
 console.log(
   `inside trun run (medians): clone ${

@@ -107,6 +107,7 @@ function readEnvFile(name: string): { name: string; text: string } {
 
 /** Runs `trun run`; returns the container's exit status. */
 export async function main(argv: string[]): Promise<number> {
+  const tCli = performance.now();
   const p = parseArgs(RUN, argv);
   if (p.help) return printHelp(RUN);
   const [target, ...args] = p.args;
@@ -170,6 +171,7 @@ export async function main(argv: string[]): Promise<number> {
     req,
     userns === "single" && mapping.mode !== "host" ? singleIdMapping(mapping) : mapping,
   );
+  const tPlan = performance.now();
   if (plan.idMapping.warning) warn(plan.idMapping.warning);
   const debug = boolFlag(p, "debug");
   if (debug) warn(`plan: ${JSON.stringify(plan, null, 2)}`);
@@ -177,10 +179,11 @@ export async function main(argv: string[]): Promise<number> {
     runContainer(plan, {
       onStarted: (t) => {
         if (debug) {
+          // performance.now() counts from the start of the Deno process.
           warn(
-            `started: clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, to exec ${
-              t.exec.toFixed(1)
-            } ms`,
+            `started: cli loaded at ${tCli.toFixed(1)} ms, plan ${(tPlan - tCli).toFixed(1)} ms, ` +
+              `clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, ` +
+              `to exec ${t.exec.toFixed(1)} ms, exec'd at ${performance.now().toFixed(1)} ms`,
           );
         }
       },
