@@ -117,12 +117,14 @@ for (let i = 0; i < runs; i++) {
   steps.exec.push(Number(m[5]));
   steps.execd.push(Number(m[6]));
 }
+const med = (xs: number[]) => median(xs).toFixed(1);
 console.log(
-  `inside trun run (medians): clone ${
-    median(steps.clone).toFixed(1)
-  } ms (includes dlopen + stub map on first use), ` +
-    `id maps ${median(steps.idMaps).toFixed(1)} ms, mounts→exec ${
-      median(steps.exec).toFixed(1)
-    } ms`,
+  `inside trun run (medians; "at" is ms since Deno's time origin): CLI loaded at ${
+    med(steps.cli)
+  }, ` +
+    `plan ${med(steps.plan)} ms, clone ${med(steps.clone)} ms (includes dlopen + stub map), ` +
+    `id maps ${med(steps.idMaps)} ms, mounts→exec ${med(steps.exec)} ms, exec'd at ${
+      med(steps.execd)
+    }`,
 );
 await Deno.remove(tmp, { recursive: true }).catch(() => {});
