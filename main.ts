@@ -100,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     println(usage());
-    return name === undefined ? 125 : 0;
+    return 0;
   }
   if (name === "--version" || name === "-v") {
     return await (await import("./lib/cli/info.ts")).versionCommand([]);

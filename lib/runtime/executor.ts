@@ -161,6 +161,6 @@ export async function runContainer(plan: ContainerPlan, opts: RunOptions = {}): 
   } finally {
     for (const [name, handler] of listeners) Deno.removeSignalListener(name, handler);
     child?.release();
-    await Deno.remove(plan.rootfs.scratch, { recursive: true }).catch(() => {});
+    for (const path of plan.cleanup) await Deno.remove(path, { recursive: true }).catch(() => {});
   }
 }

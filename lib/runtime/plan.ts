@@ -79,6 +79,8 @@ export interface ContainerPlan {
   readonlyPaths: string[];
   /** The process. */
   process: ProcessPlan;
+  /** Host paths trun made for this container and removes after it exits. */
+  cleanup: string[];
 }
 
 /** Docker's default capability set (capabilities(7) numbers). */
@@ -107,6 +109,10 @@ export interface PlanInput {
   network: "host" | "none";
   rootfs: RootfsPlan;
   volumes: VolumeSpec[];
+  /** Files trun prepared (hosts, hostname, resolv.conf): host path → container path. */
+  etcFiles?: { source: string; target: string }[];
+  /** Host paths to remove after the container exits. */
+  cleanup?: string[];
   process: Omit<ProcessPlan, "capabilities">;
   /** Whether a path exists on the host (masked /proc and /sys paths come from the same kernel). */
   hostHas: (path: string) => { exists: boolean; dir: boolean };
@@ -123,6 +129,18 @@ export function assemblePlan(input: PlanInput): ContainerPlan {
   const mapsGid = (gid: number) =>
     !user || input.idMapping.gid.some((r) => gid >= r.inside && gid < r.inside + r.count);
   const mounts = standardMounts({ ownNetwork, ttyGroupMapped: mapsGid(5) });
+  // Bound before the volumes, so a user's -v on /etc/hosts wins.
+  for (const f of input.etcFiles ?? []) {
+    mounts.push({
+      kind: "bind",
+      source: f.source,
+      target: f.target,
+      targetType: "file",
+      recursive: false,
+      attrs: {},
+      noSymlinks: false,
+    });
+  }
   for (const v of input.volumes) {
     const host = input.hostHas(v.source);
     if (!host.exists) {
@@ -154,5 +172,6 @@ export function assemblePlan(input: PlanInput): ContainerPlan {
     maskedPaths,
     readonlyPaths,
     process: { ...input.process, capabilities: Object.values(DEFAULT_CAPABILITIES) },
+    cleanup: [input.rootfs.scratch, ...(input.cleanup ?? [])],
   };
 }

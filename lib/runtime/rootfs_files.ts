@@ -40,12 +40,20 @@ function isOpaque(dir: string): boolean {
   }
 }
 
+/** What a path inside the root names. */
+export type RootfsEntry =
+  /** An existing entry: its host path and type. */
+  | { kind: "file" | "dir" | "other"; host: string }
+  /** No entry, but the parent is a directory: a file could be created there. */
+  | { kind: "missing" }
+  /** Unreachable: a missing parent, a non-directory on the way, a symlink loop. */
+  | { kind: "unreachable" };
+
 /**
- * Resolves `path` inside the root made of `layers` (top first) and returns
- * the host path of the regular file it names, or null when it does not exist
- * or is not a regular file.
+ * Resolves `path` inside the root made of `layers` (top first), following
+ * symlinks inside the root only.
  */
-export function resolveInRootfs(layers: readonly string[], path: string): string | null {
+export function resolveEntry(layers: readonly string[], path: string): RootfsEntry {
   const pending = path.split("/").filter((c) => c !== "" && c !== ".");
   const done: string[] = [];
   let links = 0;
@@ -56,19 +64,39 @@ export function resolveInRootfs(layers: readonly string[], path: string): string
       continue;
     }
     const found = lookup(layers, [...done, c]);
-    if (!found) return null;
+    if (!found) return pending.length ? { kind: "unreachable" } : { kind: "missing" };
     if (found.info.isSymlink) {
-      if (++links > MAX_SYMLINKS) return null;
+      if (++links > MAX_SYMLINKS) return { kind: "unreachable" };
       const target = Deno.readLinkSync(found.path);
       if (target.startsWith("/")) done.length = 0;
       pending.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
       continue;
     }
     done.push(c);
-    if (pending.length && !found.info.isDirectory) return null;
-    if (!pending.length) return found.info.isFile ? found.path : null;
+    if (pending.length && !found.info.isDirectory) return { kind: "unreachable" };
+    if (!pending.length) {
+      const kind = found.info.isFile ? "file" : found.info.isDirectory ? "dir" : "other";
+      return { kind, host: found.path };
+    }
   }
-  return null;
+  const root = layers[0];
+  return root === undefined ? { kind: "unreachable" } : { kind: "dir", host: root };
+}
+
+/**
+ * Resolves `path` inside the root made of `layers` (top first) and returns
+ * the host path of the regular file it names, or null when it does not exist
+ * or is not a regular file.
+ */
+export function resolveInRootfs(layers: readonly string[], path: string): string | null {
+  const e = resolveEntry(layers, path);
+  return e.kind === "file" ? e.host : null;
+}
+
+/** Whether a file can be bind-mounted at `path`: it is a regular file, or missing in an existing directory. */
+export function canBindFileAt(layers: readonly string[], path: string): boolean {
+  const e = resolveEntry(layers, path);
+  return e.kind === "file" || e.kind === "missing";
 }
 
 /** Reads a text file inside the root, or null when it does not exist there. */

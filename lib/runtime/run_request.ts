@@ -9,7 +9,7 @@ import { buildEnvironment, type EnvFile, envLookup } from "./env.ts";
 import { type IdMapping, loadIdMapping } from "./idmap.ts";
 import { parseVolume } from "./mounts.ts";
 import { assemblePlan, type ContainerPlan } from "./plan.ts";
-import { readRootfsText } from "./rootfs_files.ts";
+import { canBindFileAt, readRootfsText } from "./rootfs_files.ts";
 import { resolveUser } from "./user.ts";
 
 /** What the user asked for. */
@@ -70,6 +70,62 @@ export function kernelAtLeast(
   return maj > major || (maj === major && min >= minor);
 }
 
+function readHostFile(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The contents of the container's /etc/hostname, /etc/hosts and
+ * /etc/resolv.conf, as Docker and Podman provide them: the hostname; the
+ * host's hosts file (shared network) or a loopback-only one, plus the
+ * hostname on 127.0.1.1; the host's resolver configuration, so names
+ * resolve in the container.
+ */
+export function etcFileContents(
+  hostname: string,
+  network: "host" | "none",
+  host: { hosts: string | null; resolvConf: string | null },
+): Record<"hostname" | "hosts" | "resolv.conf", string | null> {
+  const loopback = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  let hosts = network === "host" && host.hosts !== null ? host.hosts : loopback;
+  if (!hosts.endsWith("\n")) hosts += "\n";
+  const named = hosts.split("\n").some((l) =>
+    l.replace(/#.*/, "").trim().split(/\s+/).slice(1).includes(hostname)
+  );
+  if (!named) hosts += `127.0.1.1\t${hostname}\n`;
+  return { hostname: `${hostname}\n`, hosts, "resolv.conf": host.resolvConf };
+}
+
+/**
+ * Writes the /etc files into `dir` and returns the bind mounts for those the
+ * image can take (a regular file, or none in an existing /etc; an image
+ * whose /etc/resolv.conf is a dangling link keeps its own).
+ */
+function prepareEtcFiles(
+  dir: string,
+  layers: readonly string[],
+  hostname: string,
+  network: "host" | "none",
+): { source: string; target: string }[] {
+  const contents = etcFileContents(hostname, network, {
+    hosts: readHostFile("/etc/hosts"),
+    resolvConf: readHostFile("/etc/resolv.conf"),
+  });
+  const out: { source: string; target: string }[] = [];
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const [name, text] of Object.entries(contents)) {
+    const target = `/etc/${name}`;
+    if (text === null || !canBindFileAt(layers, target)) continue;
+    Deno.writeTextFileSync(`${dir}/${name}`, text, { mode: 0o644 });
+    out.push({ source: `${dir}/${name}`, target });
+  }
+  return out;
+}
+
 function hostHas(path: string): { exists: boolean; dir: boolean } {
   try {
     const info = Deno.statSync(path);
@@ -113,28 +169,38 @@ export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping())
   const cwd = resolveWorkdir(req.workdir, req.image?.workingDir);
   const executables = executableCandidates(args[0]!, envLookup(env, "PATH"));
   if (executables.length === 0) throw new Error("no command specified");
-  return assemblePlan({
-    id,
-    hostname,
-    idMapping,
-    network: req.network,
-    rootfs: {
-      lowers: req.layers,
-      scratch: `${req.runtimeDir}/containers/${id}`,
-      readOnly: req.readOnly,
-      lowerdirAppend: kernelAtLeast(6, 8),
-    },
-    volumes: req.volumes.map(parseVolume),
-    process: {
-      args,
-      executables,
-      env,
-      cwd,
-      uid: user.uid,
-      gid: user.gid,
-      // In a single-id mapping setgroups is denied; only root exists anyway.
-      additionalGids: idMapping.mode === "single" ? [] : user.additionalGids,
-    },
-    hostHas,
-  });
+  const etcDir = `${req.runtimeDir}/containers/${id}.etc`;
+  const volumes = req.volumes.map(parseVolume);
+  const etcFiles = prepareEtcFiles(etcDir, req.layers, hostname, req.network);
+  try {
+    return assemblePlan({
+      id,
+      hostname,
+      idMapping,
+      network: req.network,
+      rootfs: {
+        lowers: req.layers,
+        scratch: `${req.runtimeDir}/containers/${id}`,
+        readOnly: req.readOnly,
+        lowerdirAppend: kernelAtLeast(6, 8),
+      },
+      volumes,
+      etcFiles,
+      cleanup: [etcDir],
+      process: {
+        args,
+        executables,
+        env,
+        cwd,
+        uid: user.uid,
+        gid: user.gid,
+        // In a single-id mapping setgroups is denied; only root exists anyway.
+        additionalGids: idMapping.mode === "single" ? [] : user.additionalGids,
+      },
+      hostHas,
+    });
+  } catch (e) {
+    Deno.removeSync(etcDir, { recursive: true });
+    throw e;
+  }
 }

@@ -464,3 +464,31 @@ test(
     assert.match(warnings[0]!, /single/);
   },
 );
+
+test(
+  "run --rootfs: /etc/hostname, /etc/hosts and /etc/resolv.conf come from trun, and nothing is left behind",
+  base,
+  async () => {
+    await using sb = await trunSandbox();
+    const rootfs = await busyboxRootfs();
+    const r = await sb.run([
+      "run",
+      "-h",
+      "named-box",
+      "--rootfs",
+      rootfs,
+      "sh",
+      "-c",
+      "cat /etc/hostname; grep named-box /etc/hosts; cat /etc/resolv.conf",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const hostResolv = await Deno.readTextFile("/etc/resolv.conf").catch(() => "");
+    assert.equal(r.stdout, `named-box\n127.0.1.1\tnamed-box\n${hostResolv}`);
+    // The rootfs is untouched and the runtime directory holds nothing of the container.
+    await assert.rejects(Deno.stat(`${rootfs}/etc/hostname`));
+    const left = await Array.fromAsync(Deno.readDir(`${sb.env.TRUN_RUNROOT}/containers`)).catch(
+      () => [],
+    );
+    assert.deepEqual(left, []);
+  },
+);

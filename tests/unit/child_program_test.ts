@@ -5,7 +5,7 @@ import { RESOLVE } from "../../ffi/syscalls.ts";
 import { compileChildProgram, escapeOverlayPath } from "../../lib/runtime/child_program.ts";
 import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { assemblePlan, type ContainerPlan } from "../../lib/runtime/plan.ts";
-import { kernelAtLeast } from "../../lib/runtime/run_request.ts";
+import { etcFileContents, kernelAtLeast } from "../../lib/runtime/run_request.ts";
 
 const SUBORDINATE: IdMapping = {
   mode: "subordinate",
@@ -202,4 +202,22 @@ Deno.test("kernelAtLeast() compares major and minor numbers", () => {
   assert.equal(kernelAtLeast(6, 8, "6.7.12"), false);
   assert.equal(kernelAtLeast(6, 8, "5.19.1"), false);
   assert.equal(kernelAtLeast(6, 8, "garbage"), false);
+});
+
+Deno.test("etcFileContents() adds the hostname to the host's hosts file once", () => {
+  const host = { hosts: "127.0.0.1 localhost\n10.0.0.5 db\n", resolvConf: "nameserver 10.0.0.1\n" };
+  const c = etcFileContents("box", "host", host);
+  assert.equal(c.hostname, "box\n");
+  assert.equal(c.hosts, "127.0.0.1 localhost\n10.0.0.5 db\n127.0.1.1\tbox\n");
+  assert.equal(c["resolv.conf"], "nameserver 10.0.0.1\n");
+  const named = etcFileContents("db", "host", host);
+  assert.equal(named.hosts, host.hosts);
+});
+
+Deno.test("etcFileContents() gives a loopback-only hosts file without the host's network", () => {
+  const c = etcFileContents("box", "none", { hosts: "10.0.0.5 db\n", resolvConf: null });
+  assert.doesNotMatch(c.hosts!, /db/);
+  assert.match(c.hosts!, /^127\.0\.0\.1\tlocalhost\n/);
+  assert.match(c.hosts!, /127\.0\.1\.1\tbox\n$/);
+  assert.equal(c["resolv.conf"], null);
 });
