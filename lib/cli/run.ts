@@ -83,7 +83,7 @@ export const RUN: CommandDef = {
       long: "interactive",
       short: "i",
       kind: "bool",
-      help: "Keep stdin open (stdin is always passed through)",
+      help: "Keep stdin open: the container reads trun's stdin (else /dev/null)",
     },
     {
       long: "tty",
@@ -129,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     readOnly: boolFlag(p, "read-only"),
     network,
     tty: boolFlag(p, "tty"),
+    interactive: boolFlag(p, "interactive"),
     runtimeDir,
     ...(stringFlag(p, "entrypoint") !== undefined
       ? { entrypoint: stringFlag(p, "entrypoint")! }

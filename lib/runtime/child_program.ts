@@ -486,6 +486,16 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
       step: `resetting signal ${sig}`,
     });
   }
+  if (!proc.keepStdin) {
+    // Without -i the container must not eat the terminal's input.
+    b.op({
+      call: "openat",
+      args: [AT.FDCWD, { str: "/dev/null" }, O.RDONLY | O.CLOEXEC],
+      produces: "devnull",
+      step: `opening "/dev/null" for stdin`,
+    });
+    b.op({ call: "dup2", args: [{ ref: "devnull" }, 0], step: "setting stdin to /dev/null" });
+  }
   // Whatever trun's runtime left open must not leak into the container.
   b.op({
     call: "close_range",

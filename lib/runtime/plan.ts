@@ -55,6 +55,8 @@ export interface ProcessPlan {
   gid: number;
   /** Supplementary groups. */
   additionalGids: number[];
+  /** `-i`: the container reads trun's stdin; otherwise its stdin is /dev/null, as Docker does. */
+  keepStdin: boolean;
   /** Capabilities kept in the bounding set (numbers, capabilities(7)). */
   capabilities: number[];
 }

@@ -48,6 +48,8 @@ export interface RunRequest {
   network: "host" | "none";
   /** `-t`. */
   tty: boolean;
+  /** `-i`. */
+  interactive: boolean;
   /** Directory under which the container's scratch mount point is made. */
   runtimeDir: string;
 }
@@ -196,6 +198,7 @@ export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping())
         gid: user.gid,
         // In a single-id mapping setgroups is denied; only root exists anyway.
         additionalGids: idMapping.mode === "single" ? [] : user.additionalGids,
+        keepStdin: req.interactive,
       },
       hostHas,
     });

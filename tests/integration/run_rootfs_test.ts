@@ -407,14 +407,24 @@ test("run --rootfs --userns=single: only root is mapped", rootless, async () => 
   assert.match(u.stderr, /only root is mapped/);
 });
 
-test("run --rootfs: stdin is passed through", base, async () => {
+test("run --rootfs: stdin is passed through with -i, and is /dev/null without", base, async () => {
   await using sb = await trunSandbox();
-  const r = await sb.run(
-    ["run", "-i", "--rootfs", await busyboxRootfs(), "sh", "-c", "tr a-z A-Z"],
-    { stdin: "hello\n" },
-  );
+  const rootfs = await busyboxRootfs();
+  const r = await sb.run(["run", "-i", "--rootfs", rootfs, "sh", "-c", "tr a-z A-Z"], {
+    stdin: "hello\n",
+  });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "HELLO\n");
+  const closed = await sb.run([
+    "run",
+    "--rootfs",
+    rootfs,
+    "sh",
+    "-c",
+    "cat; readlink /proc/self/fd/0",
+  ], { stdin: "hello\n" });
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.equal(closed.stdout, "/dev/null\n");
 });
 
 test("run --rootfs: ignored signals are reset (yes | head ends)", base, async () => {

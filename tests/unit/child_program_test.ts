@@ -24,6 +24,7 @@ function plan(
     volumes?: { source: string; target: string; readOnly: boolean }[];
     readOnly?: boolean;
     lowerdirAppend?: boolean;
+    keepStdin?: boolean;
   } = {},
 ): ContainerPlan {
   return assemblePlan({
@@ -46,6 +47,7 @@ function plan(
       uid: 1000,
       gid: 1000,
       additionalGids: [1000, 10],
+      keepStdin: over.keepStdin ?? false,
     },
     hostHas: (p) => ({
       exists: true,
@@ -180,6 +182,7 @@ Deno.test("assemblePlan() refuses a volume whose source is missing", () => {
           uid: 0,
           gid: 0,
           additionalGids: [],
+          keepStdin: false,
         },
         hostHas: () => ({ exists: false, dir: false }),
       }),
@@ -220,4 +223,11 @@ Deno.test("etcFileContents() gives a loopback-only hosts file without the host's
   assert.match(c.hosts!, /^127\.0\.0\.1\tlocalhost\n/);
   assert.match(c.hosts!, /127\.0\.1\.1\tbox\n$/);
   assert.equal(c["resolv.conf"], null);
+});
+
+Deno.test("compileChildProgram() gives stdin /dev/null unless -i", () => {
+  const dups = (p: ContainerPlan) =>
+    compileChildProgram(p, { syncRead: SYNC }).filter((o) => o.call === "dup2").length;
+  assert.equal(dups(plan()), 1);
+  assert.equal(dups(plan({ keepStdin: true })), 0);
 });
