@@ -319,6 +319,13 @@ export async function readFd(fd: number, n: number): Promise<Uint8Array> {
   return buf.subarray(0, got);
 }
 
+/** One read(2) of up to `n` bytes on a worker thread; empty at EOF or on error (EIO of a closed pty). */
+export async function readSome(fd: number, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  const r = Number(await sysBlocking("read", [fd, addressOf(buf), n]));
+  return r > 0 ? buf.subarray(0, r) : new Uint8Array(0);
+}
+
 /** How a waited-for process ended. */
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 

@@ -159,6 +159,12 @@ export const AT = {
   CLOSE_RANGE_CLOEXEC: 4,
 } as const;
 
+/** ioctl_tty(2) requests. */
+export const TTY = {
+  /** Make the terminal the caller's controlling terminal. */
+  SCTTY: 0x540e,
+} as const;
+
 /** prctl(2) options. */
 export const PR = {
   SET_PDEATHSIG: 1,

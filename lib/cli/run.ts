@@ -89,7 +89,7 @@ export const RUN: CommandDef = {
       long: "tty",
       short: "t",
       kind: "bool",
-      help: "Allocate a pseudo-terminal (not yet: stdio is passed through)",
+      help: "Allocate a pseudo-terminal",
     },
     { long: "rm", kind: "bool", help: "Remove the container when it exits (always, for now)" },
     { long: "debug", kind: "bool", help: "Print the container plan and start timings to stderr" },
@@ -115,9 +115,6 @@ export async function main(argv: string[]): Promise<number> {
   const network = stringFlag(p, "network") ?? "host";
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
-  }
-  if (boolFlag(p, "tty")) {
-    warn("-t: no pseudo-terminal yet; the container uses trun's stdin, stdout and stderr");
   }
   const runtimeDir = ensureRuntimeRoot();
   const base: Omit<RunRequest, "layers"> = {

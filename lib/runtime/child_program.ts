@@ -11,7 +11,7 @@
  * symlinks altogether (`RESOLVE_NO_SYMLINKS`).
  */
 import type { ChildOp, OpArg } from "../../ffi/child_program.ts";
-import { AT, MOUNT_ATTR, MS, O, PR, RESOLVE } from "../../ffi/syscalls.ts";
+import { AT, MOUNT_ATTR, MS, O, PR, RESOLVE, TTY } from "../../ffi/syscalls.ts";
 import type { MountAttrs, MountSpec } from "./mounts.ts";
 import { DEV_SYMLINKS } from "./mounts.ts";
 import type { ContainerPlan } from "./plan.ts";
@@ -20,6 +20,8 @@ import type { ContainerPlan } from "./plan.ts";
 export interface ChildFds {
   /** Read end of the sync pipe: one byte means "id maps written, go on". */
   syncRead: number;
+  /** The pty slave to make stdin, stdout, stderr and the controlling terminal (`-t`). */
+  ttySlave?: number;
 }
 
 const ENOENT = 2, EEXIST = 17, EINVAL = 22;
@@ -486,7 +488,21 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
       step: `resetting signal ${sig}`,
     });
   }
-  if (!proc.keepStdin) {
+  if (fds.ttySlave !== undefined) {
+    for (const target of [0, 1, 2]) {
+      b.op({
+        call: "dup2",
+        args: [fds.ttySlave, target],
+        step: `connecting the terminal to fd ${target}`,
+      });
+    }
+    // setsid() above left the process without a controlling terminal.
+    b.op({
+      call: "ioctl",
+      args: [0, TTY.SCTTY, 0],
+      step: "making the terminal the controlling terminal",
+    });
+  } else if (!proc.keepStdin) {
     // Without -i the container must not eat the terminal's input.
     b.op({
       call: "openat",

@@ -18,6 +18,8 @@ import { describeErrno, Errno } from "../../ffi/errno.ts";
 import { CLONE, SIGNALS } from "../../ffi/syscalls.ts";
 import { writeIdMaps } from "./idmap.ts";
 import { compileChildProgram } from "./child_program.ts";
+import { openPty } from "../../ffi/pty.ts";
+import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
 import type { ContainerPlan } from "./plan.ts";
 
 /** A container that could not start; `exitCode` follows Docker (125, 126, 127). */
@@ -113,8 +115,12 @@ export async function runContainer(plan: ContainerPlan, opts: RunOptions = {}): 
   const [errRead, errWrite] = cloexecPipe();
   let child: ReturnType<typeof startChildProgram> | undefined;
   const listeners: [Deno.Signal, () => void][] = [];
+  // -t: the pty is opened here so the child inherits its slave at clone.
+  const pty = plan.process.tty ? openPty() : undefined;
+  let relay: TtyRelay | undefined;
   try {
-    const ops = compileChildProgram(plan, { syncRead });
+    if (pty) prepareTty(pty.master);
+    const ops = compileChildProgram(plan, { syncRead, ...(pty ? { ttySlave: pty.slave } : {}) });
     const t0 = performance.now();
     child = startChildProgram(ops, {
       cloneFlags: cloneFlagsFor(plan),
@@ -125,6 +131,8 @@ export async function runContainer(plan: ContainerPlan, opts: RunOptions = {}): 
     const t1 = performance.now();
     closeFd(syncRead);
     closeFd(errWrite);
+    // The container holds the only slave now: its exit ends the relay (EIO).
+    if (pty) closeFd(pty.slave);
 
     // The maps must exist before the child does anything as root in its
     // namespace; it waits on the sync pipe until then.
@@ -157,8 +165,17 @@ export async function runContainer(plan: ContainerPlan, opts: RunOptions = {}): 
       throw explainFailure(failure, plan);
     }
     opts.onStarted?.({ clone: t1 - t0, idMaps: t2 - t1, exec: t3 - t2 });
-    return exitCodeOf(await waitChild(pid));
+    if (pty) relay = startTtyRelay(pty.master, { forwardStdin: plan.process.keepStdin });
+    const status = await waitChild(pid);
+    // Everything the container wrote before it exited still goes out.
+    await relay?.output;
+    return exitCodeOf(status);
   } finally {
+    relay?.stop();
+    if (pty) {
+      closeFd(pty.master);
+      closeFd(pty.slave);
+    }
     for (const [name, handler] of listeners) Deno.removeSignalListener(name, handler);
     child?.release();
     for (const path of plan.cleanup) await Deno.remove(path, { recursive: true }).catch(() => {});

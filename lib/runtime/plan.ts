@@ -57,6 +57,8 @@ export interface ProcessPlan {
   additionalGids: number[];
   /** `-i`: the container reads trun's stdin; otherwise its stdin is /dev/null, as Docker does. */
   keepStdin: boolean;
+  /** `-t`: the container's stdio is a pseudo-terminal that trun relays. */
+  tty: boolean;
   /** Capabilities kept in the bounding set (numbers, capabilities(7)). */
   capabilities: number[];
 }

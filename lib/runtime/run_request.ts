@@ -6,10 +6,10 @@
  */
 import { executableCandidates, resolveCommand, resolveWorkdir } from "./command.ts";
 import { buildEnvironment, type EnvFile, envLookup } from "./env.ts";
-import { type IdMapping, loadIdMapping } from "./idmap.ts";
+import { type IdMapping, loadIdMapping, mapToContainer } from "./idmap.ts";
 import { parseVolume } from "./mounts.ts";
 import { assemblePlan, type ContainerPlan } from "./plan.ts";
-import { canBindFileAt, readRootfsText } from "./rootfs_files.ts";
+import { canBindFileAt, readRootfsText, resolveEntry, resolveInRootfs } from "./rootfs_files.ts";
 import { resolveUser } from "./user.ts";
 
 /** What the user asked for. */
@@ -112,6 +112,7 @@ function prepareEtcFiles(
   layers: readonly string[],
   hostname: string,
   network: "host" | "none",
+  mapping: IdMapping,
 ): { source: string; target: string }[] {
   const contents = etcFileContents(hostname, network, {
     hosts: readHostFile("/etc/hosts"),
@@ -122,10 +123,28 @@ function prepareEtcFiles(
   for (const [name, text] of Object.entries(contents)) {
     const target = `/etc/${name}`;
     if (text === null || !canBindFileAt(layers, target)) continue;
+    if (!resolveInRootfs(layers, target) && !rootCanCreateIn(layers, "/etc", mapping)) continue;
     Deno.writeTextFileSync(`${dir}/${name}`, text, { mode: 0o644 });
     out.push({ source: `${dir}/${name}`, target });
   }
   return out;
+}
+
+/**
+ * Whether the container's root can create a file in `dir` of the rootfs: as
+ * host root always; in a user namespace only when the directory's owner is
+ * mapped (a rootfs owned by an unmapped id, say host root's files given to
+ * a rootless user, shows as `nobody` and is read-only inside).
+ */
+function rootCanCreateIn(layers: readonly string[], dir: string, mapping: IdMapping): boolean {
+  if (mapping.mode === "host") return true;
+  const e = resolveEntry(layers, dir);
+  if (e.kind !== "dir") return false;
+  try {
+    return mapToContainer(Deno.statSync(e.host).uid ?? -1, mapping.uid) !== null;
+  } catch {
+    return false;
+  }
 }
 
 function hostHas(path: string): { exists: boolean; dir: boolean } {
@@ -173,7 +192,7 @@ export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping())
   if (executables.length === 0) throw new Error("no command specified");
   const etcDir = `${req.runtimeDir}/containers/${id}.etc`;
   const volumes = req.volumes.map(parseVolume);
-  const etcFiles = prepareEtcFiles(etcDir, req.layers, hostname, req.network);
+  const etcFiles = prepareEtcFiles(etcDir, req.layers, hostname, req.network, idMapping);
   try {
     return assemblePlan({
       id,
@@ -199,6 +218,7 @@ export function planRun(req: RunRequest, idMapping: IdMapping = loadIdMapping())
         // In a single-id mapping setgroups is denied; only root exists anyway.
         additionalGids: idMapping.mode === "single" ? [] : user.additionalGids,
         keepStdin: req.interactive,
+        tty: req.tty,
       },
       hostHas,
     });

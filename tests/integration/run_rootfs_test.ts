@@ -502,3 +502,66 @@ test(
     assert.deepEqual(left, []);
   },
 );
+
+test("run -t: the container's stdio is a terminal (80x24 when trun has none)", base, async () => {
+  await using sb = await trunSandbox();
+  const r = await sb.run([
+    "run",
+    "-t",
+    "--rootfs",
+    await busyboxRootfs(),
+    "sh",
+    "-c",
+    "test -t 0 && test -t 1 && test -t 2 && echo tty; stty size; echo $TERM",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "tty\r\n24 80\r\nxterm\r\n");
+});
+
+const haveScript = await new Deno.Command("sh", {
+  args: ["-c", "command -v script"],
+  stdout: "null",
+}).output()
+  .then((o) => o.success, () => false);
+test(
+  `run -it: an interactive shell through a terminal, with Ctrl-C and the exit status${
+    haveScript ? "" : " (skipped: script(1) not installed)"
+  }`,
+  { ignore: base.ignore || !haveScript, suffix: base.suffix },
+  async () => {
+    await using sb = await trunSandbox();
+    const cmd = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      MAIN_TS,
+      "run",
+      "-it",
+      "--rootfs",
+      await busyboxRootfs(),
+      "sh",
+    ];
+    // script(1) gives trun a terminal of its own, as a user's would be.
+    const child = new Deno.Command("script", {
+      args: ["-qfec", cmd.map((a) => `'${a}'`).join(" "), "/dev/null"],
+      env: sb.env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    const enc = new TextEncoder();
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await pause(2500);
+    await w.write(enc.encode("sleep 30\n"));
+    await pause(800);
+    await w.write(enc.encode("\x03")); // Ctrl-C: interrupts sleep, not trun
+    await pause(500);
+    await w.write(enc.encode("echo answer-$((6*7)); exit 3\n"));
+    const out = await child.output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 3, text + new TextDecoder().decode(out.stderr));
+    assert.match(text, /answer-42/);
+  },
+);

@@ -48,6 +48,7 @@ function plan(
       gid: 1000,
       additionalGids: [1000, 10],
       keepStdin: over.keepStdin ?? false,
+      tty: false,
     },
     hostHas: (p) => ({
       exists: true,
@@ -183,6 +184,7 @@ Deno.test("assemblePlan() refuses a volume whose source is missing", () => {
           gid: 0,
           additionalGids: [],
           keepStdin: false,
+          tty: false,
         },
         hostHas: () => ({ exists: false, dir: false }),
       }),
@@ -230,4 +232,13 @@ Deno.test("compileChildProgram() gives stdin /dev/null unless -i", () => {
     compileChildProgram(p, { syncRead: SYNC }).filter((o) => o.call === "dup2").length;
   assert.equal(dups(plan()), 1);
   assert.equal(dups(plan({ keepStdin: true })), 0);
+});
+
+Deno.test("compileChildProgram() connects a terminal to fds 0-2 and makes it the controlling one", () => {
+  const ops = compileChildProgram(plan(), { syncRead: SYNC, ttySlave: 9 });
+  const dups = ops.filter((o) => o.call === "dup2").map((o) => o.args);
+  assert.deepEqual(dups, [[9, 0], [9, 1], [9, 2]]);
+  const setsid = ops.findIndex((o) => o.call === "setsid");
+  const sctty = ops.findIndex((o) => o.call === "ioctl");
+  assert.ok(setsid >= 0 && setsid < sctty, "TIOCSCTTY needs a new session without a terminal");
 });
