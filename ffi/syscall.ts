@@ -88,3 +88,21 @@ export async function sysBlocking(
     arg(args[5]),
   );
 }
+
+/**
+ * lgetxattr(2) through `syscall()`: whether `name` is set on `path` (not
+ * following a final symlink) and its value. Used on the `run` path, where
+ * opening the full libc table would cost milliseconds.
+ */
+export function getXattr(path: string, name: string): Uint8Array | null {
+  const enc = new TextEncoder();
+  const p = enc.encode(path + "\0"), n = enc.encode(name + "\0");
+  const buf = new Uint8Array(256);
+  try {
+    const len = Number(sys("lgetxattr", [p, n, buf, buf.length]));
+    return buf.slice(0, len);
+  } catch {
+    // ENODATA (not set), EOPNOTSUPP, ERANGE (a value we do not look for).
+    return null;
+  }
+}

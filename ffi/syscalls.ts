@@ -35,6 +35,7 @@ export const SYSCALLS_X86_64 = {
   mount: 165,
   umount2: 166,
   sethostname: 170,
+  lgetxattr: 192,
   exit_group: 231,
   openat: 257,
   mkdirat: 258,

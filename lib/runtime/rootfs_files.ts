@@ -6,7 +6,7 @@
  * layer that has an entry wins, honouring overlay whiteouts (0/0 character
  * devices) and opaque directories.
  */
-import { lgetxattr } from "../../ffi/libc.ts";
+import { getXattr } from "../../ffi/syscall.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -15,14 +15,19 @@ function lookup(
   layers: readonly string[],
   comps: readonly string[],
 ): { path: string; info: Deno.FileInfo } | null {
-  for (const layer of layers) {
+  for (const [i, layer] of layers.entries()) {
     const path = comps.length ? `${layer}/${comps.join("/")}` : layer;
+    const lowest = i === layers.length - 1;
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(path);
     } catch {
-      // Missing here; but an opaque parent directory hides lower layers.
-      if (comps.length > 1 && isOpaque(`${layer}/${comps.slice(0, -1).join("/")}`)) return null;
+      // Missing here; but an opaque parent directory hides lower layers
+      // (the lowest layer has none to hide, and skipping it spares the run
+      // path a syscall binding).
+      if (!lowest && comps.length > 1 && isOpaque(`${layer}/${comps.slice(0, -1).join("/")}`)) {
+        return null;
+      }
       continue;
     }
     if (info.isCharDevice && info.rdev === 0) return null; // whiteout
@@ -33,7 +38,7 @@ function lookup(
 
 function isOpaque(dir: string): boolean {
   try {
-    const v = lgetxattr(dir, "user.overlay.opaque") ?? lgetxattr(dir, "trusted.overlay.opaque");
+    const v = getXattr(dir, "user.overlay.opaque") ?? getXattr(dir, "trusted.overlay.opaque");
     return v !== null && v[0] === 0x79; // "y"
   } catch {
     return false;
