@@ -44,6 +44,22 @@ export function addressOf(buf: Uint8Array<ArrayBuffer>): bigint {
   return arg(buf);
 }
 
+/** The number and six argument words of a call. */
+function callArgs(
+  name: keyof ReturnType<typeof syscallTable>,
+  args: SysArg[],
+): [bigint, bigint, bigint, bigint, bigint, bigint, bigint] {
+  return [
+    BigInt(syscallTable()[name]),
+    arg(args[0]),
+    arg(args[1]),
+    arg(args[2]),
+    arg(args[3]),
+    arg(args[4]),
+    arg(args[5]),
+  ];
+}
+
 /**
  * Makes system call `name`; returns its result, or throws `SyscallError`
  * (with `what` as the message prefix) when it fails.
@@ -54,16 +70,7 @@ export function sys(
   what?: string,
 ): bigint {
   const s = symbols();
-  const nr = BigInt(syscallTable()[name]);
-  const r = s.syscall(
-    nr,
-    arg(args[0]),
-    arg(args[1]),
-    arg(args[2]),
-    arg(args[3]),
-    arg(args[4]),
-    arg(args[5]),
-  );
+  const r = s.syscall(...callArgs(name, args));
   if (r === -1n) {
     const p = s.__errno_location();
     const errno = p ? new Deno.UnsafePointerView(p).getInt32() : 0;
@@ -77,16 +84,7 @@ export async function sysBlocking(
   name: keyof ReturnType<typeof syscallTable>,
   args: SysArg[],
 ): Promise<bigint> {
-  const nr = BigInt(syscallTable()[name]);
-  return await symbols().syscall_blocking(
-    nr,
-    arg(args[0]),
-    arg(args[1]),
-    arg(args[2]),
-    arg(args[3]),
-    arg(args[4]),
-    arg(args[5]),
-  );
+  return await symbols().syscall_blocking(...callArgs(name, args));
 }
 
 /**

@@ -174,39 +174,55 @@ class ProgramBuilder {
     this.close(target);
   }
 
+  /**
+   * Creates a detached mount of a new `fstype` filesystem (fsopen, one
+   * fsconfig per option, create, fsmount) and returns the name of its fd.
+   * A null option value sets a flag option.
+   */
+  newFilesystem(
+    fstype: string,
+    options: [string, string | null][],
+    attrs: number,
+    what: string,
+  ): string {
+    const fs = this.fresh("fs");
+    this.op({
+      call: "fsopen",
+      args: [{ str: fstype }, AT.FSOPEN_CLOEXEC],
+      produces: fs,
+      step: what,
+    });
+    for (const [key, value] of options) {
+      this.op({
+        call: "fsconfig",
+        args: value === null
+          ? [{ ref: fs }, AT.FSCONFIG_SET_FLAG, { str: key }, 0, 0]
+          : [{ ref: fs }, AT.FSCONFIG_SET_STRING, { str: key }, { str: value }, 0],
+        step: `${what}: option ${value === null ? key : `${key}=${value}`}`,
+      });
+    }
+    this.op({ call: "fsconfig", args: [{ ref: fs }, AT.FSCONFIG_CMD_CREATE, 0, 0, 0], step: what });
+    const mnt = this.fresh("mnt");
+    this.op({
+      call: "fsmount",
+      args: [{ ref: fs }, AT.FSMOUNT_CLOEXEC, attrs],
+      produces: mnt,
+      step: what,
+    });
+    this.close(fs);
+    return mnt;
+  }
+
   mount(spec: MountSpec): void {
     if (spec.kind === "fs") {
       const what = `mounting ${spec.fstype} on "${spec.target}"`;
       const target = this.openTarget(spec.target, "dir", spec.noSymlinks, what);
-      const fs = this.fresh("fs");
-      this.op({
-        call: "fsopen",
-        args: [{ str: spec.fstype }, AT.FSOPEN_CLOEXEC],
-        produces: fs,
-        step: what,
-      });
-      for (const [key, value] of Object.entries(spec.options)) {
-        this.op({
-          call: "fsconfig",
-          args: value === null
-            ? [{ ref: fs }, AT.FSCONFIG_SET_FLAG, { str: key }, 0, 0]
-            : [{ ref: fs }, AT.FSCONFIG_SET_STRING, { str: key }, { str: value }, 0],
-          step: `${what}: option ${value === null ? key : `${key}=${value}`}`,
-        });
-      }
-      this.op({
-        call: "fsconfig",
-        args: [{ ref: fs }, AT.FSCONFIG_CMD_CREATE, 0, 0, 0],
-        step: what,
-      });
-      const mnt = this.fresh("mnt");
-      this.op({
-        call: "fsmount",
-        args: [{ ref: fs }, AT.FSMOUNT_CLOEXEC, attrBits(spec.attrs)],
-        produces: mnt,
-        step: what,
-      });
-      this.close(fs);
+      const mnt = this.newFilesystem(
+        spec.fstype,
+        Object.entries(spec.options),
+        attrBits(spec.attrs),
+        what,
+      );
       this.moveMount(mnt, target, what);
     } else {
       const what = `bind-mounting "${spec.source}" on "${spec.target}"`;
@@ -277,43 +293,20 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
       step: `creating "${s}/${d}"`,
     });
   }
-  const ov = "overlay";
   const ovWhat = `mounting the overlay root on "${s}/root"`;
-  b.op({
-    call: "fsopen",
-    args: [{ str: "overlay" }, AT.FSOPEN_CLOEXEC],
-    produces: ov,
-    step: ovWhat,
-  });
   const lowers: [string, string][] = rootfs.lowerdirAppend
     ? rootfs.lowers.map((l) => ["lowerdir+", l])
     : [["lowerdir", rootfs.lowers.map(escapeOverlayPath).join(":")]];
-  const ovOptions: [string, string | null][] = [
-    ...lowers,
-    ["upperdir", `${s}/upper`],
-    ["workdir", `${s}/work`],
-    ["userxattr", null],
-  ];
-  for (const [key, value] of ovOptions) {
-    b.op({
-      call: "fsconfig",
-      args: value === null
-        ? [{ ref: ov }, AT.FSCONFIG_SET_FLAG, { str: key }, 0, 0]
-        : [{ ref: ov }, AT.FSCONFIG_SET_STRING, { str: key }, { str: value }, 0],
-      step: `${ovWhat}: option ${value === null ? key : `${key}=${value}`}`,
-    });
-  }
-  b.op({ call: "fsconfig", args: [{ ref: ov }, AT.FSCONFIG_CMD_CREATE, 0, 0, 0], step: ovWhat });
-  b.op({
-    call: "fsmount",
-    args: [{ ref: ov }, AT.FSMOUNT_CLOEXEC, 0],
-    produces: "overlayMount",
-    step: ovWhat,
-  });
+  const overlay = b.newFilesystem(
+    "overlay",
+    [...lowers, ["upperdir", `${s}/upper`], ["workdir", `${s}/work`], ["userxattr", null]],
+    0,
+    ovWhat,
+  );
   b.op({
     call: "move_mount",
     args: [
-      { ref: "overlayMount" },
+      { ref: overlay },
       { str: "" },
       AT.FDCWD,
       { str: `${s}/root` },
@@ -321,8 +314,7 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
     ],
     step: ovWhat,
   });
-  b.close("overlayMount");
-  b.close(ov);
+  b.close(overlay);
   b.op({
     call: "openat",
     args: [AT.FDCWD, { str: `${s}/root` }, O.PATH | O.DIRECTORY | O.CLOEXEC],
@@ -349,28 +341,12 @@ export function compileChildProgram(plan: ContainerPlan, fds: ChildFds): ChildOp
   for (const m of plan.maskedPaths) {
     const what = `masking "${m.path}"`;
     const target = b.openExisting(m.path, what);
-    const mnt = b.fresh("mask");
+    let mnt: string;
     if (m.dir) {
-      const fs = b.fresh("fs");
-      b.op({
-        call: "fsopen",
-        args: [{ str: "tmpfs" }, AT.FSOPEN_CLOEXEC],
-        produces: fs,
-        step: what,
-      });
-      b.op({ call: "fsconfig", args: [{ ref: fs }, AT.FSCONFIG_CMD_CREATE, 0, 0, 0], step: what });
-      b.op({
-        call: "fsmount",
-        args: [
-          { ref: fs },
-          AT.FSMOUNT_CLOEXEC,
-          MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC,
-        ],
-        produces: mnt,
-        step: what,
-      });
-      b.close(fs);
+      const ro = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+      mnt = b.newFilesystem("tmpfs", [], ro, what);
     } else {
+      mnt = b.fresh("mask");
       b.op({
         call: "open_tree",
         args: [AT.FDCWD, { str: "/dev/null" }, AT.OPEN_TREE_CLONE | AT.OPEN_TREE_CLOEXEC],
