@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import tarStream from "tar-stream";
 import type { Store } from "../store/mod.ts";
 import type { LayerDescriptor } from "../store/layers.ts";
-import { detectCompression, normalizeEntryPath } from "./layer_tar.ts";
+import { concat, detectCompression, normalizeEntryPath } from "./layer_tar.ts";
 import { parseReference } from "./reference.ts";
 import {
   type Descriptor,
@@ -565,16 +565,7 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
 }
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const it = body[Symbol.asyncIterator]();
-  for (let r = await it.next(); !r.done; r = await it.next()) parts.push(r.value);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(await Array.fromAsync(body));
 }
 
 function readBlob(store: Store, d: Descriptor, what: string): Uint8Array {

@@ -296,7 +296,8 @@ function drained(stream: {
   });
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+/** The chunks joined into one array (the chunk itself when there is one). */
+export function concat(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let o = 0;

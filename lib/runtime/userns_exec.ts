@@ -112,10 +112,8 @@ export async function runTrunForStorage(
   args: string[],
   opts: UsernsRunOptions = {},
 ): Promise<number> {
-  if (Deno.uid() !== 0 && !insideUsernsHelper()) {
-    const mapping = loadIdMapping();
-    if (mapping.mode === "subordinate") return await runTrunInUserns(args, mapping, opts);
-  }
+  const mapping = storageUsernsMapping();
+  if (mapping) return await runTrunInUserns(args, mapping, opts);
   const [exe, ...rest] = selfCommand(args);
   const out = await new Deno.Command(exe!, {
     args: rest,

@@ -20,7 +20,7 @@ export interface ContainerRow {
 }
 
 /** Whether a process exists (signal 0 semantics, through /proc). */
-function alive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
@@ -64,7 +64,7 @@ export function liveContainers(ctx: StoreContext, imageId?: string): ContainerRo
       live.push({ id: r.id, name: r.name, imageId: r.image_id, pid: 0 });
       continue;
     }
-    if (pid > 0 && !alive(pid)) removeContainer(ctx, r.id);
+    if (pid > 0 && !processAlive(pid)) removeContainer(ctx, r.id);
     else live.push({ id: r.id, name: r.name, imageId: r.image_id, pid });
   }
   return live;

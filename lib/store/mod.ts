@@ -13,7 +13,13 @@
  * concurrent prune does not take it away before the image is recorded.
  */
 
-import { addContainer, type ContainerRow, liveContainers, removeContainer } from "./containers.ts";
+import {
+  addContainer,
+  type ContainerRow,
+  liveContainers,
+  processAlive,
+  removeContainer,
+} from "./containers.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openDb, type StoreContext, transaction } from "./db.ts";
 import {
@@ -429,14 +435,5 @@ function mtimeOrNull(path: string): number | null {
     return Deno.lstatSync(path).mtime?.getTime() ?? null;
   } catch {
     return null;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }
