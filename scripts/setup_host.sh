@@ -24,6 +24,11 @@ PACKAGES=(
   ca-certificates
   util-linux      # unshare, setsid, runuser
   tar
+  runc            # the reference OCI runtime (engine tests)
+  podman          # a real client of trun's runtime (podman --runtime)
+  conmon
+  catatonit
+  crun            # benchmark peer
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }
