@@ -8,9 +8,26 @@
  * this module only turns names into numbers and values into pointers.
  */
 import { CLONE_STUB_X86_64_HEX } from "./clone_stub_x86_64.ts";
-import { SyscallError } from "./errno.ts";
+import { Errno, SyscallError } from "./errno.ts";
+import { encodeRightsMessage } from "./socket.ts";
 import { addressOf, sys, sysBlocking } from "./syscall.ts";
-import { type SyscallName, syscallTable } from "./syscalls.ts";
+import {
+  AT,
+  CLONE,
+  MAP,
+  MSGHDR_SIZE,
+  NSIG,
+  O,
+  PAGE_SIZE,
+  PROT,
+  SIG_HOW,
+  SIGACTION_SIZE,
+  SIGNALS,
+  SIGSET_SIZE,
+  type SyscallName,
+  syscallTable,
+  W,
+} from "./syscalls.ts";
 
 /** An argument of a child op. */
 export type OpArg =
@@ -28,7 +45,12 @@ export type OpArg =
   /** The value an earlier op stored under this name (an fd). */
   | { ref: string }
   /** A pointer to the signal mask the stub saved before clone. */
-  | { savedSignalMask: true };
+  | { savedSignalMask: true }
+  /**
+   * A pointer to a struct msghdr that sends descriptor `fd` with
+   * SCM_RIGHTS and `name` as the data (runc's console-socket message).
+   */
+  | { sendFd: { fd: number; name: string } };
 
 /** One raw system call of the child program. */
 export interface ChildOp {
@@ -42,7 +64,15 @@ export interface ChildOp {
   produces?: string;
   /** What the op does, for error messages: `mounting proc on "/proc"`. */
   step: string;
+  /**
+   * The op is a fork (clone without CLONE_VM): its parent side writes
+   * {-2, child pid} on the error pipe and exits 0, its child side goes on.
+   */
+  parentReportsAndExits?: boolean;
 }
+
+/** The first word of the record a forking op's parent side writes: the second is the pid. */
+export const FORK_RECORD_MARK = -2n;
 
 /** The op that failed in the child, with its errno. */
 export interface ChildFailure {
@@ -54,12 +84,10 @@ export interface ChildFailure {
   op: ChildOp;
 }
 
+/** Bytes of one op as the stub reads it (clone_stub_x86_64.S): number, six args, ok_errno, produces, indirect mask. */
 const OP_SIZE = 80;
+/** Bytes of the child's own stack at the end of the arena (CLONE_VM children). */
 const CHILD_STACK = 16384;
-const CLONE_VM = 0x100, CLONE_VFORK = 0x4000;
-const PAGE = 4096;
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-const MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
 
 type StubFn = (
   ops: Deno.PointerValue,
@@ -80,12 +108,12 @@ function stub(): StubFn {
   for (let i = 0; i < code.length; i++) code[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   const addr = sys(
     "mmap",
-    [0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0],
+    [0, PAGE_SIZE, PROT.READ | PROT.WRITE, MAP.PRIVATE | MAP.ANONYMOUS, -1, 0],
     "mapping the clone stub",
   );
   const mem = Deno.UnsafePointer.create(addr)!;
-  new Uint8Array(new Deno.UnsafePointerView(mem).getArrayBuffer(PAGE)).set(code);
-  sys("mprotect", [addr, PAGE, PROT_READ | PROT_EXEC], "mapping the clone stub");
+  new Uint8Array(new Deno.UnsafePointerView(mem).getArrayBuffer(PAGE_SIZE)).set(code);
+  sys("mprotect", [addr, PAGE_SIZE, PROT.READ | PROT.EXEC], "mapping the clone stub");
   const def = {
     parameters: ["pointer", "i64", "i64", "i64", "pointer", "u64"],
     result: "i64",
@@ -108,12 +136,12 @@ class Arena {
   constructor(opCount: number, dataBytes: number) {
     const opsBytes = opCount * OP_SIZE;
     // The last CHILD_STACK bytes are the child's stack when it shares memory.
-    this.size = Math.ceil((opsBytes + dataBytes + CHILD_STACK + 4096) / PAGE) * PAGE;
+    this.size = Math.ceil((opsBytes + dataBytes + CHILD_STACK + 4096) / PAGE_SIZE) * PAGE_SIZE;
     const addr = sys("mmap", [
       0,
       this.size,
-      PROT_READ | PROT_WRITE,
-      MAP_PRIVATE | MAP_ANONYMOUS,
+      PROT.READ | PROT.WRITE,
+      MAP.PRIVATE | MAP.ANONYMOUS,
       -1,
       0,
     ], "mapping the child program");
@@ -174,9 +202,30 @@ function dataSize(ops: ChildOp[]): number {
         n += a.strs.reduce((s, x) => s + x.length * 3 + 32, 0) + a.strs.length * 8 + 32;
       } else if ("bytes" in a) n += a.bytes.length + 32;
       else if ("scratch" in a) n += a.scratch + 32;
+      else if ("sendFd" in a) n += a.sendFd.name.length * 3 + 256;
     }
   }
   return n;
+}
+
+/**
+ * Lays out struct msghdr {name, namelen, iov, iovlen, control, controllen,
+ * flags} with one iovec over `name` and an SCM_RIGHTS control message
+ * carrying `fd`, all inside the arena; returns the header's address.
+ */
+function putSendFdMessage(arena: Arena, fd: number, name: string): bigint {
+  const data = encoder.encode(name);
+  const dataAddr = arena.put(data);
+  const iov = arena.put(new Uint8Array(new BigUint64Array([dataAddr, BigInt(data.length)]).buffer));
+  const control = encodeRightsMessage(fd);
+  const controlAddr = arena.put(control);
+  const hdr = new Uint8Array(MSGHDR_SIZE);
+  const v = new DataView(hdr.buffer);
+  v.setBigUint64(16, iov, true);
+  v.setBigUint64(24, 1n, true);
+  v.setBigUint64(32, controlAddr, true);
+  v.setBigUint64(40, BigInt(control.length), true);
+  return arena.put(hdr);
 }
 
 /** Options of `startChildProgram`. */
@@ -242,6 +291,7 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
         value = arena.put(new Uint8Array(ptrs.buffer));
       } else if ("bytes" in a) value = arena.put(a.bytes);
       else if ("scratch" in a) value = arena.put(new Uint8Array(a.scratch));
+      else if ("sendFd" in a) value = putSendFdMessage(arena, a.sendFd.fd, a.sendFd.name);
       else if ("ref" in a) {
         value = cellFor(a.ref);
         indirect |= 1 << k;
@@ -250,12 +300,13 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
     }
     v.setBigInt64(o + 56, BigInt(op.okErrno ?? 0), true);
     v.setBigInt64(o + 64, op.produces ? cellFor(op.produces) : 0n, true);
+    if (op.parentReportsAndExits) indirect |= 0x100;
     v.setBigInt64(o + 72, BigInt(indirect), true);
   });
-  const SIGCHLD = 17;
   const savedPtr = Deno.UnsafePointer.create(savedMask);
   const share = opts.shareMemory || opts.vfork;
-  const flags = opts.cloneFlags | SIGCHLD | (share ? CLONE_VM : 0) | (opts.vfork ? CLONE_VFORK : 0);
+  const flags = opts.cloneFlags | SIGNALS.SIGCHLD | (share ? CLONE.VM : 0) |
+    (opts.vfork ? CLONE.VFORK : 0);
   const pid = Number(
     run(
       arena.ptr,
@@ -289,7 +340,7 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
 /** Creates a pipe with O_CLOEXEC on both ends: [read, write]. */
 export function cloexecPipe(): [number, number] {
   const fds = new Int32Array(2);
-  sys("pipe2", [new Uint8Array(fds.buffer), 0o2000000], "creating a pipe");
+  sys("pipe2", [new Uint8Array(fds.buffer), O.CLOEXEC], "creating a pipe");
   return [fds[0]!, fds[1]!];
 }
 
@@ -329,18 +380,18 @@ export async function readSome(fd: number, n: number): Promise<Uint8Array> {
 /** How a waited-for process ended. */
 export type ExitStatus = { exited: true; code: number } | { exited: false; signal: number };
 
-const WNOHANG = 1, WALL = 0x40000000;
-
 /** Waits for a child on a worker thread (wait4(2), retrying EINTR). */
 export async function waitChild(pid: number): Promise<ExitStatus> {
   const status = new Int32Array(1);
   const buf = new Uint8Array(status.buffer);
   for (;;) {
-    const r = Number(await sysBlocking("wait4", [pid, buf, WALL, 0]));
+    const r = Number(await sysBlocking("wait4", [pid, buf, W.ALL, 0]));
     if (r === pid) break;
     // errno is not readable after a worker-thread call: ask again without
     // blocking to tell EINTR (retry) from ECHILD (reaped elsewhere).
-    if (Number(sys("wait4", [pid, buf, WNOHANG | WALL, 0], `waiting for process ${pid}`)) === pid) {
+    if (
+      Number(sys("wait4", [pid, buf, W.NOHANG | W.ALL, 0], `waiting for process ${pid}`)) === pid
+    ) {
       break;
     }
   }
@@ -359,13 +410,81 @@ export function signalProcess(pid: number, signal: number): boolean {
   }
 }
 
+/** What `execTail` executes. */
+export interface ExecSpec {
+  /**
+   * Candidate paths, tried in order: ENOENT moves on to the next one, but
+   * for the last (this is execvp(3) over `$PATH`).
+   */
+  paths: string[];
+  /** The argument vector, argv[0] included. */
+  argv: string[];
+  /** The environment, as `NAME=value` strings. */
+  env: string[];
+  /**
+   * Mark every descriptor from 3 up close-on-exec first (close_range(2)),
+   * so nothing the parent left open leaks into the program.
+   */
+  closeFds?: boolean;
+}
+
+/**
+ * The ops every child program ends with: reset all signals to `SIG_DFL`,
+ * optionally mark leaked descriptors close-on-exec, restore the signal mask
+ * the stub saved before clone, then execve each candidate path.
+ *
+ * Ignored signals stay ignored across execve (Deno ignores SIGPIPE, and
+ * `yes | head` misbehaves with it), and a handler could run between the mask
+ * restore and execve, in memory the child may share with trun: so every
+ * signal is reset before the mask is restored (posix_spawn(3) does the
+ * same). Only execve follows the restore.
+ */
+export function execTail(spec: ExecSpec): ChildOp[] {
+  const ops: ChildOp[] = [];
+  const sigactionDefault = { bytes: new Uint8Array(SIGACTION_SIZE) };
+  for (let sig = 1; sig <= NSIG; sig++) {
+    if (sig === SIGNALS.SIGKILL || sig === SIGNALS.SIGSTOP) continue;
+    ops.push({
+      call: "rt_sigaction",
+      args: [sig, sigactionDefault, 0, SIGSET_SIZE],
+      okErrno: Errno.EINVAL,
+      step: `resetting signal ${sig}`,
+    });
+  }
+  if (spec.closeFds) {
+    // Whatever trun's runtime left open must not leak into the program.
+    ops.push({
+      call: "close_range",
+      args: [3, 0xffffffff, AT.CLOSE_RANGE_CLOEXEC],
+      step: "closing trun's descriptors",
+    });
+  }
+  ops.push({
+    call: "rt_sigprocmask",
+    args: [SIG_HOW.SETMASK, { savedSignalMask: true }, 0, SIGSET_SIZE],
+    step: "restoring the signal mask",
+  });
+  const argv = { strs: spec.argv };
+  const envp = { strs: spec.env };
+  spec.paths.forEach((path, i) => {
+    const last = i === spec.paths.length - 1;
+    ops.push({
+      call: "execve",
+      args: [{ str: path }, argv, envp],
+      ...(last ? {} : { okErrno: Errno.ENOENT }),
+      step: `executing "${spec.argv[0] ?? path}"`,
+    });
+  });
+  return ops;
+}
+
 /**
  * Starts a program as a plain child of trun (no namespaces), the way
- * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that restores the signal
- * mask and execs. About a millisecond, where `Deno.Command` costs 5–15 ms;
- * used for newuidmap/newgidmap on the `run` path. stdio is inherited, but
- * for stderr when `stderrFd` is given. An exec failure shows as exit status
- * 127.
+ * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that resets the signals,
+ * restores the signal mask and execs (`execTail`). About a millisecond,
+ * where `Deno.Command` costs 5–15 ms; used for newuidmap/newgidmap on the
+ * `run` path. stdio is inherited, but for stderr when `stderrFd` is given.
+ * An exec failure shows as exit status 127.
  */
 export function spawnProcess(
   path: string,
@@ -377,16 +496,7 @@ export function spawnProcess(
     ...(stderrFd === undefined
       ? []
       : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
-    {
-      call: "rt_sigprocmask",
-      args: [2, /* SIG_SETMASK */ { savedSignalMask: true }, 0, 8],
-      step: "restoring the signal mask",
-    },
-    {
-      call: "execve",
-      args: [{ str: path }, { strs: argv }, { strs: env }],
-      step: `executing "${path}"`,
-    },
+    ...execTail({ paths: [path], argv, env }),
   ];
   const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
   // With CLONE_VFORK the stub returns only after the child's execve or exit,

@@ -27,7 +27,11 @@
 #     long ok_errno;            an errno that counts as success (0: none)
 #     long store;               address receiving the result, or 0
 #     long indirect;            bit i set: a[i] is an address to load the
-#                               argument from (a value an earlier op stored)
+#                               argument from (a value an earlier op stored);
+#                               bit 8 set: the op is a fork (clone without
+#                               CLONE_VM), and the parent side writes
+#                               {-2, child pid} to errfd and exit_group(0)s
+#                               while the child side goes on
 #   };
 #
 #   A negative result other than -ok_errno writes {index, errno} (16 bytes)
@@ -120,7 +124,22 @@ trun_clone_stub:
     syscall
     test rax, rax
     js .failed
-    mov rcx, [rbx+64]
+    mov rcx, [rbx+72]
+    test ecx, 0x100             # a fork whose parent reports the child
+    jz 7f                       # and leaves (see "flags" above)
+    test rax, rax
+    jz 7f
+    push rax                    # {-2, pid} record
+    push -2
+    mov eax, 1                  # write(errfd, rsp, 16)
+    mov rdi, r14
+    mov rsi, rsp
+    mov edx, 16
+    syscall
+    xor edi, edi
+    mov eax, 231                # exit_group(0)
+    syscall
+7:  mov rcx, [rbx+64]
     test rcx, rcx
     jz .next
     mov [rcx], rax

@@ -2,49 +2,57 @@
  * Errno values and the error type every failing syscall in `ffi/` becomes.
  *
  * Follows errno(3) for x86-64 and aarch64 Linux (the generic numbering).
+ * This is trun's one home of errno numbers: code outside `ffi/` compares
+ * against `Errno.ENOENT`, never against a literal.
  */
 
-/** Errno names by number, for the ones trun can meet. */
-export const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: "EPERM",
-  2: "ENOENT",
-  3: "ESRCH",
-  4: "EINTR",
-  5: "EIO",
-  7: "E2BIG",
-  8: "ENOEXEC",
-  9: "EBADF",
-  10: "ECHILD",
-  11: "EAGAIN",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  17: "EEXIST",
-  18: "EXDEV",
-  19: "ENODEV",
-  20: "ENOTDIR",
-  21: "EISDIR",
-  22: "EINVAL",
-  23: "ENFILE",
-  24: "EMFILE",
-  25: "ENOTTY",
-  26: "ETXTBSY",
-  27: "EFBIG",
-  28: "ENOSPC",
-  30: "EROFS",
-  31: "EMLINK",
-  32: "EPIPE",
-  36: "ENAMETOOLONG",
-  38: "ENOSYS",
-  39: "ENOTEMPTY",
-  40: "ELOOP",
-  61: "ENODATA",
-  95: "EOPNOTSUPP",
-  122: "EDQUOT",
-};
+/** Errno numbers by name, for code that compares against a specific error. */
+export const Errno = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  E2BIG: 7,
+  ENOEXEC: 8,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOTTY: 25,
+  ETXTBSY: 26,
+  EFBIG: 27,
+  ENOSPC: 28,
+  EROFS: 30,
+  EMLINK: 31,
+  EPIPE: 32,
+  ERANGE: 34,
+  ENAMETOOLONG: 36,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ELOOP: 40,
+  ENODATA: 61,
+  EOPNOTSUPP: 95,
+  EDQUOT: 122,
+} as const;
 
-/** Human text for the errno values above (strerror(3) wording). */
+/** Errno names by number, for the ones trun can meet. */
+export const ERRNO_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(Errno).map(([name, n]) => [n, name]),
+);
+
+/** Human text for the errno values of `Errno` (strerror(3) wording). */
 const ERRNO_TEXT: Readonly<Record<number, string>> = {
   1: "Operation not permitted",
   2: "No such file or directory",
@@ -75,6 +83,7 @@ const ERRNO_TEXT: Readonly<Record<number, string>> = {
   30: "Read-only file system",
   31: "Too many links",
   32: "Broken pipe",
+  34: "Numerical result out of range",
   36: "File name too long",
   38: "Function not implemented",
   39: "Directory not empty",
@@ -83,32 +92,6 @@ const ERRNO_TEXT: Readonly<Record<number, string>> = {
   95: "Operation not supported",
   122: "Disk quota exceeded",
 };
-
-/** Errno numbers by name, for code that compares against a specific error. */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  ENOEXEC: 8,
-  EBADF: 9,
-  ECHILD: 10,
-  EAGAIN: 11,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EROFS: 30,
-  ENOSYS: 38,
-  ENOTEMPTY: 39,
-  ELOOP: 40,
-  ENODATA: 61,
-  EOPNOTSUPP: 95,
-} as const;
 
 /** The strerror(3)-style text for an errno, with its name: `Permission denied (EACCES)`. */
 export function describeErrno(errno: number): string {

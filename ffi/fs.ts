@@ -1,45 +1,133 @@
 /**
- * File-system calls Deno has no API for, with errno turned into
- * `SyscallError` right after each call: syncfs(2), to make a whole unpacked
- * layer durable with one call instead of an fsync per file.
- *
- * Uses its own small symbol table (opened lazily) and reads errno through
- * `lastErrno()` of `ffi/libc.ts`: both are the same libc.so.6 and every call
- * here is synchronous, so errno is read on the calling thread.
+ * File-system calls Deno has no API for, made as raw system calls through
+ * `sys()` (no libc table of their own): ownership and times of a symlink
+ * itself (fchownat(2), utimensat(2) with AT_SYMLINK_NOFOLLOW), device nodes
+ * and overlay whiteouts (mknodat(2)), extended attributes (lsetxattr(2),
+ * lgetxattr(2), llistxattr(2)), opening a path as a raw descriptor, and
+ * syncfs(2), which makes a whole unpacked
+ * layer durable with one call instead of an fsync per file. Errors are
+ * `SyscallError`s naming the path.
  */
-import { cString, lastErrno } from "./libc.ts";
-import { SyscallError } from "./errno.ts";
+import { Errno, SyscallError } from "./errno.ts";
+import { cString, sys } from "./syscall.ts";
+import { AT, encodeDev, encodeTimespecs, O, S } from "./syscalls.ts";
 
-const SYMBOLS = {
-  /** int open(const char *path, int flags, ...) — mode unused here */
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  /** int syncfs(int fd) */
-  syncfs: { parameters: ["i32"], result: "i32" },
-  /** int close(int fd) */
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
+/** lchown(2) as fchownat(2): changes the owner of `path` without following a final symlink. */
+export function lchown(path: string, uid: number, gid: number): void {
+  sys(
+    "fchownat",
+    [AT.FDCWD, cString(path), uid, gid, AT.SYMLINK_NOFOLLOW],
+    `changing owner of "${path}"`,
+  );
+}
 
-const O_RDONLY = 0;
-const O_DIRECTORY = 0o200000;
-const O_CLOEXEC = 0o2000000;
+/** mknod(2) as mknodat(2): creates a device node, fifo or (0/0 char device) overlay whiteout. */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  const what = `creating node "${path}"`;
+  const dev = encodeDev(major, minor);
+  // The kernel takes a 32-bit device number; glibc refuses larger ones alike.
+  if (dev === null) throw new SyscallError("mknodat", Errno.EINVAL, what);
+  sys("mknodat", [AT.FDCWD, cString(path), mode, dev], what);
+}
 
-type Fs = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let lib: Fs | undefined;
+/** lsetxattr(2): sets an extended attribute on `path` itself (not a symlink target). */
+export function lsetxattr(path: string, name: string, value: Uint8Array<ArrayBuffer>): void {
+  sys(
+    "lsetxattr",
+    [cString(path), cString(name), value, value.length, 0],
+    `setting xattr "${name}" on "${path}"`,
+  );
+}
 
-function fs(): Fs {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  return lib;
+/** Calls `fill` with ever larger buffers while it fails with ERANGE (the value is larger). */
+function withGrowingBuffer<T>(
+  first: number,
+  fill: (buf: Uint8Array<ArrayBuffer>) => T,
+): T {
+  for (let size = first;; size *= 4) {
+    try {
+      return fill(new Uint8Array(size));
+    } catch (e) {
+      if (!(e instanceof SyscallError) || e.errno !== Errno.ERANGE || size > 1 << 20) throw e;
+    }
+  }
+}
+
+/**
+ * lgetxattr(2): an extended attribute's value (not following a final
+ * symlink), or null when it is not set or the file system has none.
+ */
+export function lgetxattr(path: string, name: string): Uint8Array | null {
+  const p = cString(path), n = cString(name);
+  try {
+    return withGrowingBuffer(256, (buf) => {
+      const len = Number(
+        sys("lgetxattr", [p, n, buf, buf.length], `reading xattr "${name}" of "${path}"`),
+      );
+      return buf.slice(0, len);
+    });
+  } catch (e) {
+    if (e instanceof SyscallError && (e.errno === Errno.ENODATA || e.errno === Errno.EOPNOTSUPP)) {
+      return null;
+    }
+    throw e;
+  }
+}
+
+/** llistxattr(2): the names of the extended attributes set on `path`. */
+export function llistxattr(path: string): string[] {
+  const p = cString(path);
+  try {
+    return withGrowingBuffer(1024, (buf) => {
+      const len = Number(sys("llistxattr", [p, buf, buf.length], `listing xattrs of "${path}"`));
+      return new TextDecoder().decode(buf.subarray(0, len)).split("\0").filter((s) => s !== "");
+    });
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === Errno.EOPNOTSUPP) return [];
+    throw e;
+  }
+}
+
+/** utimensat(2) with AT_SYMLINK_NOFOLLOW: sets atime and mtime (seconds, fractional). */
+export function lutimes(path: string, atime: number, mtime: number): void {
+  sys(
+    "utimensat",
+    [AT.FDCWD, cString(path), encodeTimespecs(atime, mtime), AT.SYMLINK_NOFOLLOW],
+    `setting times of "${path}"`,
+  );
+}
+
+/** openat(2) relative to the working directory: a new descriptor for `path` (mode 0). */
+export function openPath(path: string, flags: number, what?: string): number {
+  return Number(sys("openat", [AT.FDCWD, cString(path), flags, 0], what ?? `opening "${path}"`));
 }
 
 /** syncfs(2) on the file system holding the directory `path`: flushes all its dirty data. */
 export function syncfs(path: string): void {
-  const fd = fs().open(cString(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw new SyscallError("open", lastErrno(), `opening "${path}"`);
+  const fd = openPath(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   try {
-    if (fs().syncfs(fd) < 0) {
-      throw new SyscallError("syncfs", lastErrno(), `flushing the file system of "${path}"`);
-    }
+    sys("syncfs", [fd], `flushing the file system of "${path}"`);
   } finally {
-    fs().close(fd);
+    sys("close", [fd]);
+  }
+}
+
+/** mkfifo(3) as mknodat(2): creates a named pipe with permission bits `mode`. */
+export function makeFifo(path: string, mode: number): void {
+  sys("mknodat", [AT.FDCWD, cString(path), S.IFIFO | mode, 0], `creating the fifo "${path}"`);
+}
+
+/**
+ * One read(2) of up to `n` bytes from a non-blocking descriptor: the bytes
+ * (empty at end of file), or null when nothing is there yet (EAGAIN).
+ */
+export function readNow(fd: number, n: number): Uint8Array | null {
+  const buf = new Uint8Array(n);
+  try {
+    const r = Number(sys("read", [fd, buf, n], `reading fd ${fd}`));
+    return buf.subarray(0, r);
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === Errno.EAGAIN) return null;
+    throw e;
   }
 }

@@ -1,11 +1,14 @@
 /**
- * Raw system calls through libc's `syscall(2)`: one FFI symbol instead of one
- * per function, because every symbol Deno binds costs about half a
- * millisecond of startup and `trun run` needs a dozen calls. Numbers come
- * from `syscalls.ts`; errors become `SyscallError`.
+ * trun's one libc binding: raw system calls through libc's `syscall(2)`.
+ * One FFI symbol instead of one per function, because every symbol Deno
+ * binds costs about half a millisecond of startup and `trun run` needs a
+ * dozen calls; every other function of `ffi/` (files, xattrs, pipes, wait,
+ * kill, the pty, the clone stub's memory) is built on `sys()`. Numbers come
+ * from `syscalls.ts`; errors become `SyscallError`, with errno read on the
+ * calling thread right after the call.
  */
 import { SyscallError } from "./errno.ts";
-import { syscallTable } from "./syscalls.ts";
+import { type SyscallName, syscallTable } from "./syscalls.ts";
 
 const P = ["i64", "i64", "i64", "i64", "i64", "i64", "i64"] as const;
 const SYMBOLS = {
@@ -46,7 +49,7 @@ export function addressOf(buf: Uint8Array<ArrayBuffer>): bigint {
 
 /** The number and six argument words of a call. */
 function callArgs(
-  name: keyof ReturnType<typeof syscallTable>,
+  name: SyscallName,
   args: SysArg[],
 ): [bigint, bigint, bigint, bigint, bigint, bigint, bigint] {
   return [
@@ -65,7 +68,7 @@ function callArgs(
  * (with `what` as the message prefix) when it fails.
  */
 export function sys(
-  name: keyof ReturnType<typeof syscallTable>,
+  name: SyscallName,
   args: SysArg[],
   what?: string,
 ): bigint {
@@ -81,26 +84,18 @@ export function sys(
 
 /** Like `sys` but on a worker thread, for calls that block; returns -1n on failure (errno unknown). */
 export async function sysBlocking(
-  name: keyof ReturnType<typeof syscallTable>,
+  name: SyscallName,
   args: SysArg[],
 ): Promise<bigint> {
   return await symbols().syscall_blocking(...callArgs(name, args));
 }
 
-/**
- * lgetxattr(2) through `syscall()`: whether `name` is set on `path` (not
- * following a final symlink) and its value. Used on the `run` path, where
- * opening the full libc table would cost milliseconds.
- */
-export function getXattr(path: string, name: string): Uint8Array | null {
-  const enc = new TextEncoder();
-  const p = enc.encode(path + "\0"), n = enc.encode(name + "\0");
-  const buf = new Uint8Array(256);
-  try {
-    const len = Number(sys("lgetxattr", [p, n, buf, buf.length]));
-    return buf.slice(0, len);
-  } catch {
-    // ENODATA (not set), EOPNOTSUPP, ERANGE (a value we do not look for).
-    return null;
-  }
+const encoder = new TextEncoder();
+
+/** A NUL-terminated C string in a fresh buffer. */
+export function cString(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
 }

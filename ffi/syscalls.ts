@@ -1,10 +1,19 @@
 /**
- * System call numbers and the kernel constants the child program uses, by
- * name (x86-64 numbering; see syscall(2) and the uapi headers). Only `ffi/`
- * knows numbers; the rest of trun names calls and flags.
+ * The one home of kernel numbers: system call numbers, flag and option
+ * constants by name, and the byte layouts of the structs trun hands to the
+ * kernel (x86-64 numbering; see syscall(2), the man page of each call and the
+ * uapi headers). Errno values live next door in `errno.ts`. Only `ffi/` knows
+ * numbers; the rest of trun names calls and flags.
+ *
+ * Two kinds of tables:
+ * - flag tables named after the kernel prefix, keyed by the rest of the name
+ *   (`O.CLOEXEC` is `O_CLOEXEC`, `MS.BIND` is `MS_BIND`);
+ * - name lookups keyed by the full kernel name, for names that arrive as
+ *   strings (`SIGNALS.SIGKILL`, `RLIMITS.RLIMIT_NOFILE`,
+ *   `CAPABILITIES.CAP_CHOWN`, as the OCI runtime spec spells them).
  */
 
-/** The system calls a child program may make. */
+/** The system calls trun may make (`sys()` and child programs). */
 export type SyscallName = keyof typeof SYSCALLS_X86_64;
 
 /** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
@@ -20,40 +29,80 @@ export const SYSCALLS_X86_64 = {
   ioctl: 16,
   dup2: 33,
   getpid: 39,
+  socket: 41,
+  connect: 42,
+  sendmsg: 46,
+  recvmsg: 47,
+  socketpair: 53,
+  clone: 56,
   execve: 59,
   wait4: 61,
   kill: 62,
+  fcntl: 72,
   chdir: 80,
   fchdir: 81,
+  umask: 95,
+  getppid: 110,
   setsid: 112,
   setgroups: 116,
   setresuid: 117,
   setresgid: 119,
+  capget: 125,
   capset: 126,
   pivot_root: 155,
   prctl: 157,
   mount: 165,
   umount2: 166,
   sethostname: 170,
+  setdomainname: 171,
+  lsetxattr: 189,
   lgetxattr: 192,
+  llistxattr: 195,
   exit_group: 231,
+  waitid: 247,
+  keyctl: 250,
   openat: 257,
   mkdirat: 258,
+  mknodat: 259,
+  fchownat: 260,
+  unlinkat: 263,
   symlinkat: 266,
+  utimensat: 280,
   dup3: 292,
   pipe2: 293,
+  prlimit64: 302,
+  syncfs: 306,
+  setns: 308,
+  seccomp: 317,
+  pidfd_send_signal: 424,
   open_tree: 428,
   move_mount: 429,
   fsopen: 430,
   fsconfig: 431,
   fsmount: 432,
+  pidfd_open: 434,
   close_range: 436,
   openat2: 437,
+  faccessat2: 439,
   mount_setattr: 442,
 } as const;
 
+/** The syscall table of the running machine, or an error naming what is missing. */
+export function syscallTable(): Readonly<Record<SyscallName, number>> {
+  if (Deno.build.arch === "x86_64") return SYSCALLS_X86_64;
+  throw new Error(
+    `trun has no clone stub for ${Deno.build.arch} yet: containers can only start on x86_64 for now`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Processes, signals, namespaces
+
 /** clone(2) flags. */
 export const CLONE = {
+  VM: 0x00000100,
+  VFORK: 0x00004000,
+  PARENT: 0x00008000,
   NEWNS: 0x00020000,
   NEWCGROUP: 0x02000000,
   NEWUTS: 0x04000000,
@@ -63,8 +112,7 @@ export const CLONE = {
   NEWNET: 0x40000000,
 } as const;
 
-/** Signal numbers (signal(7), x86-64 and generic). */
-export const SIGNALS: Readonly<Record<string, number>> = {
+const SIGNAL_NUMBERS = {
   SIGHUP: 1,
   SIGINT: 2,
   SIGQUIT: 3,
@@ -96,28 +144,151 @@ export const SIGNALS: Readonly<Record<string, number>> = {
   SIGIO: 29,
   SIGPWR: 30,
   SIGSYS: 31,
+} as const;
+
+/**
+ * Signal numbers by name (signal(7), x86-64 and generic). Known names are
+ * typed exactly (`SIGNALS.SIGKILL` is 9); a name read at run time
+ * (`SIGNALS[name]`) may be undefined.
+ */
+export const SIGNALS: typeof SIGNAL_NUMBERS & Readonly<Record<string, number | undefined>> =
+  SIGNAL_NUMBERS;
+
+/** The highest signal number (real-time signals included): `_NSIG`. */
+export const NSIG = 64;
+
+/** Bytes of the kernel's sigset_t (the `sigsetsize` argument of rt_sig* calls). */
+export const SIGSET_SIZE = 8;
+
+/**
+ * Bytes of the kernel's struct sigaction on x86-64 (handler, flags,
+ * restorer, mask); all zero is `SIG_DFL` with no flags.
+ */
+export const SIGACTION_SIZE = 32;
+
+/** rt_sigprocmask(2) `how`. */
+export const SIG_HOW = {
+  BLOCK: 0,
+  UNBLOCK: 1,
+  SETMASK: 2,
+} as const;
+
+/** wait4(2) and waitid(2) options (`ALL` is `__WALL`). */
+export const W = {
+  NOHANG: 1,
+  UNTRACED: 2,
+  STOPPED: 2,
+  EXITED: 4,
+  CONTINUED: 8,
+  NOWAIT: 0x01000000,
+  ALL: 0x40000000,
+} as const;
+
+/** waitid(2) `idtype`. */
+export const P = {
+  ALL: 0,
+  PID: 1,
+  PGID: 2,
+  PIDFD: 3,
+} as const;
+
+/** prctl(2) options and their sub-options. */
+export const PR = {
+  SET_PDEATHSIG: 1,
+  SET_KEEPCAPS: 8,
+  CAPBSET_READ: 23,
+  CAPBSET_DROP: 24,
+  SET_CHILD_SUBREAPER: 36,
+  SET_NO_NEW_PRIVS: 38,
+  GET_NO_NEW_PRIVS: 39,
+  CAP_AMBIENT: 47,
+  CAP_AMBIENT_IS_SET: 1,
+  CAP_AMBIENT_RAISE: 2,
+  CAP_AMBIENT_LOWER: 3,
+  CAP_AMBIENT_CLEAR_ALL: 4,
+} as const;
+
+/** getrlimit(2)/prlimit64(2) resources by name, as the OCI spec names them. */
+export const RLIMITS: Readonly<Record<string, number | undefined>> = {
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
 };
 
-/** mount(2) flags. */
-export const MS = {
-  RDONLY: 0x1,
-  NOSUID: 0x2,
-  NODEV: 0x4,
-  NOEXEC: 0x8,
-  REMOUNT: 0x20,
-  BIND: 0x1000,
-  REC: 0x4000,
-  PRIVATE: 0x40000,
-  SLAVE: 0x80000,
+/** `RLIM_INFINITY`: no limit. */
+export const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+/** Capability numbers by name (capabilities(7), linux/capability.h). */
+export const CAPABILITIES: Readonly<Record<string, number | undefined>> = {
+  CAP_CHOWN: 0,
+  CAP_DAC_OVERRIDE: 1,
+  CAP_DAC_READ_SEARCH: 2,
+  CAP_FOWNER: 3,
+  CAP_FSETID: 4,
+  CAP_KILL: 5,
+  CAP_SETGID: 6,
+  CAP_SETUID: 7,
+  CAP_SETPCAP: 8,
+  CAP_LINUX_IMMUTABLE: 9,
+  CAP_NET_BIND_SERVICE: 10,
+  CAP_NET_BROADCAST: 11,
+  CAP_NET_ADMIN: 12,
+  CAP_NET_RAW: 13,
+  CAP_IPC_LOCK: 14,
+  CAP_IPC_OWNER: 15,
+  CAP_SYS_MODULE: 16,
+  CAP_SYS_RAWIO: 17,
+  CAP_SYS_CHROOT: 18,
+  CAP_SYS_PTRACE: 19,
+  CAP_SYS_PACCT: 20,
+  CAP_SYS_ADMIN: 21,
+  CAP_SYS_BOOT: 22,
+  CAP_SYS_NICE: 23,
+  CAP_SYS_RESOURCE: 24,
+  CAP_SYS_TIME: 25,
+  CAP_SYS_TTY_CONFIG: 26,
+  CAP_MKNOD: 27,
+  CAP_LEASE: 28,
+  CAP_AUDIT_WRITE: 29,
+  CAP_AUDIT_CONTROL: 30,
+  CAP_SETFCAP: 31,
+  CAP_MAC_OVERRIDE: 32,
+  CAP_MAC_ADMIN: 33,
+  CAP_SYSLOG: 34,
+  CAP_WAKE_ALARM: 35,
+  CAP_BLOCK_SUSPEND: 36,
+  CAP_AUDIT_READ: 37,
+  CAP_PERFMON: 38,
+  CAP_BPF: 39,
+  CAP_CHECKPOINT_RESTORE: 40,
+};
+
+/** The highest capability number this table knows (`CAP_LAST_CAP`). */
+export const CAP_LAST_CAP = 40;
+
+/** `_LINUX_CAPABILITY_VERSION_3`: the capget(2)/capset(2) header version (two 32-bit words per set). */
+export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/** keyctl(2) operations. */
+export const KEYCTL = {
+  JOIN_SESSION_KEYRING: 1,
 } as const;
 
-/** mount_setattr(2) / fsmount(2) attribute flags. */
-export const MOUNT_ATTR = {
-  RDONLY: 0x1,
-  NOSUID: 0x2,
-  NODEV: 0x4,
-  NOEXEC: 0x8,
-} as const;
+// ---------------------------------------------------------------------------
+// Files, mounts, memory
 
 /** open(2), openat2(2), open_tree(2), move_mount(2) and *at flags. */
 export const O = {
@@ -126,8 +297,12 @@ export const O = {
   RDWR: 2,
   CREAT: 0o100,
   EXCL: 0o200,
-  NOFOLLOW: 0o400000,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
   DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
   CLOEXEC: 0o2000000,
   PATH: 0o10000000,
 } as const;
@@ -141,12 +316,14 @@ export const RESOLVE = {
   IN_ROOT: 0x10,
 } as const;
 
-/** Flags of the *at family and the new mount API. */
+/** Flags of the *at family, close_range(2), umount2(2) and the new mount API. */
 export const AT = {
   FDCWD: -100,
   SYMLINK_NOFOLLOW: 0x100,
-  RECURSIVE: 0x8000,
+  REMOVEDIR: 0x200,
+  EACCESS: 0x200,
   EMPTY_PATH: 0x1000,
+  RECURSIVE: 0x8000,
   OPEN_TREE_CLONE: 1,
   OPEN_TREE_CLOEXEC: 0o2000000,
   MOVE_MOUNT_F_EMPTY_PATH: 0x4,
@@ -160,17 +337,41 @@ export const AT = {
   CLOSE_RANGE_CLOEXEC: 4,
 } as const;
 
-/** ioctl_tty(2) requests. */
-export const TTY = {
-  /** Make the terminal the caller's controlling terminal. */
-  SCTTY: 0x540e,
+/** fcntl(2) commands and the descriptor flag. */
+export const F = {
+  GETFD: 1,
+  SETFD: 2,
+  GETFL: 3,
+  SETFL: 4,
+  DUPFD_CLOEXEC: 1030,
+  /** `FD_CLOEXEC`, the F_GETFD/F_SETFD flag. */
+  FD_CLOEXEC: 1,
 } as const;
 
-/** prctl(2) options. */
-export const PR = {
-  SET_PDEATHSIG: 1,
-  CAPBSET_DROP: 24,
-  SET_NO_NEW_PRIVS: 38,
+/** mount(2) flags; SHARED, SLAVE, PRIVATE and UNBINDABLE (with REC) set propagation. */
+export const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  SYNCHRONOUS: 0x10,
+  REMOUNT: 0x20,
+  MANDLOCK: 0x40,
+  DIRSYNC: 0x80,
+  NOSYMFOLLOW: 0x100,
+  NOATIME: 0x400,
+  NODIRATIME: 0x800,
+  BIND: 0x1000,
+  MOVE: 0x2000,
+  REC: 0x4000,
+  SILENT: 0x8000,
+  UNBINDABLE: 0x20000,
+  PRIVATE: 0x40000,
+  SLAVE: 0x80000,
+  SHARED: 0x100000,
+  RELATIME: 0x200000,
+  STRICTATIME: 0x1000000,
+  LAZYTIME: 0x2000000,
 } as const;
 
 /** Names the bits set in a mount(2) flag word, for error messages (`MS_BIND|MS_REC`). */
@@ -179,10 +380,222 @@ export function describeMountFlags(flags: number): string {
   return names.length ? names.join("|") : "0";
 }
 
-/** The syscall table of the running machine, or an error naming what is missing. */
-export function syscallTable(): Readonly<Record<SyscallName, number>> {
-  if (Deno.build.arch === "x86_64") return SYSCALLS_X86_64;
-  throw new Error(
-    `trun has no clone stub for ${Deno.build.arch} yet: containers can only start on x86_64 for now`,
-  );
+/**
+ * mount_setattr(2) / fsmount(2) attribute flags. The atime modes are values
+ * of the `ATIME_MASK` field (`MOUNT_ATTR__ATIME`), not independent bits.
+ */
+export const MOUNT_ATTR = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  ATIME_MASK: 0x70,
+  RELATIME: 0x00,
+  NOATIME: 0x10,
+  STRICTATIME: 0x20,
+  NODIRATIME: 0x80,
+  IDMAP: 0x100000,
+  NOSYMFOLLOW: 0x200000,
+} as const;
+
+/** mmap(2)/mprotect(2) protections. */
+export const PROT = {
+  READ: 1,
+  WRITE: 2,
+  EXEC: 4,
+} as const;
+
+/** mmap(2) flags. */
+export const MAP = {
+  PRIVATE: 0x02,
+  ANONYMOUS: 0x20,
+} as const;
+
+/** File type bits of `st_mode` and mknodat(2)'s `mode` (inode(7)). */
+export const S = {
+  IFMT: 0o170000,
+  IFIFO: 0o010000,
+  IFCHR: 0o020000,
+  IFDIR: 0o040000,
+  IFBLK: 0o060000,
+  IFREG: 0o100000,
+  IFLNK: 0o120000,
+  IFSOCK: 0o140000,
+} as const;
+
+/** The page size on x86-64. */
+export const PAGE_SIZE = 4096;
+
+// ---------------------------------------------------------------------------
+// Terminals and sockets
+
+/** ioctl_tty(2) requests, without their `TIOC` prefix (`TTY.SCTTY` is `TIOCSCTTY`). */
+export const TTY = {
+  /** Make the terminal the caller's controlling terminal. */
+  SCTTY: 0x540e,
+  /** Read the window size (struct winsize). */
+  GWINSZ: 0x5413,
+  /** Set the window size (struct winsize). */
+  SWINSZ: 0x5414,
+  /** Lock or unlock a pty slave (int *). */
+  SPTLCK: 0x40045431,
+  /** Open the slave of a pty master (flags as argument; Linux 4.13). */
+  GPTPEER: 0x5441,
+} as const;
+
+/** Address families (socket(2)). */
+export const AF = {
+  UNIX: 1,
+} as const;
+
+/** Socket types and socket(2)/socketpair(2) type flags. */
+export const SOCK = {
+  STREAM: 1,
+  DGRAM: 2,
+  SEQPACKET: 5,
+  NONBLOCK: 0o4000,
+  CLOEXEC: 0o2000000,
+} as const;
+
+/** Socket option levels. */
+export const SOL = {
+  SOCKET: 1,
+} as const;
+
+/** Control message types (unix(7)): `SCM.RIGHTS` passes descriptors. */
+export const SCM = {
+  RIGHTS: 1,
+} as const;
+
+/** sendmsg(2)/recvmsg(2) flags. */
+export const MSG = {
+  NOSIGNAL: 0x4000,
+  /** Descriptors received with SCM_RIGHTS are close-on-exec. */
+  CMSG_CLOEXEC: 0x40000000,
+} as const;
+
+// ---------------------------------------------------------------------------
+// Struct layouts (little-endian x86-64)
+
+/** Bytes of struct open_how (the `size` argument of openat2(2)). */
+export const OPEN_HOW_SIZE = 24;
+
+/** struct open_how {u64 flags; u64 mode; u64 resolve} (openat2(2)). */
+export function encodeOpenHow(
+  flags: number,
+  mode: number,
+  resolve: number,
+): Uint8Array<ArrayBuffer> {
+  const b = new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]);
+  return new Uint8Array(b.buffer);
+}
+
+/** Bytes of struct mount_attr (the `size` argument of mount_setattr(2)). */
+export const MOUNT_ATTR_SIZE = 32;
+
+/** The fields of struct mount_attr. */
+export interface MountAttrFields {
+  /** MOUNT_ATTR bits to set. */
+  set: number;
+  /** MOUNT_ATTR bits to clear. */
+  clear?: number;
+  /** MS.SHARED, MS.SLAVE, MS.PRIVATE or MS.UNBINDABLE; 0 leaves it alone. */
+  propagation?: number;
+  /** A user namespace fd, with MOUNT_ATTR.IDMAP. */
+  usernsFd?: number;
+}
+
+/** struct mount_attr {u64 attr_set; u64 attr_clr; u64 propagation; u64 userns_fd}. */
+export function encodeMountAttr(a: MountAttrFields): Uint8Array<ArrayBuffer> {
+  const b = new BigUint64Array([
+    BigInt(a.set),
+    BigInt(a.clear ?? 0),
+    BigInt(a.propagation ?? 0),
+    BigInt(a.usernsFd ?? 0),
+  ]);
+  return new Uint8Array(b.buffer);
+}
+
+/** struct winsize {u16 ws_row, ws_col, ws_xpixel, ws_ypixel} (TTY.SWINSZ). */
+export function encodeWinsize(rows: number, columns: number): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(new Uint16Array([rows, columns, 0, 0]).buffer);
+}
+
+/** struct __user_cap_header_struct {u32 version; i32 pid} for capget(2)/capset(2); pid 0 is the caller. */
+export function encodeCapHeader(pid = 0): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, LINUX_CAPABILITY_VERSION_3, true);
+  v.setInt32(4, pid, true);
+  return b;
+}
+
+/** The three capability sets of capset(2), as bit masks (bit n is capability n). */
+export interface CapSets {
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+}
+
+/**
+ * struct __user_cap_data_struct[2] {u32 effective, permitted, inheritable}:
+ * version 3 splits each 64-bit set into a low and a high 32-bit word.
+ */
+export function encodeCapData(sets: CapSets): Uint8Array<ArrayBuffer> {
+  const words = new Uint32Array(6);
+  [sets.effective, sets.permitted, sets.inheritable].forEach((mask, i) => {
+    words[i] = Number(mask & 0xffff_ffffn);
+    words[3 + i] = Number((mask >> 32n) & 0xffff_ffffn);
+  });
+  return new Uint8Array(words.buffer);
+}
+
+/** struct rlimit {u64 rlim_cur; u64 rlim_max} (prlimit64(2)); RLIM_INFINITY for no limit. */
+export function encodeRlimit(
+  soft: number | bigint,
+  hard: number | bigint,
+): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(new BigUint64Array([BigInt(soft), BigInt(hard)]).buffer);
+}
+
+/** struct timespec[2] {i64 tv_sec; i64 tv_nsec} for utimensat(2), from seconds (fractional). */
+export function encodeTimespecs(atime: number, mtime: number): Uint8Array<ArrayBuffer> {
+  const ts = new BigInt64Array(4);
+  [atime, mtime].forEach((t, i) => {
+    const s = Math.floor(t);
+    ts[2 * i] = BigInt(s);
+    ts[2 * i + 1] = BigInt(Math.min(999_999_999, Math.round((t - s) * 1e9)));
+  });
+  return new Uint8Array(ts.buffer);
+}
+
+/**
+ * The device number mknodat(2) takes (the kernel's 32-bit `new_encode_dev`:
+ * 12 bits of major, 20 of minor), or null when it does not fit.
+ */
+export function encodeDev(major: number, minor: number): number | null {
+  if (major < 0 || major > 0xfff || minor < 0 || minor > 0xfffff) return null;
+  return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
+}
+
+/** Bytes of struct msghdr {name, namelen, iov, iovlen, control, controllen, flags}. */
+export const MSGHDR_SIZE = 56;
+
+/** CMSG_LEN(sizeof(int)): a struct cmsghdr (16 bytes) and one descriptor. */
+export const CMSG_LEN_INT = 20;
+
+/** CMSG_SPACE(sizeof(int)): CMSG_LEN_INT rounded up to 8 bytes. */
+export const CMSG_SPACE_INT = 24;
+
+/** Bytes of struct sockaddr_un (family + 108 bytes of path). */
+export const SOCKADDR_UN_SIZE = 110;
+
+/** struct sockaddr_un {u16 sun_family; char sun_path[108]} for a path socket, or null when the path is too long. */
+export function encodeSockaddrUn(path: string): Uint8Array<ArrayBuffer> | null {
+  const p = new TextEncoder().encode(path);
+  if (p.length >= SOCKADDR_UN_SIZE - 2) return null;
+  const b = new Uint8Array(SOCKADDR_UN_SIZE);
+  new DataView(b.buffer).setUint16(0, AF.UNIX, true);
+  b.set(p, 2);
+  return b;
 }

@@ -24,6 +24,7 @@
 import { createHash } from "node:crypto";
 import { gzipSync, zstdCompressSync } from "node:zlib";
 import { busyboxTree, type TreeEntry } from "../tests/_harness/rootfs.ts";
+import { concat } from "../lib/util/bytes.ts";
 import {
   type Descriptor,
   type PushedImage,
@@ -207,16 +208,6 @@ export function tarArchive(entries: readonly TreeEntry[]): Uint8Array {
   }
   chunks.push(new Uint8Array(2 * BLOCK));
   return concat(chunks);
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -11,38 +11,35 @@
 // lib/cli/ is where trun talks to the terminal (STYLE.md); deno.json's no-console
 // rule has no per-directory exception, so this file opts out.
 // deno-lint-ignore-file no-console
-import { type CommandDef, helpText, parseArgs, stringFlag, UsageError } from "./args.ts";
-import type { DeviceAccess, HelperReport, HostReport, IdSpan } from "../runtime/host_probe.ts";
+import { type CommandDef, defineCommand, helpText, parseArgs, UsageError } from "./args.ts";
+import type { DeviceAccess, HelperReport, HostReport, IdSpan } from "../host/mod.ts";
 import { type VersionInfo, versionInfo, versionText } from "../version.ts";
 
 /** The grammar of `trun info`. */
-export const INFO_COMMAND: CommandDef = {
+const INFO_COMMAND = defineCommand({
   name: "info",
   usage: "[OPTIONS]",
   summary: "Display what this host offers rootless containers, and how to fix what is missing",
-  flags: [
-    { long: "format", short: "f", kind: "string", value: "FORMAT", help: "Output format: json" },
-    {
-      long: "probe",
+  flags: {
+    format: { short: "f", kind: "string", value: "FORMAT", help: "Output format: json" },
+    probe: {
       kind: "bool",
       help: "Also create a user namespace and mount overlay in it (spawns unshare)",
     },
-  ],
-  interspersed: true,
+  },
   maxArgs: 0,
-};
+});
 
 /** The grammar of `trun version`. */
-export const VERSION_COMMAND: CommandDef = {
+const VERSION_COMMAND = defineCommand({
   name: "version",
   usage: "[OPTIONS]",
   summary: "Show the trun version information",
-  flags: [
-    { long: "format", short: "f", kind: "string", value: "FORMAT", help: "Output format: json" },
-  ],
-  interspersed: true,
+  flags: {
+    format: { short: "f", kind: "string", value: "FORMAT", help: "Output format: json" },
+  },
   maxArgs: 0,
-};
+});
 
 /** What `trun info --format json` prints: the versions, then the host report's groups. */
 export type InfoJson = { version: VersionInfo } & HostReport;
@@ -69,10 +66,10 @@ export async function infoCommand(argv: string[]): Promise<number> {
     console.log(helpText(INFO_COMMAND));
     return 0;
   }
-  const json = wantsJson(INFO_COMMAND, stringFlag(parsed, "format"));
+  const json = wantsJson(INFO_COMMAND, parsed.flags.format);
   // host_probe is loaded only here: it is not on the `run` path.
-  const { probeHost } = await import("../runtime/host_probe.ts");
-  const report = await probeHost({ active: parsed.flags["probe"] === true });
+  const { probeHost } = await import("../host/mod.ts");
+  const report = await probeHost({ active: parsed.flags.probe });
   console.log(json ? JSON.stringify(infoJson(report), null, 2) : renderInfo(report));
   return 0;
 }
@@ -84,7 +81,7 @@ export function versionCommand(argv: string[]): Promise<number> {
     console.log(helpText(VERSION_COMMAND));
     return Promise.resolve(0);
   }
-  const json = wantsJson(VERSION_COMMAND, stringFlag(parsed, "format"));
+  const json = wantsJson(VERSION_COMMAND, parsed.flags.format);
   console.log(json ? JSON.stringify(versionInfo(), null, 2) : versionText());
   return Promise.resolve(0);
 }
@@ -143,6 +140,7 @@ export function renderInfo(report: HostReport, version: VersionInfo = versionInf
     subordinate: "subordinate (root inside is you, other ids are your subordinate ids)",
     single: "single id (only root inside the container)",
     host: "none (running as root: host ids, no user namespace)",
+    direct: "given ranges, written by trun itself (root in a user namespace)",
   }[ns.idMapping];
   const cgroupVersion = cgroups.version === "hybrid"
     ? `hybrid (cgroup2 at ${cgroups.v2Mount}; v1: ${cgroups.v1Controllers.join(", ") || "none"})`

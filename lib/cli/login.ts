@@ -6,7 +6,7 @@
  * Without `-u`/`-p`, the user name and password are asked for on the
  * terminal (the password without echo); scripts use `--password-stdin`.
  */
-import { boolFlag, type CommandDef, parseArgs, stringFlag, UsageError } from "./args.ts";
+import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println, warn } from "./output.ts";
 import {
   credentialsFromAuths,
@@ -18,31 +18,29 @@ import {
   readAuthFile,
   trunAuthPath,
 } from "../image/auth.ts";
-import { DEFAULT_REGISTRY } from "../image/reference.ts";
+import { DEFAULT_REGISTRY } from "../oci/reference.ts";
 
 /** The grammar of `trun login`. */
-export const LOGIN: CommandDef = {
+const LOGIN = defineCommand({
   name: "login",
   usage: "[OPTIONS] [SERVER]",
   summary: "Log in to a registry (Docker Hub when no server is given)",
-  interspersed: true,
   maxArgs: 1,
-  flags: [
-    { long: "username", short: "u", kind: "string", value: "USER", help: "Username" },
-    { long: "password", short: "p", kind: "string", value: "PASS", help: "Password" },
-    { long: "password-stdin", kind: "bool", help: "Take the password from stdin" },
-  ],
-};
+  flags: {
+    username: { short: "u", kind: "string", value: "USER", help: "Username" },
+    password: { short: "p", kind: "string", value: "PASS", help: "Password" },
+    "password-stdin": { kind: "bool", help: "Take the password from stdin" },
+  },
+});
 
 /** The grammar of `trun logout`. */
-export const LOGOUT: CommandDef = {
+const LOGOUT = defineCommand({
   name: "logout",
   usage: "[SERVER]",
   summary: "Log out from a registry (Docker Hub when no server is given)",
-  interspersed: true,
   maxArgs: 1,
-  flags: [],
-};
+  flags: {},
+});
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -106,9 +104,9 @@ export async function loginCommand(argv: string[]): Promise<number> {
   const p = parseArgs(LOGIN, argv);
   if (p.help) return printHelp(LOGIN);
   const server = normalizeAuthKey(p.args[0] ?? DEFAULT_REGISTRY);
-  let username = stringFlag(p, "username");
-  let password = stringFlag(p, "password");
-  const fromStdin = boolFlag(p, "password-stdin");
+  let username = p.flags.username;
+  let password = p.flags.password;
+  const fromStdin = p.flags["password-stdin"];
   if (password !== undefined && fromStdin) {
     throw new UsageError(LOGIN, "--password and --password-stdin are mutually exclusive");
   }

@@ -9,35 +9,31 @@
  * renders events. Rootless with subordinate ids, main.ts already runs it
  * inside the user namespace helper, so unpacking here keeps image owners.
  */
-import { boolFlag, type CommandDef, parseArgs, stringFlag, UsageError } from "./args.ts";
+import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { PullDisplay, stdoutRenderer } from "./progress.ts";
-import { parseReference } from "../image/reference.ts";
-import { parsePlatform, type Platform } from "../image/manifest.ts";
+import { parseReference } from "../oci/reference.ts";
+import { parsePlatform, type Platform } from "../oci/manifest.ts";
 import { pullImage } from "../image/pull.ts";
 import { openStore } from "../store/mod.ts";
 import { ownershipMode } from "../runtime/userns_exec.ts";
 
-/** The grammar of `trun pull` (and, named `image pull`, of `trun image pull`). */
-export function pullDef(name = "pull"): CommandDef {
-  return {
-    name,
-    usage: "[OPTIONS] NAME[:TAG|@DIGEST]",
-    summary: "Download an image from a registry",
-    interspersed: true,
-    minArgs: 1,
-    maxArgs: 1,
-    flags: [
-      { long: "quiet", short: "q", kind: "bool", help: "Suppress verbose output" },
-      {
-        long: "platform",
-        kind: "string",
-        value: "OS/ARCH[/VARIANT]",
-        help: "Pull the image for this platform (default: this machine's)",
-      },
-    ],
-  };
-}
+/** The grammar of `trun pull` and `trun image pull`. */
+const PULL = defineCommand({
+  name: "pull",
+  usage: "[OPTIONS] NAME[:TAG|@DIGEST]",
+  summary: "Download an image from a registry",
+  minArgs: 1,
+  maxArgs: 1,
+  flags: {
+    quiet: { short: "q", kind: "bool", help: "Suppress verbose output" },
+    platform: {
+      kind: "string",
+      value: "OS/ARCH[/VARIANT]",
+      help: "Pull the image for this platform (default: this machine's)",
+    },
+  },
+});
 
 // Docker downloads three layers at a time (dockerd's max-concurrent-downloads).
 const MAX_PARALLEL = 3;
@@ -47,13 +43,14 @@ function nameOnly(input: string): boolean {
   return !input.includes("@") && input.lastIndexOf(":") <= input.lastIndexOf("/");
 }
 
-/** Runs `trun pull` (`def` names the command in messages); returns the exit status. */
-export async function pullCommand(argv: string[], def: CommandDef = pullDef()): Promise<number> {
+/** Runs `trun pull` (`name`, or `image pull`, names it in help and errors); returns the exit status. */
+export async function main(argv: string[], name = PULL.name): Promise<number> {
+  const def = { ...PULL, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const input = p.args[0]!;
   const ref = parseReference(input);
-  const platformSpec = stringFlag(p, "platform");
+  const platformSpec = p.flags.platform;
   let platform: Platform | undefined;
   if (platformSpec !== undefined) {
     try {
@@ -62,7 +59,7 @@ export async function pullCommand(argv: string[], def: CommandDef = pullDef()): 
       throw new UsageError(def, (e as Error).message);
     }
   }
-  const quiet = boolFlag(p, "quiet");
+  const quiet = p.flags.quiet;
   const renderer = quiet ? undefined : stdoutRenderer();
   const display = renderer ? new PullDisplay(renderer) : undefined;
 
@@ -100,9 +97,4 @@ export async function pullCommand(argv: string[], def: CommandDef = pullDef()): 
   } finally {
     store.close();
   }
-}
-
-/** `trun pull`. */
-export function main(argv: string[]): Promise<number> {
-  return pullCommand(argv);
 }

@@ -8,33 +8,31 @@
  * The uploading is lib/image/push.ts; this module parses flags and renders
  * events.
  */
-import { boolFlag, type CommandDef, parseArgs } from "./args.ts";
+import { defineCommand, parseArgs } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { PushDisplay, stdoutRenderer } from "./progress.ts";
-import { parseReference } from "../image/reference.ts";
+import { parseReference } from "../oci/reference.ts";
 import { pushImage } from "../image/push.ts";
 import { openStore } from "../store/mod.ts";
 
-/** The grammar of `trun push` (and, named `image push`, of `trun image push`). */
-export function pushDef(name = "push"): CommandDef {
-  return {
-    name,
-    usage: "[OPTIONS] NAME[:TAG]",
-    summary: "Upload an image to a registry",
-    interspersed: true,
-    minArgs: 1,
-    maxArgs: 1,
-    flags: [{ long: "quiet", short: "q", kind: "bool", help: "Suppress verbose output" }],
-  };
-}
+/** The grammar of `trun push` and `trun image push`. */
+const PUSH = defineCommand({
+  name: "push",
+  usage: "[OPTIONS] NAME[:TAG]",
+  summary: "Upload an image to a registry",
+  minArgs: 1,
+  maxArgs: 1,
+  flags: { quiet: { short: "q", kind: "bool", help: "Suppress verbose output" } },
+});
 
-/** Runs `trun push` (`def` names the command in messages); returns the exit status. */
-export async function pushCommand(argv: string[], def: CommandDef = pushDef()): Promise<number> {
+/** Runs `trun push` (`name`, or `image push`, names it in help and errors); returns the exit status. */
+export async function main(argv: string[], name = PUSH.name): Promise<number> {
+  const def = { ...PUSH, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const input = p.args[0]!;
   const ref = parseReference(input);
-  const quiet = boolFlag(p, "quiet");
+  const quiet = p.flags.quiet;
   const store = openStore();
   try {
     const renderer = quiet ? undefined : stdoutRenderer();
@@ -60,9 +58,4 @@ export async function pushCommand(argv: string[], def: CommandDef = pushDef()): 
   } finally {
     store.close();
   }
-}
-
-/** `trun push`. */
-export function main(argv: string[]): Promise<number> {
-  return pushCommand(argv);
 }

@@ -1,12 +1,13 @@
 /**
- * `trun run`: flags → `RunRequest` → plan → executor. Holds no runtime
- * logic; it parses, reads the files the flags name, and renders errors.
+ * `trun run`: flags → run options → (spec generation → engine, in
+ * `container/run.ts`). Holds no runtime logic; it parses, reads the files
+ * the flags name, and renders errors.
  */
-import { boolFlag, type CommandDef, listFlag, parseArgs, stringFlag, UsageError } from "./args.ts";
+import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
-import { planRun, type RunRequest } from "../runtime/run_request.ts";
-import { runContainer } from "../runtime/executor.ts";
+import { newContainerId, runInProcess } from "../container/run.ts";
+import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
 import { type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
 
 /** `--userns=single`: keep only the 0 → user line of a mapping. */
@@ -15,86 +16,76 @@ function singleIdMapping(m: IdMapping): IdMapping {
 }
 
 /** The grammar of `trun run`. */
-export const RUN: CommandDef = {
+export const RUN = defineCommand({
   name: "run",
   usage:
     "[OPTIONS] IMAGE [COMMAND] [ARG...]\n        trun run [OPTIONS] --rootfs DIR COMMAND [ARG...]",
   summary: "Create and run a new container from an image or a root filesystem directory",
   interspersed: false,
-  flags: [
-    {
-      long: "rootfs",
+  flags: {
+    rootfs: {
       kind: "bool",
       help: "The first argument is a root filesystem directory, not an image",
     },
-    {
-      long: "env",
+    env: {
       short: "e",
       kind: "list",
       value: "NAME=VALUE",
       help: "Set an environment variable",
     },
-    {
-      long: "env-file",
+    "env-file": {
       kind: "list",
       value: "FILE",
       help: "Read environment variables from a file",
     },
-    {
-      long: "workdir",
+    workdir: {
       short: "w",
       kind: "string",
       value: "DIR",
       help: "Working directory inside the container",
     },
-    {
-      long: "user",
+    user: {
       short: "u",
       kind: "string",
       value: "USER[:GROUP]",
       help: "User name or uid (and group) to run as",
     },
-    { long: "group-add", kind: "list", value: "GROUP", help: "Add a supplementary group" },
-    {
-      long: "volume",
+    "group-add": { kind: "list", value: "GROUP", help: "Add a supplementary group" },
+    volume: {
       short: "v",
       kind: "list",
       value: "HOST:CTR[:ro]",
       help: "Bind mount a host directory or file",
     },
-    { long: "hostname", short: "h", kind: "string", value: "NAME", help: "Container hostname" },
-    { long: "read-only", kind: "bool", help: "Mount the container's root filesystem read-only" },
-    {
-      long: "userns",
+    hostname: { short: "h", kind: "string", value: "NAME", help: "Container hostname" },
+    "read-only": { kind: "bool", help: "Mount the container's root filesystem read-only" },
+    userns: {
       kind: "string",
       value: "MODE",
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
-    { long: "network", kind: "string", value: "MODE", help: "host (default) or none" },
-    {
-      long: "pull",
+    network: { kind: "string", value: "MODE", help: "host (default) or none" },
+    pull: {
       kind: "string",
       value: "POLICY",
       help: "Pull the image: missing (default), always or never",
     },
-    { long: "platform", kind: "string", value: "OS/ARCH", help: "Platform of the image to pull" },
-    { long: "entrypoint", kind: "string", value: "CMD", help: "Override the image's entrypoint" },
-    {
-      long: "interactive",
+    platform: { kind: "string", value: "OS/ARCH", help: "Platform of the image to pull" },
+    entrypoint: { kind: "string", value: "CMD", help: "Override the image's entrypoint" },
+    interactive: {
       short: "i",
       kind: "bool",
       help: "Keep stdin open: the container reads trun's stdin (else /dev/null)",
     },
-    {
-      long: "tty",
+    tty: {
       short: "t",
       kind: "bool",
       help: "Allocate a pseudo-terminal",
     },
-    { long: "rm", kind: "bool", help: "Remove the container when it exits (always, for now)" },
-    { long: "debug", kind: "bool", help: "Print the container plan and start timings to stderr" },
-  ],
-};
+    rm: { kind: "bool", help: "Remove the container when it exits (always, for now)" },
+    debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
+  },
+});
 
 /** Reads an `--env-file`, with an error naming it. */
 function readEnvFile(name: string): { name: string; text: string } {
@@ -112,33 +103,32 @@ export async function main(argv: string[]): Promise<number> {
   if (p.help) return printHelp(RUN);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
-  const network = stringFlag(p, "network") ?? "host";
+  const network = p.flags.network ?? "host";
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
   }
   const runtimeDir = ensureRuntimeRoot();
-  const base: Omit<RunRequest, "layers"> = {
+  const options: RunOptions = {
     args,
-    env: listFlag(p, "env"),
-    envFiles: listFlag(p, "env-file").map(readEnvFile),
-    groupAdd: listFlag(p, "group-add"),
-    volumes: listFlag(p, "volume"),
-    readOnly: boolFlag(p, "read-only"),
+    env: p.flags.env,
+    envFiles: p.flags["env-file"].map(readEnvFile),
+    groupAdd: p.flags["group-add"],
+    volumes: p.flags.volume,
+    readOnly: p.flags["read-only"],
     network,
-    tty: boolFlag(p, "tty"),
-    interactive: boolFlag(p, "interactive"),
-    runtimeDir,
-    ...(stringFlag(p, "entrypoint") !== undefined
-      ? { entrypoint: stringFlag(p, "entrypoint")! }
-      : {}),
-    ...(stringFlag(p, "hostname") !== undefined ? { hostname: stringFlag(p, "hostname")! } : {}),
-    ...(stringFlag(p, "workdir") !== undefined ? { workdir: stringFlag(p, "workdir")! } : {}),
-    ...(stringFlag(p, "user") !== undefined ? { user: stringFlag(p, "user")! } : {}),
+    tty: p.flags.tty,
+    ...(p.flags.entrypoint !== undefined ? { entrypoint: p.flags.entrypoint } : {}),
+    ...(p.flags.hostname !== undefined ? { hostname: p.flags.hostname } : {}),
+    ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),
+    ...(p.flags.user !== undefined ? { user: p.flags.user } : {}),
   };
-  let req: RunRequest;
+  let layers: string[];
+  let image: ImageProcessConfig = {};
   let imageId: string | undefined;
-  let recordContainer: typeof import("../image/run_image.ts").withContainerRecord | undefined;
-  if (boolFlag(p, "rootfs")) {
+  let recordContainer:
+    | typeof import("../container/image_rootfs.ts").withContainerRecord
+    | undefined;
+  if (p.flags.rootfs) {
     let info: Deno.FileInfo;
     try {
       info = Deno.statSync(target);
@@ -146,47 +136,55 @@ export async function main(argv: string[]): Promise<number> {
       throw new Error(`rootfs "${target}" does not exist`);
     }
     if (!info.isDirectory) throw new Error(`rootfs "${target}" is not a directory`);
-    req = { ...base, layers: [Deno.realPathSync(target)] };
+    layers = [Deno.realPathSync(target)];
   } else {
-    const { imageRunRequest, withContainerRecord } = await import("../image/run_image.ts");
+    const { imageRootfs, withContainerRecord } = await import("../container/image_rootfs.ts");
     recordContainer = withContainerRecord;
-    const pull = stringFlag(p, "pull") ?? "missing";
+    const pull = p.flags.pull ?? "missing";
     if (pull !== "missing" && pull !== "always" && pull !== "never") {
       throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
     }
-    const platform = stringFlag(p, "platform");
-    ({ req, imageId } = await imageRunRequest(target, base, {
+    const platform = p.flags.platform;
+    ({ layers, image, imageId } = await imageRootfs(target, {
       pull,
       ...(platform ? { platform } : {}),
     }));
   }
-  const userns = stringFlag(p, "userns") ?? "auto";
+  const userns = p.flags.userns ?? "auto";
   if (userns !== "auto" && userns !== "single") {
     throw new UsageError(RUN, `unsupported --userns "${userns}": use auto or single`);
   }
-  const mapping = loadIdMapping();
-  const plan = planRun(
-    req,
-    userns === "single" && mapping.mode !== "host" ? singleIdMapping(mapping) : mapping,
-  );
-  const tPlan = performance.now();
-  if (plan.idMapping.warning) warn(plan.idMapping.warning);
-  const debug = boolFlag(p, "debug");
-  if (debug) warn(`plan: ${JSON.stringify(plan, null, 2)}`);
+  const loaded = loadIdMapping();
+  const idMapping = userns === "single" && loaded.mode !== "host"
+    ? singleIdMapping(loaded)
+    : loaded;
+  if (idMapping.warning) warn(idMapping.warning);
+  const debug = p.flags.debug;
+  let tSpec = 0;
+  const id = newContainerId();
   const start = () =>
-    runContainer(plan, {
+    runInProcess({
+      id,
+      layers,
+      image,
+      options,
+      interactive: p.flags.interactive,
+      idMapping,
+      runtimeDir,
+      onSpec: (g) => {
+        tSpec = performance.now();
+        if (debug) warn(`config.json: ${JSON.stringify(g.spec, null, 2)}`);
+      },
       onStarted: (t) => {
         if (debug) {
           // performance.now() counts from the start of the Deno process.
           warn(
-            `started: cli loaded at ${tCli.toFixed(1)} ms, plan ${(tPlan - tCli).toFixed(1)} ms, ` +
+            `started: cli loaded at ${tCli.toFixed(1)} ms, spec ${(tSpec - tCli).toFixed(1)} ms, ` +
               `clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, ` +
               `to exec ${t.exec.toFixed(1)} ms, exec'd at ${performance.now().toFixed(1)} ms`,
           );
         }
       },
     });
-  return imageId && recordContainer
-    ? await recordContainer(imageId, plan.id, start)
-    : await start();
+  return imageId && recordContainer ? await recordContainer(imageId, id, start) : await start();
 }

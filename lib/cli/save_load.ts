@@ -10,68 +10,58 @@
  * ids main.ts runs `load` inside the user namespace helper, so unpacking
  * keeps the images' file owners.
  */
-import { type CommandDef, parseArgs, stringFlag, UsageError } from "./args.ts";
+import { type CommandDef, defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
+import { familiar } from "./_image_common.ts";
 import { type ArchiveFormat, loadArchive, saveImages } from "../image/archive.ts";
-import { parsePlatform } from "../image/manifest.ts";
-import { parseReference } from "../image/reference.ts";
+import { parsePlatform } from "../oci/manifest.ts";
 import { openStore } from "../store/mod.ts";
 import { ownershipMode } from "../runtime/userns_exec.ts";
 
-/** The grammar of `trun save` (and, named `image save`, of `trun image save`). */
-export function saveDef(name = "save"): CommandDef {
-  return {
-    name,
-    usage: "[OPTIONS] IMAGE [IMAGE...]",
-    summary: "Save one or more images to a tar archive (streamed to stdout by default)",
-    interspersed: true,
-    minArgs: 1,
-    flags: [
-      {
-        long: "output",
-        short: "o",
-        kind: "string",
-        value: "FILE",
-        help: "Write to a file, instead of stdout",
-      },
-      {
-        long: "format",
-        kind: "string",
-        value: "FORMAT",
-        help: "Archive format: docker-archive (default) or oci-archive",
-      },
-    ],
-  };
-}
+/** The grammar of `trun save` and `trun image save`. */
+const SAVE = defineCommand({
+  name: "save",
+  usage: "[OPTIONS] IMAGE [IMAGE...]",
+  summary: "Save one or more images to a tar archive (streamed to stdout by default)",
+  minArgs: 1,
+  flags: {
+    output: {
+      short: "o",
+      kind: "string",
+      value: "FILE",
+      help: "Write to a file, instead of stdout",
+    },
+    format: {
+      kind: "string",
+      value: "FORMAT",
+      help: "Archive format: docker-archive (default) or oci-archive",
+    },
+  },
+});
 
-/** The grammar of `trun load` (and, named `image load`, of `trun image load`). */
-export function loadDef(name = "load"): CommandDef {
-  return {
-    name,
-    usage: "[OPTIONS]",
-    summary: "Load images from a tar archive or stdin",
-    interspersed: true,
-    maxArgs: 0,
-    flags: [
-      {
-        long: "input",
-        short: "i",
-        kind: "string",
-        value: "FILE",
-        help: "Read from a tar archive file (plain, gzip or zstd), instead of stdin",
-      },
-      // Docker's -q hides the progress bars and keeps the result lines;
-      // trun draws no progress while loading, so -q changes nothing.
-      { long: "quiet", short: "q", kind: "bool", help: "Suppress the load progress" },
-      {
-        long: "platform",
-        kind: "string",
-        value: "OS/ARCH[/VARIANT]",
-        help: "Load this platform's image from a multi-platform archive",
-      },
-    ],
-  };
-}
+/** The grammar of `trun load` and `trun image load`. */
+const LOAD = defineCommand({
+  name: "load",
+  usage: "[OPTIONS]",
+  summary: "Load images from a tar archive or stdin",
+  maxArgs: 0,
+  flags: {
+    input: {
+      short: "i",
+      kind: "string",
+      value: "FILE",
+      help: "Read from a tar archive file (plain, gzip or zstd), instead of stdin",
+    },
+    // Docker's -q hides the progress bars and keeps the result lines;
+    // trun draws no progress while loading, so -q changes nothing.
+    quiet: { short: "q", kind: "bool", help: "Suppress the load progress" },
+    platform: {
+      kind: "string",
+      value: "OS/ARCH[/VARIANT]",
+      help: "Load this platform's image from a multi-platform archive",
+    },
+  },
+});
 
 /** The `--format` of save, checked. */
 function archiveFormat(def: CommandDef, value: string | undefined): ArchiveFormat {
@@ -93,12 +83,13 @@ function stdoutStream(): WritableStream<Uint8Array> {
   });
 }
 
-/** Runs `trun save`. */
-export async function saveCommand(argv: string[], def: CommandDef = saveDef()): Promise<number> {
+/** Runs `trun save` (`name`, or `image save`, names it in help and errors). */
+export async function saveCommand(argv: string[], name = SAVE.name): Promise<number> {
+  const def = { ...SAVE, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const format = archiveFormat(def, stringFlag(p, "format"));
-  const output = stringFlag(p, "output");
+  const format = archiveFormat(def, p.flags.format);
+  const output = p.flags.output;
   if (output === undefined && Deno.stdout.isTerminal()) {
     throw new Error(
       "Refusing to write an image archive to a terminal: use -o FILE or redirect stdout",
@@ -125,20 +116,12 @@ export async function saveCommand(argv: string[], def: CommandDef = saveDef()): 
   return 0;
 }
 
-/** A loaded reference in Docker's short form. */
-function familiar(reference: string): string {
-  try {
-    return parseReference(reference).familiar;
-  } catch {
-    return reference;
-  }
-}
-
-/** Runs `trun load`. */
-export async function loadCommand(argv: string[], def: CommandDef = loadDef()): Promise<number> {
+/** Runs `trun load` (`name`, or `image load`, names it in help and errors). */
+export async function loadCommand(argv: string[], name = LOAD.name): Promise<number> {
+  const def = { ...LOAD, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const input = stringFlag(p, "input");
+  const input = p.flags.input;
   if (input === undefined && Deno.stdin.isTerminal()) {
     throw new Error(
       "Nothing to load: stdin is a terminal; use -i FILE or pipe an archive in",
@@ -151,7 +134,7 @@ export async function loadCommand(argv: string[], def: CommandDef = loadDef()): 
       throw new Error(`Cannot read archive "${input}": ${(e as Error).message}`);
     }
   }
-  const platformSpec = stringFlag(p, "platform");
+  const platformSpec = p.flags.platform;
   let platform;
   if (platformSpec !== undefined) {
     try {

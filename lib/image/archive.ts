@@ -24,8 +24,10 @@ import { createHash } from "node:crypto";
 import tarStream from "tar-stream";
 import type { Store } from "../store/mod.ts";
 import type { LayerDescriptor } from "../store/layers.ts";
-import { concat, detectCompression, normalizeEntryPath } from "./layer_tar.ts";
-import { parseReference } from "./reference.ts";
+import { detectCompression, normalizeEntryPath } from "../oci/layer_tar.ts";
+import { concat } from "../util/bytes.ts";
+import { drain, drained } from "../util/stream.ts";
+import { parseReference } from "../oci/reference.ts";
 import {
   type Descriptor,
   hostPlatform,
@@ -39,7 +41,7 @@ import {
   parseManifest,
   type Platform,
   selectManifest,
-} from "./manifest.ts";
+} from "../oci/manifest.ts";
 
 /** The two archive formats trun writes. */
 export type ArchiveFormat = "docker-archive" | "oci-archive";
@@ -454,25 +456,6 @@ async function pumpInto(
   s.end();
 }
 
-// Resolves on 'drain'; rejects if the stream fails or closes first.
-function drained(s: Sink): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: unknown) => {
-      s.off("drain", ok);
-      s.off("error", bad);
-      s.off("close", closed);
-      if (err) reject(err);
-      else resolve();
-    };
-    const ok = () => done();
-    const bad = (err: unknown) => done(err ?? new Error("stream failed"));
-    const closed = () => done(new Error("stream closed"));
-    s.once("drain", ok);
-    s.once("error", bad);
-    s.once("close", closed);
-  });
-}
-
 type AddEntry = (
   name: string,
   size: number,
@@ -557,11 +540,6 @@ async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
   for await (const c of createReadStream(path, { highWaterMark: 256 * 1024 })) {
     yield c as Uint8Array;
   }
-}
-
-async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
-  const it = body[Symbol.asyncIterator]();
-  while (!(await it.next()).done) { /* skip */ }
 }
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {

@@ -9,8 +9,8 @@
  * against the registry before writing them (0600, write-then-rename).
  */
 
-import { configRoot, currentPathEnv, type PathEnv } from "../store/paths.ts";
-import { DEFAULT_REGISTRY, normalizeRegistry } from "./reference.ts";
+import { configRoot, currentPathEnv, type PathEnv } from "../paths.ts";
+import { DEFAULT_REGISTRY, normalizeRegistry } from "../oci/reference.ts";
 import type { RegistriesConfig } from "./registries_config.ts";
 
 export type { PathEnv };

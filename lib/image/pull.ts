@@ -10,9 +10,9 @@
  * second finds the blob already there.
  */
 
-import type { Descriptor, Platform } from "./manifest.ts";
-import { LAYER_MEDIA_TYPES, MEDIA_TYPE_DOCKER_LAYER_FOREIGN } from "./manifest.ts";
-import { type ImageReference, parseReference } from "./reference.ts";
+import type { Descriptor, Platform } from "../oci/manifest.ts";
+import { LAYER_MEDIA_TYPES, MEDIA_TYPE_DOCKER_LAYER_FOREIGN } from "../oci/manifest.ts";
+import { type ImageReference, parseReference } from "../oci/reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
 import { blobLockName } from "../store/mod.ts";

@@ -7,9 +7,9 @@
  */
 
 import { createHash } from "node:crypto";
-import { parseManifest } from "./manifest.ts";
+import { parseManifest } from "../oci/manifest.ts";
 import { runBounded } from "./pull.ts";
-import { type ImageReference, parseReference } from "./reference.ts";
+import { type ImageReference, parseReference } from "../oci/reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
 

@@ -16,8 +16,8 @@
  * ```
  */
 
-import { configRoot } from "../store/paths.ts";
-import { normalizeRegistry, registryApiHost } from "./reference.ts";
+import { configRoot } from "../paths.ts";
+import { normalizeRegistry, registryApiHost } from "../oci/reference.ts";
 
 /** Settings for one registry. */
 export interface RegistrySettings {

@@ -24,8 +24,8 @@ import {
   type Platform,
   platformRank,
   selectManifest,
-} from "./manifest.ts";
-import { type ImageReference, normalizeRegistry } from "./reference.ts";
+} from "../oci/manifest.ts";
+import { type ImageReference, normalizeRegistry } from "../oci/reference.ts";
 import {
   emptyRegistriesConfig,
   type RegistriesConfig,

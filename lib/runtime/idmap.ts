@@ -51,8 +51,10 @@ export interface IdMapping {
    * `subordinate`: 0 → the user, 1.. → /etc/subuid ranges, written by
    * newuidmap/newgidmap. `single`: only 0 → the user, written directly.
    * `host`: trun runs as root and uses no user namespace (ids are the host's).
+   * `direct`: trun is root in its own namespace and writes any given ranges
+   * itself (a runtime spec's mappings, when trun runs as root).
    */
-  mode: "subordinate" | "single" | "host";
+  mode: "subordinate" | "single" | "host" | "direct";
   /** The uid ranges, in `uid_map` order. */
   uid: IdRange[];
   /** The gid ranges, in `gid_map` order. */
@@ -409,6 +411,11 @@ export async function writeIdMaps(
 ): Promise<void> {
   const proc = opts.procRoot ?? "/proc";
   if (mapping.mode === "host") return;
+  if (mapping.mode === "direct") {
+    writeMapFile(`${proc}/${pid}/uid_map`, formatIdMap(mapping.uid), pid);
+    writeMapFile(`${proc}/${pid}/gid_map`, formatIdMap(mapping.gid), pid);
+    return;
+  }
   if (mapping.mode === "single") {
     writeMapFile(`${proc}/${pid}/uid_map`, formatIdMap(mapping.uid), pid);
     try {

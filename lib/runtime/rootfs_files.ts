@@ -6,34 +6,54 @@
  * layer that has an entry wins, honouring overlay whiteouts (0/0 character
  * devices) and opaque directories.
  */
-import { getXattr } from "../../ffi/syscall.ts";
+import { lgetxattr as getXattr } from "../../ffi/fs.ts";
 
 const MAX_SYMLINKS = 40;
 
-/** The layer that holds `rel` (components inside the root), or null. */
+/**
+ * The topmost layer's entry at `comps` (components inside the root), or
+ * null when there is none or the merged view hides it. Each layer is
+ * walked down from its root with lstat, so no symlink inside a layer is
+ * ever followed on the host. In a layer, an ancestor that is a whiteout or
+ * not a directory hides the path in every lower layer; an ancestor that is
+ * an opaque directory hides it in the lower layers when this layer lacks
+ * it; an ancestor that is simply missing hides nothing.
+ */
 function lookup(
   layers: readonly string[],
   comps: readonly string[],
 ): { path: string; info: Deno.FileInfo } | null {
   for (const [i, layer] of layers.entries()) {
-    const path = comps.length ? `${layer}/${comps.join("/")}` : layer;
     const lowest = i === layers.length - 1;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(path);
-    } catch {
-      // Missing here; but an opaque parent directory hides lower layers
-      // (the lowest layer has none to hide, and skipping it spares the run
-      // path a syscall binding).
-      if (!lowest && comps.length > 1 && isOpaque(`${layer}/${comps.slice(0, -1).join("/")}`)) {
-        return null;
-      }
-      continue;
+    const ancestors: string[] = [];
+    let path = layer;
+    for (const [k, c] of comps.entries()) {
+      path = `${path}/${c}`;
+      const info = lstatOrNull(path);
+      if (info === null) break; // missing in this layer
+      if (info.isCharDevice && info.rdev === 0) return null; // whiteout
+      if (k === comps.length - 1) return { path, info };
+      if (!info.isDirectory) return null; // a file or link here replaces the lower directories
+      ancestors.push(path);
     }
-    if (info.isCharDevice && info.rdev === 0) return null; // whiteout
-    return { path, info };
+    if (comps.length === 0) {
+      const info = lstatOrNull(layer);
+      if (info !== null) return { path: layer, info };
+    }
+    // Missing here; an opaque ancestor hides the lower layers (the lowest
+    // layer has none to hide, and skipping it spares the run path a syscall
+    // binding).
+    if (!lowest && ancestors.some(isOpaque)) return null;
   }
   return null;
+}
+
+function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return null;
+  }
 }
 
 function isOpaque(dir: string): boolean {

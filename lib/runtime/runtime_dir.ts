@@ -3,7 +3,7 @@
  * `/tmp/trun-run-<uid>` when a plain `su`/`runuser` login has none), made
  * sure to exist, to belong to the caller and to be private.
  */
-import { runtimeRoot } from "../store/paths.ts";
+import { runtimeRoot } from "../paths.ts";
 
 /** Creates (0700) and checks the runtime root; returns its path. */
 export function ensureRuntimeRoot(root: string = runtimeRoot()): string {

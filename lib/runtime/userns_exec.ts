@@ -11,13 +11,14 @@ import {
   type ChildOp,
   cloexecPipe,
   closeFd,
+  execTail,
   signalProcess,
   startChildProgram,
   waitChild,
   writeFd,
 } from "../../ffi/child_program.ts";
 import { CLONE, SIGNALS } from "../../ffi/syscalls.ts";
-import { configRoot, runtimeRoot, storeRoot } from "../store/paths.ts";
+import { configRoot, runtimeRoot, storeRoot } from "../paths.ts";
 import { type IdMapping, loadIdMapping, writeIdMaps } from "./idmap.ts";
 import { selfCommand } from "./self_exec.ts";
 
@@ -64,18 +65,11 @@ export async function runTrunInUserns(
     ...(opts.stdoutToStderr
       ? [{ call: "dup2" as const, args: [2, 1], step: "sending stdout to stderr" }]
       : []),
-    {
-      call: "rt_sigprocmask",
-      args: [2, { savedSignalMask: true }, 0, 8],
-      step: "restoring the signal mask",
-    },
-    {
-      call: "execve",
-      args: [{ str: argv[0]! }, { strs: argv }, {
-        strs: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      }],
-      step: `executing "${argv[0]}"`,
-    },
+    ...execTail({
+      paths: [argv[0]!],
+      argv,
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    }),
   ];
   const child = startChildProgram(ops, { cloneFlags: CLONE.NEWUSER, errFd: -1 });
   closeFd(syncRead);
@@ -83,7 +77,7 @@ export async function runTrunInUserns(
     await writeIdMaps(child.pid, mapping);
     writeFd(syncWrite, new Uint8Array([1]));
   } catch (e) {
-    signalProcess(child.pid, 9);
+    signalProcess(child.pid, SIGNALS.SIGKILL);
     await waitChild(child.pid);
     child.release();
     throw e;
@@ -92,7 +86,7 @@ export async function runTrunInUserns(
   }
   // Ctrl-C reaches the helper through the terminal's process group; other
   // signals are passed on.
-  const forward = () => signalProcess(child.pid, 15);
+  const forward = () => signalProcess(child.pid, SIGNALS.SIGTERM);
   Deno.addSignalListener("SIGTERM", forward);
   try {
     const status = await waitChild(child.pid);

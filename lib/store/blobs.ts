@@ -12,7 +12,8 @@
 
 import type { Hash } from "node:crypto";
 import { type StoreContext, transaction } from "./db.ts";
-import { isNoSpace } from "../image/layer_tar.ts";
+import { errorMessage } from "../util/errors.ts";
+import { isNoSpace } from "../util/fs.ts";
 
 /**
  * A streaming hash from node:crypto, loaded on first use: importing
@@ -117,9 +118,12 @@ export function commitBlob(
   try {
     size = Deno.statSync(tempPath).size;
   } catch (err) {
-    throw new Error(`Cannot commit blob ${digest}: "${tempPath}" is missing: ${msg(err)}`, {
-      cause: err,
-    });
+    throw new Error(
+      `Cannot commit blob ${digest}: "${tempPath}" is missing: ${errorMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (expectedSize !== undefined && size !== expectedSize) {
     throw new Error(
@@ -306,8 +310,4 @@ function exists(path: string): boolean {
 
 function dirOf(path: string): string {
   return path.slice(0, path.lastIndexOf("/"));
-}
-
-function msg(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

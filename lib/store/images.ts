@@ -12,8 +12,8 @@
  */
 
 import { liveContainers } from "./containers.ts";
-import { parseReference } from "../image/reference.ts";
-import { type ImageConfig, parseImageConfig } from "../image/manifest.ts";
+import { parseReference } from "../oci/reference.ts";
+import { type ImageConfig, parseImageConfig } from "../oci/manifest.ts";
 import { type StoreContext, transaction } from "./db.ts";
 import { blobLeaseName, deleteBlob, digestOf, parseDigest, writeBlob } from "./blobs.ts";
 import { chainIds, deleteLayer, type LayerDescriptor, layerDir, layerLeaseName } from "./layers.ts";

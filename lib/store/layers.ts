@@ -18,7 +18,8 @@
  */
 
 import type { Hash } from "node:crypto";
-import { isNoSpace, LayerError, removeTree } from "../image/layer_tar.ts";
+import { LayerError } from "../oci/layer_tar.ts";
+import { isNoSpace, removeTree } from "../util/fs.ts";
 import { syncfs } from "../../ffi/fs.ts";
 import { type StoreContext, transaction } from "./db.ts";
 import {
@@ -184,7 +185,7 @@ async function unpack(
   try {
     const hash = createHash(parseDigest(layer.digest).algorithm);
     // Loaded here, not at startup: tar-stream and zlib are for pulls only.
-    const { applyLayer } = await import("../image/layer_tar.ts");
+    const { applyLayer } = await import("../oci/layer_tar.ts");
     const result = await applyLayer(hashed(source, hash), tmp, {
       what: `layer ${layer.digest}`,
       ...(opts.squashOwnership ? { squashOwnership: opts.squashOwnership } : {}),

@@ -62,8 +62,8 @@ import {
   tagImage,
 } from "./images.ts";
 import { takeLease, tryLock, withLock } from "./lock.ts";
-import { removeTree } from "../image/layer_tar.ts";
-import { storeRoot } from "./paths.ts";
+import { removeTree } from "../util/fs.ts";
+import { storeRoot } from "../paths.ts";
 
 export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./layers.ts";
 export type { ImageRecord, RecordImageInput, RemoveImageResult, StoredManifest } from "./images.ts";

@@ -2,11 +2,13 @@
  * What integration tests need from the host, probed once per process, and
  * how they run the trun CLI under test.
  *
- * `hostCapabilities()` tries each feature for real (an `unshare --user`,
+ * `hostCapabilities()` tries each feature for real (an `unshare -Ur`,
  * a `newuidmap` into a fresh namespace, an overlay mount with `userxattr`)
  * rather than guessing from sysctls, because distributions gate user
  * namespaces in different ways (Debian's `unprivileged_userns_clone`,
- * Ubuntu's AppArmor restriction, `user.max_user_namespaces`). A missing
+ * Ubuntu's AppArmor restriction, `user.max_user_namespaces`). The probes
+ * themselves are trun's own (lib/host/, the code behind `trun info`), so
+ * the tests and `trun info` never disagree about a host. A missing
  * capability skips the tests that need it, with the reason in the test
  * name, as crun's tests exit 77 with a message:
  *
@@ -25,6 +27,18 @@
  */
 
 import { findStaticBusybox } from "./rootfs.ts";
+import { deviceAccess, supplementaryGroups, type Who } from "../../lib/host/access.ts";
+import { cgroup2Mount } from "../../lib/host/cgroup.ts";
+import { parseMountInfo, readMountInfo } from "../../lib/host/mountinfo.ts";
+import { tryOverlayInUserns } from "../../lib/host/storage.ts";
+import { idMapHelpers, tryUserNamespace } from "../../lib/host/userns.ts";
+import {
+  currentUserName,
+  findExecutable,
+  parseSubordinateIds,
+  rangesFor,
+} from "../../lib/runtime/idmap.ts";
+import { concat } from "../../lib/util/bytes.ts";
 
 /** Where Debian installs the registry (package docker-registry). */
 export const DOCKER_REGISTRY_BIN = "/usr/bin/docker-registry";
@@ -124,28 +138,9 @@ async function run(
   }
 }
 
-/** The first of `name` in `$PATH` and the sbin directories, or null. */
-export async function findTool(name: string): Promise<string | null> {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), "/usr/sbin", "/sbin", "/usr/bin"];
-  for (const dir of dirs.filter((d) => d.startsWith("/"))) {
-    try {
-      const st = await Deno.stat(`${dir}/${name}`);
-      if (st.isFile && (st.mode ?? 0) & 0o111) return `${dir}/${name}`;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return null;
-}
-
-/** The name of the user running the tests, from /etc/passwd (uid as text when absent). */
-async function userName(uid: number): Promise<string> {
-  const passwd = await Deno.readTextFile("/etc/passwd").catch(() => "");
-  for (const line of passwd.split("\n")) {
-    const f = line.split(":");
-    if (f[2] === String(uid) && f[0]) return f[0];
-  }
-  return String(uid);
+/** The first of `name` in `$PATH` and the usual bin and sbin directories, or null (as trun looks). */
+export function findTool(name: string): Promise<string | null> {
+  return Promise.resolve(findExecutable(name, Deno.env.get("PATH") ?? ""));
 }
 
 /**
@@ -153,57 +148,18 @@ async function userName(uid: number): Promise<string> {
  * null. Like shadow's `newuidmap`, entries may name the user or its uid.
  */
 export function parseSubRange(text: string, user: string, uid: number): SubRange | null {
-  for (const line of text.split("\n")) {
-    const [owner, start, count] = line.trim().split(":");
-    if (owner !== user && owner !== String(uid)) continue;
-    const s = Number(start), c = Number(count);
-    if (Number.isInteger(s) && Number.isInteger(c) && c > 0) return { start: s, count: c };
-  }
-  return null;
+  const first = rangesFor(parseSubordinateIds(text), { name: user, uid })[0];
+  return first ? { start: first.start, count: first.count } : null;
 }
 
 /** The current user's subordinate uid and gid ranges, or null when either is missing. */
 export async function subRanges(): Promise<{ uid: SubRange; gid: SubRange } | null> {
   const uid = Deno.uid() ?? 0;
-  const user = await userName(uid);
+  const user = currentUserName(uid);
   const read = (p: string) => Deno.readTextFile(p).catch(() => "");
   const u = parseSubRange(await read("/etc/subuid"), user, uid);
   const g = parseSubRange(await read("/etc/subgid"), user, uid);
   return u && g ? { uid: u, gid: g } : null;
-}
-
-/** Whether a set-id helper can raise privileges: setuid root, or file capabilities. */
-async function privilegedHelper(path: string | null): Promise<boolean> {
-  if (path === null) return false;
-  const st = await Deno.stat(path);
-  if (st.uid === 0 && ((st.mode ?? 0) & 0o4000) !== 0) return true;
-  const getcap = await findTool("getcap");
-  if (getcap === null) return false;
-  const out = await run(getcap, [path]);
-  return out.ok && /cap_setuid|cap_setgid/.test(out.stdout);
-}
-
-/** Whether a character device can be opened for reading and writing by this process. */
-async function deviceUsable(path: string): Promise<boolean> {
-  try {
-    const f = await Deno.open(path, { read: true, write: true });
-    f.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The cgroup2 mount point, preferring the unified `/sys/fs/cgroup`. */
-async function cgroup2Mount(): Promise<string | null> {
-  const info = await Deno.readTextFile("/proc/self/mountinfo").catch(() => "");
-  const points: string[] = [];
-  for (const line of info.split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (right?.split(" ")[0] === "cgroup2") points.push(left?.split(" ")[4] ?? "");
-  }
-  if (points.includes("/sys/fs/cgroup")) return "/sys/fs/cgroup";
-  return points.find((p) => p !== "") ?? null;
 }
 
 /**
@@ -277,52 +233,27 @@ export async function runInMappedUserns(
   };
 }
 
-async function probeOverlay(): Promise<{ ok: boolean; why: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "trun-probe-overlay-" });
-  try {
-    for (const d of ["l", "u", "w", "m"]) await Deno.mkdir(`${dir}/${d}`);
-    await Deno.writeTextFile(`${dir}/l/f`, "x");
-    const opts = `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w,userxattr`;
-    const out = await run("unshare", [
-      "--user",
-      "--map-root-user",
-      "--mount",
-      "/bin/sh",
-      "-c",
-      'mount -t overlay overlay -o "$1" "$2" && cat "$2/f"',
-      "sh",
-      opts,
-      `${dir}/m`,
-    ]);
-    return out.ok && out.stdout === "x"
-      ? { ok: true, why: "" }
-      : { ok: false, why: out.stderr.trim() || "mount failed" };
-  } finally {
-    // overlayfs leaves w/work with mode 000, which a non-root remove cannot read.
-    await Deno.chmod(`${dir}/w/work`, 0o755).catch(() => {});
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
 async function probe(): Promise<HostCapabilities> {
   const reasons: Record<string, string> = {};
   const isRoot = Deno.uid() === 0;
   const rootOk = !isRoot || Deno.env.get("TRUN_TEST_ROOT") === "1";
   if (!rootOk) reasons.rootOk = "running as root; set TRUN_TEST_ROOT=1 to run these as root";
 
-  const unshare = await run("unshare", ["--user", "true"]);
+  const unshareTool = await findTool("unshare");
+  const unshare = unshareTool === null
+    ? { ok: false, stderr: "unshare not found (install util-linux)" }
+    : await tryUserNamespace(unshareTool);
   const userns = unshare.ok;
   if (!userns) {
-    reasons.userns = `user namespaces unavailable (unshare --user: ${
+    reasons.userns = `user namespaces unavailable (unshare -Ur: ${
       unshare.stderr.trim() || "failed"
     })`;
   }
 
-  const uidmapTool = await findTool("newuidmap");
-  const gidmapTool = await findTool("newgidmap");
-  const newuidmap = await privilegedHelper(uidmapTool) && await privilegedHelper(gidmapTool);
+  const helpers = await idMapHelpers();
+  const newuidmap = helpers.newuidmap.usable && helpers.newgidmap.usable;
   if (!newuidmap) {
-    reasons.newuidmap = uidmapTool === null || gidmapTool === null
+    reasons.newuidmap = helpers.newuidmap.path === null || helpers.newgidmap.path === null
       ? "newuidmap/newgidmap missing (install uidmap)"
       : "newuidmap/newgidmap are neither setuid root nor file-capable";
   }
@@ -330,9 +261,9 @@ async function probe(): Promise<HostCapabilities> {
   const ranges = await subRanges();
   const subids = ranges !== null && ranges.uid.count >= 65536 && ranges.gid.count >= 65536;
   if (!subids) {
-    reasons.subids = `no range of 65536 ids for "${await userName(
-      Deno.uid() ?? 0,
-    )}" in /etc/subuid and /etc/subgid`;
+    reasons.subids = `no range of 65536 ids for "${
+      currentUserName(Deno.uid() ?? 0)
+    }" in /etc/subuid and /etc/subgid`;
   }
 
   let idmap = false;
@@ -348,16 +279,22 @@ async function probe(): Promise<HostCapabilities> {
   }
 
   let overlayInUserns = false;
-  if (userns) {
-    const o = await probeOverlay();
+  if (userns && unshareTool !== null) {
+    const o = await tryOverlayInUserns(unshareTool);
     overlayInUserns = o.ok;
-    if (!o.ok) reasons.overlayInUserns = `overlayfs does not mount in a user namespace: ${o.why}`;
+    if (!o.ok) {
+      reasons.overlayInUserns = `overlayfs does not mount in a user namespace: ${
+        o.stderr || "mount failed"
+      }`;
+    }
   } else {
     reasons.overlayInUserns = reasons.userns ?? "no user namespaces";
   }
 
+  // Device nodes are judged by their mode, owner and groups, as `trun info` judges them.
+  const who: Who = { uid: Deno.uid() ?? 0, groups: [Deno.gid() ?? 0, ...supplementaryGroups()] };
   const fuseBin = await findTool("fuse-overlayfs");
-  const fuseDev = await deviceUsable("/dev/fuse");
+  const fuseDev = deviceAccess("", "/dev/fuse", who).accessible;
   const fuseOverlayfs = fuseBin !== null && fuseDev ? fuseBin : null;
   if (fuseOverlayfs === null) {
     reasons.fuseOverlayfs = fuseBin === null
@@ -365,7 +302,7 @@ async function probe(): Promise<HostCapabilities> {
       : "/dev/fuse is not readable and writable by this user";
   }
 
-  const tun = await deviceUsable("/dev/net/tun");
+  const tun = deviceAccess("", "/dev/net/tun", who).accessible;
   const net = async (name: string, pkg: string): Promise<string | null> => {
     const bin = await findTool(name);
     if (bin !== null && tun) return bin;
@@ -377,7 +314,7 @@ async function probe(): Promise<HostCapabilities> {
   const pasta = await net("pasta", "passt");
   const slirp4netns = await net("slirp4netns", "slirp4netns");
 
-  const cgroup2 = await cgroup2Mount();
+  const cgroup2 = cgroup2Mount(readMountInfo())?.mountPoint ?? null;
   if (cgroup2 === null) reasons.cgroup2 = "no cgroup2 hierarchy mounted";
 
   const busybox = await findStaticBusybox();
@@ -483,13 +420,7 @@ async function readAll(stream: ReadableStream<Uint8Array>, stop: Promise<void>):
     // Cancelled: a leftover child still holds the pipe.
   }
   done = true;
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return dec.decode(out);
+  return dec.decode(concat(chunks));
 }
 
 /**
@@ -567,8 +498,7 @@ export async function trunCommand(
 /** Mount points at or under `dir`, deepest first, from /proc/self/mountinfo. */
 export async function mountsUnder(dir: string): Promise<string[]> {
   const info = await Deno.readTextFile("/proc/self/mountinfo");
-  const points = info.split("\n")
-    .map((line) => (line.split(" ")[4] ?? "").replace(/\\040/g, " "))
+  const points = parseMountInfo(info).map((m) => m.mountPoint)
     .filter((p) => p === dir || p.startsWith(`${dir}/`));
   return points.sort((a, b) => b.length - a.length);
 }

@@ -16,7 +16,7 @@ import {
 } from "../_harness/host.ts";
 import { type FixtureRegistry, startFixtureRegistry } from "../_harness/registry.ts";
 import { loadIdMapping, mapToHost } from "../../lib/runtime/idmap.ts";
-import { lgetxattr } from "../../ffi/libc.ts";
+import { lgetxattr } from "../../ffi/fs.ts";
 
 const caps = await hostCapabilities();
 const mapping = loadIdMapping();

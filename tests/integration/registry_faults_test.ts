@@ -16,7 +16,7 @@ import {
   readAuthFile,
   trunAuthPath,
 } from "../../lib/image/auth.ts";
-import { parsePlatform } from "../../lib/image/manifest.ts";
+import { parsePlatform } from "../../lib/oci/manifest.ts";
 import {
   type LayerInfo,
   type PulledImage,
@@ -26,7 +26,7 @@ import {
   runBounded,
 } from "../../lib/image/pull.ts";
 import { pushImage, type PushStore } from "../../lib/image/push.ts";
-import { parseReference } from "../../lib/image/reference.ts";
+import { parseReference } from "../../lib/oci/reference.ts";
 import { parseRegistriesConfig } from "../../lib/image/registries_config.ts";
 import {
   DigestMismatchError,

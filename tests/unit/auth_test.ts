@@ -19,7 +19,7 @@ import {
   runCredentialHelper,
   trunAuthPath,
 } from "../../lib/image/auth.ts";
-import type { PathEnv } from "../../lib/store/paths.ts";
+import type { PathEnv } from "../../lib/paths.ts";
 
 Deno.test("parseChallenges() reads schemes and parameters", () => {
   const cases: [string, { scheme: string; params: Record<string, string> }[]][] = [

@@ -1,7 +1,8 @@
 /**
  * Unit tests of lib/cli/format.ts (Docker's sizes, ages, tables, JSON and
- * template subset) and of the pure renderers of lib/cli/images.ts that
- * build on it (`images` rows, reference patterns, history, inspect).
+ * template subset) and of the pure renderers of lib/cli/images.ts,
+ * history.ts and inspect.ts that build on it (`images` rows, reference
+ * patterns, history, inspect).
  * Expected values come from go-units' and Docker CLI's own tests and
  * output.
  */
@@ -21,14 +22,9 @@ import {
   TemplateError,
   timeAgo,
 } from "../../lib/cli/format.ts";
-import {
-  historyEntries,
-  imageRows,
-  inspectImage,
-  referenceMatches,
-  renderHistory,
-  renderImages,
-} from "../../lib/cli/images.ts";
+import { imageRows, referenceMatches, renderImages } from "../../lib/cli/images.ts";
+import { historyEntries, renderHistory } from "../../lib/cli/history.ts";
+import { inspectImage } from "../../lib/cli/inspect.ts";
 import type { ImageRecord } from "../../lib/store/mod.ts";
 
 const KB = 1000, MB = 1000 * KB, GB = 1000 * MB, TB = 1000 * GB, PB = 1000 * TB;
@@ -191,7 +187,7 @@ Deno.test("renderItems() makes a header of a table template", () => {
 });
 
 // ---------------------------------------------------------------------------
-// images, history and inspect rendering (lib/cli/images.ts)
+// images, history and inspect rendering (lib/cli/images.ts, history.ts, inspect.ts)
 
 const ID_A = `sha256:${"a".repeat(64)}`;
 const ID_B = `sha256:${"b".repeat(64)}`;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { infoCommand, infoJson, renderInfo, versionCommand } from "../../lib/cli/info.ts";
 import { UsageError } from "../../lib/cli/args.ts";
-import { type HostReport, probeHost } from "../../lib/runtime/host_probe.ts";
+import { type HostReport, probeHost } from "../../lib/host/mod.ts";
 import { VERSION, versionInfo, versionText } from "../../lib/version.ts";
 
 /** The report of a host where nothing exists: every field takes its "missing" form. */
@@ -132,7 +132,6 @@ Deno.test("probeHost() on an empty tree reports what is missing, one line each",
     'no subordinate uid range for "4242" in /etc/subuid',
     'no subordinate gid range for "4242" in /etc/subgid',
     "the kernel version is unknown (no /proc/sys/kernel/osrelease)",
-    "fuse-overlayfs not found",
     "no cgroup file system is mounted",
     "neither pasta nor slirp4netns found",
   ]);

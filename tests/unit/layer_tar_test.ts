@@ -12,8 +12,9 @@ import {
   LayerError,
   normalizeEntryPath,
   OPAQUE_XATTR,
-} from "../../lib/image/layer_tar.ts";
-import { lgetxattr } from "../../ffi/libc.ts";
+} from "../../lib/oci/layer_tar.ts";
+import { lgetxattr } from "../../ffi/fs.ts";
+import { concat } from "../../lib/util/bytes.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 /** Unprivileged runs cannot chown: they unpack with ownership squashed to themselves. */
@@ -82,16 +83,6 @@ function paxBody(pax: Record<string, string | Uint8Array>): Uint8Array {
     parts.push(rec);
   }
   return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function block(e: Entry): Uint8Array[] {
@@ -641,7 +632,7 @@ Deno.test("applyLayer() names the entry and the id when an owner is not mapped i
   const repo = new URL("../../", import.meta.url).pathname;
   const code = `
     import tarStream from "tar-stream";
-    import { applyLayer } from "${repo}lib/image/layer_tar.ts";
+    import { applyLayer } from "${repo}lib/oci/layer_tar.ts";
     const pack = tarStream.pack();
     pack.entry({ name: "etc/", type: "directory", uid: 0, gid: 0 });
     pack.entry({ name: "etc/owned", uid: 1234, gid: 0 }, "x");

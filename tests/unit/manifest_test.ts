@@ -17,7 +17,7 @@ import {
   parsePlatform,
   type Platform,
   selectManifest,
-} from "../../lib/image/manifest.ts";
+} from "../../lib/oci/manifest.ts";
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const dg = (c: string) => `sha256:${c.repeat(64)}`;

@@ -9,7 +9,7 @@ import {
   isValidDigest,
   parseReference,
   registryApiHost,
-} from "../../lib/image/reference.ts";
+} from "../../lib/oci/reference.ts";
 
 const D = "sha256:" + "a".repeat(64);
 const E = "sha256:" + "0123456789abcdef".repeat(4);

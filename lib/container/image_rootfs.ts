@@ -1,11 +1,13 @@
 /**
- * `trun run IMAGE`: finds the image in the store (pulling it first when it
- * is missing, as Docker does, with the pull's output on stderr) and turns
- * it into the root filesystem layers and image config of a `RunRequest`.
+ * The image side of `trun run IMAGE`: finds the image in the store (pulling
+ * it first when it is missing, as Docker does, with the pull's output on
+ * stderr), turns it into the root filesystem layers and image config of a
+ * run request, and records the container as a user of the image while it
+ * runs. Glue between the CLI, the store and the runtime.
  */
 import { openStore } from "../store/mod.ts";
 import { runTrunForStorage } from "../runtime/userns_exec.ts";
-import type { RunRequest } from "../runtime/run_request.ts";
+import type { ImageProcessConfig } from "../spec/generate.ts";
 
 /** `--pull` policies, as Docker names them. */
 export type PullPolicy = "missing" | "always" | "never";
@@ -18,12 +20,11 @@ export interface ImageRunOptions {
   platform?: string;
 }
 
-/** Completes `base` with the layers and config of image `target`; also returns the image id. */
-export async function imageRunRequest(
+/** The layers (top first), process config and id of image `target`, pulled when missing. */
+export async function imageRootfs(
   target: string,
-  base: Omit<RunRequest, "layers">,
   opts: ImageRunOptions = {},
-): Promise<{ req: RunRequest; imageId: string }> {
+): Promise<{ layers: string[]; image: ImageProcessConfig; imageId: string }> {
   const policy = opts.pull ?? "missing";
   let store = openStore();
   let image = policy === "always" ? undefined : store.findImage(target);
@@ -51,13 +52,13 @@ export async function imageRunRequest(
   try {
     const layers = store.layerPaths(image.id).slice().reverse();
     const c = image.config.config ?? {};
-    const config: NonNullable<RunRequest["image"]> = {};
+    const config: ImageProcessConfig = {};
     if (c.Env) config.env = c.Env;
     if (c.Cmd) config.cmd = c.Cmd;
     if (c.Entrypoint) config.entrypoint = c.Entrypoint;
     if (c.WorkingDir) config.workingDir = c.WorkingDir;
     if (c.User) config.user = c.User;
-    return { req: { ...base, layers, image: config }, imageId: image.id };
+    return { layers, image: config, imageId: image.id };
   } finally {
     store.close();
   }

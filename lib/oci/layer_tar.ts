@@ -29,8 +29,12 @@
 
 import type { Transform } from "node:stream";
 import type tarStream from "tar-stream";
-import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/libc.ts";
+import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/fs.ts";
 import { describeErrno, SyscallError } from "../../ffi/errno.ts";
+import { concat } from "../util/bytes.ts";
+import { errorMessage } from "../util/errors.ts";
+import { isNoSpace, removeTree } from "../util/fs.ts";
+import { drain, drained } from "../util/stream.ts";
 
 /** The xattr that marks an opaque directory for overlayfs mounted with `userxattr`. */
 export const OPAQUE_XATTR = "user.overlay.opaque";
@@ -147,7 +151,9 @@ export async function applyLayer(
     created = true;
   } catch (err) {
     if (!(err instanceof Deno.errors.AlreadyExists)) {
-      throw new LayerError(`${opts.what ?? "layer"}: cannot create "${dest}": ${errText(err)}`);
+      throw new LayerError(
+        `${opts.what ?? "layer"}: cannot create "${dest}": ${errorMessage(err)}`,
+      );
     }
   }
   const writer = new TreeWriter(dest, opts, created);
@@ -165,33 +171,6 @@ export async function applyLayer(
     if (created) removeTree(dest);
     throw wrapError(err, opts.what ?? "layer", dest);
   }
-}
-
-/**
- * Removes a tree that may hold read-only directories (a failed unpack, a
- * layer being deleted): on EACCES it makes directories writable and retries.
- * Missing paths are fine.
- */
-export function removeTree(path: string): void {
-  try {
-    Deno.removeSync(path, { recursive: true });
-    return;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    if (!(err instanceof Deno.errors.PermissionDenied)) throw err;
-  }
-  const open = (p: string) => {
-    try {
-      const st = Deno.lstatSync(p);
-      if (!st.isDirectory) return;
-      Deno.chmodSync(p, 0o700);
-      for (const e of Deno.readDirSync(p)) if (e.isDirectory) open(`${p}/${e.name}`);
-    } catch {
-      // Best effort: the retry below reports what is still wrong.
-    }
-  };
-  open(path);
-  Deno.removeSync(path, { recursive: true });
 }
 
 // Streams `input` through the decompressor (chosen by magic) and a sha256,
@@ -272,40 +251,6 @@ async function pump(
   // cut-off stream: node's zstd decoder ends quietly on a truncated frame.
   if (tarSize === 0) throw new LayerError("the layer data is corrupt: it holds no tar data");
   return { diffId: `sha256:${hash.digest("hex")}`, tarSize };
-}
-
-// Resolves on 'drain'; rejects if the stream dies first.
-function drained(stream: {
-  once(event: string, fn: (...args: unknown[]) => void): unknown;
-  off(event: string, fn: (...args: unknown[]) => void): unknown;
-}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: unknown) => {
-      stream.off("drain", ok);
-      stream.off("error", bad);
-      stream.off("close", closed);
-      if (err) reject(err);
-      else resolve();
-    };
-    const ok = () => done();
-    const bad = (err: unknown) => done(err ?? new Error("stream failed"));
-    const closed = () => done(new Error("stream closed"));
-    stream.once("drain", ok);
-    stream.once("error", bad);
-    stream.once("close", closed);
-  });
-}
-
-/** The chunks joined into one array (the chunk itself when there is one). */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 /** Applies tar entries to one directory tree, refusing anything that escapes it. */
@@ -636,7 +581,7 @@ class TreeWriter {
     try {
       Deno.mkdirSync(path, { mode: 0o700 });
     } catch (err) {
-      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, {
+      throw new LayerError(`${this.what}: creating "${name}": ${errorMessage(err)}`, name, {
         cause: err,
       });
     }
@@ -647,7 +592,7 @@ class TreeWriter {
       // createNew is O_EXCL: it never follows a symlink planted at `path`.
       return Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
     } catch (err) {
-      throw new LayerError(`${this.what}: creating "${name}": ${errText(err)}`, name, {
+      throw new LayerError(`${this.what}: creating "${name}": ${errorMessage(err)}`, name, {
         cause: err,
       });
     }
@@ -705,7 +650,7 @@ class TreeWriter {
           continue;
         }
         throw new LayerError(
-          `${this.what}: setting xattr "${attr}" on "${name}": ${errText(err)}`,
+          `${this.what}: setting xattr "${attr}" on "${name}": ${errorMessage(err)}`,
           name,
           { cause: err },
         );
@@ -736,11 +681,6 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
-async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
-  const chunks = body[Symbol.asyncIterator]();
-  while (!(await chunks.next()).done) { /* skip the (normally empty) body */ }
-}
-
 function paxInt(v: string | undefined): number | undefined {
   if (v === undefined || !/^\d+$/.test(v)) return undefined;
   return Number(v);
@@ -758,23 +698,6 @@ function base64Bytes(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** True when an error (of any layer: Deno, node, ffi) is the disk being full. */
-export function isNoSpace(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof SyscallError && (e.code === "ENOSPC" || e.code === "EDQUOT")) return true;
-    const code = (e as { code?: unknown }).code;
-    if (code === "ENOSPC" || code === "EDQUOT") return true;
-    if (/os error (28|122)\b|No space left on device|Disk quota exceeded/.test(e.message)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 // Gives every failure the layer's name, and a disk-full failure its own
 // message, since "os error 28" from deep in a write helps nobody.
 function wrapError(err: unknown, what: string, dest: string): Error {
@@ -790,7 +713,7 @@ function wrapError(err: unknown, what: string, dest: string): Error {
       ? err
       : new LayerError(`${what}: ${err.message}`, err.entry);
   }
-  const msg = errText(err);
+  const msg = errorMessage(err);
   const code = String((err as { code?: unknown }).code ?? "");
   // zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR), zstd's and tar-stream's messages.
   if (

@@ -1,0 +1,100 @@
+/**
+ * Unix sockets for terminals (unix(7), cmsg(3)): a socket pair or a
+ * connection to a console socket, and receiving a descriptor sent with
+ * SCM_RIGHTS, as runc's `--console-socket` protocol does.
+ */
+import { SyscallError } from "./errno.ts";
+import { addressOf, sys, sysBlocking } from "./syscall.ts";
+import {
+  AF,
+  CMSG_LEN_INT,
+  CMSG_SPACE_INT,
+  encodeSockaddrUn,
+  MSG,
+  MSGHDR_SIZE,
+  SCM,
+  SOCK,
+  SOCKADDR_UN_SIZE,
+  SOL,
+} from "./syscalls.ts";
+
+/** A connected pair of unix stream sockets (both O_CLOEXEC). */
+export function socketPair(): [number, number] {
+  const fds = new Int32Array(2);
+  sys(
+    "socketpair",
+    [AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, new Uint8Array(fds.buffer)],
+    "creating a socket pair",
+  );
+  return [fds[0]!, fds[1]!];
+}
+
+/** Connects to the unix stream socket at `path`; returns the descriptor (O_CLOEXEC). */
+export function connectUnix(path: string): number {
+  const addr = encodeSockaddrUn(path);
+  if (!addr) throw new Error(`console socket path "${path}" is too long for a unix socket`);
+  const fd = Number(sys("socket", [AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0], "creating a socket"));
+  try {
+    sys("connect", [fd, addr, SOCKADDR_UN_SIZE], `connecting to the console socket "${path}"`);
+  } catch (e) {
+    sys("close", [fd]);
+    throw e;
+  }
+  return fd;
+}
+
+/**
+ * struct msghdr with one iovec over `data` and a control buffer of
+ * `controlSize` bytes; returns the header and the buffers it points to
+ * (they must stay referenced while the call runs).
+ */
+function messageHeader(data: Uint8Array<ArrayBuffer>, control: Uint8Array<ArrayBuffer>) {
+  const iov = new BigUint64Array([addressOf(data), BigInt(data.length)]);
+  const iovBytes = new Uint8Array(iov.buffer);
+  const hdr = new Uint8Array(MSGHDR_SIZE);
+  const v = new DataView(hdr.buffer);
+  v.setBigUint64(16, addressOf(iovBytes), true);
+  v.setBigUint64(24, 1n, true);
+  v.setBigUint64(32, addressOf(control), true);
+  v.setBigUint64(40, BigInt(control.length), true);
+  return { hdr, keep: [iovBytes, data, control] };
+}
+
+/**
+ * Encodes the control message of a descriptor sent with SCM_RIGHTS:
+ * struct cmsghdr {u64 len; i32 level; i32 type} followed by the int fd.
+ */
+export function encodeRightsMessage(fd: number): Uint8Array<ArrayBuffer> {
+  const c = new Uint8Array(CMSG_SPACE_INT);
+  const v = new DataView(c.buffer);
+  v.setBigUint64(0, BigInt(CMSG_LEN_INT), true);
+  v.setInt32(8, SOL.SOCKET, true);
+  v.setInt32(12, SCM.RIGHTS, true);
+  v.setInt32(16, fd, true);
+  return c;
+}
+
+/**
+ * Waits (on a worker thread) for one descriptor sent with SCM_RIGHTS on
+ * `sock`; null at EOF (the sender went away without sending).
+ */
+export async function receiveFd(sock: number): Promise<number | null> {
+  const data = new Uint8Array(256);
+  const control = new Uint8Array(CMSG_SPACE_INT);
+  const { hdr, keep } = messageHeader(data, control);
+  const r = Number(await sysBlocking("recvmsg", [sock, hdr, MSG.CMSG_CLOEXEC]));
+  void keep;
+  if (r <= 0) {
+    if (r < 0) throw new SyscallError("recvmsg", 0, "receiving the terminal");
+    return null;
+  }
+  const v = new DataView(control.buffer);
+  const controllen = Number(new DataView(hdr.buffer).getBigUint64(40, true));
+  if (
+    controllen < CMSG_LEN_INT || v.getInt32(8, true) !== SOL.SOCKET ||
+    v.getInt32(12, true) !== SCM.RIGHTS
+  ) {
+    return null;
+  }
+  return v.getInt32(16, true);
+}

@@ -1,0 +1,387 @@
+/**
+ * The engine's executor: starts the container a `ContainerConfig`
+ * describes. One linear orchestrator; each step is named, and the comments
+ * give the ordering reasons. Everything the child does was decided by the
+ * pure compiler in `program.ts`.
+ *
+ * Two ways in: `runContainer` (trun run: create, start and wait, in one
+ * process, with no extra process on the path) and `createContainer` (the
+ * runtime's `create`: the process is left blocked on the exec fifo until
+ * `start`, and trun exits).
+ */
+import {
+  type ChildFailure,
+  cloexecPipe,
+  closeFd,
+  readFd,
+  signalProcess,
+  startChildProgram,
+  type StartedChild,
+  waitChild,
+  writeFd,
+} from "../../ffi/child_program.ts";
+import { describeErrno, Errno } from "../../ffi/errno.ts";
+import { openPath } from "../../ffi/fs.ts";
+import { receiveFd, socketPair } from "../../ffi/socket.ts";
+import { O, SIGNALS } from "../../ffi/syscalls.ts";
+import { executableCandidates } from "../runtime/command.ts";
+import { envLookup } from "../runtime/env.ts";
+import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts";
+import { resolveEntry } from "../runtime/rootfs_files.ts";
+import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
+import type { ContainerConfig } from "./config.ts";
+import {
+  createProgram,
+  NAMESPACE_FLAGS,
+  type PathKind,
+  READY_RECORD,
+  type RootfsSource,
+} from "./program.ts";
+
+/** A container that could not start; `exitCode` follows Docker (125, 126, 127). */
+export class ContainerStartError extends Error {
+  /** 125: trun failed; 126: cannot execute; 127: command not found. */
+  readonly exitCode: number;
+  /** Builds the error. */
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.name = "ContainerStartError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** Signals trun passes on to the container, as `docker run` does (sig-proxy). */
+export const FORWARDED_SIGNALS = [
+  "SIGINT",
+  "SIGTERM",
+  "SIGHUP",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+] as const;
+
+/** Timings of the steps of one start, in milliseconds (for `--debug` and the benchmark). */
+export interface StartTimings {
+  clone: number;
+  idMaps: number;
+  exec: number;
+}
+
+/** How the id maps of a new user namespace are written, from the spec's ranges and the caller. */
+export function mapWriterFor(
+  ranges: NonNullable<ContainerConfig["idMapping"]>,
+  caller: { uid: number; gid: number },
+  pathEnv: string,
+): IdMapping {
+  if (caller.uid === 0) return { mode: "direct", uid: ranges.uid, gid: ranges.gid };
+  const own = (r: typeof ranges.uid, id: number) =>
+    r.length === 1 && r[0]!.inside === 0 && r[0]!.outside === id && r[0]!.count === 1;
+  if (own(ranges.uid, caller.uid) && own(ranges.gid, caller.gid)) {
+    return { mode: "single", uid: ranges.uid, gid: ranges.gid };
+  }
+  const newuidmap = findExecutable("newuidmap", pathEnv);
+  const newgidmap = findExecutable("newgidmap", pathEnv);
+  if (!newuidmap || !newgidmap) {
+    throw new ContainerStartError(
+      "newuidmap or newgidmap not found: install the uidmap package, or map only your own uid and gid",
+      125,
+    );
+  }
+  return {
+    mode: "subordinate",
+    uid: ranges.uid,
+    gid: ranges.gid,
+    helpers: { newuidmap, newgidmap },
+  };
+}
+
+/** What a host path is: a directory, something else, or nothing. */
+export function hostPathKind(path: string): PathKind {
+  try {
+    return Deno.statSync(path).isDirectory ? "dir" : "file";
+  } catch {
+    return null;
+  }
+}
+
+/** Turns the child's failure record into Docker's exit code and a message a user can act on. */
+export function explainFailure(
+  f: ChildFailure,
+  args: readonly string[],
+  mapping: IdMapping | undefined,
+): ContainerStartError {
+  const { op, errno } = f;
+  if (op.call === "execve") {
+    const argv0 = args[0] ?? "";
+    if (errno === Errno.ENOENT || errno === Errno.ENOTDIR) {
+      const why = argv0.includes("/")
+        ? "no such file or directory"
+        : "executable file not found in $PATH";
+      return new ContainerStartError(`exec: "${argv0}": ${why}`, 127);
+    }
+    if (errno === Errno.EACCES) {
+      return new ContainerStartError(`exec: "${argv0}": permission denied`, 126);
+    }
+    if (errno === Errno.ENOEXEC) {
+      return new ContainerStartError(`exec: "${argv0}": exec format error`, 126);
+    }
+    return new ContainerStartError(`exec: "${argv0}": ${describeErrno(errno)}`, 126);
+  }
+  let hint = "";
+  if (errno === Errno.ELOOP && op.call === "openat2") {
+    hint = ": the image has a symlink on this path, and trun does not mount through symlinks";
+  } else if (errno === Errno.EINVAL && (op.call === "setresuid" || op.call === "setresgid")) {
+    hint = mapping?.mode === "single"
+      ? ": only root is mapped in a single-id mapping; add a subordinate range to /etc/subuid and /etc/subgid"
+      : ": the id is outside the user namespace's mapping";
+  } else if (op.call === "chdir" && op.step.includes("working directory")) {
+    return new ContainerStartError(
+      `${op.step}: ${describeErrno(errno)}`,
+      errno === Errno.EACCES ? 126 : 125,
+    );
+  }
+  return new ContainerStartError(`${op.step}: ${describeErrno(errno)}${hint}`, 125);
+}
+
+/** The exit status Docker reports: the code, or 128 + signal. */
+export function exitCodeOf(
+  s: { exited: true; code: number } | { exited: false; signal: number },
+): number {
+  return s.exited ? s.code : 128 + s.signal;
+}
+
+/** Options of a launch. */
+export interface LaunchOptions {
+  /** The validated config. */
+  config: ContainerConfig;
+  /** How the root is provided. */
+  rootfs: RootfsSource;
+  /** Console: a connected socket to send the pty master over (runtime), when terminal. */
+  consoleSocket?: number;
+  /** Without a terminal: stdin from /dev/null. */
+  stdinNull: boolean;
+  /** The exec fifo (runtime create): the process waits for `start`. */
+  execFifoPath?: string;
+  /** Kill the container when this process dies. */
+  dieWithParent: boolean;
+  /** Runs after the namespaces exist and the maps are written, before the mounts (createRuntime, prestart hooks). */
+  beforeMounts?: (pid: number) => Promise<void>;
+  /** Receives step timings once the process has exec'd or is created. */
+  onStarted?: (t: StartTimings) => void;
+}
+
+/** A launched container process. */
+export interface Launched {
+  /** Host pid of the container's first process. */
+  pid: number;
+  /** The stub's child handle (release the arena once exec'd). */
+  child: StartedChild;
+  /** The id mapping written, if any. */
+  mapping?: IdMapping;
+}
+
+/** The executable candidates of the process (execvp over its PATH). */
+export function executablesOf(config: ContainerConfig): string[] {
+  const argv0 = config.process.args[0]!;
+  const found = executableCandidates(argv0, envLookup(config.process.env, "PATH"));
+  if (found.length === 0) throw new ContainerStartError("no command specified", 125);
+  return found;
+}
+
+/**
+ * Whether a path inside the root exists and is a directory: under /proc
+ * and /sys the host's answer (the same kernel); elsewhere the root's.
+ */
+function containerPathKind(config: ContainerConfig, rootfs: RootfsSource) {
+  return (path: string): PathKind => {
+    if (/^\/(proc|sys)\//.test(path)) return hostPathKind(path);
+    const layers = rootfs.kind === "overlay" ? rootfs.lowers : [config.rootPath];
+    const e = resolveEntry(layers, path);
+    return e.kind === "dir" ? "dir" : e.kind === "file" || e.kind === "other" ? "file" : null;
+  };
+}
+
+/**
+ * Clones the container's first process, writes its id maps and releases
+ * it; resolves once it has exec'd (no exec fifo) or reports itself created
+ * (with one). Throws `ContainerStartError` when it failed.
+ */
+export async function launch(opts: LaunchOptions): Promise<Launched> {
+  const c = opts.config;
+  const executables = executablesOf(c);
+  const mapping = c.idMapping
+    ? mapWriterFor(
+      c.idMapping,
+      { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 },
+      Deno.env.get("PATH") ?? "",
+    )
+    : undefined;
+  if (opts.rootfs.kind === "overlay") {
+    // Only a mount point: the child mounts a tmpfs on it in its own mount
+    // namespace, so it is empty on the host at all times.
+    await Deno.mkdir(opts.rootfs.scratch, { recursive: true, mode: 0o700 });
+  }
+  const [syncRead, syncWrite] = cloexecPipe();
+  const [errRead, errWrite] = cloexecPipe();
+  const held: number[] = [syncRead, syncWrite, errRead, errWrite];
+  let child: StartedChild | undefined;
+  try {
+    const joinFds = c.joinNamespaces.map((j) => {
+      const fd = openPath(
+        j.path,
+        O.RDONLY | O.CLOEXEC,
+        `opening the ${j.type} namespace "${j.path}"`,
+      );
+      held.push(fd);
+      return { type: j.type, fd };
+    });
+    let console: { socket: number; slot: number } | undefined;
+    if (c.process.terminal) {
+      if (opts.consoleSocket === undefined) {
+        throw new ContainerStartError(
+          "process.terminal is set but no console socket was given (--console-socket)",
+          125,
+        );
+      }
+      // A descriptor number reserved here, so that the child can dup the
+      // master onto it without clobbering anything it inherited.
+      const slot = openPath("/dev/null", O.RDONLY | O.CLOEXEC, "reserving a descriptor");
+      held.push(slot);
+      console = { socket: opts.consoleSocket, slot };
+    }
+    let execFifo: number | undefined;
+    if (opts.execFifoPath) {
+      execFifo = openPath(opts.execFifoPath, O.PATH | O.CLOEXEC, `opening "${opts.execFifoPath}"`);
+      held.push(execFifo);
+    }
+    const ops = createProgram({
+      config: c,
+      executables,
+      rootfs: opts.rootfs,
+      syncRead,
+      errFd: errWrite,
+      joinFds,
+      ...(console ? { console } : {}),
+      stdinNull: opts.stdinNull,
+      ...(execFifo !== undefined ? { execFifo } : {}),
+      dieWithParent: opts.dieWithParent,
+      setgroups: mapping?.mode !== "single",
+      kindOf: hostPathKind,
+      containerPathKind: containerPathKind(c, opts.rootfs),
+    });
+    const flags = c.newNamespaces.reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
+    const t0 = performance.now();
+    child = startChildProgram(ops, { cloneFlags: flags, errFd: errWrite, shareMemory: true });
+    const pid = child.pid;
+    const t1 = performance.now();
+    for (const fd of held.splice(0)) if (fd !== syncWrite && fd !== errRead) closeFd(fd);
+    held.push(syncWrite, errRead);
+
+    // The maps must exist before the child does anything as root in its
+    // namespace; it waits on the sync pipe until then.
+    try {
+      if (mapping) await writeIdMaps(pid, mapping);
+      await opts.beforeMounts?.(pid);
+    } catch (e) {
+      signalProcess(pid, SIGNALS.SIGKILL);
+      await waitChild(pid);
+      throw e;
+    }
+    const t2 = performance.now();
+    writeFd(syncWrite, new Uint8Array([1]));
+
+    // EOF on the error pipe: execve closed it (O_CLOEXEC); a ready record:
+    // created and waiting for start; anything else: a failed op.
+    const record = await readFd(errRead, 16);
+    const t3 = performance.now();
+    const ready = record.length === 16 && record.every((b, i) => b === READY_RECORD[i]);
+    if (opts.execFifoPath ? !ready : record.length === 16) {
+      if (record.length === 16 && !ready) {
+        const failure = child.decodeFailure(record);
+        await waitChild(pid);
+        throw explainFailure(failure, c.process.args, mapping);
+      }
+      await waitChild(pid);
+      throw new ContainerStartError("the container process exited before it was created", 125);
+    }
+    opts.onStarted?.({ clone: t1 - t0, idMaps: t2 - t1, exec: t3 - t2 });
+    return { pid, child, ...(mapping ? { mapping } : {}) };
+  } catch (e) {
+    child?.release();
+    throw e;
+  } finally {
+    for (const fd of held) closeFd(fd);
+  }
+}
+
+/** Options of `runContainer`. */
+export interface RunOptions {
+  /** How the root is provided. */
+  rootfs: RootfsSource;
+  /** `-i`: the container reads trun's stdin (else /dev/null, or the terminal with `-t`). */
+  keepStdin: boolean;
+  /** Receives step timings once the process has exec'd. */
+  onStarted?: (t: StartTimings) => void;
+}
+
+/**
+ * Starts the container in this process and waits for it; returns its exit
+ * status (Docker's: the code, or 128 + signal). With `process.terminal`
+ * the pty comes from the container's own devpts over a socket pair, and
+ * trun relays it. Throws `ContainerStartError` when it could not start.
+ */
+export async function runContainer(config: ContainerConfig, opts: RunOptions): Promise<number> {
+  const listeners: [Deno.Signal, () => void][] = [];
+  let relay: TtyRelay | undefined;
+  let master: number | undefined;
+  let pair: [number, number] | undefined;
+  let launched: Launched | undefined;
+  try {
+    if (config.process.terminal) pair = socketPair();
+    const pending = launch({
+      config,
+      rootfs: opts.rootfs,
+      ...(pair ? { consoleSocket: pair[1] } : {}),
+      stdinNull: !opts.keepStdin,
+      dieWithParent: true,
+      beforeMounts: (pid) => {
+        // Forward signals from here on: the child is ours to signal even
+        // before it has exec'd (a signal then is handled after execve).
+        for (const name of FORWARDED_SIGNALS) {
+          const handler = () => signalProcess(pid, SIGNALS[name]);
+          Deno.addSignalListener(name, handler);
+          listeners.push([name, handler]);
+        }
+        return Promise.resolve();
+      },
+      ...(opts.onStarted ? { onStarted: opts.onStarted } : {}),
+    });
+    if (pair) {
+      // The child holds its end now (inherited at clone); ours must close
+      // so that a child that dies before sending gives EOF.
+      const [mine, theirs] = pair;
+      const got = receiveFd(mine);
+      launched = await pending;
+      closeFd(theirs);
+      pair = [mine, -1];
+      master = (await got) ?? undefined;
+      if (master === undefined) {
+        throw new ContainerStartError("the container sent no terminal", 125);
+      }
+      prepareTty(master);
+      relay = startTtyRelay(master, { forwardStdin: opts.keepStdin });
+    } else {
+      launched = await pending;
+    }
+    launched.child.release();
+    const status = await waitChild(launched.pid);
+    // Everything the container wrote before it exited still goes out.
+    await relay?.output;
+    return exitCodeOf(status);
+  } finally {
+    relay?.stop();
+    if (master !== undefined) closeFd(master);
+    if (pair) { for (const fd of pair) if (fd >= 0) closeFd(fd); }
+    for (const [name, handler] of listeners) Deno.removeSignalListener(name, handler);
+  }
+}

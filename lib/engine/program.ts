@@ -1,0 +1,915 @@
+/**
+ * Compiles a `ContainerConfig` into child programs: the ordered lists of
+ * raw system calls the cloned child makes, up to execve. Pure: the result is
+ * data, unit-tested by reading it. Two programs:
+ *
+ * - `createProgram`: the container's first process, from waiting for its id
+ *   maps to execve (optionally blocking on the exec fifo until `start`).
+ * - `joinProgram`: a process joining a running container (`exec`):
+ *   setns(2) into its namespaces, user namespace first, then a second fork
+ *   so that the process is inside the PID namespace.
+ *
+ * Mount targets inside the root are opened with openat2(2)
+ * `RESOLVE_IN_ROOT` relative to the new root and mounted with the fd-based
+ * mount API (fsopen(2), fsmount(2), open_tree(2), move_mount(2),
+ * mount_setattr(2)), so a symlink in the image can never redirect a mount
+ * to the host side. Targets under /proc, /sys and /dev refuse symlinks
+ * altogether (`RESOLVE_NO_SYMLINKS`).
+ */
+import { type ChildOp, execTail, type OpArg } from "../../ffi/child_program.ts";
+import { Errno } from "../../ffi/errno.ts";
+import {
+  AT,
+  CAP_LAST_CAP,
+  CLONE,
+  encodeCapData,
+  encodeCapHeader,
+  encodeMountAttr,
+  encodeOpenHow,
+  encodeRlimit,
+  encodeWinsize,
+  MOUNT_ATTR,
+  MOUNT_ATTR_SIZE,
+  MS,
+  O,
+  OPEN_HOW_SIZE,
+  PR,
+  RESOLVE,
+  SIGNALS,
+  TTY,
+} from "../../ffi/syscalls.ts";
+import type {
+  ContainerConfig,
+  DevicePlan,
+  MountAttrs,
+  MountPlan,
+  ProcessConfig,
+  Propagation,
+} from "./config.ts";
+import type { NamespaceType } from "../spec/types.ts";
+
+/** Symlinks in a container's tmpfs /dev: name → link text. */
+export const DEV_SYMLINKS: Readonly<Record<string, string>> = {
+  fd: "/proc/self/fd",
+  stdin: "/proc/self/fd/0",
+  stdout: "/proc/self/fd/1",
+  stderr: "/proc/self/fd/2",
+  ptmx: "pts/ptmx",
+  core: "/proc/kcore",
+};
+
+/** A 16-byte record the child writes on the error pipe: "created, waiting for start". */
+export const READY_RECORD = new Uint8Array(
+  new BigInt64Array([-3n, 0n]).buffer,
+);
+
+/** clone(2) flags of the namespace types. */
+export const NAMESPACE_FLAGS: Readonly<Record<NamespaceType, number>> = {
+  user: CLONE.NEWUSER,
+  mount: CLONE.NEWNS,
+  pid: CLONE.NEWPID,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  network: CLONE.NEWNET,
+  cgroup: CLONE.NEWCGROUP,
+  time: 0x80,
+};
+
+/** The file names under /proc/PID/ns/ of the namespace types. */
+export const NAMESPACE_FILES: Readonly<Record<NamespaceType, string>> = {
+  user: "user",
+  mount: "mnt",
+  pid: "pid",
+  uts: "uts",
+  ipc: "ipc",
+  network: "net",
+  cgroup: "cgroup",
+  time: "time",
+};
+
+/** How the root filesystem is provided. */
+export type RootfsSource =
+  /** `root.path` is a directory; it is bind-mounted onto itself. */
+  | { kind: "path" }
+  /**
+   * An overlay of read-only layers with a throwaway upper directory on a
+   * tmpfs mounted at `scratch` in the container's mount namespace (so it
+   * is empty on the host at all times), merged at `root.path`
+   * (`<scratch>/root`).
+   */
+  | { kind: "overlay"; lowers: string[]; scratch: string; lowerdirAppend: boolean };
+
+/** What the host says about a path, asked before compiling. */
+export type PathKind = "dir" | "file" | null;
+
+/** The container's terminal, received by whoever listens on the console socket. */
+export interface ConsoleFds {
+  /** The connected console socket (in the child's numbering). */
+  socket: number;
+  /** A descriptor number the parent keeps reserved; the master is dup'ed there to be sent. */
+  slot: number;
+}
+
+/** Descriptors and choices of `createProgram`. */
+export interface CreateProgramInput {
+  /** The validated config. */
+  config: ContainerConfig;
+  /** The executable candidates (execvp over the process's PATH). */
+  executables: string[];
+  /** How the root is provided. */
+  rootfs: RootfsSource;
+  /** Read end of the sync pipe: one byte means "id maps written, go on". */
+  syncRead: number;
+  /** The error pipe's write end (the ready record goes there too). */
+  errFd: number;
+  /** Namespaces to join, as descriptors the child inherits. */
+  joinFds: { type: NamespaceType; fd: number }[];
+  /** `process.terminal`: where to send the pty master. */
+  console?: ConsoleFds;
+  /** Without a terminal: give the process /dev/null as stdin (`run` without `-i`). */
+  stdinNull: boolean;
+  /**
+   * An O_PATH descriptor of the exec fifo: the child reports "created"
+   * and blocks opening it for writing until `start` opens it for reading.
+   * Absent: the process runs at once (`trun run`).
+   */
+  execFifo?: number;
+  /** A pipe pair for the createContainer hooks: write "ready", then read "go". */
+  hookSync?: { ready: number; go: number };
+  /** Kill the container when the creating process dies (run in-process). */
+  dieWithParent: boolean;
+  /** Whether setgroups(2) is allowed (not in a user namespace whose setgroups is "deny"). */
+  setgroups: boolean;
+  /** Host facts: what a host path is (bind sources). */
+  kindOf: (hostPath: string) => PathKind;
+  /** What a path inside the container is (masked and read-only paths); null skips it. */
+  containerPathKind: (path: string) => PathKind;
+}
+
+function splitPath(path: string): string[] {
+  return path.split("/").filter((c) => c !== "" && c !== ".");
+}
+
+/** Escapes an overlay lowerdir entry (`:` separates layers, `\` escapes). */
+export function escapeOverlayPath(path: string): string {
+  return path.replace(/\\/g, "\\\\").replace(/:/g, "\\:");
+}
+
+function attrBits(a: MountAttrs): number {
+  let bits = (a.readOnly ? MOUNT_ATTR.RDONLY : 0) | (a.nosuid ? MOUNT_ATTR.NOSUID : 0) |
+    (a.nodev ? MOUNT_ATTR.NODEV : 0) | (a.noexec ? MOUNT_ATTR.NOEXEC : 0) |
+    (a.nodiratime ? MOUNT_ATTR.NODIRATIME : 0);
+  if (a.atime === "noatime") bits |= MOUNT_ATTR.NOATIME;
+  if (a.atime === "strictatime") bits |= MOUNT_ATTR.STRICTATIME;
+  return bits;
+}
+
+const PROPAGATION_FLAGS: Record<Propagation, number> = {
+  private: MS.PRIVATE,
+  shared: MS.SHARED,
+  slave: MS.SLAVE,
+  unbindable: MS.UNBINDABLE,
+};
+
+/** Whether symlinks on the way to `target` are refused outright (kernel filesystems). */
+function strictTarget(target: string): boolean {
+  return /^\/(proc|sys|dev)(\/|$)/.test(target);
+}
+
+/** Builds ops; keeps a counter for unique fd names. */
+export class ProgramBuilder {
+  /** The ops so far. */
+  readonly ops: ChildOp[] = [];
+  private n = 0;
+
+  /** A fresh name for a stored result. */
+  fresh(prefix: string): string {
+    return `${prefix}${this.n++}`;
+  }
+
+  /** Appends one op. */
+  op(op: ChildOp): void {
+    this.ops.push(op);
+  }
+
+  /** Closes a stored descriptor. */
+  close(ref: string): void {
+    this.op({ call: "close", args: [{ ref }], step: "closing a setup descriptor" });
+  }
+
+  private openHow(flags: number, mode: number, resolve: number): OpArg {
+    return { bytes: encodeOpenHow(flags, mode, resolve) };
+  }
+
+  /**
+   * Opens `path` inside the root (fd `root`) as an O_PATH fd, creating it
+   * (and missing parents) first. Every component is resolved in the root;
+   * with `noSymlinks` any symlink on the way is refused (ELOOP).
+   */
+  openTarget(path: string, type: "dir" | "file", noSymlinks: boolean, what: string): string {
+    const resolve = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS |
+      (noSymlinks ? RESOLVE.NO_SYMLINKS : 0);
+    const comps = splitPath(path);
+    for (let i = 0; i < comps.length; i++) {
+      const parentPath = comps.slice(0, i).join("/") || ".";
+      const parent = this.fresh("dir");
+      const shown = "/" + comps.slice(0, i + 1).join("/");
+      this.op({
+        call: "openat2",
+        args: [
+          { ref: "root" },
+          { str: parentPath },
+          this.openHow(O.PATH | O.DIRECTORY | O.CLOEXEC, 0, resolve),
+          OPEN_HOW_SIZE,
+        ],
+        produces: parent,
+        step: `${what}: opening "/${comps.slice(0, i).join("/")}"`,
+      });
+      const last = i === comps.length - 1;
+      if (last && type === "file") {
+        const f = this.fresh("file");
+        this.op({
+          call: "openat2",
+          args: [
+            { ref: parent },
+            { str: comps[i]! },
+            this.openHow(O.CREAT | O.RDONLY | O.CLOEXEC, 0o644, resolve),
+            OPEN_HOW_SIZE,
+          ],
+          produces: f,
+          step: `${what}: creating "${shown}"`,
+        });
+        this.close(f);
+      } else {
+        this.op({
+          call: "mkdirat",
+          args: [{ ref: parent }, { str: comps[i]! }, 0o755],
+          okErrno: Errno.EEXIST,
+          step: `${what}: creating "${shown}"`,
+        });
+      }
+      this.close(parent);
+    }
+    return this.openInRoot(path, O.PATH | O.CLOEXEC | (type === "dir" ? O.DIRECTORY : 0), {
+      noSymlinks,
+      what: `${what}: opening "${path}"`,
+    });
+  }
+
+  /** Opens an existing `path` inside the root with `flags`. */
+  openInRoot(
+    path: string,
+    flags: number,
+    opts: { noSymlinks: boolean; what: string },
+  ): string {
+    const target = this.fresh("target");
+    this.op({
+      call: "openat2",
+      args: [
+        { ref: "root" },
+        { str: splitPath(path).join("/") || "." },
+        this.openHow(
+          flags,
+          0,
+          RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS | (opts.noSymlinks ? RESOLVE.NO_SYMLINKS : 0),
+        ),
+        OPEN_HOW_SIZE,
+      ],
+      produces: target,
+      step: opts.what,
+    });
+    return target;
+  }
+
+  /** Moves a detached mount (fd `mnt`) onto the opened target. */
+  moveMount(mnt: string, target: string, what: string): void {
+    this.op({
+      call: "move_mount",
+      args: [
+        { ref: mnt },
+        { str: "" },
+        { ref: target },
+        { str: "" },
+        AT.MOVE_MOUNT_F_EMPTY_PATH | AT.MOVE_MOUNT_T_EMPTY_PATH,
+      ],
+      step: what,
+    });
+    this.close(mnt);
+    this.close(target);
+  }
+
+  /**
+   * Creates a detached mount of a new `fstype` filesystem (fsopen, one
+   * fsconfig per option, create, fsmount) and returns the name of its fd.
+   */
+  newFilesystem(
+    fstype: string,
+    options: [string, string | null][],
+    attrs: number,
+    what: string,
+  ): string {
+    const fs = this.fresh("fs");
+    this.op({
+      call: "fsopen",
+      args: [{ str: fstype }, AT.FSOPEN_CLOEXEC],
+      produces: fs,
+      step: what,
+    });
+    for (const [key, value] of options) {
+      this.op({
+        call: "fsconfig",
+        args: value === null
+          ? [{ ref: fs }, AT.FSCONFIG_SET_FLAG, { str: key }, 0, 0]
+          : [{ ref: fs }, AT.FSCONFIG_SET_STRING, { str: key }, { str: value }, 0],
+        step: `${what}: option ${value === null ? key : `${key}=${value}`}`,
+      });
+    }
+    this.op({ call: "fsconfig", args: [{ ref: fs }, AT.FSCONFIG_CMD_CREATE, 0, 0, 0], step: what });
+    const mnt = this.fresh("mnt");
+    this.op({
+      call: "fsmount",
+      args: [{ ref: fs }, AT.FSMOUNT_CLOEXEC, attrs],
+      produces: mnt,
+      step: what,
+    });
+    this.close(fs);
+    return mnt;
+  }
+
+  /** A detached copy of the host tree at `source` (open_tree(2) with OPEN_TREE_CLONE). */
+  cloneTree(source: OpArg, recursive: boolean, what: string, extraFlags = 0): string {
+    const tree = this.fresh("tree");
+    this.op({
+      call: "open_tree",
+      args: [
+        typeof source === "object" && "ref" in source ? source : AT.FDCWD,
+        typeof source === "object" && "ref" in source ? { str: "" } : source,
+        AT.OPEN_TREE_CLONE | AT.OPEN_TREE_CLOEXEC | (recursive ? AT.RECURSIVE : 0) | extraFlags,
+      ],
+      produces: tree,
+      step: what,
+    });
+    return tree;
+  }
+
+  /** Sets mount attributes on a mount given by fd. */
+  setAttr(
+    ref: string,
+    fields: { set: number; clear?: number; propagation?: number },
+    recursive: boolean,
+    what: string,
+  ): void {
+    this.op({
+      call: "mount_setattr",
+      args: [
+        { ref },
+        { str: "" },
+        AT.EMPTY_PATH | (recursive ? AT.RECURSIVE : 0),
+        { bytes: encodeMountAttr(fields) },
+        MOUNT_ATTR_SIZE,
+      ],
+      step: what,
+    });
+  }
+
+  /** Performs one planned mount. */
+  mount(spec: MountPlan, sourceKind: PathKind): void {
+    const strict = strictTarget(spec.target);
+    let what: string;
+    if (spec.kind === "fs") {
+      what = `mounting ${spec.fstype} on "${spec.target}"`;
+      const target = this.openTarget(spec.target, "dir", strict, what);
+      const mnt = this.newFilesystem(spec.fstype, spec.options, attrBits(spec.attrs), what);
+      this.moveMount(mnt, target, what);
+    } else {
+      what = `bind-mounting "${spec.source}" on "${spec.target}"`;
+      const target = this.openTarget(
+        spec.target,
+        sourceKind === "dir" ? "dir" : "file",
+        strict,
+        what,
+      );
+      const tree = this.cloneTree({ str: spec.source }, spec.recursive, what);
+      const bits = attrBits(spec.attrs);
+      if (bits !== 0) {
+        this.setAttr(
+          tree,
+          { set: bits, clear: spec.attrs.atime ? MOUNT_ATTR.ATIME_MASK : 0 },
+          spec.recursive,
+          `${what}: setting mount attributes`,
+        );
+      }
+      this.moveMount(tree, target, what);
+    }
+    if (spec.propagation) {
+      // The propagation of a mount is set once it is attached: reopen the
+      // target, which now resolves to the new mount.
+      const again = this.openInRoot(spec.target, O.PATH | O.CLOEXEC, {
+        noSymlinks: strict,
+        what: `${what}: setting ${spec.propagation.type} propagation`,
+      });
+      this.setAttr(
+        again,
+        { set: 0, propagation: PROPAGATION_FLAGS[spec.propagation.type] },
+        spec.propagation.recursive,
+        `${what}: setting ${spec.propagation.type} propagation`,
+      );
+      this.close(again);
+    }
+  }
+
+  /** Binds a host device node into the container's /dev (rootless cannot mknod). */
+  device(d: DevicePlan): void {
+    const what = `providing the device "${d.path}"`;
+    const target = this.openTarget(d.path, "file", true, what);
+    const tree = this.cloneTree({ str: d.path }, false, what);
+    this.setAttr(tree, { set: MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC }, false, what);
+    this.moveMount(tree, target, what);
+  }
+
+  /** Writes a string to a file inside the root (sysctl, oom_score_adj). */
+  writeFile(path: string, text: string, what: string, fromRoot: boolean): void {
+    const fd = this.fresh("file");
+    if (fromRoot) {
+      this.op({
+        call: "openat2",
+        args: [
+          { ref: "root" },
+          { str: splitPath(path).join("/") },
+          this.openHow(O.WRONLY | O.CLOEXEC, 0, RESOLVE.IN_ROOT | RESOLVE.NO_SYMLINKS),
+          OPEN_HOW_SIZE,
+        ],
+        produces: fd,
+        step: `${what}: opening "${path}"`,
+      });
+    } else {
+      this.op({
+        call: "openat",
+        args: [AT.FDCWD, { str: path }, O.WRONLY | O.CLOEXEC],
+        produces: fd,
+        step: `${what}: opening "${path}"`,
+      });
+    }
+    const bytes = new TextEncoder().encode(text);
+    this.op({ call: "write", args: [{ ref: fd }, { bytes }, bytes.length], step: what });
+    this.close(fd);
+  }
+
+  /**
+   * The process's identity and privileges, in runc's order: rlimits and
+   * oom_score_adj while still privileged, bounding set, keep-caps across
+   * the uid change, groups, gid, uid, then capset and the ambient set, and
+   * no_new_privs last.
+   */
+  identity(p: ProcessConfig, setgroups: boolean): void {
+    for (const r of p.rlimits) {
+      this.op({
+        call: "prlimit64",
+        args: [0, r.resource, { bytes: encodeRlimit(r.soft, r.hard) }, 0],
+        step: `setting ${r.name} to ${r.soft}/${r.hard}`,
+      });
+    }
+    if (p.oomScoreAdj !== undefined) {
+      this.writeFile(
+        "/proc/self/oom_score_adj",
+        String(p.oomScoreAdj),
+        "setting oom_score_adj",
+        false,
+      );
+    }
+    if (p.umask !== undefined) {
+      this.op({ call: "umask", args: [p.umask], step: `setting the umask` });
+    }
+    const keep = new Set(p.capabilities.bounding);
+    for (let cap = 0; cap <= CAP_LAST_CAP + 23; cap++) {
+      if (keep.has(cap)) continue;
+      // EINVAL: the kernel knows fewer capabilities.
+      this.op({
+        call: "prctl",
+        args: [PR.CAPBSET_DROP, cap, 0, 0, 0],
+        okErrno: Errno.EINVAL,
+        step: `dropping capability ${cap} from the bounding set`,
+      });
+    }
+    this.op({
+      call: "prctl",
+      args: [PR.SET_KEEPCAPS, 1, 0, 0, 0],
+      step: "keeping capabilities across the user switch",
+    });
+    if (setgroups) {
+      const gids = new Uint32Array(p.additionalGids);
+      this.op({
+        call: "setgroups",
+        args: [gids.length, { bytes: new Uint8Array(gids.buffer) }],
+        step: `setting supplementary groups ${JSON.stringify(p.additionalGids)}`,
+      });
+    }
+    this.op({
+      call: "setresgid",
+      args: [p.gid, p.gid, p.gid],
+      step: `switching to group ${p.gid}`,
+    });
+    this.op({ call: "setresuid", args: [p.uid, p.uid, p.uid], step: `switching to user ${p.uid}` });
+    this.op({ call: "prctl", args: [PR.SET_KEEPCAPS, 0, 0, 0, 0], step: "clearing keep-caps" });
+    const mask = (caps: number[]) => caps.reduce((m, c) => m | (1n << BigInt(c)), 0n);
+    this.op({
+      call: "capset",
+      args: [
+        { bytes: encodeCapHeader() },
+        {
+          bytes: encodeCapData({
+            effective: mask(p.capabilities.effective),
+            permitted: mask(p.capabilities.permitted),
+            inheritable: mask(p.capabilities.inheritable),
+          }),
+        },
+      ],
+      step: "setting the capability sets (capset)",
+    });
+    this.op({
+      call: "prctl",
+      args: [PR.CAP_AMBIENT, PR.CAP_AMBIENT_CLEAR_ALL, 0, 0, 0],
+      step: "clearing the ambient capabilities",
+    });
+    for (const cap of p.capabilities.ambient) {
+      this.op({
+        call: "prctl",
+        args: [PR.CAP_AMBIENT, PR.CAP_AMBIENT_RAISE, cap, 0, 0],
+        step: `raising ambient capability ${cap}`,
+      });
+    }
+    if (p.noNewPrivileges) {
+      this.op({
+        call: "prctl",
+        args: [PR.SET_NO_NEW_PRIVS, 1, 0, 0, 0],
+        step: "setting no_new_privs",
+      });
+    }
+  }
+
+  /**
+   * The terminal: a pty from the container's own devpts (so `tty` names a
+   * device the container sees), its master sent over the console socket
+   * (SCM_RIGHTS), its slave made stdin, stdout, stderr and the controlling
+   * terminal. Runs after pivot_root, where /dev/pts/ptmx is the container's.
+   */
+  terminal(c: ConsoleFds, size: ProcessConfig["consoleSize"]): void {
+    this.op({
+      call: "openat",
+      args: [AT.FDCWD, { str: "/dev/pts/ptmx" }, O.RDWR | O.NOCTTY | O.CLOEXEC],
+      produces: "ptmx",
+      step: `opening the container's "/dev/pts/ptmx" for a terminal`,
+    });
+    this.op({
+      call: "ioctl",
+      args: [{ ref: "ptmx" }, TTY.SPTLCK, { bytes: new Uint8Array(4) }],
+      step: "unlocking the pseudo-terminal",
+    });
+    this.op({
+      call: "ioctl",
+      args: [{ ref: "ptmx" }, TTY.GPTPEER, O.RDWR | O.NOCTTY | O.CLOEXEC],
+      produces: "pts",
+      step: "opening the pseudo-terminal's slave",
+    });
+    if (size && size.rows > 0 && size.columns > 0) {
+      this.op({
+        call: "ioctl",
+        args: [{ ref: "ptmx" }, TTY.SWINSZ, { bytes: encodeWinsize(size.rows, size.columns) }],
+        step: "setting the terminal size",
+      });
+    }
+    this.op({
+      call: "dup3",
+      args: [{ ref: "ptmx" }, c.slot, O.CLOEXEC],
+      step: "preparing the terminal to be sent",
+    });
+    this.op({
+      call: "sendmsg",
+      args: [c.socket, { sendFd: { fd: c.slot, name: "/dev/ptmx" } }, 0],
+      step: "sending the terminal over the console socket",
+    });
+    this.op({ call: "close", args: [c.slot], step: "closing the sent terminal" });
+    this.close("ptmx");
+    this.op({ call: "close", args: [c.socket], step: "closing the console socket" });
+    for (const fd of [0, 1, 2]) {
+      this.op({ call: "dup2", args: [{ ref: "pts" }, fd], step: `making the terminal fd ${fd}` });
+    }
+    this.op({
+      call: "ioctl",
+      args: [0, TTY.SCTTY, 0],
+      step: "making the terminal the controlling terminal",
+    });
+    this.close("pts");
+  }
+
+  /** stdin from /dev/null, as `docker run` without `-i`. */
+  stdinNull(): void {
+    this.op({
+      call: "openat",
+      args: [AT.FDCWD, { str: "/dev/null" }, O.RDONLY | O.CLOEXEC],
+      produces: "devnull",
+      step: `opening "/dev/null" for stdin`,
+    });
+    this.op({ call: "dup2", args: [{ ref: "devnull" }, 0], step: "setting stdin to /dev/null" });
+  }
+}
+
+/** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
+function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): void {
+  if (rootfs.kind === "overlay") {
+    const s = rootfs.scratch;
+    b.op({
+      call: "mount",
+      args: [{ str: "tmpfs" }, { str: s }, { str: "tmpfs" }, MS.NOSUID | MS.NODEV, {
+        str: "mode=0700",
+      }],
+      step: `mounting tmpfs on "${s}"`,
+    });
+    for (const d of ["upper", "work", "root"]) {
+      b.op({
+        call: "mkdirat",
+        args: [AT.FDCWD, { str: `${s}/${d}` }, 0o755],
+        step: `creating "${s}/${d}"`,
+      });
+    }
+    const what = `mounting the overlay root on "${rootPath}"`;
+    const lowers: [string, string][] = rootfs.lowerdirAppend
+      ? rootfs.lowers.map((l) => ["lowerdir+", l])
+      : [["lowerdir", rootfs.lowers.map(escapeOverlayPath).join(":")]];
+    const overlay = b.newFilesystem(
+      "overlay",
+      [...lowers, ["upperdir", `${s}/upper`], ["workdir", `${s}/work`], ["userxattr", null]],
+      0,
+      what,
+    );
+    b.op({
+      call: "move_mount",
+      args: [
+        { ref: overlay },
+        { str: "" },
+        AT.FDCWD,
+        { str: rootPath },
+        AT.MOVE_MOUNT_F_EMPTY_PATH,
+      ],
+      step: what,
+    });
+    b.close(overlay);
+  } else {
+    // pivot_root needs the new root to be a mount point.
+    const what = `bind-mounting the root "${rootPath}"`;
+    const tree = b.cloneTree({ str: rootPath }, true, what);
+    b.op({
+      call: "move_mount",
+      args: [{ ref: tree }, { str: "" }, AT.FDCWD, { str: rootPath }, AT.MOVE_MOUNT_F_EMPTY_PATH],
+      step: what,
+    });
+    b.close(tree);
+  }
+  b.op({
+    call: "openat",
+    args: [AT.FDCWD, { str: rootPath }, O.PATH | O.DIRECTORY | O.CLOEXEC],
+    produces: "root",
+    step: `opening the root "${rootPath}"`,
+  });
+}
+
+/** Joins namespaces by descriptor (setns(2)), in the order given. */
+function joinNamespaces(b: ProgramBuilder, fds: { type: NamespaceType; fd: number }[]): void {
+  for (const j of fds) {
+    b.op({
+      call: "setns",
+      args: [j.fd, NAMESPACE_FLAGS[j.type]],
+      step: `joining the ${j.type} namespace`,
+    });
+  }
+}
+
+/**
+ * The container's first process. Order matters: the id maps must be written
+ * before anything needs root in the namespace (hence the sync read first);
+ * all mounts happen before pivot_root because sources are host paths;
+ * sysctls before /proc/sys turns read-only; masks after /proc and /sys
+ * exist; the terminal after pivot_root (the container's devpts); the user
+ * switch after everything that needs capabilities; the signal mask is
+ * restored just before execve.
+ */
+export function createProgram(input: CreateProgramInput): ChildOp[] {
+  const b = new ProgramBuilder();
+  const { config: c, config: { process: proc } } = input;
+
+  if (input.dieWithParent) {
+    // If trun dies, the container must not outlive it unobserved.
+    b.op({
+      call: "prctl",
+      args: [PR.SET_PDEATHSIG, SIGNALS.SIGKILL, 0, 0, 0],
+      step: "setting the parent-death signal",
+    });
+  }
+  b.op({
+    call: "read",
+    args: [input.syncRead, { scratch: 8 }, 1],
+    step: "waiting for the id maps",
+  });
+  b.op({ call: "close", args: [input.syncRead], step: "closing the sync pipe" });
+  // A new session: Ctrl-C on trun's terminal reaches the container once,
+  // through trun's forwarding, not twice through the process group.
+  b.op({ call: "setsid", args: [], step: "starting a new session" });
+  joinNamespaces(b, input.joinFds);
+  const prop = c.rootfsPropagation;
+  b.op({
+    call: "mount",
+    args: [0, { str: "/" }, 0, (prop.recursive ? MS.REC : 0) | PROPAGATION_FLAGS[prop.type], 0],
+    step: `making "/" ${prop.recursive ? "r" : ""}${prop.type}`,
+  });
+
+  mountRoot(b, c.rootPath, input.rootfs);
+
+  for (const m of c.mounts) {
+    b.mount(m, m.kind === "bind" ? input.kindOf(m.source) : "dir");
+    if (c.setupDev && m.kind === "fs" && m.target === "/dev") {
+      for (const d of c.devices) b.device(d);
+      const dev = b.openTarget("/dev", "dir", true, "creating /dev links");
+      for (const [name, text] of Object.entries(DEV_SYMLINKS)) {
+        b.op({
+          call: "symlinkat",
+          args: [{ str: text }, { ref: dev }, { str: name }],
+          okErrno: Errno.EEXIST,
+          step: `creating the symlink "/dev/${name}"`,
+        });
+      }
+      b.close(dev);
+    }
+  }
+  if (!c.setupDev) { for (const d of c.devices) b.device(d); }
+
+  for (const [key, value] of c.sysctl) {
+    b.writeFile(`/proc/sys/${key.replace(/\./g, "/")}`, value, `setting sysctl ${key}`, true);
+  }
+
+  for (const path of c.maskedPaths) {
+    const kind = input.containerPathKind(path);
+    if (kind === null) continue;
+    const what = `masking "${path}"`;
+    const target = b.openInRoot(path, O.PATH | O.CLOEXEC, { noSymlinks: true, what });
+    const ro = MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
+    const mnt = kind === "dir"
+      ? b.newFilesystem("tmpfs", [], ro, what)
+      : b.cloneTree({ str: "/dev/null" }, false, what);
+    b.moveMount(mnt, target, what);
+  }
+
+  for (const path of c.readonlyPaths) {
+    if (input.containerPathKind(path) === null) continue;
+    const what = `making "${path}" read-only`;
+    const target = b.openInRoot(path, O.PATH | O.CLOEXEC, { noSymlinks: true, what });
+    const tree = b.cloneTree({ ref: target }, true, what, AT.EMPTY_PATH);
+    b.setAttr(
+      tree,
+      { set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC },
+      true,
+      what,
+    );
+    b.moveMount(tree, target, what);
+  }
+
+  // The working directory is created if the image lacks it, as Docker does.
+  b.close(b.openTarget(proc.cwd, "dir", false, `creating the working directory "${proc.cwd}"`));
+
+  if (c.rootReadonly) {
+    b.setAttr("root", { set: MOUNT_ATTR.RDONLY }, false, "making the root read-only");
+  }
+
+  if (input.hookSync) {
+    // The createContainer hooks run now, in this mount namespace, before
+    // pivot_root: the parent joins our namespaces, runs them, then says go.
+    b.op({
+      call: "write",
+      args: [input.hookSync.ready, { bytes: new Uint8Array([1]) }, 1],
+      step: "reporting the mounts ready for the createContainer hooks",
+    });
+    b.op({
+      call: "read",
+      args: [input.hookSync.go, { scratch: 8 }, 1],
+      step: "waiting for the createContainer hooks",
+    });
+  }
+
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it
+  // leaves only the container's tree (pivot_root(2), "NOTES").
+  b.op({ call: "fchdir", args: [{ ref: "root" }], step: "entering the new root" });
+  b.op({
+    call: "pivot_root",
+    args: [{ str: "." }, { str: "." }],
+    step: "pivoting to the new root (pivot_root)",
+  });
+  b.op({ call: "umount2", args: [{ str: "." }, AT.MNT_DETACH], step: "detaching the old root" });
+  b.op({ call: "chdir", args: [{ str: "/" }], step: `changing to "/"` });
+  b.close("root");
+
+  if (c.hostname !== undefined) {
+    const n = new TextEncoder().encode(c.hostname).length;
+    b.op({
+      call: "sethostname",
+      args: [{ str: c.hostname }, n],
+      step: `setting the hostname "${c.hostname}"`,
+    });
+  }
+  if (c.domainname !== undefined) {
+    const n = new TextEncoder().encode(c.domainname).length;
+    b.op({
+      call: "setdomainname",
+      args: [{ str: c.domainname }, n],
+      step: `setting the domain name "${c.domainname}"`,
+    });
+  }
+
+  if (input.console) b.terminal(input.console, proc.consoleSize);
+  else if (input.stdinNull) b.stdinNull();
+
+  b.identity(proc, input.setgroups);
+  b.op({
+    call: "chdir",
+    args: [{ str: proc.cwd }],
+    step: `changing to the working directory "${proc.cwd}"`,
+  });
+
+  if (input.execFifo !== undefined) {
+    // Created: tell `create`, then block until `start` opens the fifo. The
+    // fifo was opened (O_PATH) before pivot_root, and is reopened for
+    // writing through /proc, as runc does.
+    b.op({
+      call: "write",
+      args: [input.errFd, { bytes: READY_RECORD }, READY_RECORD.length],
+      step: "reporting the container created",
+    });
+    b.op({
+      call: "openat",
+      args: [AT.FDCWD, { str: `/proc/self/fd/${input.execFifo}` }, O.WRONLY | O.CLOEXEC],
+      produces: "fifo",
+      step: "waiting for start (opening the exec fifo)",
+    });
+    b.op({
+      call: "write",
+      args: [{ ref: "fifo" }, { bytes: new Uint8Array([48]) }, 1],
+      step: "signalling start through the exec fifo",
+    });
+    b.close("fifo");
+  }
+
+  b.ops.push(...execTail({
+    paths: input.executables,
+    argv: proc.args,
+    env: proc.env,
+    closeFds: true,
+  }));
+  return b.ops;
+}
+
+/** Descriptors and choices of `joinProgram`. */
+export interface JoinProgramInput {
+  /** The process to run. */
+  process: ProcessConfig;
+  /** Its executable candidates. */
+  executables: string[];
+  /** The container's namespaces, as descriptors (user first when present). */
+  namespaces: { type: NamespaceType; fd: number }[];
+  /** Where to send the pty master, with `process.terminal`. */
+  console?: ConsoleFds;
+  /** Whether setgroups(2) is allowed in the container's user namespace. */
+  setgroups: boolean;
+}
+
+/**
+ * A process joining a running container. The stub's child is a plain fork
+ * (setns into a user namespace refuses a process sharing its memory), joins
+ * every namespace, then forks once more with CLONE_PARENT: setns(2) into a
+ * PID namespace only moves the children. The middle process reports the
+ * final pid on the error pipe and exits; the final process, a child of
+ * trun, sets its terminal, privileges and working directory and execs.
+ */
+export function joinProgram(input: JoinProgramInput): ChildOp[] {
+  const b = new ProgramBuilder();
+  const proc = input.process;
+  joinNamespaces(b, input.namespaces);
+  b.op({
+    call: "clone",
+    args: [CLONE.PARENT | SIGNALS.SIGCHLD, 0, 0, 0, 0],
+    parentReportsAndExits: true,
+    step: "entering the PID namespace (clone)",
+  });
+  b.op({ call: "setsid", args: [], step: "starting a new session" });
+  if (input.console) b.terminal(input.console, proc.consoleSize);
+  b.identity(proc, input.setgroups);
+  b.op({
+    call: "chdir",
+    args: [{ str: proc.cwd }],
+    step: `changing to the working directory "${proc.cwd}"`,
+  });
+  b.ops.push(...execTail({
+    paths: input.executables,
+    argv: proc.args,
+    env: proc.env,
+    closeFds: true,
+  }));
+  return b.ops;
+}

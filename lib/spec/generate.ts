@@ -1,0 +1,304 @@
+/**
+ * Spec generation: image config + run options + host facts → an OCI
+ * runtime-spec `config.json`, the way Podman's specgen builds one. Pure:
+ * every input is an argument (host facts are gathered once, elsewhere), so
+ * the whole decision is unit-tested by reading the document it returns.
+ *
+ * Besides the spec it returns the small files the container gets at
+ * /etc/hostname, /etc/hosts and /etc/resolv.conf; the executor writes them
+ * where the spec's bind mounts expect them and removes them afterwards.
+ */
+import { resolveCommand, resolveWorkdir } from "../runtime/command.ts";
+import { buildEnvironment, type EnvFile } from "../runtime/env.ts";
+import type { IdMapping, IdRange } from "../runtime/idmap.ts";
+import { resolveUser } from "../runtime/user.ts";
+import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
+import {
+  type IdMappingEntry,
+  type Mount,
+  type Namespace,
+  OCI_VERSION,
+  type Spec,
+} from "./types.ts";
+
+/** The parts of an image config that shape the process (absent for `--rootfs`). */
+export interface ImageProcessConfig {
+  /** `Env`. */
+  env?: string[];
+  /** `Cmd`. */
+  cmd?: string[];
+  /** `Entrypoint`. */
+  entrypoint?: string[];
+  /** `WorkingDir`. */
+  workingDir?: string;
+  /** `User`. */
+  user?: string;
+}
+
+/** The /etc files trun provides. */
+export type EtcFileName = "hostname" | "hosts" | "resolv.conf";
+
+/** What the image's root filesystem says, read once before generation. */
+export interface RootfsFacts {
+  /** `/etc/passwd` text, or null. */
+  passwd: string | null;
+  /** `/etc/group` text, or null. */
+  group: string | null;
+  /** The /etc files the image can take a bind mount at (a regular file there, or none in a writable /etc). */
+  etcBindable: Readonly<Record<EtcFileName, boolean>>;
+}
+
+/** Facts about the host, gathered once. */
+export interface HostFacts {
+  /** The user namespace mapping (mode `host` when root runs without one). */
+  idMapping: IdMapping;
+  /** trun's environment (for `-e NAME` without a value). */
+  env: Readonly<Record<string, string | undefined>>;
+  /** The host's /etc/hosts, or null. */
+  hosts: string | null;
+  /** The host's /etc/resolv.conf, or null. */
+  resolvConf: string | null;
+}
+
+/** What the user asked for on the command line, already read from files. */
+export interface RunOptions {
+  /** Arguments after the image (the command). */
+  args: string[];
+  /** `--entrypoint`. */
+  entrypoint?: string;
+  /** `--hostname`. */
+  hostname?: string;
+  /** `-e`. */
+  env: string[];
+  /** `--env-file` contents. */
+  envFiles: EnvFile[];
+  /** `-w`. */
+  workdir?: string;
+  /** `-u`. */
+  user?: string;
+  /** `--group-add`. */
+  groupAdd: string[];
+  /** `-v`. */
+  volumes: string[];
+  /** `--read-only`. */
+  readOnly: boolean;
+  /** `--network`. */
+  network: "host" | "none";
+  /** `-t`. */
+  tty: boolean;
+}
+
+/** Everything `generateSpec` decides from. */
+export interface SpecInput {
+  /** Container id (64 hex). */
+  id: string;
+  /** `root.path`. */
+  rootPath: string;
+  /** Host directory where the executor writes the /etc files. */
+  filesDir: string;
+  /** The image's process config. */
+  image: ImageProcessConfig;
+  /** Facts read from the root filesystem. */
+  rootfs: RootfsFacts;
+  /** The user's options. */
+  options: RunOptions;
+  /** Host facts. */
+  host: HostFacts;
+}
+
+/** A file the executor writes before the start and removes after the container. */
+export interface ContainerFile {
+  /** Host path. */
+  path: string;
+  /** Contents. */
+  content: string;
+}
+
+/** The result of generation. */
+export interface GeneratedContainer {
+  /** The `config.json`. */
+  spec: Spec;
+  /** Files the spec's bind mounts need. */
+  files: ContainerFile[];
+}
+
+/** A `-v`/`--volume` bind mount. */
+export interface VolumeSpec {
+  /** Absolute host path. */
+  source: string;
+  /** Absolute container path. */
+  target: string;
+  /** `:ro`. */
+  readOnly: boolean;
+}
+
+/**
+ * Parses `-v HOST:CONTAINER[:OPTIONS]` (options: `ro`, `rw`, `z`/`Z` ignored).
+ * Named volumes are not supported yet: the host part must be an absolute path.
+ */
+export function parseVolume(spec: string): VolumeSpec {
+  const parts = spec.split(":");
+  const [source, target, opts] = parts;
+  if (parts.length < 2 || parts.length > 3 || !source || !target) {
+    throw new Error(`invalid volume "${spec}": expected HOST-PATH:CONTAINER-PATH[:ro]`);
+  }
+  if (!source.startsWith("/")) {
+    throw new Error(
+      `invalid volume "${spec}": named volumes are not supported yet; give an absolute host path`,
+    );
+  }
+  if (!target.startsWith("/")) {
+    throw new Error(`invalid volume "${spec}": the container path "${target}" must be absolute`);
+  }
+  if (normalizePath(target) === "/") {
+    throw new Error(`invalid volume "${spec}": the container path cannot be "/"`);
+  }
+  let readOnly = false;
+  for (const o of (opts ?? "").split(",").filter((x) => x !== "")) {
+    if (o === "ro") readOnly = true;
+    else if (o === "rw") readOnly = false;
+    else if (o === "z" || o === "Z") continue;
+    else throw new Error(`invalid volume "${spec}": unknown option "${o}" (expected ro or rw)`);
+  }
+  return { source: normalizePath(source), target: normalizePath(target), readOnly };
+}
+
+/** Normalises an absolute path lexically: collapses `//`, `.` and `..` (never above `/`). */
+export function normalizePath(path: string): string {
+  const out: string[] = [];
+  for (const c of path.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") out.pop();
+    else out.push(c);
+  }
+  return "/" + out.join("/");
+}
+
+/**
+ * The contents of the container's /etc/hostname, /etc/hosts and
+ * /etc/resolv.conf, as Docker and Podman provide them: the hostname; the
+ * host's hosts file (shared network) or a loopback-only one, plus the
+ * hostname on 127.0.1.1; the host's resolver configuration, so names
+ * resolve in the container.
+ */
+export function etcFileContents(
+  hostname: string,
+  network: "host" | "none",
+  host: { hosts: string | null; resolvConf: string | null },
+): Record<EtcFileName, string | null> {
+  const loopback = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  let hosts = network === "host" && host.hosts !== null ? host.hosts : loopback;
+  if (!hosts.endsWith("\n")) hosts += "\n";
+  const named = hosts.split("\n").some((l) =>
+    l.replace(/#.*/, "").trim().split(/\s+/).slice(1).includes(hostname)
+  );
+  if (!named) hosts += `127.0.1.1\t${hostname}\n`;
+  return { hostname: `${hostname}\n`, hosts, "resolv.conf": host.resolvConf };
+}
+
+function ociRanges(ranges: readonly IdRange[]): IdMappingEntry[] {
+  return ranges.map((r) => ({ containerID: r.inside, hostID: r.outside, size: r.count }));
+}
+
+/** Whether `id` is mapped by `ranges` (always true without a user namespace). */
+function mapped(mapping: IdMapping, id: number, kind: "uid" | "gid"): boolean {
+  return mapping.mode === "host" ||
+    mapping[kind].some((r) => id >= r.inside && id < r.inside + r.count);
+}
+
+/** Builds the container's `config.json` and the files its mounts need. */
+export function generateSpec(input: SpecInput): GeneratedContainer {
+  const { options: o, image, host } = input;
+  const mapping = host.idMapping;
+  const hostname = o.hostname ?? input.id.slice(0, 12);
+  const user = resolveUser(o.user ?? image.user, input.rootfs, o.groupAdd);
+  if (mapping.mode === "single" && (user.uid !== 0 || user.gid !== 0)) {
+    throw new Error(
+      `cannot run as user "${
+        o.user ?? image.user ?? "root"
+      }" (uid ${user.uid}, gid ${user.gid}): ` +
+        "without subordinate ids only root is mapped in the container; " +
+        "add ranges to /etc/subuid and /etc/subgid and install newuidmap (package uidmap)",
+    );
+  }
+  const args = resolveCommand({
+    imageEntrypoint: image.entrypoint,
+    imageCmd: image.cmd,
+    entrypointFlag: o.entrypoint,
+    args: o.args,
+  });
+  const env = buildEnvironment({
+    imageEnv: image.env ?? [],
+    envFiles: o.envFiles,
+    envFlags: o.env,
+    hostEnv: host.env,
+    hostname,
+    home: user.home,
+    tty: o.tty,
+  });
+  const cwd = resolveWorkdir(o.workdir, image.workingDir);
+  const volumes = o.volumes.map(parseVolume);
+
+  const mounts = standardMounts({
+    ownNetwork: o.network === "none",
+    ttyGroupMapped: mapped(mapping, 5, "gid"),
+  });
+  const files: ContainerFile[] = [];
+  const contents = etcFileContents(hostname, o.network, host);
+  // Bound before the volumes, so a user's -v on /etc/hosts wins.
+  for (const name of ["hostname", "hosts", "resolv.conf"] as const) {
+    const text = contents[name];
+    if (text === null || !input.rootfs.etcBindable[name]) continue;
+    const path = `${input.filesDir}/${name}`;
+    files.push({ path, content: text });
+    mounts.push({ destination: `/etc/${name}`, type: "bind", source: path, options: ["bind"] });
+  }
+  for (const v of volumes) {
+    mounts.push({
+      destination: v.target,
+      type: "bind",
+      source: v.source,
+      options: ["rbind", v.readOnly ? "ro" : "rw"],
+    });
+  }
+
+  const namespaces: Namespace[] = [
+    { type: "pid" },
+    { type: "ipc" },
+    { type: "uts" },
+    { type: "mount" },
+  ];
+  if (o.network === "none") namespaces.push({ type: "network" });
+  if (mapping.mode !== "host") namespaces.push({ type: "user" });
+
+  const caps = [...DEFAULT_CAPABILITIES];
+  const spec: Spec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: o.tty,
+      user: {
+        uid: user.uid,
+        gid: user.gid,
+        // In a single-id mapping setgroups is denied; only root exists anyway.
+        additionalGids: mapping.mode === "single" ? [] : user.additionalGids,
+      },
+      args,
+      env,
+      cwd,
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+      noNewPrivileges: false,
+    },
+    root: { path: input.rootPath, readonly: o.readOnly },
+    hostname,
+    mounts,
+    linux: {
+      namespaces,
+      ...(mapping.mode === "host"
+        ? {}
+        : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+  return { spec, files };
+}

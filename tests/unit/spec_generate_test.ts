@@ -1,0 +1,642 @@
+// Table tests of spec generation: image config + run options + host facts →
+// the OCI config.json (and the /etc files its bind mounts need).
+import assert from "node:assert/strict";
+import type { IdMapping, IdRange } from "../../lib/runtime/idmap.ts";
+import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from "../../lib/spec/defaults.ts";
+import {
+  etcFileContents,
+  type EtcFileName,
+  generateSpec,
+  type HostFacts,
+  type ImageProcessConfig,
+  parseVolume,
+  type RootfsFacts,
+  type RunOptions,
+  type SpecInput,
+  type VolumeSpec,
+} from "../../lib/spec/generate.ts";
+import { type Mount, OCI_VERSION, type Spec } from "../../lib/spec/types.ts";
+
+// ---------------------------------------------------------------------------
+// Input builders
+
+const ID = "0123456789abcdef".repeat(4);
+const ROOT = "/store/containers/c1/rootfs";
+const FILES = "/run/trun/c1/files";
+
+const PASSWD = [
+  "root:x:0:0:root:/root:/bin/sh",
+  "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin",
+  "app:x:1000:1000:App:/home/app:/bin/sh",
+  "",
+].join("\n");
+
+const GROUP = [
+  "root:x:0:",
+  "daemon:x:1:",
+  "tty:x:5:app",
+  "staff:x:50:app,daemon",
+  "app:x:1000:",
+  "",
+].join("\n");
+
+const HOST_HOSTS = "127.0.0.1\tlocalhost\n192.168.1.10\tbuildhost\n";
+const HOST_RESOLV = "nameserver 192.168.1.1\n";
+
+function range(inside: number, outside: number, count: number): IdRange {
+  return { inside, outside, count };
+}
+
+/** Rootless with /etc/subuid ranges: 0 → 1000, 1.. → 100000... */
+function subordinate(): IdMapping {
+  return {
+    mode: "subordinate",
+    uid: [range(0, 1000, 1), range(1, 100000, 65536)],
+    gid: [range(0, 1000, 1), range(1, 100000, 65536)],
+    helpers: { newuidmap: "/usr/bin/newuidmap", newgidmap: "/usr/bin/newgidmap" },
+  };
+}
+
+/** Rootless without subordinate ids: only 0 → 1000. */
+function single(): IdMapping {
+  return { mode: "single", uid: [range(0, 1000, 1)], gid: [range(0, 1000, 1)] };
+}
+
+/** Root without a user namespace. */
+function hostMode(): IdMapping {
+  return { mode: "host", uid: [range(0, 0, 4294967295)], gid: [range(0, 0, 4294967295)] };
+}
+
+function options(o: Partial<RunOptions> = {}): RunOptions {
+  return {
+    args: [],
+    env: [],
+    envFiles: [],
+    groupAdd: [],
+    volumes: [],
+    readOnly: false,
+    network: "host",
+    tty: false,
+    ...o,
+  };
+}
+
+function rootfs(o: Partial<RootfsFacts> = {}): RootfsFacts {
+  return {
+    passwd: PASSWD,
+    group: GROUP,
+    etcBindable: { hostname: true, hosts: true, "resolv.conf": true },
+    ...o,
+  };
+}
+
+function host(o: Partial<HostFacts> = {}): HostFacts {
+  return { idMapping: subordinate(), env: {}, hosts: HOST_HOSTS, resolvConf: HOST_RESOLV, ...o };
+}
+
+interface InputParts {
+  image?: ImageProcessConfig;
+  options?: Partial<RunOptions>;
+  rootfs?: Partial<RootfsFacts>;
+  host?: Partial<HostFacts>;
+}
+
+function input(p: InputParts = {}): SpecInput {
+  return {
+    id: ID,
+    rootPath: ROOT,
+    filesDir: FILES,
+    image: p.image ?? { cmd: ["/bin/sh"] },
+    rootfs: rootfs(p.rootfs),
+    options: options(p.options),
+    host: host(p.host),
+  };
+}
+
+function spec(p: InputParts = {}): Spec {
+  return generateSpec(input(p)).spec;
+}
+
+function mountAt(s: Spec, destination: string): Mount | undefined {
+  return s.mounts?.find((m) => m.destination === destination);
+}
+
+// ---------------------------------------------------------------------------
+// Command
+
+const COMMANDS: [string, ImageProcessConfig, Partial<RunOptions>, string[]][] = [
+  ["the image's entrypoint followed by its cmd", { entrypoint: ["/ep"], cmd: ["c1", "c2"] }, {}, [
+    "/ep",
+    "c1",
+    "c2",
+  ]],
+  [
+    "the image's entrypoint followed by the arguments, dropping its cmd",
+    { entrypoint: ["/ep"], cmd: ["c1"] },
+    { args: ["a1"] },
+    ["/ep", "a1"],
+  ],
+  ["the image's cmd when there is no entrypoint", { cmd: ["sh", "-c", "true"] }, {}, [
+    "sh",
+    "-c",
+    "true",
+  ]],
+  ["the arguments over the image's cmd", { cmd: ["sh"] }, { args: ["ls", "-l"] }, ["ls", "-l"]],
+  [
+    "--entrypoint alone, dropping the image's cmd",
+    { entrypoint: ["/ep"], cmd: ["c1"] },
+    { entrypoint: "/bin/other" },
+    ["/bin/other"],
+  ],
+  [
+    "--entrypoint followed by the arguments",
+    { entrypoint: ["/ep"], cmd: ["c1"] },
+    { entrypoint: "/bin/other", args: ["x"] },
+    ["/bin/other", "x"],
+  ],
+  [
+    'the arguments alone with --entrypoint ""',
+    { entrypoint: ["/ep"], cmd: ["c1"] },
+    { entrypoint: "", args: ["ls"] },
+    ["ls"],
+  ],
+  ['the cmd when the image\'s entrypoint is [""]', { entrypoint: [""], cmd: ["sh"] }, {}, ["sh"]],
+];
+for (const [what, image, o, want] of COMMANDS) {
+  Deno.test(`generateSpec() runs ${what}`, () => {
+    assert.deepEqual(spec({ image, options: o }).process?.args, want);
+  });
+}
+
+const NO_COMMAND: [string, ImageProcessConfig, Partial<RunOptions>][] = [
+  ["the image has no entrypoint or cmd and no arguments are given", {}, {}],
+  ['--entrypoint "" clears the image\'s cmd too', { entrypoint: ["/ep"], cmd: ["c1"] }, {
+    entrypoint: "",
+  }],
+];
+for (const [what, image, o] of NO_COMMAND) {
+  Deno.test(`generateSpec() refuses when ${what}`, () => {
+    assert.throws(() => spec({ image, options: o }), /No command specified/);
+  });
+}
+
+Deno.test("generateSpec() takes the working directory from -w, else the image, else /", () => {
+  assert.equal(spec({ options: { workdir: "/srv/./x/" } }).process?.cwd, "/srv/x");
+  assert.equal(spec({ image: { cmd: ["sh"], workingDir: "app" } }).process?.cwd, "/app");
+  assert.equal(spec().process?.cwd, "/");
+});
+
+// ---------------------------------------------------------------------------
+// Environment
+
+const HOSTNAME = `HOSTNAME=${ID.slice(0, 12)}`;
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+const ENVS: [string, InputParts, string[]][] = [
+  ["PATH, HOSTNAME and HOME by default", {}, [PATH, HOSTNAME, "HOME=/root"]],
+  ["TERM=xterm after HOSTNAME with a tty", { options: { tty: true } }, [
+    PATH,
+    HOSTNAME,
+    "TERM=xterm",
+    "HOME=/root",
+  ]],
+  [
+    "the user's variables before the image's, the image's PATH in PATH's place",
+    {
+      image: { cmd: ["sh"], env: ["PATH=/img/bin", "A=image", "B=image"] },
+      options: { env: ["B=flag"] },
+    },
+    ["PATH=/img/bin", HOSTNAME, "B=flag", "A=image", "HOME=/root"],
+  ],
+  [
+    "env files before -e, a name keeping its first position",
+    {
+      options: {
+        envFiles: [{ name: "f.env", text: "C=file\nD=file\n" }],
+        env: ["D=flag", "E=flag"],
+      },
+    },
+    [PATH, HOSTNAME, "C=file", "D=flag", "E=flag", "HOME=/root"],
+  ],
+  ["-e NAME copying trun's environment", {
+    options: { env: ["FOO", "MISSING"] },
+    host: { env: { FOO: "from-host" } },
+  }, [PATH, HOSTNAME, "FOO=from-host", "HOME=/root"]],
+  ["HOSTNAME from --hostname", { options: { hostname: "web" } }, [
+    PATH,
+    "HOSTNAME=web",
+    "HOME=/root",
+  ]],
+  ["HOME from the -u user's passwd entry", { options: { user: "app" } }, [
+    PATH,
+    HOSTNAME,
+    "HOME=/home/app",
+  ]],
+];
+for (const [what, p, want] of ENVS) {
+  Deno.test(`generateSpec() sets the environment: ${what}`, () => {
+    assert.deepEqual(spec(p).process?.env, want);
+  });
+}
+
+Deno.test("generateSpec() sets process.terminal from -t", () => {
+  assert.equal(spec({ options: { tty: true } }).process?.terminal, true);
+  assert.equal(spec().process?.terminal, false);
+});
+
+// ---------------------------------------------------------------------------
+// User
+
+const USERS: [string, InputParts, { uid: number; gid: number; additionalGids: number[] }][] = [
+  ["root with no -u", {}, { uid: 0, gid: 0, additionalGids: [0] }],
+  ["a user name with its groups from /etc/group", { options: { user: "app" } }, {
+    uid: 1000,
+    gid: 1000,
+    additionalGids: [1000, 5, 50],
+  }],
+  ["user:group, with no supplementary groups", { options: { user: "app:staff" } }, {
+    uid: 1000,
+    gid: 50,
+    additionalGids: [50],
+  }],
+  ["a numeric uid that has an entry", { options: { user: "1000" } }, {
+    uid: 1000,
+    gid: 1000,
+    additionalGids: [1000, 5, 50],
+  }],
+  ["a numeric uid without an entry, gid 0", { options: { user: "4242" } }, {
+    uid: 4242,
+    gid: 0,
+    additionalGids: [0],
+  }],
+  ["uid:gid that need not exist", { options: { user: "4242:4343" } }, {
+    uid: 4242,
+    gid: 4343,
+    additionalGids: [4343],
+  }],
+  [":group for root", { options: { user: ":tty" } }, { uid: 0, gid: 5, additionalGids: [5] }],
+  ["the image's User when -u is not given", { image: { cmd: ["sh"], user: "daemon" } }, {
+    uid: 1,
+    gid: 1,
+    additionalGids: [1, 50],
+  }],
+  [
+    "-u over the image's User",
+    { image: { cmd: ["sh"], user: "daemon" }, options: { user: "app" } },
+    {
+      uid: 1000,
+      gid: 1000,
+      additionalGids: [1000, 5, 50],
+    },
+  ],
+  ["--group-add by name and number", { options: { groupAdd: ["staff", "77"] } }, {
+    uid: 0,
+    gid: 0,
+    additionalGids: [0, 50, 77],
+  }],
+];
+for (const [what, p, want] of USERS) {
+  Deno.test(`generateSpec() resolves ${what}`, () => {
+    assert.deepEqual(spec(p).process?.user, want);
+  });
+}
+
+const BAD_USERS: [string, InputParts, RegExp][] = [
+  ["an unknown user name", { options: { user: "nobody" } }, /Unable to find user "nobody"/],
+  ["an unknown group name", { options: { user: "app:wheel" } }, /Unable to find group "wheel"/],
+  [
+    "a user name without /etc/passwd",
+    { options: { user: "app" }, rootfs: { passwd: null } },
+    /has no \/etc\/passwd/,
+  ],
+];
+for (const [what, p, re] of BAD_USERS) {
+  Deno.test(`generateSpec() refuses ${what}`, () => assert.throws(() => spec(p), re));
+}
+
+const SINGLE_REFUSED: [string, string, RegExp][] = [
+  ["a non-root user", "app", /cannot run as user "app" \(uid 1000, gid 1000\).*\/etc\/subuid/],
+  ["a numeric non-root uid", "4242", /cannot run as user "4242" \(uid 4242, gid 0\)/],
+  ["root with a non-root group", "0:5", /cannot run as user "0:5" \(uid 0, gid 5\)/],
+];
+for (const [what, user, re] of SINGLE_REFUSED) {
+  Deno.test(`generateSpec() refuses ${what} under the single-id mapping`, () => {
+    assert.throws(() => spec({ options: { user }, host: { idMapping: single() } }), re);
+  });
+}
+
+Deno.test("generateSpec() runs root under the single-id mapping without supplementary groups", () => {
+  const s = spec({ options: { groupAdd: ["staff"] }, host: { idMapping: single() } });
+  assert.deepEqual(s.process?.user, { uid: 0, gid: 0, additionalGids: [] });
+});
+
+// ---------------------------------------------------------------------------
+// Namespaces and id mappings
+
+const NAMESPACES: [string, () => IdMapping, "host" | "none", string[]][] = [
+  ["host mapping, host network", hostMode, "host", ["ipc", "mount", "pid", "uts"]],
+  ["host mapping, network none", hostMode, "none", ["ipc", "mount", "network", "pid", "uts"]],
+  ["single mapping, host network", single, "host", ["ipc", "mount", "pid", "user", "uts"]],
+  ["subordinate mapping, network none", subordinate, "none", [
+    "ipc",
+    "mount",
+    "network",
+    "pid",
+    "user",
+    "uts",
+  ]],
+];
+for (const [what, mapping, network, want] of NAMESPACES) {
+  Deno.test(`generateSpec() creates the right namespaces: ${what}`, () => {
+    const s = spec({ options: { network }, host: { idMapping: mapping() } });
+    const ns = s.linux?.namespaces ?? [];
+    assert.deepEqual(ns.map((n) => n.type).sort(), want);
+    assert.ok(ns.every((n) => n.path === undefined), "no namespace is joined");
+  });
+}
+
+Deno.test("generateSpec() adds the user namespace when rootless", () => {
+  for (const m of [single, subordinate]) {
+    const types = spec({ host: { idMapping: m() } }).linux?.namespaces?.map((n) => n.type);
+    assert.ok(types?.includes("user"), m.name);
+  }
+});
+
+Deno.test("generateSpec() copies the uid and gid ranges into the mappings", () => {
+  const mapping = subordinate();
+  mapping.gid = [range(0, 1001, 1), range(1, 200000, 1000)];
+  const s = spec({ host: { idMapping: mapping } });
+  assert.deepEqual(s.linux?.uidMappings, [
+    { containerID: 0, hostID: 1000, size: 1 },
+    { containerID: 1, hostID: 100000, size: 65536 },
+  ]);
+  assert.deepEqual(s.linux?.gidMappings, [
+    { containerID: 0, hostID: 1001, size: 1 },
+    { containerID: 1, hostID: 200000, size: 1000 },
+  ]);
+  const one = spec({ host: { idMapping: single() } });
+  assert.deepEqual(one.linux?.uidMappings, [{ containerID: 0, hostID: 1000, size: 1 }]);
+});
+
+Deno.test("generateSpec() writes no mappings without a user namespace", () => {
+  const linux = spec({ host: { idMapping: hostMode() } }).linux ?? {};
+  assert.equal("uidMappings" in linux, false);
+  assert.equal("gidMappings" in linux, false);
+});
+
+// ---------------------------------------------------------------------------
+// Mounts
+
+const STANDARD = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"];
+
+const PTS_GID: [string, IdMapping, boolean][] = [
+  ["host mode", hostMode(), true],
+  ["subordinate ranges covering 5", subordinate(), true],
+  ["the single-id mapping", single(), false],
+  ["ranges that stop at 4", {
+    ...subordinate(),
+    gid: [range(0, 1000, 1), range(1, 100000, 4)],
+  }, false],
+  ["a range that starts at 5", {
+    ...subordinate(),
+    gid: [range(0, 1000, 1), range(5, 100000, 1)],
+  }, true],
+];
+for (const [what, mapping, want] of PTS_GID) {
+  Deno.test(`generateSpec() ${want ? "gives" : "omits"} devpts gid=5 with ${what}`, () => {
+    const opts = mountAt(spec({ host: { idMapping: mapping } }), "/dev/pts")?.options ?? [];
+    assert.equal(opts.includes("gid=5"), want);
+    assert.ok(opts.includes("newinstance") && opts.includes("ptmxmode=0666"));
+  });
+}
+
+Deno.test("generateSpec() mounts a fresh sysfs with its own network namespace", () => {
+  assert.deepEqual(mountAt(spec({ options: { network: "none" } }), "/sys"), {
+    destination: "/sys",
+    type: "sysfs",
+    source: "sysfs",
+    options: ["nosuid", "noexec", "nodev", "ro"],
+  });
+});
+
+Deno.test("generateSpec() binds the host's /sys read-only when sharing the network", () => {
+  assert.deepEqual(mountAt(spec({ options: { network: "host" } }), "/sys"), {
+    destination: "/sys",
+    type: "bind",
+    source: "/sys",
+    options: ["rbind", "nosuid", "noexec", "nodev", "ro"],
+  });
+});
+
+Deno.test("generateSpec() starts with the standard mounts in order", () => {
+  const dests = (spec().mounts ?? []).map((m) => m.destination);
+  assert.deepEqual(dests.slice(0, STANDARD.length), STANDARD);
+  assert.equal(mountAt(spec(), "/proc")?.type, "proc");
+  assert.equal(mountAt(spec(), "/dev")?.type, "tmpfs");
+});
+
+const ETC_BINDABLE: [
+  string,
+  Partial<Record<EtcFileName, boolean>>,
+  Partial<HostFacts>,
+  EtcFileName[],
+][] = [
+  ["all three when bindable", {}, {}, ["hostname", "hosts", "resolv.conf"]],
+  ["none when none is bindable", { hostname: false, hosts: false, "resolv.conf": false }, {}, []],
+  ["only the bindable ones", { hosts: false }, {}, ["hostname", "resolv.conf"]],
+  ["no resolv.conf when the host has none", {}, { resolvConf: null }, ["hostname", "hosts"]],
+];
+for (const [what, bindable, hostFacts, want] of ETC_BINDABLE) {
+  Deno.test(`generateSpec() binds /etc files: ${what}`, () => {
+    const etcBindable = { hostname: true, hosts: true, "resolv.conf": true, ...bindable };
+    const { spec: s, files } = generateSpec(input({ rootfs: { etcBindable }, host: hostFacts }));
+    const etc = (s.mounts ?? []).slice(STANDARD.length);
+    assert.deepEqual(
+      etc,
+      want.map((name) => ({
+        destination: `/etc/${name}`,
+        type: "bind",
+        source: `${FILES}/${name}`,
+        options: ["bind"],
+      })),
+    );
+    assert.deepEqual(files.map((f) => f.path), want.map((name) => `${FILES}/${name}`));
+  });
+}
+
+Deno.test("generateSpec() returns the /etc files' contents", () => {
+  const { files } = generateSpec(input({ options: { hostname: "web" } }));
+  const byPath = Object.fromEntries(files.map((f) => [f.path, f.content]));
+  assert.deepEqual(byPath, {
+    [`${FILES}/hostname`]: "web\n",
+    [`${FILES}/hosts`]: `${HOST_HOSTS}127.0.1.1\tweb\n`,
+    [`${FILES}/resolv.conf`]: HOST_RESOLV,
+  });
+});
+
+Deno.test("generateSpec() adds volumes as rbind mounts after the /etc files", () => {
+  const s = spec({
+    options: { volumes: ["/data:/data:ro", "/src/../srv:/app", "/h:/etc/hosts:rw"] },
+  });
+  const dests = (s.mounts ?? []).map((m) => m.destination);
+  assert.deepEqual(dests.slice(STANDARD.length), [
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/data",
+    "/app",
+    "/etc/hosts",
+  ]);
+  assert.deepEqual((s.mounts ?? []).slice(-3), [
+    { destination: "/data", type: "bind", source: "/data", options: ["rbind", "ro"] },
+    { destination: "/app", type: "bind", source: "/srv", options: ["rbind", "rw"] },
+    { destination: "/etc/hosts", type: "bind", source: "/h", options: ["rbind", "rw"] },
+  ]);
+});
+
+Deno.test("generateSpec() refuses a bad volume", () => {
+  assert.throws(() => spec({ options: { volumes: ["data:/data"] } }), /named volumes/);
+});
+
+// ---------------------------------------------------------------------------
+// Hostname, capabilities, root, paths, document
+
+Deno.test("generateSpec() defaults the hostname to the first 12 characters of the id", () => {
+  assert.equal(spec().hostname, "0123456789ab");
+  assert.equal(spec({ options: { hostname: "web" } }).hostname, "web");
+});
+
+Deno.test("generateSpec() gives Docker's 14 capabilities in bounding, effective and permitted", () => {
+  const caps = spec().process?.capabilities;
+  assert.equal(DEFAULT_CAPABILITIES.length, 14);
+  assert.deepEqual(caps, {
+    bounding: [...DEFAULT_CAPABILITIES],
+    effective: [...DEFAULT_CAPABILITIES],
+    permitted: [...DEFAULT_CAPABILITIES],
+  });
+  for (const c of ["CAP_CHOWN", "CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"]) {
+    assert.ok(caps?.bounding?.includes(c), c);
+  }
+  assert.equal(caps?.bounding?.includes("CAP_SYS_ADMIN"), false);
+});
+
+Deno.test("generateSpec() sets root.path and root.readonly from --read-only", () => {
+  assert.deepEqual(spec({ options: { readOnly: true } }).root, { path: ROOT, readonly: true });
+  assert.deepEqual(spec().root, { path: ROOT, readonly: false });
+});
+
+Deno.test("generateSpec() masks Docker's paths and makes its read-only paths read-only", () => {
+  const s = spec();
+  assert.deepEqual(s.linux?.maskedPaths, [...MASKED_PATHS]);
+  assert.deepEqual(s.linux?.readonlyPaths, [...READONLY_PATHS]);
+  assert.ok(s.linux?.maskedPaths?.includes("/proc/kcore"));
+  assert.ok(s.linux?.readonlyPaths?.includes("/proc/sys"));
+  // The document has its own copies: changing one does not change the defaults.
+  s.linux?.maskedPaths?.push("/x");
+  assert.equal(MASKED_PATHS.includes("/x"), false);
+});
+
+const ROUND_TRIP: [string, InputParts][] = [
+  ["the defaults", {}],
+  ["a rootless run with everything", {
+    image: { entrypoint: ["/ep"], cmd: ["c"], env: ["A=1"], workingDir: "/w", user: "app" },
+    options: {
+      tty: true,
+      network: "none",
+      hostname: "h",
+      volumes: ["/a:/b:ro"],
+      env: ["B=2"],
+      readOnly: true,
+    },
+  }],
+  ["root in host mode", { host: { idMapping: hostMode() } }],
+  ["the single mapping", { host: { idMapping: single() } }],
+];
+for (const [what, p] of ROUND_TRIP) {
+  Deno.test(`generateSpec() returns valid JSON that round-trips: ${what}`, () => {
+    const s = spec(p);
+    assert.equal(s.ociVersion, OCI_VERSION);
+    assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// parseVolume
+
+const VOLUMES: [string, VolumeSpec][] = [
+  ["/a:/b", { source: "/a", target: "/b", readOnly: false }],
+  ["/a:/b:ro", { source: "/a", target: "/b", readOnly: true }],
+  ["/a:/b:rw", { source: "/a", target: "/b", readOnly: false }],
+  ["/a:/b:ro,Z", { source: "/a", target: "/b", readOnly: true }],
+  ["/a:/b:ro,rw", { source: "/a", target: "/b", readOnly: false }],
+  ["/a:/b:", { source: "/a", target: "/b", readOnly: false }],
+  ["/a/../c//d/:/x/./y/", { source: "/c/d", target: "/x/y", readOnly: false }],
+];
+for (const [text, want] of VOLUMES) {
+  Deno.test(`parseVolume() parses "${text}"`, () => assert.deepEqual(parseVolume(text), want));
+}
+
+const BAD_VOLUMES: [string, RegExp][] = [
+  ["/a", /expected HOST-PATH:CONTAINER-PATH/],
+  [":/b", /expected HOST-PATH:CONTAINER-PATH/],
+  ["/a:", /expected HOST-PATH:CONTAINER-PATH/],
+  ["/a:/b:ro:x", /expected HOST-PATH:CONTAINER-PATH/],
+  ["data:/b", /named volumes are not supported yet/],
+  ["/a:b", /the container path "b" must be absolute/],
+  ["/a:/b:rx", /unknown option "rx"/],
+];
+for (const [text, re] of BAD_VOLUMES) {
+  Deno.test(`parseVolume() refuses "${text}"`, () => assert.throws(() => parseVolume(text), re));
+}
+
+// ---------------------------------------------------------------------------
+// etcFileContents
+
+const LOOPBACK = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+const HOSTS: [string, "host" | "none", string | null, string][] = [
+  ["a loopback-only file with network none", "none", HOST_HOSTS, `${LOOPBACK}127.0.1.1\tweb\n`],
+  ["the host's file with the host network", "host", HOST_HOSTS, `${HOST_HOSTS}127.0.1.1\tweb\n`],
+  ["a loopback-only file when the host has none", "host", null, `${LOOPBACK}127.0.1.1\tweb\n`],
+  [
+    "the host's file unchanged when it names the host",
+    "host",
+    "127.0.0.1 localhost\n10.0.0.1 db web\n",
+    "127.0.0.1 localhost\n10.0.0.1 db web\n",
+  ],
+  ["a final newline added", "host", "127.0.0.1 localhost", "127.0.0.1 localhost\n127.0.1.1\tweb\n"],
+  [
+    "the name added when it is only in a comment",
+    "host",
+    "10.0.0.1 db # web\n",
+    "10.0.0.1 db # web\n127.0.1.1\tweb\n",
+  ],
+];
+for (const [what, network, hostsText, want] of HOSTS) {
+  Deno.test(`etcFileContents() gives /etc/hosts: ${what}`, () => {
+    const c = etcFileContents("web", network, { hosts: hostsText, resolvConf: HOST_RESOLV });
+    assert.equal(c.hosts, want);
+  });
+}
+
+Deno.test("etcFileContents() gives the hostname and the host's resolv.conf", () => {
+  assert.deepEqual(etcFileContents("web", "none", { hosts: null, resolvConf: HOST_RESOLV }), {
+    hostname: "web\n",
+    hosts: `${LOOPBACK}127.0.1.1\tweb\n`,
+    "resolv.conf": HOST_RESOLV,
+  });
+  const none = etcFileContents("web", "host", { hosts: null, resolvConf: null });
+  assert.equal(none["resolv.conf"], null);
+});
+
+// Once a bug: a volume on the container's root is accepted (`-v /host:/` and
+// `-v /host:/x/..` give target "/"), which would bind a host directory over
+// the whole root filesystem; Docker refuses it ("invalid specification:
+// destination can't be '/'").
+for (const text of ["/host:/", "/host:/x/.."]) {
+  Deno.test({
+    name: `parseVolume() refuses "${text}", whose container path is the root`,
+
+    fn: () => assert.throws(() => parseVolume(text), /invalid volume/),
+  });
+}
