@@ -166,6 +166,11 @@ export interface LaunchOptions {
   dieWithParent: boolean;
   /** Runs after the namespaces exist and the maps are written, before the mounts (createRuntime, prestart hooks). */
   beforeMounts?: (pid: number) => Promise<void>;
+  /**
+   * Runs once the mounts are made, before pivot_root, in the child's
+   * namespaces (createContainer hooks); the child waits for it.
+   */
+  beforePivot?: (pid: number) => Promise<void>;
   /** Receives step timings once the process has exec'd or is created. */
   onStarted?: (t: StartTimings) => void;
 }
@@ -254,6 +259,16 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       execFifo = openPath(opts.execFifoPath, O.PATH | O.CLOEXEC, `opening "${opts.execFifoPath}"`);
       held.push(execFifo);
     }
+    let hookSync: { ready: number; go: number } | undefined;
+    let readyRead = -1, goWrite = -1;
+    if (opts.beforePivot) {
+      const [rr, rw] = cloexecPipe();
+      const [gr, gw] = cloexecPipe();
+      held.push(rw, gr);
+      readyRead = rr;
+      goWrite = gw;
+      hookSync = { ready: rw, go: gr };
+    }
     const ops = createProgram({
       config: c,
       executables,
@@ -264,6 +279,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       ...(console ? { console } : {}),
       stdinNull: opts.stdinNull,
       ...(execFifo !== undefined ? { execFifo } : {}),
+      ...(hookSync ? { hookSync } : {}),
       dieWithParent: opts.dieWithParent,
       setgroups: mapping?.mode !== "single",
       kindOf: hostPathKind,
@@ -276,6 +292,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     const t1 = performance.now();
     for (const fd of held.splice(0)) if (fd !== syncWrite && fd !== errRead) closeFd(fd);
     held.push(syncWrite, errRead);
+    if (hookSync) held.push(readyRead, goWrite);
 
     // The maps must exist before the child does anything as root in its
     // namespace; it waits on the sync pipe until then.
@@ -289,6 +306,18 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     }
     const t2 = performance.now();
     writeFd(syncWrite, new Uint8Array([1]));
+    if (opts.beforePivot && (await readFd(readyRead, 1)).length === 1) {
+      // The mounts are made; the child waits for "go" (EOF instead means it
+      // failed, and its record follows on the error pipe).
+      try {
+        await opts.beforePivot(pid);
+      } catch (e) {
+        signalProcess(pid, SIGNALS.SIGKILL);
+        await waitChild(pid);
+        throw e;
+      }
+      writeFd(goWrite, new Uint8Array([1]));
+    }
 
     // EOF on the error pipe: execve closed it (O_CLOEXEC); a ready record:
     // created and waiting for start; anything else: a failed op.

@@ -614,6 +614,22 @@ export class ProgramBuilder {
   }
 }
 
+/** close_range(2) over every descriptor from 3 up but those in `keep`. */
+export function closeAllBut(b: ProgramBuilder, keep: readonly number[]): void {
+  const fds = [...new Set(keep.filter((fd) => fd >= 3))].sort((x, y) => x - y);
+  let from = 3;
+  for (const fd of [...fds, 0x80000000]) {
+    if (fd > from) {
+      b.op({
+        call: "close_range",
+        args: [from, Math.min(fd - 1, 0xffffffff), 0],
+        step: "closing inherited descriptors",
+      });
+    }
+    from = fd + 1;
+  }
+}
+
 /** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
 function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): void {
   if (rootfs.kind === "overlay") {
@@ -705,6 +721,17 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
       step: "setting the parent-death signal",
     });
   }
+  // Descriptors the caller leaked to us (conmon passes Podman's slirp4netns
+  // sync pipe without CLOEXEC) must not stay open in a container that may
+  // wait a long time for `start`: close all but ours now.
+  closeAllBut(b, [
+    input.syncRead,
+    input.errFd,
+    ...input.joinFds.map((j) => j.fd),
+    ...(input.console ? [input.console.socket, input.console.slot] : []),
+    ...(input.execFifo !== undefined ? [input.execFifo] : []),
+    ...(input.hookSync ? [input.hookSync.ready, input.hookSync.go] : []),
+  ]);
   b.op({
     call: "read",
     args: [input.syncRead, { scratch: 8 }, 1],
@@ -877,6 +904,13 @@ export interface JoinProgramInput {
   console?: ConsoleFds;
   /** Whether setgroups(2) is allowed in the container's user namespace. */
   setgroups: boolean;
+  /** A descriptor to make stdin (a hook's state on a pipe). */
+  stdinFd?: number;
+  /**
+   * Keep the runtime's own identity and capabilities (hooks run with the
+   * runtime's privileges, not the container process's).
+   */
+  keepPrivileges?: boolean;
 }
 
 /**
@@ -898,8 +932,11 @@ export function joinProgram(input: JoinProgramInput): ChildOp[] {
     step: "entering the PID namespace (clone)",
   });
   b.op({ call: "setsid", args: [], step: "starting a new session" });
+  if (input.stdinFd !== undefined) {
+    b.op({ call: "dup2", args: [input.stdinFd, 0], step: "setting stdin" });
+  }
   if (input.console) b.terminal(input.console, proc.consoleSize);
-  b.identity(proc, input.setgroups);
+  if (!input.keepPrivileges) b.identity(proc, input.setgroups);
   b.op({
     call: "chdir",
     args: [{ str: proc.cwd }],

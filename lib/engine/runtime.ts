@@ -9,29 +9,16 @@
  * then reparented to the caller's subreaper (conmon) or init, which reaps
  * it. State lives in `state.ts`.
  */
-import {
-  cloexecPipe,
-  closeFd,
-  readFd,
-  signalProcess,
-  startChildProgram,
-  waitChild,
-} from "../../ffi/child_program.ts";
-import { Errno } from "../../ffi/errno.ts";
+import { closeFd, signalProcess, waitChild } from "../../ffi/child_program.ts";
 import { makeFifo, openPath, readNow } from "../../ffi/fs.ts";
 import { connectUnix, receiveFd, socketPair } from "../../ffi/socket.ts";
 import { O, SIGNALS } from "../../ffi/syscalls.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
-import type { Hook, NamespaceType, State } from "../spec/types.ts";
+import type { Hook, State } from "../spec/types.ts";
 import { type ContainerConfig, containerConfig, processConfig } from "./config.ts";
-import {
-  ContainerStartError,
-  executablesOf,
-  exitCodeOf,
-  explainFailure,
-  launch,
-} from "./executor.ts";
-import { joinProgram, NAMESPACE_FILES } from "./program.ts";
+import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./executor.ts";
+import { runHooks, runHooksInContainer } from "./hooks.ts";
+import { spawnInContainer } from "./join.ts";
 import {
   containerDir,
   type ContainerRecord,
@@ -44,7 +31,7 @@ import {
   statusOf,
   writeRecord,
 } from "./state.ts";
-import { prepareTty, startTtyRelay } from "./tty_relay.ts";
+import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
 
 /** A runtime error with runc's exit status (1 unless said otherwise). */
 export class RuntimeError extends Error {
@@ -56,6 +43,11 @@ export class RuntimeError extends Error {
     this.name = "RuntimeError";
     this.exitCode = exitCode;
   }
+}
+
+/** A warning on stderr (hooks after the fact cannot fail the operation). */
+function warning(message: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`trun: warning: ${message}\n`));
 }
 
 function mustRecord(root: string, id: string): ContainerRecord {
@@ -93,57 +85,6 @@ export function loadBundle(
 }
 
 /**
- * Runs hooks of one kind in the runtime's namespaces, each with the state
- * on stdin and its timeout; the first failure throws (createRuntime,
- * prestart) or is returned as a warning (poststart, poststop).
- */
-export async function runHooks(kind: string, hooks: readonly Hook[], state: State): Promise<void> {
-  for (const h of hooks) {
-    const signal = h.timeout ? AbortSignal.timeout(h.timeout * 1000) : undefined;
-    const cmd = new Deno.Command(h.path, {
-      args: (h.args ?? [h.path]).slice(1),
-      env: Object.fromEntries((h.env ?? []).map((e) => {
-        const i = e.indexOf("=");
-        return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
-      })),
-      clearEnv: true,
-      stdin: "piped",
-      stdout: "inherit",
-      stderr: "piped",
-      ...(signal ? { signal } : {}),
-    });
-    let result: Deno.CommandOutput;
-    try {
-      const child = cmd.spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(JSON.stringify(state))).catch(() => {});
-      await w.close().catch(() => {});
-      result = await child.output();
-    } catch (e) {
-      throw new RuntimeError(`${kind} hook "${h.path}": ${e instanceof Error ? e.message : e}`);
-    }
-    if (!result.success) {
-      const why = result.signal
-        ? `killed by ${result.signal}${signal?.aborted ? " (timeout)" : ""}`
-        : `exit status ${result.code}`;
-      const err = new TextDecoder().decode(result.stderr).trim();
-      throw new RuntimeError(`${kind} hook "${h.path}" failed (${why})${err ? `: ${err}` : ""}`);
-    }
-  }
-}
-
-/** Refuses hooks that must run inside the container's namespaces (not implemented yet). */
-function refuseInContainerHooks(c: ContainerConfig): void {
-  for (const k of ["createContainer", "startContainer"] as const) {
-    if (c.hooks[k].length > 0) {
-      throw new RuntimeError(
-        `config.json: hooks.${k}: hooks inside the container's namespaces are not supported yet`,
-      );
-    }
-  }
-}
-
-/**
  * runc's LookPath at create: the executable must exist in the root, so a
  * missing command fails `create` (exit 127) rather than the later `start`.
  */
@@ -177,13 +118,19 @@ export interface CreateOptions {
   pidFile?: string;
   /** `--console-socket`. */
   consoleSocket?: string;
+  /** An already connected console socket (takes the place of `consoleSocket`). */
+  consoleFd?: number;
+}
+
+/** The state of a recorded container with its status forced (for hooks run mid-way). */
+function hookState(root: string, rec: ContainerRecord, status: State["status"]): State {
+  return { ...stateOf(root, rec), status };
 }
 
 /** `create`: makes the container and leaves its process waiting for `start`; returns its pid. */
 export async function create(root: string, id: string, opts: CreateOptions): Promise<number> {
   const bundle = Deno.realPathSync(opts.bundle);
   const { spec, config } = loadBundle(bundle);
-  refuseInContainerHooks(config);
   checkExecutable(config);
   const dir = containerDir(root, id);
   Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
@@ -195,7 +142,8 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     }
     throw e;
   }
-  let consoleFd: number | undefined;
+  let consoleFd = opts.consoleFd;
+  const ownConsole = consoleFd === undefined;
   try {
     Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec));
     const rec: ContainerRecord = {
@@ -210,11 +158,12 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     };
     writeRecord(root, rec);
     makeFifo(execFifoPath(root, id), 0o622);
-    if (config.process.terminal) {
+    if (config.process.terminal && consoleFd === undefined) {
       if (!opts.consoleSocket) throw new RuntimeError("process.terminal needs --console-socket");
       consoleFd = connectUnix(opts.consoleSocket);
     }
-    const hooksBefore = [...config.hooks.createRuntime, ...config.hooks.prestart];
+    const hooks = config.hooks;
+    const withPid = (pid: number) => ({ ...rec, pid });
     const launched = await launch({
       config,
       rootfs: { kind: "path" },
@@ -223,10 +172,21 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       execFifoPath: execFifoPath(root, id),
       dieWithParent: false,
       beforeMounts: async (pid) => {
-        if (hooksBefore.length === 0) return;
-        const state = { ...stateOf(root, { ...rec, pid }), status: "creating" as const, pid };
-        await runHooks("createRuntime", hooksBefore, state);
+        const state = hookState(root, withPid(pid), "creating");
+        await runHooks("prestart", hooks.prestart, state);
+        await runHooks("createRuntime", hooks.createRuntime, state);
       },
+      ...(hooks.createContainer.length > 0
+        ? {
+          beforePivot: (pid: number) =>
+            runHooksInContainer(
+              "createContainer",
+              hooks.createContainer,
+              hookState(root, withPid(pid), "creating"),
+              pid,
+            ),
+        }
+        : {}),
     });
     // Created: this process exits and leaves the container to whoever
     // reaps orphans here (conmon as subreaper, or init).
@@ -242,8 +202,13 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     Deno.removeSync(dir, { recursive: true });
     throw e;
   } finally {
-    if (consoleFd !== undefined) closeFd(consoleFd);
+    if (ownConsole && consoleFd !== undefined) closeFd(consoleFd);
   }
+}
+
+function savedConfig(root: string, rec: ContainerRecord): ContainerConfig {
+  const spec = JSON.parse(Deno.readTextFileSync(`${containerDir(root, rec.id)}/config.json`));
+  return containerConfig(spec, rec.bundle);
 }
 
 /** `start`: lets a created container's process exec. */
@@ -251,6 +216,10 @@ export async function start(root: string, id: string): Promise<void> {
   const rec = mustRecord(root, id);
   const status = statusOf(root, rec);
   if (status !== "created") throw new RuntimeError(`cannot start a container that is ${status}`);
+  const hooks = savedConfig(root, rec).hooks;
+  // startContainer hooks run before the user's program, in its namespaces
+  // (after pivot_root: the path resolves in the container).
+  await runHooksInContainer("startContainer", hooks.startContainer, stateOf(root, rec), rec.pid);
   const fifo = execFifoPath(root, id);
   // Non-blocking, so a container that died meanwhile cannot hang us: the
   // child's blocked open for writing completes once we hold the read end.
@@ -269,13 +238,7 @@ export async function start(root: string, id: string): Promise<void> {
     closeFd(fd);
   }
   Deno.removeSync(fifo);
-  const config = JSON.parse(Deno.readTextFileSync(`${containerDir(root, id)}/config.json`));
-  const hooks = containerConfig(config, rec.bundle).hooks.poststart;
-  if (hooks.length > 0) {
-    await runHooks("poststart", hooks, stateOf(root, rec)).catch((e) =>
-      console.error(`trun: warning: ${e.message}`)
-    );
-  }
+  await runHooks("poststart", hooks.poststart, stateOf(root, rec)).catch((e) => warning(e.message));
 }
 
 /** Parses a signal given as a number, `KILL` or `SIGKILL`. */
@@ -329,9 +292,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
   const state = stateOf(root, rec);
   Deno.removeSync(containerDir(root, id), { recursive: true });
   if (hooks.length > 0) {
-    await runHooks("poststop", hooks, state).catch((e) =>
-      console.error(`trun: warning: ${e.message}`)
-    );
+    await runHooks("poststop", hooks, state).catch((e) => warning(e.message));
   }
 }
 
@@ -341,20 +302,43 @@ export interface RunOptions extends CreateOptions {
   detach: boolean;
 }
 
-/** `run`: create + start, then (without `detach`) wait and delete; returns the exit status. */
+/** Relays a terminal received on `sock` to trun's own stdio; resolves to the relay. */
+async function relayFrom(sock: number): Promise<TtyRelay | undefined> {
+  const master = await receiveFd(sock);
+  if (master === null) return undefined;
+  prepareTty(master);
+  const relay = startTtyRelay(master, { forwardStdin: true });
+  const stop = relay.stop;
+  return { ...relay, stop: () => (stop(), closeFd(master)) };
+}
+
+/**
+ * `run`: create + start, then (without `detach`) wait and delete; returns
+ * the exit status. With a terminal and no console socket, trun relays the
+ * terminal itself, as runc does.
+ */
 export async function run(root: string, id: string, opts: RunOptions): Promise<number> {
   const { config } = loadBundle(Deno.realPathSync(opts.bundle));
+  let pair: [number, number] | undefined;
   if (config.process.terminal && !opts.consoleSocket) {
-    throw new RuntimeError(
-      "process.terminal needs --console-socket (trun does not relay a terminal for run yet)",
-    );
+    if (opts.detach) throw new RuntimeError("a detached terminal needs --console-socket");
+    pair = socketPair();
   }
-  const pid = await create(root, id, opts);
-  await start(root, id);
-  if (opts.detach) return 0;
-  const status = await waitChild(pid);
-  await remove(root, id, true);
-  return exitCodeOf(status);
+  let relay: TtyRelay | undefined;
+  try {
+    const received = pair ? relayFrom(pair[0]) : undefined;
+    const pid = await create(root, id, { ...opts, ...(pair ? { consoleFd: pair[1] } : {}) });
+    relay = await received;
+    await start(root, id);
+    if (opts.detach) return 0;
+    const status = await waitChild(pid);
+    await relay?.output;
+    await remove(root, id, true);
+    return exitCodeOf(status);
+  } finally {
+    relay?.stop();
+    if (pair) { for (const fd of pair) closeFd(fd); }
+  }
 }
 
 /** Options of `exec`. */
@@ -369,23 +353,6 @@ export interface ExecOptions {
   consoleSocket?: string;
 }
 
-/** The namespaces of `pid` that differ from this process's own, user first. */
-function namespacesToJoin(pid: number): { type: NamespaceType; path: string }[] {
-  const order: NamespaceType[] = ["user", "ipc", "uts", "network", "pid", "cgroup", "mount"];
-  const out: { type: NamespaceType; path: string }[] = [];
-  for (const type of order) {
-    const file = NAMESPACE_FILES[type];
-    try {
-      const theirs = Deno.readLinkSync(`/proc/${pid}/ns/${file}`);
-      const ours = Deno.readLinkSync(`/proc/self/ns/${file}`);
-      if (theirs !== ours) out.push({ type, path: `/proc/${pid}/ns/${file}` });
-    } catch {
-      // The kernel has no such namespace type.
-    }
-  }
-  return out;
-}
-
 /** `exec`: runs a process in a running container; returns its exit status (0 with `detach`). */
 export async function exec(root: string, id: string, opts: ExecOptions): Promise<number> {
   const rec = mustRecord(root, id);
@@ -395,85 +362,33 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
   }
   const proc = processConfig(opts.process);
   const executables = executablesOf({ process: proc } as ContainerConfig);
-  const joins = namespacesToJoin(rec.pid);
-  let setgroups = true;
-  try {
-    setgroups = Deno.readTextFileSync(`/proc/${rec.pid}/setgroups`).trim() !== "deny";
-  } catch {
-    // No user namespace of its own.
-  }
-  const held: number[] = [];
-  const [errRead, errWrite] = cloexecPipe();
-  held.push(errRead, errWrite);
+  let socket: number | undefined;
   let pair: [number, number] | undefined;
+  let relay: TtyRelay | undefined;
   try {
-    const namespaces = joins.map((j) => {
-      const fd = openPath(j.path, O.RDONLY | O.CLOEXEC, `opening the ${j.type} namespace`);
-      held.push(fd);
-      return { type: j.type, fd };
-    });
-    let console: { socket: number; slot: number } | undefined;
     if (proc.terminal) {
-      let socket: number;
       if (opts.consoleSocket) socket = connectUnix(opts.consoleSocket);
+      else if (opts.detach) throw new RuntimeError("a detached terminal needs --console-socket");
       else {
         pair = socketPair();
         socket = pair[1];
       }
-      held.push(socket);
-      const slot = openPath("/dev/null", O.RDONLY | O.CLOEXEC, "reserving a descriptor");
-      held.push(slot);
-      console = { socket, slot };
     }
-    const ops = joinProgram({
+    const received = pair ? relayFrom(pair[0]) : undefined;
+    const pid = await spawnInContainer(rec.pid, {
       process: proc,
       executables,
-      namespaces,
-      ...(console ? { console } : {}),
-      setgroups,
+      ...(socket !== undefined ? { consoleSocket: socket } : {}),
     });
-    const child = startChildProgram(ops, { cloneFlags: 0, errFd: errWrite });
-    for (const fd of held.splice(0)) if (fd !== errRead) closeFd(fd);
-    held.push(errRead);
-    const master = pair ? receiveFd(pair[0]) : undefined;
-    // First record: the middle process's {-2, pid}; then EOF (exec'd) or a failure.
-    const first = await readFd(errRead, 16);
-    const middle = await waitChild(child.pid);
-    const view = new DataView(first.buffer, first.byteOffset, first.length);
-    if (first.length !== 16 || view.getBigInt64(0, true) !== -2n) {
-      child.release();
-      if (first.length === 16) {
-        throw explainFailure(child.decodeFailure(first), proc.args, undefined);
-      }
-      throw new RuntimeError(
-        `joining the container failed (${
-          middle.exited ? `exit ${middle.code}` : `signal ${middle.signal}`
-        })`,
-      );
-    }
-    const pid = Number(view.getBigInt64(8, true));
-    const second = await readFd(errRead, 16);
-    child.release();
-    if (second.length === 16) {
-      await waitChild(pid);
-      throw explainFailure(child.decodeFailure(second), proc.args, undefined);
-    }
     writePidFile(opts.pidFile, pid);
     if (opts.detach) return 0;
-    let relay;
-    if (master) {
-      const m = await master;
-      if (m !== null) {
-        prepareTty(m);
-        relay = startTtyRelay(m, { forwardStdin: true });
-      }
-    }
+    relay = await received;
     const s = await waitChild(pid);
     await relay?.output;
-    relay?.stop();
     return exitCodeOf(s);
   } finally {
-    for (const fd of held) closeFd(fd);
+    relay?.stop();
+    if (socket !== undefined && !pair) closeFd(socket);
     if (pair) { for (const fd of pair) closeFd(fd); }
   }
 }
@@ -485,6 +400,3 @@ export function containerPids(root: string, id: string): number[] {
   const pids = processesInPidNamespace(rec.pid);
   return pids.length > 0 ? pids : [rec.pid];
 }
-
-/** The `ENOENT` errno, re-exported for callers that map it. */
-export const ENOENT = Errno.ENOENT;

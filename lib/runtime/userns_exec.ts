@@ -17,7 +17,7 @@ import {
   waitChild,
   writeFd,
 } from "../../ffi/child_program.ts";
-import { CLONE, SIGNALS } from "../../ffi/syscalls.ts";
+import { CLONE, PR, SIGNALS } from "../../ffi/syscalls.ts";
 import { configRoot, runtimeRoot, storeRoot } from "../paths.ts";
 import { type IdMapping, loadIdMapping, writeIdMaps } from "./idmap.ts";
 import { selfCommand } from "./self_exec.ts";
@@ -58,7 +58,16 @@ export async function runTrunInUserns(
   };
   const [syncRead, syncWrite] = cloexecPipe();
   const ops: ChildOp[] = [
+    // The helper dies with its caller (a killed `trun pull` must not leave
+    // it printing to the terminal). A caller that died before the prctl
+    // is caught by the check after the sync read: its pid is gone.
+    {
+      call: "prctl",
+      args: [PR.SET_PDEATHSIG, SIGNALS.SIGKILL, 0, 0, 0],
+      step: "setting the parent-death signal",
+    },
     { call: "read", args: [syncRead, { scratch: 8 }, 1], step: "waiting for the id maps" },
+    { call: "kill", args: [Deno.pid, 0], step: "checking that trun still runs" },
     { call: "close", args: [syncRead], step: "closing the sync pipe" },
     { call: "setresgid", args: [0, 0, 0], step: "becoming root in the user namespace (gid)" },
     { call: "setresuid", args: [0, 0, 0], step: "becoming root in the user namespace (uid)" },

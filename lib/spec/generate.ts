@@ -13,13 +13,7 @@ import { buildEnvironment, type EnvFile } from "../runtime/env.ts";
 import type { IdMapping, IdRange } from "../runtime/idmap.ts";
 import { resolveUser } from "../runtime/user.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
-import {
-  type IdMappingEntry,
-  type Mount,
-  type Namespace,
-  OCI_VERSION,
-  type Spec,
-} from "./types.ts";
+import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
 
 /** The parts of an image config that shape the process (absent for `--rootfs`). */
 export interface ImageProcessConfig {
