@@ -107,7 +107,7 @@ for (let i = 0; i < runs; i++) {
     "true",
   ]);
   const m = stderr.match(
-    /cli loaded at ([\d.]+) ms, plan ([\d.]+) ms, clone ([\d.]+) ms, id maps ([\d.]+) ms, to exec ([\d.]+) ms, exec'd at ([\d.]+) ms/,
+    /cli loaded at ([\d.]+) ms, (?:plan|spec) ([\d.]+) ms, clone ([\d.]+) ms, id maps ([\d.]+) ms, to exec ([\d.]+) ms, exec'd at ([\d.]+) ms/,
   );
   if (!m) continue;
   steps.cli.push(Number(m[1]));
@@ -122,7 +122,7 @@ console.log(
   `inside trun run (medians; "at" is ms since Deno's time origin): CLI loaded at ${
     med(steps.cli)
   }, ` +
-    `plan ${med(steps.plan)} ms, clone ${med(steps.clone)} ms (includes dlopen + stub map), ` +
+    `spec ${med(steps.plan)} ms, clone ${med(steps.clone)} ms (includes dlopen + stub map), ` +
     `id maps ${med(steps.idMaps)} ms, mounts→exec ${med(steps.exec)} ms, exec'd at ${
       med(steps.execd)
     }`,

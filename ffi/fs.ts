@@ -115,6 +115,8 @@ export function syncfs(path: string): void {
 /** mkfifo(3) as mknodat(2): creates a named pipe with permission bits `mode`. */
 export function makeFifo(path: string, mode: number): void {
   sys("mknodat", [AT.FDCWD, cString(path), S.IFIFO | mode, 0], `creating the fifo "${path}"`);
+  // mknodat(2) applies the umask; the mode asked for is the mode wanted.
+  Deno.chmodSync(path, mode);
 }
 
 /**

@@ -180,6 +180,8 @@ export interface ContainerConfig {
   hooks: Required<Hooks>;
   /** Annotations. */
   annotations: Record<string, string>;
+  /** What the engine will not do as asked, for one warning line each (runc warns alike). */
+  warnings: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -699,6 +701,22 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
   }
   const hasResourceLimits = resources !== undefined &&
     Object.keys(resources).some((k) => k !== "devices");
+  const warnings: string[] = [];
+  const process = processConfig(spec.process);
+  const caps = process.capabilities;
+  const notRaisable = caps.ambient.filter((c) =>
+    !caps.permitted.includes(c) || !caps.inheritable.includes(c)
+  );
+  if (notRaisable.length > 0) {
+    // The kernel raises an ambient capability only when it is permitted and
+    // inheritable; runc warns and goes on, and so does trun.
+    caps.ambient = caps.ambient.filter((c) => !notRaisable.includes(c));
+    warnings.push(
+      `process.capabilities.ambient: ${
+        notRaisable.map(capabilityName).join(", ")
+      } not in the permitted and inheritable sets: cannot be raised, left out`,
+    );
+  }
 
   const annotationsIn = spec.annotations === undefined ? {} : spec.annotations;
   if (!isObject(annotationsIn)) throw new SpecError("annotations", "must be an object");
@@ -730,10 +748,16 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
     ),
     sysctl,
     rootfsPropagation,
-    process: processConfig(spec.process),
+    process,
     ...(cgroupsPath ? { cgroupsPath } : {}),
     hasResourceLimits,
     hooks: hooksOf(spec.hooks),
     annotations,
+    warnings,
   };
+}
+
+/** The name of capability number `n` (`CAP_CHOWN`). */
+function capabilityName(n: number): string {
+  return Object.entries(CAPABILITIES).find(([, v]) => v === n)?.[0] ?? `capability ${n}`;
 }

@@ -752,6 +752,11 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   mountRoot(b, c.rootPath, input.rootfs);
 
   for (const m of c.mounts) {
+    if (m.kind === "bind" && input.kindOf(m.source) === null) {
+      throw new Error(`bind source path does not exist: "${m.source}"`);
+    }
+  }
+  for (const m of c.mounts) {
     b.mount(m, m.kind === "bind" ? input.kindOf(m.source) : "dir");
     if (c.setupDev && m.kind === "fs" && m.target === "/dev") {
       for (const d of c.devices) b.device(d);
@@ -854,6 +859,14 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   else if (input.stdinNull) b.stdinNull();
 
   b.identity(proc, input.setgroups);
+  if (input.dieWithParent) {
+    // The kernel clears the parent-death signal when the uid or gid changes.
+    b.op({
+      call: "prctl",
+      args: [PR.SET_PDEATHSIG, SIGNALS.SIGKILL, 0, 0, 0],
+      step: "setting the parent-death signal again after the user switch",
+    });
+  }
   b.op({
     call: "chdir",
     args: [{ str: proc.cwd }],

@@ -90,16 +90,26 @@ export function loadBundle(
  */
 function checkExecutable(c: ContainerConfig): void {
   const argv0 = c.process.args[0]!;
-  const found = executablesOf(c).some((p) => {
+  // Like Go's exec.LookPath: an entry that is not an executable regular
+  // file is passed over in a $PATH search, and refused when named.
+  const kinds = executablesOf(c).map((p) => {
     const e = resolveEntry([c.rootPath], p);
-    return e.kind === "file" || e.kind === "other";
+    if (e.kind === "missing" || e.kind === "unreachable") return "missing";
+    try {
+      const st = Deno.statSync(e.host);
+      return st.isFile && ((st.mode ?? 0) & 0o111) !== 0 ? "ok" : "denied";
+    } catch {
+      return "missing";
+    }
   });
-  if (!found) {
-    const why = argv0.includes("/")
-      ? `stat ${argv0}: no such file or directory`
-      : "executable file not found in $PATH";
-    throw new ContainerStartError(`exec: "${argv0}": ${why}`, 127);
+  if (kinds.includes("ok")) return;
+  if (argv0.includes("/") && kinds[0] === "denied") {
+    throw new ContainerStartError(`exec: "${argv0}": permission denied`, 126);
   }
+  const why = argv0.includes("/")
+    ? `stat ${argv0}: no such file or directory`
+    : "executable file not found in $PATH";
+  throw new ContainerStartError(`exec: "${argv0}": ${why}`, 127);
 }
 
 function writePidFile(path: string | undefined, pid: number): void {
@@ -131,6 +141,7 @@ function hookState(root: string, rec: ContainerRecord, status: State["status"]):
 export async function create(root: string, id: string, opts: CreateOptions): Promise<number> {
   const bundle = Deno.realPathSync(opts.bundle);
   const { spec, config } = loadBundle(bundle);
+  for (const w of config.warnings) warning(w);
   checkExecutable(config);
   const dir = containerDir(root, id);
   Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
@@ -151,6 +162,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       pid: 0,
       startTime: "",
       bundle,
+      rootfs: config.rootPath,
       created: new Date().toISOString(),
       annotations: config.annotations,
       namespaces: config.newNamespaces,

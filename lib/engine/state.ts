@@ -22,6 +22,8 @@ export interface ContainerRecord {
   startTime: string;
   /** Absolute bundle directory. */
   bundle: string;
+  /** Absolute root filesystem path. */
+  rootfs?: string;
   /** Creation time (RFC 3339). */
   created: string;
   /** Annotations of the config. */
@@ -119,7 +121,7 @@ export function stateOf(root: string, rec: ContainerRecord): State & Record<stri
     pid: status === "stopped" ? 0 : rec.pid,
     status,
     bundle: rec.bundle,
-    rootfs: "",
+    rootfs: rec.rootfs ?? "",
     created: rec.created,
     owner: "",
     annotations: rec.annotations,

@@ -131,6 +131,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "run",
     "info",
     "version",
+    "runtime",
     "pull",
     "push",
     "images",

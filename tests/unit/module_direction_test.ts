@@ -147,7 +147,7 @@ const CASES: [string, string, string, boolean][] = [
   ["store/ importing runtime/", "lib/store/mod.ts", "../runtime/idmap.ts", false],
   ["image/ importing the store", "lib/image/pull.ts", "../store/mod.ts", true],
   ["image/ importing container/", "lib/image/pull.ts", "../container/image_rootfs.ts", false],
-  ["runtime/ importing cli/", "lib/runtime/executor.ts", "../cli/output.ts", false],
+  ["engine/ importing cli/", "lib/engine/executor.ts", "../cli/output.ts", false],
   ["main.ts importing cli/", "main.ts", "./lib/cli/args.ts", true],
   ["util/ importing ffi/", "lib/util/fs.ts", "../../ffi/errno.ts", true],
   ["util/ importing the store", "lib/util/fs.ts", "../store/mod.ts", false],
