@@ -74,6 +74,7 @@ export const SYSCALLS_X86_64 = {
   syncfs: 306,
   setns: 308,
   seccomp: 317,
+  unshare: 272,
   pidfd_send_signal: 424,
   open_tree: 428,
   move_mount: 429,

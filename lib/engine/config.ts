@@ -7,7 +7,7 @@
  */
 import { CAPABILITIES, RLIMITS } from "../../ffi/syscalls.ts";
 import type { IdRange } from "../runtime/idmap.ts";
-import type { Hook, Hooks, NamespaceType } from "../spec/types.ts";
+import type { Hook, Hooks, NamespaceType, Resources } from "../spec/types.ts";
 
 /** A config.json the engine cannot run; the message names the field. */
 export class SpecError extends Error {
@@ -176,6 +176,8 @@ export interface ContainerConfig {
   cgroupsPath?: string;
   /** Whether the spec asks for resource limits (not only device rules). */
   hasResourceLimits: boolean;
+  /** The limits, as the spec gives them (see cgroup.ts). */
+  resources?: Resources;
   /** Hooks. */
   hooks: Required<Hooks>;
   /** Annotations. */
@@ -751,6 +753,7 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
     process,
     ...(cgroupsPath ? { cgroupsPath } : {}),
     hasResourceLimits,
+    ...(resources && hasResourceLimits ? { resources: resources as Resources } : {}),
     hooks: hooksOf(spec.hooks),
     annotations,
     warnings,

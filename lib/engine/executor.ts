@@ -29,6 +29,7 @@ import { envLookup } from "../runtime/env.ts";
 import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
 import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
+import { placeInCgroup, type Placement } from "./cgroup.ts";
 import type { ContainerConfig } from "./config.ts";
 import {
   createProgram,
@@ -173,6 +174,11 @@ export interface LaunchOptions {
   beforePivot?: (pid: number) => Promise<void>;
   /** Receives step timings once the process has exec'd or is created. */
   onStarted?: (t: StartTimings) => void;
+  /**
+   * Place the container in a cgroup (linux.cgroupsPath, or `trun-<name>`
+   * beside trun's own when only limits are given); absent: stay in trun's.
+   */
+  cgroupName?: string;
 }
 
 /** A launched container process. */
@@ -183,6 +189,8 @@ export interface Launched {
   child: StartedChild;
   /** The id mapping written, if any. */
   mapping?: IdMapping;
+  /** Its cgroup, and what could not be applied. */
+  placement: Placement;
 }
 
 /** The executable candidates of the process (execvp over its PATH). */
@@ -230,6 +238,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   const [errRead, errWrite] = cloexecPipe();
   const held: number[] = [syncRead, syncWrite, errRead, errWrite];
   let child: StartedChild | undefined;
+  let placement: Placement = { warnings: [] };
   try {
     const joinFds = c.joinNamespaces.map((j) => {
       const fd = openPath(
@@ -285,7 +294,9 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       kindOf: hostPathKind,
       containerPathKind: containerPathKind(c, opts.rootfs),
     });
-    const flags = c.newNamespaces.reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
+    // The cgroup namespace is made by the child after it was placed in its cgroup.
+    const flags = c.newNamespaces.filter((t) => t !== "cgroup")
+      .reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
     const t0 = performance.now();
     child = startChildProgram(ops, { cloneFlags: flags, errFd: errWrite, shareMemory: true });
     const pid = child.pid;
@@ -298,6 +309,11 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     // namespace; it waits on the sync pipe until then.
     try {
       if (mapping) await writeIdMaps(pid, mapping);
+      // Into its cgroup before it runs anything of its own (it still waits
+      // on the sync pipe).
+      if (opts.cgroupName !== undefined) {
+        placement = placeInCgroup(pid, c.cgroupsPath, c.resources, opts.cgroupName);
+      }
       await opts.beforeMounts?.(pid);
     } catch (e) {
       signalProcess(pid, SIGNALS.SIGKILL);
@@ -334,7 +350,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       throw new ContainerStartError("the container process exited before it was created", 125);
     }
     opts.onStarted?.({ clone: t1 - t0, idMaps: t2 - t1, exec: t3 - t2 });
-    return { pid, child, ...(mapping ? { mapping } : {}) };
+    return { pid, child, ...(mapping ? { mapping } : {}), placement };
   } catch (e) {
     child?.release();
     throw e;

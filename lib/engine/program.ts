@@ -742,6 +742,15 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   // through trun's forwarding, not twice through the process group.
   b.op({ call: "setsid", args: [], step: "starting a new session" });
   joinNamespaces(b, input.joinFds);
+  if (c.newNamespaces.includes("cgroup")) {
+    // Only now: the parent has moved us into the container's cgroup, which
+    // becomes the root of the new cgroup namespace.
+    b.op({
+      call: "unshare",
+      args: [CLONE.NEWCGROUP],
+      step: "creating the cgroup namespace",
+    });
+  }
   const prop = c.rootfsPropagation;
   b.op({
     call: "mount",

@@ -18,6 +18,7 @@ import type { Hook, State } from "../spec/types.ts";
 import { type ContainerConfig, containerConfig, processConfig } from "./config.ts";
 import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./executor.ts";
 import { runHooks, runHooksInContainer } from "./hooks.ts";
+import { removeCgroup } from "./cgroup.ts";
 import { spawnInContainer } from "./join.ts";
 import {
   containerDir,
@@ -183,6 +184,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       stdinNull: false,
       execFifoPath: execFifoPath(root, id),
       dieWithParent: false,
+      cgroupName: id,
       beforeMounts: async (pid) => {
         const state = hookState(root, withPid(pid), "creating");
         await runHooks("prestart", hooks.prestart, state);
@@ -202,6 +204,8 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     });
     // Created: this process exits and leaves the container to whoever
     // reaps orphans here (conmon as subreaper, or init).
+    for (const w of launched.placement.warnings) warning(w);
+    if (launched.placement.dir) rec.cgroup = launched.placement.dir;
     rec.pid = launched.pid;
     rec.startTime = processStat(launched.pid)?.startTime ?? "";
     rec.userns = launched.mapping?.mode === "host" || !launched.mapping
@@ -272,8 +276,26 @@ export function parseSignal(text: string): number {
 export function kill(root: string, id: string, signal: number, all: boolean): void {
   const rec = mustRecord(root, id);
   if (statusOf(root, rec) === "stopped") throw new RuntimeError("container not running");
-  const pids = all ? processesInPidNamespace(rec.pid) : [rec.pid];
+  const pids = all ? containerProcesses(rec) : [rec.pid];
   for (const pid of pids.length > 0 ? pids : [rec.pid]) signalProcess(pid, signal);
+}
+
+/**
+ * Every process of a container: its cgroup's when it has one of its own
+ * (it also holds processes that left the PID namespace's view, such as
+ * an exec on its way in), else its PID namespace's.
+ */
+function containerProcesses(rec: ContainerRecord): number[] {
+  if (rec.cgroup) {
+    try {
+      const pids = Deno.readTextFileSync(`${rec.cgroup}/cgroup.procs`).split("\n")
+        .filter((l) => l !== "").map(Number);
+      if (pids.length > 0) return pids;
+    } catch {
+      // Gone: fall back to the namespace.
+    }
+  }
+  return processesInPidNamespace(rec.pid);
 }
 
 /** `delete`: removes a stopped container (`force`: kills it first). */
@@ -288,7 +310,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     if (!force) {
       throw new RuntimeError(`cannot delete container ${id} that is not stopped: ${status}`);
     }
-    for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
+    for (const pid of [rec.pid, ...containerProcesses(rec)]) {
       signalProcess(pid, SIGNALS.SIGKILL);
     }
     // PID 1 of the namespace going takes every other process with it.
@@ -302,6 +324,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     // A half-created container has no readable config: nothing to run.
   }
   const state = stateOf(root, rec);
+  if (rec.cgroup) removeCgroup(rec.cgroup);
   Deno.removeSync(containerDir(root, id), { recursive: true });
   if (hooks.length > 0) {
     await runHooks("poststop", hooks, state).catch((e) => warning(e.message));

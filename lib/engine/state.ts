@@ -24,6 +24,8 @@ export interface ContainerRecord {
   bundle: string;
   /** Absolute root filesystem path. */
   rootfs?: string;
+  /** The container's cgroup directory, when it has one of its own. */
+  cgroup?: string;
   /** Creation time (RFC 3339). */
   created: string;
   /** Annotations of the config. */
