@@ -8,10 +8,10 @@
  * /etc/hostname, /etc/hosts and /etc/resolv.conf; the executor writes them
  * where the spec's bind mounts expect them and removes them afterwards.
  */
-import { resolveCommand, resolveWorkdir } from "../runtime/command.ts";
-import { buildEnvironment, type EnvFile } from "../runtime/env.ts";
+import { resolveCommand, resolveWorkdir } from "./command.ts";
+import { buildEnvironment, type EnvFile } from "./env.ts";
 import type { IdMapping, IdRange } from "../runtime/idmap.ts";
-import { resolveUser } from "../runtime/user.ts";
+import { resolveUser } from "./user.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
 import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/runtime/command.ts: Docker's entrypoint/cmd rules, the
+ * Unit tests for lib/spec/command.ts: Docker's entrypoint/cmd rules, the
  * execvp(3) search list and the working directory.
  */
 
@@ -9,7 +9,7 @@ import {
   executableCandidates,
   resolveCommand,
   resolveWorkdir,
-} from "../../lib/runtime/command.ts";
+} from "../../lib/spec/command.ts";
 
 const IMAGE = { imageEntrypoint: ["/entry.sh"], imageCmd: ["serve", "--port", "80"] };
 

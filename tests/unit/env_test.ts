@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/runtime/env.ts: `--env-file` parsing and the order,
+ * Unit tests for lib/spec/env.ts: `--env-file` parsing and the order,
  * precedence and defaults of the container environment.
  */
 
@@ -10,7 +10,7 @@ import {
   type EnvironmentInput,
   envLookup,
   parseEnvFile,
-} from "../../lib/runtime/env.ts";
+} from "../../lib/spec/env.ts";
 
 const HOST = { USER: "alice", EMPTY: "", LANG: "C.UTF-8" };
 

@@ -1,5 +1,5 @@
 /**
- * Unit tests for lib/runtime/user.ts: account file parsing and the
+ * Unit tests for lib/spec/user.ts: account file parsing and the
  * `-u user[:group]` / `--group-add` rules of runc and Docker.
  */
 
@@ -10,7 +10,7 @@ import {
   parsePasswd,
   type ResolvedUser,
   resolveUser,
-} from "../../lib/runtime/user.ts";
+} from "../../lib/spec/user.ts";
 
 const PASSWD = `root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
