@@ -8,10 +8,11 @@ import {
   mountPlan,
   SpecError,
 } from "../../lib/engine/config.ts";
-import type { IdMapping, IdRange } from "../../lib/runtime/idmap.ts";
+import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { DEFAULT_CAPABILITIES } from "../../lib/spec/defaults.ts";
 import { generateSpec, type RunOptions } from "../../lib/spec/generate.ts";
 import type { Linux, Mount, Namespace, Process, Spec } from "../../lib/spec/types.ts";
+import { hostMode, subordinate } from "./_mappings.ts";
 
 const BUNDLE = "/run/bundles/c1";
 const ID = "0123456789abcdef".repeat(4);
@@ -19,22 +20,6 @@ const FILES = "/run/trun/c1/files";
 
 // ---------------------------------------------------------------------------
 // Input builders
-
-function range(inside: number, outside: number, count: number): IdRange {
-  return { inside, outside, count };
-}
-
-function subordinate(): IdMapping {
-  return {
-    mode: "subordinate",
-    uid: [range(0, 1000, 1), range(1, 100000, 65536)],
-    gid: [range(0, 1000, 1), range(1, 100000, 65536)],
-  };
-}
-
-function hostMode(): IdMapping {
-  return { mode: "host", uid: [range(0, 0, 4294967295)], gid: [range(0, 0, 4294967295)] };
-}
 
 /** trun's own spec for a rootless `run` (subordinate ids) unless told otherwise. */
 function generated(o: Partial<RunOptions> = {}, idMapping: IdMapping = subordinate()): Spec {

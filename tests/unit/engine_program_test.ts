@@ -34,9 +34,9 @@ import {
   READY_RECORD,
   type RootfsSource,
 } from "../../lib/engine/program.ts";
-import type { IdMapping, IdRange } from "../../lib/runtime/idmap.ts";
 import { generateSpec, type RunOptions } from "../../lib/spec/generate.ts";
 import type { Spec } from "../../lib/spec/types.ts";
+import { subordinate } from "./_mappings.ts";
 
 // ---------------------------------------------------------------------------
 // Input builders
@@ -56,18 +56,6 @@ const OVERLAY: RootfsSource = {
   scratch: SCRATCH,
   lowerdirAppend: true,
 };
-
-function range(inside: number, outside: number, count: number): IdRange {
-  return { inside, outside, count };
-}
-
-function subordinate(): IdMapping {
-  return {
-    mode: "subordinate",
-    uid: [range(0, 1000, 1), range(1, 100000, 65536)],
-    gid: [range(0, 1000, 1), range(1, 100000, 65536)],
-  };
-}
 
 /** trun's own spec for a rootless `run`, optionally edited, validated. */
 function config(o: Partial<RunOptions> = {}, edit?: (s: Spec) => void): ContainerConfig {

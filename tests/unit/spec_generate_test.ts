@@ -1,7 +1,7 @@
 // Table tests of spec generation: image config + run options + host facts →
 // the OCI config.json (and the /etc files its bind mounts need).
 import assert from "node:assert/strict";
-import type { IdMapping, IdRange } from "../../lib/runtime/idmap.ts";
+import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from "../../lib/spec/defaults.ts";
 import {
   etcFileContents,
@@ -16,6 +16,7 @@ import {
   type VolumeSpec,
 } from "../../lib/spec/generate.ts";
 import { type Mount, OCI_VERSION, type Spec } from "../../lib/spec/types.ts";
+import { hostMode, range, single, subordinate } from "./_mappings.ts";
 
 // ---------------------------------------------------------------------------
 // Input builders
@@ -42,30 +43,6 @@ const GROUP = [
 
 const HOST_HOSTS = "127.0.0.1\tlocalhost\n192.168.1.10\tbuildhost\n";
 const HOST_RESOLV = "nameserver 192.168.1.1\n";
-
-function range(inside: number, outside: number, count: number): IdRange {
-  return { inside, outside, count };
-}
-
-/** Rootless with /etc/subuid ranges: 0 → 1000, 1.. → 100000... */
-function subordinate(): IdMapping {
-  return {
-    mode: "subordinate",
-    uid: [range(0, 1000, 1), range(1, 100000, 65536)],
-    gid: [range(0, 1000, 1), range(1, 100000, 65536)],
-    helpers: { newuidmap: "/usr/bin/newuidmap", newgidmap: "/usr/bin/newgidmap" },
-  };
-}
-
-/** Rootless without subordinate ids: only 0 → 1000. */
-function single(): IdMapping {
-  return { mode: "single", uid: [range(0, 1000, 1)], gid: [range(0, 1000, 1)] };
-}
-
-/** Root without a user namespace. */
-function hostMode(): IdMapping {
-  return { mode: "host", uid: [range(0, 0, 4294967295)], gid: [range(0, 0, 4294967295)] };
-}
 
 function options(o: Partial<RunOptions> = {}): RunOptions {
   return {
