@@ -431,10 +431,13 @@ export async function writeIdMaps(
   if (!helpers) {
     throw new Error("Cannot write subordinate id maps: the mapping names no newuidmap/newgidmap");
   }
-  await Promise.all([
+  // Both run at once; when both fail, the uid helper's error is the one
+  // reported, whichever finished first.
+  const results = await Promise.allSettled([
     runHelper(helpers.newuidmap, pid, mapping.uid, "uid"),
     runHelper(helpers.newgidmap, pid, mapping.gid, "gid"),
   ]);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 }
 
 function writeMapFile(path: string, text: string, pid: number): void {
