@@ -588,6 +588,14 @@ export const CMSG_LEN_INT = 20;
 /** CMSG_SPACE(sizeof(int)): CMSG_LEN_INT rounded up to 8 bytes. */
 export const CMSG_SPACE_INT = 24;
 
+/** The major and minor numbers of a device number as stat(2) reports it (`st_rdev`). */
+export function decodeDev(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
 /** Bytes of struct sockaddr_un (family + 108 bytes of path). */
 export const SOCKADDR_UN_SIZE = 110;
 

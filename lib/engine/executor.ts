@@ -23,7 +23,7 @@ import {
 import { describeErrno, Errno } from "../../ffi/errno.ts";
 import { openPath } from "../../ffi/fs.ts";
 import { receiveFd, socketPair } from "../../ffi/socket.ts";
-import { O, SIGNALS } from "../../ffi/syscalls.ts";
+import { decodeDev, O, SIGNALS } from "../../ffi/syscalls.ts";
 import { executableCandidates } from "../spec/command.ts";
 import { envLookup } from "../spec/env.ts";
 import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts";
@@ -102,6 +102,32 @@ export function hostPathKind(path: string): PathKind {
     return Deno.statSync(path).isDirectory ? "dir" : "file";
   } catch {
     return null;
+  }
+}
+
+/**
+ * Checks that each device exists on the host as that device: trun binds
+ * host device nodes into the container (an unprivileged user cannot
+ * mknod, and a bind keeps the host's permissions in force).
+ */
+export function checkDevices(c: ContainerConfig): void {
+  for (const d of c.devices) {
+    let ok = false;
+    try {
+      const st = Deno.statSync(d.path);
+      const { major, minor } = decodeDev(st.rdev ?? 0);
+      ok = (d.type === "b" ? st.isBlockDevice : st.isCharDevice) === true &&
+        major === d.major && minor === d.minor;
+    } catch {
+      // Missing: not ok.
+    }
+    if (!ok) {
+      throw new ContainerStartError(
+        `linux.devices: "${d.path}" (${d.type} ${d.major}:${d.minor}) is not that device on the host; ` +
+          "trun bind-mounts host devices into the container",
+        125,
+      );
+    }
   }
 }
 
@@ -222,6 +248,7 @@ function containerPathKind(config: ContainerConfig, rootfs: RootfsSource) {
 export async function launch(opts: LaunchOptions): Promise<Launched> {
   const c = opts.config;
   const executables = executablesOf(c);
+  checkDevices(c);
   const mapping = c.idMapping
     ? mapWriterFor(
       c.idMapping,

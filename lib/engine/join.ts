@@ -52,6 +52,8 @@ export interface SpawnInContainerOptions {
   stdinFd?: number;
   /** Keep trun's own identity (hooks). */
   keepPrivileges?: boolean;
+  /** The container's cgroup directory, to join. */
+  cgroup?: string;
 }
 
 /**
@@ -86,6 +88,15 @@ export async function spawnInContainer(
       held.push(slot);
       console = { socket: opts.consoleSocket, slot };
     }
+    let cgroupProcs: number | undefined;
+    if (opts.cgroup) {
+      cgroupProcs = openPath(
+        `${opts.cgroup}/cgroup.procs`,
+        O.WRONLY | O.CLOEXEC,
+        `opening the container's cgroup "${opts.cgroup}"`,
+      );
+      held.push(cgroupProcs);
+    }
     const ops = joinProgram({
       process: opts.process,
       executables: opts.executables,
@@ -94,6 +105,7 @@ export async function spawnInContainer(
       setgroups,
       ...(opts.stdinFd !== undefined ? { stdinFd: opts.stdinFd } : {}),
       ...(opts.keepPrivileges ? { keepPrivileges: true } : {}),
+      ...(cgroupProcs !== undefined ? { cgroupProcs } : {}),
     });
     // A plain fork: setns(2) into a user namespace refuses a process that
     // shares its memory with another.

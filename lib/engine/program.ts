@@ -933,6 +933,8 @@ export interface JoinProgramInput {
    * runtime's privileges, not the container process's).
    */
   keepPrivileges?: boolean;
+  /** The container's `cgroup.procs`, opened for writing: the process joins that cgroup. */
+  cgroupProcs?: number;
 }
 
 /**
@@ -954,6 +956,16 @@ export function joinProgram(input: JoinProgramInput): ChildOp[] {
     step: "entering the PID namespace (clone)",
   });
   b.op({ call: "setsid", args: [], step: "starting a new session" });
+  if (input.cgroupProcs !== undefined) {
+    // Writing 0 to cgroup.procs moves the writer: the process is in the
+    // container's cgroup before it runs anything of its own.
+    b.op({
+      call: "write",
+      args: [input.cgroupProcs, { bytes: new TextEncoder().encode("0") }, 1],
+      step: "joining the container's cgroup",
+    });
+    b.op({ call: "close", args: [input.cgroupProcs], step: "closing cgroup.procs" });
+  }
   if (input.stdinFd !== undefined) {
     b.op({ call: "dup2", args: [input.stdinFd, 0], step: "setting stdin" });
   }

@@ -413,6 +413,7 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
     const pid = await spawnInContainer(rec.pid, {
       process: proc,
       executables,
+      ...(rec.cgroup ? { cgroup: rec.cgroup } : {}),
       ...(socket !== undefined ? { consoleSocket: socket } : {}),
     });
     writePidFile(opts.pidFile, pid);
