@@ -786,6 +786,28 @@ Deno.test("joinProgram() opens the terminal after the fork and before the user s
   assert.ok(!ops.some((o) => o.call === "setgroups"));
 });
 
+Deno.test("joinProgram() joins the container's cgroup right after the fork, hooks keep privileges", () => {
+  const c = config({ user: "app" });
+  const ops = joinProgram({
+    process: c.process,
+    executables: ["/hook"],
+    namespaces: [{ type: "mount", fd: 11 }],
+    setgroups: true,
+    cgroupProcs: 14,
+    stdinFd: 15,
+    keepPrivileges: true,
+  });
+  const clone = callAt(ops, "clone");
+  const join = at(ops, (o) => o.call === "write" && o.args[0] === 14);
+  assert.ok(clone < join);
+  assert.equal(new TextDecoder().decode((ops[join]!.args[1] as { bytes: Uint8Array }).bytes), "0");
+  const stdin = at(ops, (o) => o.call === "dup2" && o.args[0] === 15 && o.args[1] === 0);
+  assert.ok(join < stdin);
+  for (const call of ["setresuid", "setresgid", "capset", "setgroups"] as const) {
+    assert.ok(!ops.some((o) => o.call === call), `${call} with keepPrivileges`);
+  }
+});
+
 // ---------------------------------------------------------------------------
 // Once bugs
 

@@ -14,6 +14,7 @@ import { Errno, SyscallError } from "../../ffi/errno.ts";
 import { lchown, lgetxattr, llistxattr, lsetxattr, lutimes, mknod, syncfs } from "../../ffi/fs.ts";
 import {
   CAPABILITIES,
+  decodeDev,
   describeMountFlags,
   encodeCapData,
   encodeCapHeader,
@@ -66,6 +67,12 @@ Deno.test("encodeDev() uses the kernel's 32-bit device numbering", () => {
   assert.equal(encodeDev(136, 0x12345), 0x12308845);
   assert.equal(encodeDev(0xfff, 0xfffff), 0xffffffff);
   assert.equal(encodeDev(0x1000, 0), null);
+});
+
+Deno.test("decodeDev() reads st_rdev back into major and minor", () => {
+  for (const [major, minor] of [[1, 3], [10, 229], [136, 0x12345], [259, 7]] as const) {
+    assert.deepEqual(decodeDev(encodeDev(major, minor)!), { major, minor });
+  }
 });
 
 Deno.test("name tables follow the kernel's numbering", () => {
