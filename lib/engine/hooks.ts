@@ -8,7 +8,11 @@
 import {
   cloexecPipe,
   closeFd,
+  execTail,
+  type ExitStatus,
+  readFd,
   signalProcess,
+  startChildProgram,
   waitChild,
   writeFd,
 } from "../../ffi/child_program.ts";
@@ -26,41 +30,78 @@ export class HookError extends Error {
   }
 }
 
-function envObject(env: readonly string[]): Record<string, string> {
-  return Object.fromEntries(env.map((e) => {
-    const i = e.indexOf("=");
-    return i < 0 ? [e, ""] : [e.slice(0, i), e.slice(i + 1)];
-  }));
+/**
+ * Runs one program in a session of its own with `input` on stdin; kills the
+ * whole session after `timeoutSeconds` (a hook's own children included,
+ * which would otherwise hold its pipes open). Resolves with how it ended
+ * and what it wrote to stderr (the first 4 KiB).
+ */
+async function runInOwnSession(
+  path: string,
+  argv: string[],
+  env: string[],
+  input: string,
+  timeoutSeconds: number | undefined,
+): Promise<{ status: ExitStatus; timedOut: boolean; stderr: string }> {
+  const [inRead, inWrite] = cloexecPipe();
+  const [errRead, errWrite] = cloexecPipe();
+  const [failRead, failWrite] = cloexecPipe();
+  let pid: number;
+  try {
+    const child = startChildProgram([
+      { call: "setsid", args: [], step: "starting a session for the hook" },
+      { call: "dup2", args: [inRead, 0], step: "giving the hook its stdin" },
+      { call: "dup2", args: [errWrite, 2], step: "giving the hook its stderr" },
+      ...execTail({ paths: [path], argv, env, closeFds: true }),
+    ], { cloneFlags: 0, errFd: failWrite, vfork: true });
+    child.release();
+    pid = child.pid;
+  } finally {
+    closeFd(inRead);
+    closeFd(errWrite);
+    closeFd(failWrite);
+  }
+  const failed = await readFd(failRead, 16);
+  closeFd(failRead);
+  try {
+    writeFd(inWrite, new TextEncoder().encode(input));
+  } catch {
+    // The hook need not read its stdin.
+  } finally {
+    closeFd(inWrite);
+  }
+  let timedOut = false;
+  const timer = timeoutSeconds
+    ? setTimeout(() => {
+      timedOut = true;
+      signalProcess(-pid, SIGNALS.SIGKILL);
+    }, timeoutSeconds * 1000)
+    : undefined;
+  const [status, err] = await Promise.all([waitChild(pid), readFd(errRead, 4096)]);
+  clearTimeout(timer);
+  closeFd(errRead);
+  // Whatever the hook left in its session goes with it.
+  signalProcess(-pid, SIGNALS.SIGKILL);
+  const stderr = failed.length === 16
+    ? `cannot execute "${path}"`
+    : new TextDecoder().decode(err).trim();
+  return { status, timedOut, stderr };
 }
 
 /** Runs hooks of `kind` in the runtime's namespaces, in order; the first failure throws. */
 export async function runHooks(kind: string, hooks: readonly Hook[], state: State): Promise<void> {
   for (const h of hooks) {
-    const signal = h.timeout ? AbortSignal.timeout(h.timeout * 1000) : undefined;
-    let result: Deno.CommandOutput;
-    try {
-      const child = new Deno.Command(h.path, {
-        args: (h.args ?? [h.path]).slice(1),
-        env: envObject(h.env ?? []),
-        clearEnv: true,
-        stdin: "piped",
-        stdout: "inherit",
-        stderr: "piped",
-        ...(signal ? { signal } : {}),
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(JSON.stringify(state))).catch(() => {});
-      await w.close().catch(() => {});
-      result = await child.output();
-    } catch (e) {
-      throw new HookError(kind, h, e instanceof Error ? e.message : String(e));
-    }
-    if (!result.success) {
-      const why = result.signal
-        ? `killed by ${result.signal}${signal?.aborted ? ` after its ${h.timeout} s timeout` : ""}`
-        : `exit status ${result.code}`;
-      const err = new TextDecoder().decode(result.stderr).trim();
-      throw new HookError(kind, h, `${why}${err ? `: ${err}` : ""}`);
+    const r = await runInOwnSession(
+      h.path,
+      h.args ?? [h.path],
+      h.env ?? [],
+      JSON.stringify(state),
+      h.timeout,
+    );
+    if (r.timedOut) throw new HookError(kind, h, `killed after its ${h.timeout} s timeout`);
+    const code = exitCodeOf(r.status);
+    if (code !== 0) {
+      throw new HookError(kind, h, `exit status ${code}${r.stderr ? `: ${r.stderr}` : ""}`);
     }
   }
 }

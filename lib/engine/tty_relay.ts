@@ -16,17 +16,22 @@ export interface TtyRelay {
   stop(): void;
 }
 
-function syncWindowSize(master: number): void {
-  let rows = 24, columns = 80;
+/** The size of trun's terminal, or the classic 80x24 when it has none. */
+export function terminalSize(): { rows: number; columns: number } {
   try {
     if (Deno.stdout.isTerminal()) {
       const size = Deno.consoleSize();
       // A terminal that reports 0x0 (script(1), some CI ptys) gets 80x24.
-      if (size.rows > 0 && size.columns > 0) ({ rows, columns } = size);
+      if (size.rows > 0 && size.columns > 0) return size;
     }
   } catch {
-    // Not a terminal after all: keep the classic 80x24.
+    // Not a terminal after all.
   }
+  return { rows: 24, columns: 80 };
+}
+
+function syncWindowSize(master: number): void {
+  const { rows, columns } = terminalSize();
   setWindowSize(master, rows, columns);
 }
 

@@ -80,6 +80,8 @@ export interface RunOptions {
   network: "host" | "none";
   /** `-t`. */
   tty: boolean;
+  /** With `-t`: the terminal's size at the start (trun's own terminal's). */
+  consoleSize?: { rows: number; columns: number };
 }
 
 /** Everything `generateSpec` decides from. */
@@ -270,6 +272,9 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     ociVersion: OCI_VERSION,
     process: {
       terminal: o.tty,
+      ...(o.tty && o.consoleSize
+        ? { consoleSize: { height: o.consoleSize.rows, width: o.consoleSize.columns } }
+        : {}),
       user: {
         uid: user.uid,
         gid: user.gid,

@@ -32,8 +32,10 @@ const SLEEP_BIN = await findTool("sleep");
 
 type Gate = { ignore: boolean; suffix: string };
 
-function test(name: string, gate: Gate, fn: () => Promise<void>, ignore = false) {
-  Deno.test({ name: name + gate.suffix, ignore: gate.ignore || ignore, fn });
+/** A test behind `gate`; `bug` marks it ignored for a known trun bug, named in the test's name. */
+function test(name: string, gate: Gate, fn: () => Promise<void>, bug?: string) {
+  const suffix = gate.suffix + (bug ? ` (ignored, BUG: ${bug})` : "");
+  Deno.test({ name: name + suffix, ignore: gate.ignore || bug !== undefined, fn });
 }
 
 /** `gate`, or a skip with `reason` when `ok` is false. */
@@ -519,6 +521,40 @@ for (const kind of ["createRuntime", "createContainer"] as const) {
   );
 }
 
+// A hook that is a script with a child of its own (the usual form) must
+// not outlive its timeout: the hook runs in a session of its own, killed
+// whole when the timeout passes (its orphaned child would otherwise hold
+// its stderr pipe open).
+async function scriptHookTimeout(rootless: boolean): Promise<void> {
+  const id = `timeout-sh-${crypto.randomUUID().slice(0, 8)}`;
+  let script = "";
+  await withBundle(rootless, async (spec, { dir }) => {
+    script = `${dir}/slow-hook.sh`;
+    await Deno.writeTextFile(script, "#!/bin/sh\nsleep 10\necho done\n", { mode: 0o755 });
+    spec.hooks = { createRuntime: [hook(script, [], 1)] };
+  }, async ({ bundle, rt }) => {
+    const t0 = performance.now();
+    const r = await rt.run(["create", "--bundle", bundle, id]);
+    const ms = performance.now() - t0;
+    assert.notEqual(r.code, 0, `create succeeded: ${r.stdout}`);
+    assert.ok(r.stderr.includes(script), `stderr does not name the hook: ${r.stderr}`);
+    assert.ok(ms < 2500, `create took ${Math.round(ms)} ms with a 1 s hook timeout`);
+    assert.deepEqual(await listIds(rt), [], "a container is left after the failed create");
+  });
+}
+
+test(
+  "runtime hooks (as root): a createRuntime hook script whose child sleeps past the 1 s timeout fails create within 2.5 s",
+  hooksRoot,
+  () => scriptHookTimeout(false),
+);
+
+test(
+  "runtime hooks (as a plain user, spec --rootless): a createRuntime hook script whose child sleeps past the 1 s timeout fails create within 2.5 s",
+  hooksUser,
+  () => scriptHookTimeout(true),
+);
+
 // ---------------------------------------------------------------------------
 // 4. cgroups (root only). On a hybrid host the cgroup2 hierarchy may offer
 // no controllers: the container still gets a cgroup of its own, and the
@@ -570,7 +606,7 @@ test(
         ok("exec", inside);
         const [cgroups, mounts] = inside.stdout.split("---\n") as [string, string];
         assert.ok(cgroups.split("\n").includes("0::/"), `inside: ${cgroups}`);
-        assert.match(mounts ?? "", /^cgroup2? \/sys\/fs\/cgroup cgroup2 /m, `mounts: ${mounts}`);
+        assert.match(mounts ?? "", /^\S+ \/sys\/fs\/cgroup cgroup2 /m, `mounts: ${mounts}`);
 
         ok("kill --all", await rt.run(["kill", "--all", id, "KILL"]));
         await waitStopped(rt, id);

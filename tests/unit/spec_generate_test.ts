@@ -617,3 +617,15 @@ for (const text of ["/host:/", "/host:/x/.."]) {
     fn: () => assert.throws(() => parseVolume(text), /invalid volume/),
   });
 }
+
+Deno.test("generateSpec() sets the console size with -t only, so the first stty size is right", () => {
+  const size = { rows: 40, columns: 120 };
+  assert.deepEqual(spec({ options: { tty: true, consoleSize: size } }).process!.consoleSize, {
+    height: 40,
+    width: 120,
+  });
+  assert.equal(
+    spec({ options: { tty: false, consoleSize: size } }).process!.consoleSize,
+    undefined,
+  );
+});
