@@ -9,11 +9,11 @@
  */
 import { CLONE_STUB_X86_64_HEX } from "./clone_stub_x86_64.ts";
 import { Errno, SyscallError } from "./errno.ts";
-import { encodeRightsMessage } from "./socket.ts";
 import { addressOf, sys, sysBlocking } from "./syscall.ts";
 import {
   AT,
   CLONE,
+  encodeRightsMessage,
   MAP,
   MSGHDR_SIZE,
   NSIG,
@@ -193,10 +193,12 @@ function cstr(s: string): Uint8Array {
 /** An upper bound of the bytes the ops' data needs. */
 function dataSize(ops: ChildOp[]): number {
   let n = 16 * 64;
+  const seen = new Set<object>();
   for (const op of ops) {
     n += 16;
     for (const a of op.args) {
-      if (typeof a !== "object") continue;
+      if (typeof a !== "object" || seen.has(a)) continue;
+      seen.add(a);
       if ("str" in a) n += a.str.length * 3 + 32;
       else if ("strs" in a) {
         n += a.strs.reduce((s, x) => s + x.length * 3 + 32, 0) + a.strs.length * 8 + 32;
@@ -266,6 +268,7 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
   const arena = new Arena(ops.length, dataSize(ops));
   const cells = new Map<string, bigint>();
   const savedMask = arena.cell(0n);
+  const shared = new Map<object, bigint>();
   const cellFor = (name: string) => {
     let c = cells.get(name);
     // -1 (EBADF) until the producing op runs: a missed producer can never
@@ -285,12 +288,19 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
       if (typeof a === "number") value = BigInt(a);
       else if (typeof a === "bigint") value = a;
       else if ("str" in a) value = arena.put(cstr(a.str));
-      else if ("strs" in a) {
-        const ptrs = new BigUint64Array(a.strs.length + 1);
-        a.strs.forEach((s, j) => ptrs[j] = arena.put(cstr(s)));
-        value = arena.put(new Uint8Array(ptrs.buffer));
-      } else if ("bytes" in a) value = arena.put(a.bytes);
-      else if ("scratch" in a) value = arena.put(new Uint8Array(a.scratch));
+      else if ("strs" in a || "bytes" in a) {
+        // Read-only data shared by several ops (argv and envp of each
+        // execve candidate, the SIG_DFL sigaction) is laid out once.
+        const known = shared.get(a);
+        if (known !== undefined) value = known;
+        else if ("bytes" in a) value = arena.put(a.bytes);
+        else {
+          const ptrs = new BigUint64Array(a.strs.length + 1);
+          a.strs.forEach((s, j) => ptrs[j] = arena.put(cstr(s)));
+          value = arena.put(new Uint8Array(ptrs.buffer));
+        }
+        shared.set(a, value);
+      } else if ("scratch" in a) value = arena.put(new Uint8Array(a.scratch));
       else if ("sendFd" in a) value = putSendFdMessage(arena, a.sendFd.fd, a.sendFd.name);
       else if ("ref" in a) {
         value = cellFor(a.ref);
@@ -440,17 +450,7 @@ export interface ExecSpec {
  * same). Only execve follows the restore.
  */
 export function execTail(spec: ExecSpec): ChildOp[] {
-  const ops: ChildOp[] = [];
-  const sigactionDefault = { bytes: new Uint8Array(SIGACTION_SIZE) };
-  for (let sig = 1; sig <= NSIG; sig++) {
-    if (sig === SIGNALS.SIGKILL || sig === SIGNALS.SIGSTOP) continue;
-    ops.push({
-      call: "rt_sigaction",
-      args: [sig, sigactionDefault, 0, SIGSET_SIZE],
-      okErrno: Errno.EINVAL,
-      step: `resetting signal ${sig}`,
-    });
-  }
+  const ops: ChildOp[] = signalResets();
   if (spec.closeFds) {
     // Whatever trun's runtime left open must not leak into the program.
     ops.push({
@@ -476,6 +476,43 @@ export function execTail(spec: ExecSpec): ChildOp[] {
     });
   });
   return ops;
+}
+
+const SIGACTION_DEFAULT = { bytes: new Uint8Array(SIGACTION_SIZE) };
+
+/**
+ * The signals this process ignores or catches (SigIgn and SigCgt of
+ * /proc/self/status): the only ones whose disposition a child would
+ * inherit, since the kernel resets every other to SIG_DFL. Read when a
+ * program is built, just before the clone copies the dispositions; all
+ * catchable signals when the file cannot be read.
+ */
+function nonDefaultSignals(): number[] {
+  let mask = (1n << BigInt(NSIG)) - 1n;
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const field = (name: string) =>
+      BigInt("0x" + (status.match(new RegExp(`^${name}:\\s*([0-9a-f]+)`, "m"))?.[1] ?? "0"));
+    mask = field("SigIgn") | field("SigCgt");
+  } catch {
+    // Keep them all.
+  }
+  const out: number[] = [];
+  for (let sig = 1; sig <= NSIG; sig++) {
+    if (sig === SIGNALS.SIGKILL || sig === SIGNALS.SIGSTOP) continue;
+    if ((mask >> BigInt(sig - 1)) & 1n) out.push(sig);
+  }
+  return out;
+}
+
+/** The ops that set every signal this process ignores or catches back to SIG_DFL. */
+function signalResets(): ChildOp[] {
+  return nonDefaultSignals().map((sig) => ({
+    call: "rt_sigaction" as const,
+    args: [sig, SIGACTION_DEFAULT, 0, SIGSET_SIZE],
+    okErrno: Errno.EINVAL,
+    step: `resetting signal ${sig}`,
+  }));
 }
 
 /**

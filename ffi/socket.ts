@@ -61,20 +61,6 @@ function messageHeader(data: Uint8Array<ArrayBuffer>, control: Uint8Array<ArrayB
 }
 
 /**
- * Encodes the control message of a descriptor sent with SCM_RIGHTS:
- * struct cmsghdr {u64 len; i32 level; i32 type} followed by the int fd.
- */
-export function encodeRightsMessage(fd: number): Uint8Array<ArrayBuffer> {
-  const c = new Uint8Array(CMSG_SPACE_INT);
-  const v = new DataView(c.buffer);
-  v.setBigUint64(0, BigInt(CMSG_LEN_INT), true);
-  v.setInt32(8, SOL.SOCKET, true);
-  v.setInt32(12, SCM.RIGHTS, true);
-  v.setInt32(16, fd, true);
-  return c;
-}
-
-/**
  * Waits (on a worker thread) for one descriptor sent with SCM_RIGHTS on
  * `sock`; null at EOF (the sender went away without sending).
  */

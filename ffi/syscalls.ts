@@ -65,6 +65,7 @@ export const SYSCALLS_X86_64 = {
   mkdirat: 258,
   mknodat: 259,
   fchownat: 260,
+  newfstatat: 262,
   unlinkat: 263,
   symlinkat: 266,
   utimensat: 280,
@@ -587,6 +588,29 @@ export const CMSG_LEN_INT = 20;
 
 /** CMSG_SPACE(sizeof(int)): CMSG_LEN_INT rounded up to 8 bytes. */
 export const CMSG_SPACE_INT = 24;
+
+/**
+ * Encodes the control message of a descriptor sent with SCM_RIGHTS:
+ * struct cmsghdr {u64 len; i32 level; i32 type} followed by the int fd.
+ */
+export function encodeRightsMessage(fd: number): Uint8Array<ArrayBuffer> {
+  const c = new Uint8Array(CMSG_SPACE_INT);
+  const v = new DataView(c.buffer);
+  v.setBigUint64(0, BigInt(CMSG_LEN_INT), true);
+  v.setInt32(8, SOL.SOCKET, true);
+  v.setInt32(12, SCM.RIGHTS, true);
+  v.setInt32(16, fd, true);
+  return c;
+}
+
+/** Bytes of struct stat on x86-64 (newfstatat(2)). */
+export const STAT_SIZE = 144;
+
+/** st_mode and st_rdev of a struct stat (x86-64 layout: mode at 24, rdev at 40). */
+export function decodeStat(buf: Uint8Array): { mode: number; rdev: number } {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return { mode: v.getUint32(24, true), rdev: Number(v.getBigUint64(40, true)) };
+}
 
 /** The major and minor numbers of a device number as stat(2) reports it (`st_rdev`). */
 export function decodeDev(rdev: number): { major: number; minor: number } {

@@ -8,7 +8,6 @@ import { printHelp, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import { newContainerId, runInProcess } from "../container/run.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
-import { terminalSize } from "../engine/tty_relay.ts";
 import { type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
 
 /** `--userns=single`: keep only the 0 → user line of a mapping. */
@@ -119,7 +118,9 @@ export async function main(argv: string[]): Promise<number> {
     network,
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
-    ...(p.flags.tty ? { consoleSize: terminalSize() } : {}),
+    ...(p.flags.tty
+      ? { consoleSize: (await import("../engine/tty_relay.ts")).terminalSize() }
+      : {}),
     ...(p.flags.entrypoint !== undefined ? { entrypoint: p.flags.entrypoint } : {}),
     ...(p.flags.hostname !== undefined ? { hostname: p.flags.hostname } : {}),
     ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),

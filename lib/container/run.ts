@@ -147,6 +147,7 @@ export async function runInProcess(input: RunInput): Promise<number> {
         lowerdirAppend: kernelAtLeast(6, 8, Deno.osRelease()),
       },
       keepStdin: input.interactive,
+      mapping: input.idMapping,
       ...(input.onStarted ? { onStarted: input.onStarted } : {}),
     });
   } finally {

@@ -21,15 +21,14 @@ import {
   writeFd,
 } from "../../ffi/child_program.ts";
 import { describeErrno, Errno } from "../../ffi/errno.ts";
-import { openPath } from "../../ffi/fs.ts";
-import { receiveFd, socketPair } from "../../ffi/socket.ts";
-import { decodeDev, O, SIGNALS } from "../../ffi/syscalls.ts";
+import { openPath, statBasic } from "../../ffi/fs.ts";
+import { decodeDev, O, S, SIGNALS } from "../../ffi/syscalls.ts";
 import { executableCandidates } from "../spec/command.ts";
 import { envLookup } from "../spec/env.ts";
 import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
-import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
-import { placeInCgroup, type Placement } from "./cgroup.ts";
+import type { TtyRelay } from "./tty_relay.ts";
+import type { Placement } from "./cgroup.ts";
 import type { ContainerConfig } from "./config.ts";
 import {
   createProgram,
@@ -98,11 +97,9 @@ export function mapWriterFor(
 
 /** What a host path is: a directory, something else, or nothing. */
 export function hostPathKind(path: string): PathKind {
-  try {
-    return Deno.statSync(path).isDirectory ? "dir" : "file";
-  } catch {
-    return null;
-  }
+  const st = statBasic(path);
+  if (st === null) return null;
+  return (st.mode & S.IFMT) === S.IFDIR ? "dir" : "file";
 }
 
 /**
@@ -112,14 +109,12 @@ export function hostPathKind(path: string): PathKind {
  */
 export function checkDevices(c: ContainerConfig): void {
   for (const d of c.devices) {
+    const st = statBasic(d.path);
     let ok = false;
-    try {
-      const st = Deno.statSync(d.path);
-      const { major, minor } = decodeDev(st.rdev ?? 0);
-      ok = (d.type === "b" ? st.isBlockDevice : st.isCharDevice) === true &&
+    if (st !== null) {
+      const { major, minor } = decodeDev(st.rdev);
+      ok = (st.mode & S.IFMT) === (d.type === "b" ? S.IFBLK : S.IFCHR) &&
         major === d.major && minor === d.minor;
-    } catch {
-      // Missing: not ok.
     }
     if (!ok) {
       throw new ContainerStartError(
@@ -185,6 +180,8 @@ export interface LaunchOptions {
   rootfs: RootfsSource;
   /** Console: a connected socket to send the pty master over (runtime), when terminal. */
   consoleSocket?: number;
+  /** How to write the id maps, when the caller has decided it (ranges equal to the config's). */
+  mapping?: IdMapping;
   /** Without a terminal: stdin from /dev/null. */
   stdinNull: boolean;
   /** The exec fifo (runtime create): the process waits for `start`. */
@@ -249,13 +246,15 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
   const c = opts.config;
   const executables = executablesOf(c);
   checkDevices(c);
-  const mapping = c.idMapping
+  // The caller may know already how the maps are written (`trun run` found
+  // the helpers when it decided the mapping).
+  const mapping = opts.mapping ?? (c.idMapping
     ? mapWriterFor(
       c.idMapping,
       { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 },
       Deno.env.get("PATH") ?? "",
     )
-    : undefined;
+    : undefined);
   if (opts.rootfs.kind === "overlay") {
     // Only a mount point: the child mounts a tmpfs on it in its own mount
     // namespace, so it is empty on the host at all times.
@@ -339,6 +338,8 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       // Into its cgroup before it runs anything of its own (it still waits
       // on the sync pipe).
       if (opts.cgroupName !== undefined) {
+        // Loaded only here: `trun run` places nothing and skips the module.
+        const { placeInCgroup } = await import("./cgroup.ts");
         placement = placeInCgroup(pid, c.cgroupsPath, c.resources, opts.cgroupName);
       }
       await opts.beforeMounts?.(pid);
@@ -392,6 +393,8 @@ export interface RunOptions {
   rootfs: RootfsSource;
   /** `-i`: the container reads trun's stdin (else /dev/null, or the terminal with `-t`). */
   keepStdin: boolean;
+  /** How to write the id maps (see `LaunchOptions.mapping`). */
+  mapping?: IdMapping;
   /** Receives step timings once the process has exec'd. */
   onStarted?: (t: StartTimings) => void;
 }
@@ -409,13 +412,18 @@ export async function runContainer(config: ContainerConfig, opts: RunOptions): P
   let pair: [number, number] | undefined;
   let launched: Launched | undefined;
   try {
-    if (config.process.terminal) pair = socketPair();
+    // Terminal support loads only with -t (startup budget).
+    const tty = config.process.terminal
+      ? { ...await import("../../ffi/socket.ts"), ...await import("./tty_relay.ts") }
+      : undefined;
+    if (tty) pair = tty.socketPair();
     const pending = launch({
       config,
       rootfs: opts.rootfs,
       ...(pair ? { consoleSocket: pair[1] } : {}),
       stdinNull: !opts.keepStdin,
       dieWithParent: true,
+      ...(opts.mapping && opts.mapping.mode !== "host" ? { mapping: opts.mapping } : {}),
       beforeMounts: (pid) => {
         // Forward signals from here on: the child is ours to signal even
         // before it has exec'd (a signal then is handled after execve).
@@ -432,7 +440,7 @@ export async function runContainer(config: ContainerConfig, opts: RunOptions): P
       // The child holds its end now (inherited at clone); ours must close
       // so that a child that dies before sending gives EOF.
       const [mine, theirs] = pair;
-      const got = receiveFd(mine);
+      const got = tty!.receiveFd(mine);
       launched = await pending;
       closeFd(theirs);
       pair = [mine, -1];
@@ -440,8 +448,8 @@ export async function runContainer(config: ContainerConfig, opts: RunOptions): P
       if (master === undefined) {
         throw new ContainerStartError("the container sent no terminal", 125);
       }
-      prepareTty(master);
-      relay = startTtyRelay(master, { forwardStdin: opts.keepStdin });
+      tty!.prepareTty(master);
+      relay = tty!.startTtyRelay(master, { forwardStdin: opts.keepStdin });
     } else {
       launched = await pending;
     }
