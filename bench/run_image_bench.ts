@@ -37,7 +37,12 @@ try {
     );
   }
   console.log(`uid ${Deno.uid()}, ${runs} runs each`);
-  const out = await new Deno.Command("hyperfine", { args: hyperfine }).output();
+  const out = await new Deno.Command("hyperfine", {
+    args: hyperfine,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
   if (!out.success) Deno.exitCode = 1;
 } finally {
   await reg.stop();
