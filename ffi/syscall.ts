@@ -82,6 +82,19 @@ export function sys(
   return r;
 }
 
+/**
+ * Makes system call `name` where failure is an expected answer ("does this
+ * path exist?"): returns the result, or minus the errno. No exception is
+ * built, which matters on the cold `run` path.
+ */
+export function sysTry(name: SyscallName, args: SysArg[]): bigint {
+  const s = symbols();
+  const r = s.syscall(...callArgs(name, args));
+  if (r !== -1n) return r;
+  const p = s.__errno_location();
+  return -BigInt(p ? new Deno.UnsafePointerView(p).getInt32() : 0);
+}
+
 /** Like `sys` but on a worker thread, for calls that block; returns -1n on failure (errno unknown). */
 export async function sysBlocking(
   name: SyscallName,

@@ -151,7 +151,8 @@ export async function runInProcess(input: RunInput): Promise<number> {
       ...(input.onStarted ? { onStarted: input.onStarted } : {}),
     });
   } finally {
-    for (const p of [scratch, filesDir, `${dir}/${id}.owner`]) {
+    const made = [scratch, ...(generated.files.length > 0 ? [filesDir] : []), `${dir}/${id}.owner`];
+    for (const p of made) {
       await Deno.remove(p, { recursive: true }).catch(() => {});
     }
   }

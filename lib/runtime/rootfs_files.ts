@@ -6,7 +6,8 @@
  * layer that has an entry wins, honouring overlay whiteouts (0/0 character
  * devices) and opaque directories.
  */
-import { lgetxattr as getXattr } from "../../ffi/fs.ts";
+import { lgetxattr as getXattr, lstatBasic } from "../../ffi/fs.ts";
+import { S } from "../../ffi/syscalls.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -22,7 +23,7 @@ const MAX_SYMLINKS = 40;
 function lookup(
   layers: readonly string[],
   comps: readonly string[],
-): { path: string; info: Deno.FileInfo } | null {
+): { path: string; info: EntryType } | null {
   for (const [i, layer] of layers.entries()) {
     const lowest = i === layers.length - 1;
     const ancestors: string[] = [];
@@ -31,7 +32,7 @@ function lookup(
       path = `${path}/${c}`;
       const info = lstatOrNull(path);
       if (info === null) break; // missing in this layer
-      if (info.isCharDevice && info.rdev === 0) return null; // whiteout
+      if (info.isWhiteout) return null;
       if (k === comps.length - 1) return { path, info };
       if (!info.isDirectory) return null; // a file or link here replaces the lower directories
       ancestors.push(path);
@@ -48,12 +49,25 @@ function lookup(
   return null;
 }
 
-function lstatOrNull(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.lstatSync(path);
-  } catch {
-    return null;
-  }
+/** The type of an entry, from one raw lstat (no FileInfo, no exception when missing). */
+interface EntryType {
+  isSymlink: boolean;
+  isDirectory: boolean;
+  isFile: boolean;
+  /** An overlay whiteout: a character device 0/0. */
+  isWhiteout: boolean;
+}
+
+function lstatOrNull(path: string): EntryType | null {
+  const st = lstatBasic(path);
+  if (st === null) return null;
+  const type = st.mode & S.IFMT;
+  return {
+    isSymlink: type === S.IFLNK,
+    isDirectory: type === S.IFDIR,
+    isFile: type === S.IFREG,
+    isWhiteout: type === S.IFCHR && st.rdev === 0,
+  };
 }
 
 function isOpaque(dir: string): boolean {
