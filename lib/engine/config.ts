@@ -140,6 +140,19 @@ export const NAMESPACE_TYPES: readonly NamespaceType[] = [
   "cgroup",
 ];
 
+/**
+ * Whether the container's first process must join namespaces before it
+ * creates its own (runc's nsexec order: setns, then unshare, then a fork
+ * into the PID namespace): when it joins a user or PID namespace, or joins
+ * any namespace while making a new user namespace (which would otherwise
+ * own nothing it joined). Otherwise one clone(2) creates everything and the
+ * joins follow, the faster path `trun run` takes.
+ */
+export function joinsFirst(c: Pick<ContainerConfig, "newNamespaces" | "joinNamespaces">): boolean {
+  return c.joinNamespaces.some((j) => j.type === "user" || j.type === "pid") ||
+    (c.newNamespaces.includes("user") && c.joinNamespaces.length > 0);
+}
+
 /** Everything the engine needs to create one container. */
 export interface ContainerConfig {
   /** Absolute root filesystem path. */
@@ -617,19 +630,8 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
   if (!newNamespaces.includes("mount")) {
     throw new SpecError("linux.namespaces", "trun needs a new mount namespace for the container");
   }
-  const joinedUserOrPid = joinNamespaces.find((j) => j.type === "user" || j.type === "pid");
-  if (joinedUserOrPid) {
-    throw new SpecError(
-      "linux.namespaces",
-      `joining an existing ${joinedUserOrPid.type} namespace when creating a container is not supported yet`,
-    );
-  }
-  if (newNamespaces.includes("user") && joinNamespaces.length > 0) {
-    throw new SpecError(
-      "linux.namespaces",
-      "joining existing namespaces together with a new user namespace is not supported yet",
-    );
-  }
+  // Joined namespaces are entered user first (the others may belong to it).
+  joinNamespaces.sort((a, b) => NAMESPACE_TYPES.indexOf(a.type) - NAMESPACE_TYPES.indexOf(b.type));
 
   let idMapping: ContainerConfig["idMapping"];
   if (newNamespaces.includes("user")) {

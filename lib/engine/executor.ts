@@ -13,6 +13,7 @@ import {
   type ChildFailure,
   cloexecPipe,
   closeFd,
+  FORK_RECORD_MARK,
   readFd,
   signalProcess,
   startChildProgram,
@@ -29,9 +30,10 @@ import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts
 import { resolveEntry } from "../runtime/rootfs_files.ts";
 import type { TtyRelay } from "./tty_relay.ts";
 import type { Placement } from "./cgroup.ts";
-import type { ContainerConfig } from "./config.ts";
+import { type ContainerConfig, joinsFirst } from "./config.ts";
 import {
   createProgram,
+  MAPS_RECORD,
   NAMESPACE_FLAGS,
   type PathKind,
   READY_RECORD,
@@ -172,6 +174,27 @@ export function exitCodeOf(
   return s.exited ? s.code : 128 + s.signal;
 }
 
+/**
+ * Whether setgroups(2) works in the user namespace the container joins:
+ * not when its `setgroups` file says "deny" (an unprivileged single-id
+ * mapping). Known for a /proc/PID/ns/user path; assumed otherwise.
+ */
+function joinedUsernsAllowsSetgroups(c: ContainerConfig): boolean {
+  const m = c.joinNamespaces.find((j) => j.type === "user")?.path.match(
+    /^\/proc\/(\d+)\/ns\/user$/,
+  );
+  if (!m) return true;
+  try {
+    return Deno.readTextFileSync(`/proc/${m[1]}/setgroups`).trim() !== "deny";
+  } catch {
+    return true;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 /** Options of a launch. */
 export interface LaunchOptions {
   /** The validated config. */
@@ -294,6 +317,16 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       execFifo = openPath(opts.execFifoPath, O.PATH | O.CLOEXEC, `opening "${opts.execFifoPath}"`);
       held.push(execFifo);
     }
+    // Join-first (see joinsFirst): a plain fork that joins, unshares and
+    // forks again; its id maps are asked for on the error pipe.
+    const first = joinsFirst(c);
+    let mapsSync: number | undefined, mapsWrite = -1;
+    if (first && c.newNamespaces.includes("user")) {
+      const [mr, mw] = cloexecPipe();
+      held.push(mr);
+      mapsSync = mr;
+      mapsWrite = mw;
+    }
     let hookSync: { ready: number; go: number } | undefined;
     let readyRead = -1, goWrite = -1;
     if (opts.beforePivot) {
@@ -315,8 +348,9 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       stdinNull: opts.stdinNull,
       ...(execFifo !== undefined ? { execFifo } : {}),
       ...(hookSync ? { hookSync } : {}),
+      ...(mapsSync !== undefined ? { mapsSync } : {}),
       dieWithParent: opts.dieWithParent,
-      setgroups: mapping?.mode !== "single",
+      setgroups: mapping ? mapping.mode !== "single" : joinedUsernsAllowsSetgroups(c),
       kindOf: hostPathKind,
       containerPathKind: containerPathKind(c, opts.rootfs),
     });
@@ -324,17 +358,50 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     const flags = c.newNamespaces.filter((t) => t !== "cgroup")
       .reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
     const t0 = performance.now();
-    child = startChildProgram(ops, { cloneFlags: flags, errFd: errWrite, shareMemory: true });
-    const pid = child.pid;
+    // setns(2) into a user namespace refuses a process that shares its
+    // memory: the join-first path forks plainly.
+    child = startChildProgram(ops, {
+      cloneFlags: first ? 0 : flags,
+      errFd: errWrite,
+      shareMemory: !first,
+    });
+    let pid = child.pid;
+    const started = child;
     const t1 = performance.now();
     for (const fd of held.splice(0)) if (fd !== syncWrite && fd !== errRead) closeFd(fd);
     held.push(syncWrite, errRead);
     if (hookSync) held.push(readyRead, goWrite);
+    if (mapsWrite >= 0) held.push(mapsWrite);
+    /** A record that is not the one expected: the failure it reports, or an early exit. */
+    const unexpected = async (record: Uint8Array): Promise<Error> => {
+      await waitChild(started.pid);
+      return record.length === 16
+        ? explainFailure(started.decodeFailure(record), c.process.args, mapping)
+        : new ContainerStartError("the container process exited before it was created", 125);
+    };
 
     // The maps must exist before the child does anything as root in its
     // namespace; it waits on the sync pipe until then.
     try {
-      if (mapping) await writeIdMaps(pid, mapping);
+      if (first) {
+        if (mapsWrite >= 0) {
+          const record = await readFd(errRead, 16);
+          if (!sameBytes(record, MAPS_RECORD)) throw await unexpected(record);
+          if (mapping) await writeIdMaps(pid, mapping);
+          writeFd(mapsWrite, new Uint8Array([1]));
+        }
+        if (c.newNamespaces.includes("pid") || c.joinNamespaces.some((j) => j.type === "pid")) {
+          // The middle process reports the pid inside the PID namespace's
+          // reach ({-2, pid}) and exits; the container is trun's child.
+          const record = await readFd(errRead, 16);
+          const view = new DataView(record.buffer, record.byteOffset, record.length);
+          if (record.length !== 16 || view.getBigInt64(0, true) !== FORK_RECORD_MARK) {
+            throw await unexpected(record);
+          }
+          pid = Number(view.getBigInt64(8, true));
+          await waitChild(started.pid);
+        }
+      } else if (mapping) await writeIdMaps(pid, mapping);
       // Into its cgroup before it runs anything of its own (it still waits
       // on the sync pipe).
       if (opts.cgroupName !== undefined) {
@@ -344,8 +411,8 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       }
       await opts.beforeMounts?.(pid);
     } catch (e) {
-      signalProcess(pid, SIGNALS.SIGKILL);
-      await waitChild(pid);
+      // Reap what is still ours (a failure record's process was reaped).
+      if (signalProcess(pid, SIGNALS.SIGKILL)) await waitChild(pid).catch(() => {});
       throw e;
     }
     const t2 = performance.now();
@@ -367,7 +434,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     // created and waiting for start; anything else: a failed op.
     const record = await readFd(errRead, 16);
     const t3 = performance.now();
-    const ready = record.length === 16 && record.every((b, i) => b === READY_RECORD[i]);
+    const ready = sameBytes(record, READY_RECORD);
     if (opts.execFifoPath ? !ready : record.length === 16) {
       if (record.length === 16 && !ready) {
         const failure = child.decodeFailure(record);

@@ -38,13 +38,14 @@ import {
   SIGNALS,
   TTY,
 } from "../../ffi/syscalls.ts";
-import type {
-  ContainerConfig,
-  DevicePlan,
-  MountAttrs,
-  MountPlan,
-  ProcessConfig,
-  Propagation,
+import {
+  type ContainerConfig,
+  type DevicePlan,
+  joinsFirst,
+  type MountAttrs,
+  type MountPlan,
+  type ProcessConfig,
+  type Propagation,
 } from "./config.ts";
 import type { NamespaceType } from "../spec/types.ts";
 
@@ -57,6 +58,9 @@ export const DEV_SYMLINKS: Readonly<Record<string, string>> = {
   ptmx: "pts/ptmx",
   core: "/proc/kcore",
 };
+
+/** A 16-byte record the child writes on the error pipe: "my user namespace exists, write its maps". */
+export const MAPS_RECORD = new Uint8Array(new BigInt64Array([-4n, 0n]).buffer);
 
 /** A 16-byte record the child writes on the error pipe: "created, waiting for start". */
 export const READY_RECORD = new Uint8Array(
@@ -120,6 +124,11 @@ export interface CreateProgramInput {
   rootfs: RootfsSource;
   /** Read end of the sync pipe: one byte means "id maps written, go on". */
   syncRead: number;
+  /**
+   * When the process joins before it creates (`joinsFirst`) and makes a
+   * new user namespace: the read end of a second pipe, "maps written".
+   */
+  mapsSync?: number;
   /** The error pipe's write end (the ready record goes there too). */
   errFd: number;
   /** Namespaces to join, as descriptors the child inherits. */
@@ -689,6 +698,73 @@ function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): v
   });
 }
 
+/**
+ * The join-first order (see `joinsFirst`): setns into every joined
+ * namespace (user first), unshare the new ones, wait for the id maps of a
+ * new user namespace (reported with MAPS_RECORD), then fork once with
+ * CLONE_PARENT so that the process is inside the new or joined PID
+ * namespace (the middle process reports the pid and leaves). The cgroup
+ * namespace stays for later, as on the fast path.
+ */
+function joinThenCreate(b: ProgramBuilder, input: CreateProgramInput): void {
+  const c = input.config;
+  joinNamespaces(b, input.joinFds);
+  const flags = c.newNamespaces.filter((t) => t !== "pid" && t !== "cgroup")
+    .reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
+  if (flags !== 0) {
+    b.op({ call: "unshare", args: [flags], step: "creating the container's namespaces (unshare)" });
+  }
+  if (c.newNamespaces.includes("user")) {
+    if (input.mapsSync === undefined) throw new Error("a new user namespace needs the maps pipe");
+    b.op({
+      call: "write",
+      args: [input.errFd, { bytes: MAPS_RECORD }, MAPS_RECORD.length],
+      step: "asking for the id maps",
+    });
+    b.op({
+      call: "read",
+      args: [input.mapsSync, { scratch: 8 }, 1],
+      step: "waiting for the id maps",
+    });
+    b.op({ call: "close", args: [input.mapsSync], step: "closing the maps pipe" });
+    becomeRoot(b);
+  }
+  const newPid = c.newNamespaces.includes("pid");
+  if (newPid) {
+    b.op({
+      call: "unshare",
+      args: [CLONE.NEWPID],
+      step: "creating the PID namespace (unshare)",
+    });
+  }
+  if (newPid || c.joinNamespaces.some((j) => j.type === "pid")) {
+    b.op({
+      call: "clone",
+      args: [CLONE.PARENT | SIGNALS.SIGCHLD, 0, 0, 0, 0],
+      parentReportsAndExits: true,
+      step: "entering the PID namespace (clone)",
+    });
+    if (input.dieWithParent) {
+      // A fork clears the parent-death signal; the parent is trun again.
+      b.op({
+        call: "prctl",
+        args: [PR.SET_PDEATHSIG, SIGNALS.SIGKILL, 0, 0, 0],
+        step: "setting the parent-death signal after the fork",
+      });
+    }
+  }
+}
+
+/**
+ * Becomes root of the new user namespace once its maps exist: the cloning
+ * process's ids may not be mapped at all (host root with a 0 → 300000
+ * mapping is nobody inside and could create no file).
+ */
+function becomeRoot(b: ProgramBuilder): void {
+  b.op({ call: "setresgid", args: [0, 0, 0], step: "becoming root in the user namespace (gid)" });
+  b.op({ call: "setresuid", args: [0, 0, 0], step: "becoming root in the user namespace (uid)" });
+}
+
 /** Joins namespaces by descriptor (setns(2)), in the order given. */
 function joinNamespaces(b: ProgramBuilder, fds: { type: NamespaceType; fd: number }[]): void {
   for (const j of fds) {
@@ -731,17 +807,21 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
     ...(input.console ? [input.console.socket, input.console.slot] : []),
     ...(input.execFifo !== undefined ? [input.execFifo] : []),
     ...(input.hookSync ? [input.hookSync.ready, input.hookSync.go] : []),
+    ...(input.mapsSync !== undefined ? [input.mapsSync] : []),
   ]);
+  const first = joinsFirst(c);
+  if (first) joinThenCreate(b, input);
   b.op({
     call: "read",
     args: [input.syncRead, { scratch: 8 }, 1],
     step: "waiting for the id maps",
   });
   b.op({ call: "close", args: [input.syncRead], step: "closing the sync pipe" });
+  if (!first && c.newNamespaces.includes("user")) becomeRoot(b);
   // A new session: Ctrl-C on trun's terminal reaches the container once,
   // through trun's forwarding, not twice through the process group.
   b.op({ call: "setsid", args: [], step: "starting a new session" });
-  joinNamespaces(b, input.joinFds);
+  if (!first) joinNamespaces(b, input.joinFds);
   if (c.newNamespaces.includes("cgroup")) {
     // Only now: the parent has moved us into the container's cgroup, which
     // becomes the root of the new cgroup namespace.

@@ -629,3 +629,123 @@ test(
     }
   },
 );
+
+// ---------------------------------------------------------------------------
+// 5. Joining existing namespaces by path (runc's nsexec order: setns, then
+// unshare, then a fork into the PID namespace).
+
+/**
+ * Starts the bundle's container A (`sleep 1000`), then runs B, a copy of
+ * the spec changed by `edit` (which gets A's pid), from a second bundle on
+ * the same root; returns B's result and A's pid.
+ */
+async function joinA(
+  rootless: boolean,
+  edit: (spec: Spec, aPid: number) => void,
+): Promise<{ r: CliResult; aPid: number; aNet: string; aUidMap: string }> {
+  let out: { r: CliResult; aPid: number; aNet: string; aUidMap: string } | undefined;
+  const tag = crypto.randomUUID().slice(0, 8);
+  await withBundle(rootless, () => {}, async ({ dir, bundle, rootfs, rt, spec }) => {
+    ok("create A", await rt.run(["create", "--bundle", bundle, `a-${tag}`]));
+    ok("start A", await rt.run(["start", `a-${tag}`]));
+    const aPid = (await state(rt, `a-${tag}`)).pid as number;
+    const aNet = await Deno.readLink(`/proc/${aPid}/ns/net`);
+    const aUidMap = await Deno.readTextFile(`/proc/${aPid}/uid_map`);
+    // B may run as another host uid (a new user namespace): let it reach the root.
+    await Deno.chmod(dir, 0o755);
+    const b: Spec = JSON.parse(JSON.stringify(spec));
+    b.root.path = rootfs;
+    edit(b, aPid);
+    await Deno.mkdir(`${dir}/bundle-b`);
+    await Deno.writeTextFile(`${dir}/bundle-b/config.json`, JSON.stringify(b));
+    const r = await rt.run(["run", "--bundle", `${dir}/bundle-b`, `b-${tag}`]);
+    out = { r, aPid, aNet, aUidMap };
+  });
+  return out!;
+}
+
+const PROBE = "echo pid=$$; hostname; readlink /proc/self/ns/net; cat /proc/self/uid_map; " +
+  "ps -o args | grep -c '^sleep 1000' || true";
+
+test(
+  "join (as root): a container joins another's PID, network and UTS namespaces by path",
+  hooksRoot,
+  async () => {
+    const { r, aNet } = await joinA(false, (b, a) => {
+      b.process.args = ["sh", "-c", PROBE];
+      b.linux.namespaces = [
+        { type: "pid", path: `/proc/${a}/ns/pid` },
+        { type: "network", path: `/proc/${a}/ns/net` },
+        { type: "uts", path: `/proc/${a}/ns/uts` },
+        { type: "ipc" },
+        { type: "mount" },
+      ];
+      delete (b as { hostname?: string }).hostname;
+    });
+    ok("run B", r);
+    const lines = r.stdout.trim().split("\n");
+    assert.notEqual(lines[0], "pid=1", "B is not PID 1: it joined A's PID namespace");
+    assert.equal(lines[1], "trun", "B has A's hostname");
+    assert.equal(lines[2], aNet, "B is in A's netns");
+    assert.equal(lines.at(-1), "1", "B sees A's sleep");
+  },
+);
+
+test(
+  "join (as a plain user, spec --rootless): a container joins another's user and PID namespaces",
+  hooksUser,
+  async () => {
+    const { r, aUidMap } = await joinA(true, (b, a) => {
+      b.process.args = ["sh", "-c", PROBE];
+      b.linux.namespaces = [
+        { type: "pid", path: `/proc/${a}/ns/pid` },
+        { type: "user", path: `/proc/${a}/ns/user` },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+      ];
+      delete (b.linux as { uidMappings?: unknown }).uidMappings;
+      delete (b.linux as { gidMappings?: unknown }).gidMappings;
+    });
+    ok("run B", r);
+    const lines = r.stdout.trim().split("\n");
+    assert.notEqual(lines[0], "pid=1");
+    assert.deepEqual(
+      lines[3]!.trim().split(/\s+/),
+      aUidMap.trim().split(/\s+/),
+      "B has A's uid_map",
+    );
+    assert.equal(lines.at(-1), "1", "B sees A's sleep");
+  },
+);
+
+test(
+  "join (as root): a new user namespace (0 → 300000) that joins another's network namespace",
+  hooksRoot,
+  async () => {
+    const { r, aNet } = await joinA(false, (b, a) => {
+      b.process.args = ["sh", "-c", PROBE];
+      b.linux.namespaces = [
+        { type: "pid" },
+        { type: "network", path: `/proc/${a}/ns/net` },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        { type: "user" },
+      ];
+      b.linux.uidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      b.linux.gidMappings = [{ containerID: 0, hostID: 300000, size: 65536 }];
+      // sysfs needs a network namespace of the new user namespace's own.
+      b.mounts = b.mounts.map((m: { destination: string }) =>
+        m.destination === "/sys"
+          ? { destination: "/sys", type: "bind", source: "/sys", options: ["rbind", "ro"] }
+          : m
+      );
+    });
+    ok("run B", r);
+    const lines = r.stdout.trim().split("\n");
+    assert.equal(lines[0], "pid=1", "B has a PID namespace of its own");
+    assert.equal(lines[2], aNet, "B is in A's netns");
+    assert.deepEqual(lines[3]!.trim().split(/\s+/), ["0", "300000", "65536"]);
+  },
+);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   containerConfig,
   DEFAULT_DEVICES,
+  joinsFirst,
   type MountPlan,
   mountPlan,
   SpecError,
@@ -449,10 +450,10 @@ const REFUSALS: [string, (d: Doc) => void, string, RegExp?][] = [
     /listed twice/,
   ],
   [
-    "joining a user namespace by path",
-    (d) => d.linux.namespaces.push({ type: "user", path: "/proc/42/ns/user" }),
-    "linux.namespaces",
-    /user namespace/,
+    "a user namespace both joined and new",
+    (d) => d.linux.namespaces.push({ type: "user", path: "/proc/42/ns/user" }, { type: "user" }),
+    "linux.namespaces[2].type",
+    /listed twice/,
   ],
   [
     "a new user namespace without mappings",
@@ -673,5 +674,37 @@ Deno.test("mountPlan() refuses a bind mount without a source", () => {
   assertRefuses(
     () => mountPlan({ destination: "/x", type: "bind" }, 3, BUNDLE, false),
     "mounts[3].source",
+  );
+});
+
+Deno.test("containerConfig() joins user and PID namespaces by path, user first, join-first", () => {
+  const d = generated({}, hostMode()) as unknown as { linux: { namespaces: Namespace[] } };
+  d.linux.namespaces = [
+    { type: "pid", path: "/proc/42/ns/pid" },
+    { type: "mount" },
+    { type: "uts" },
+    { type: "network", path: "/proc/42/ns/net" },
+    { type: "user", path: "/proc/42/ns/user" },
+  ];
+  const c = containerConfig(d, BUNDLE);
+  assert.deepEqual(c.joinNamespaces.map((j) => j.type), ["user", "network", "pid"]);
+  assert.equal(joinsFirst(c), true);
+});
+
+Deno.test("joinsFirst() is false for trun's own specs and Podman's joined network", () => {
+  assert.equal(joinsFirst(containerConfig(generated(), BUNDLE)), false);
+  assert.equal(
+    joinsFirst({
+      newNamespaces: ["pid", "mount"],
+      joinNamespaces: [{ type: "network", path: "/n" }],
+    }),
+    false,
+  );
+  assert.equal(
+    joinsFirst({
+      newNamespaces: ["user", "mount"],
+      joinNamespaces: [{ type: "network", path: "/n" }],
+    }),
+    true,
   );
 });

@@ -140,6 +140,22 @@ const at = (ops: ChildOp[], pred: (o: ChildOp) => boolean) => ops.findIndex(pred
 const lastAt = (ops: ChildOp[], pred: (o: ChildOp) => boolean) => ops.findLastIndex(pred);
 const callAt = (ops: ChildOp[], call: string) => at(ops, (o) => o.call === call);
 
+/**
+ * The identity switch's setresuid/setresgid: the last one (a new user
+ * namespace first makes the process root in it with an earlier pair).
+ */
+const switchAt = (ops: ChildOp[], call: "setresuid" | "setresgid") =>
+  ops.findLastIndex((o) => o.call === call);
+
+Deno.test("createProgram() becomes root of a new user namespace right after the id maps", () => {
+  const ops = program(config());
+  const sync = at(ops, (o) => o.call === "read" && o.step === "waiting for the id maps");
+  assert.deepEqual(ops.slice(sync + 2, sync + 4).map((o) => [o.call, o.args]), [
+    ["setresgid", [0, 0, 0]],
+    ["setresuid", [0, 0, 0]],
+  ]);
+});
+
 /** openat2's `resolve` field (struct open_how, third u64). */
 function resolveOf(op: ChildOp): number {
   const how = bytes(op.args[2]);
@@ -506,7 +522,7 @@ Deno.test("createProgram() mounts everything before pivot_root and switches user
   const pivot = callAt(ops, "pivot_root");
   const lastMove = lastAt(ops, (o) => o.call === "move_mount");
   const lastSetattr = lastAt(ops, (o) => o.call === "mount_setattr");
-  const setuid = callAt(ops, "setresuid");
+  const setuid = switchAt(ops, "setresuid");
   assert.ok(lastMove < pivot && lastSetattr < pivot && pivot < setuid);
   assert.equal(ops[pivot - 1]!.call, "fchdir");
   assert.deepEqual(ops[pivot - 1]!.args, [{ ref: "root" }]);
@@ -583,7 +599,7 @@ Deno.test("createProgram() opens a terminal on the container's devpts and sends 
   );
   const setsid = callAt(ops, "setsid");
   assert.ok(setsid >= 0 && setsid < sctty, "TIOCSCTTY needs a new session without a terminal");
-  assert.ok(sctty < callAt(ops, "setresuid"), "the terminal before the user switch");
+  assert.ok(sctty < switchAt(ops, "setresuid"), "the terminal before the user switch");
   assert.ok(!ops.some((o) => o.produces === "devnull"));
 });
 
@@ -604,8 +620,8 @@ Deno.test("createProgram() switches identity in runc's order", () => {
     ["last bounding drop", lastAt(ops, isPrctl(PR.CAPBSET_DROP))],
     ["SET_KEEPCAPS 1", at(ops, isPrctl(PR.SET_KEEPCAPS, 1))],
     ["setgroups", callAt(ops, "setgroups")],
-    ["setresgid", callAt(ops, "setresgid")],
-    ["setresuid", callAt(ops, "setresuid")],
+    ["setresgid", switchAt(ops, "setresgid")],
+    ["setresuid", switchAt(ops, "setresuid")],
     ["SET_KEEPCAPS 0", at(ops, isPrctl(PR.SET_KEEPCAPS, 0))],
     ["capset", callAt(ops, "capset")],
     ["ambient clear", at(ops, isPrctl(PR.CAP_AMBIENT, PR.CAP_AMBIENT_CLEAR_ALL))],
@@ -620,7 +636,7 @@ Deno.test("createProgram() switches identity in runc's order", () => {
   assert.equal(limit.args[1], RLIMITS.RLIMIT_NOFILE);
   const rl = new DataView(bytes(limit.args[2]).buffer);
   assert.deepEqual([rl.getBigUint64(0, true), rl.getBigUint64(8, true)], [1024n, 4096n]);
-  assert.deepEqual(ops[callAt(ops, "setresgid")]!.args, [1000, 1000, 1000]);
+  assert.deepEqual(ops[switchAt(ops, "setresgid")]!.args, [1000, 1000, 1000]);
   const groups = new Uint32Array(bytes(ops[callAt(ops, "setgroups")]!.args[1]).slice().buffer);
   assert.deepEqual([...groups], c.process.additionalGids);
   assert.deepEqual(c.process.additionalGids, [1000, 10]);
@@ -662,7 +678,7 @@ Deno.test("createProgram() reports created, then blocks on the exec fifo, then e
   const write = ops[ready + 2]!;
   assert.equal(write.call, "write");
   assert.deepEqual(write.args[0], { ref: open.produces! });
-  assert.ok(callAt(ops, "setresuid") < ready && callAt(ops, "capset") < ready);
+  assert.ok(switchAt(ops, "setresuid") < ready && callAt(ops, "capset") < ready);
   assert.ok(ready + 2 < callAt(ops, "execve"));
   const without = program(config());
   assert.ok(!without.some((o) => o.call === "write" && o.args[0] === ERR));
@@ -758,7 +774,7 @@ Deno.test("joinProgram() joins the namespaces in order, forks into the PID names
   assert.deepEqual(clones, [4]);
   assert.equal(ops[4]!.parentReportsAndExits, true);
   assert.equal(ops[4]!.args[0], CLONE.PARENT | SIGNALS.SIGCHLD);
-  const setuid = callAt(ops, "setresuid");
+  const setuid = switchAt(ops, "setresuid");
   assert.ok(setuid > 4);
   assert.deepEqual(ops[setuid]!.args, [1000, 1000, 1000]);
   assert.ok(callAt(ops, "setgroups") > 4);
@@ -782,7 +798,7 @@ Deno.test("joinProgram() opens the terminal after the fork and before the user s
   const setsid = callAt(ops, "setsid");
   const ptmx = at(ops, (o) => o.produces === "ptmx");
   const sctty = at(ops, (o) => o.call === "ioctl" && o.args[1] === TTY.SCTTY);
-  assert.ok(clone < setsid && setsid < ptmx && ptmx < sctty && sctty < callAt(ops, "setresuid"));
+  assert.ok(clone < setsid && setsid < ptmx && ptmx < sctty && sctty < switchAt(ops, "setresuid"));
   assert.ok(!ops.some((o) => o.call === "setgroups"));
 });
 
@@ -821,7 +837,7 @@ Deno.test({
   name: "createProgram() sets the parent-death signal again after a user switch",
   fn: () => {
     const ops = program(config({ user: "app" }), { dieWithParent: true });
-    const setuid = callAt(ops, "setresuid");
+    const setuid = switchAt(ops, "setresuid");
     const again = lastAt(ops, isPrctl(PR.SET_PDEATHSIG, SIGNALS.SIGKILL));
     assert.ok(again > setuid, "PR_SET_PDEATHSIG after setresuid");
   },
