@@ -67,6 +67,7 @@ export const SYSCALLS_X86_64 = {
   fchownat: 260,
   newfstatat: 262,
   unlinkat: 263,
+  fchmodat: 268,
   symlinkat: 266,
   utimensat: 280,
   dup3: 292,

@@ -9,6 +9,7 @@
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { versionInfo } from "../version.ts";
+import { inInitialUserNamespace } from "../runtime/idmap.ts";
 
 /** runc's verbs, with their flags. */
 const VERBS = {
@@ -215,15 +216,6 @@ function parseGlobals(argv: string[]): { globals: Globals; rest: string[] } {
   return { globals, rest: argv.slice(i) };
 }
 
-/** Whether this process is in the initial user namespace (not root of someone else's). */
-function inInitialUserns(): boolean {
-  try {
-    return /^\s*0\s+0\s+4294967295\s*$/.test(Deno.readTextFileSync("/proc/self/uid_map"));
-  } catch {
-    return true;
-  }
-}
-
 /**
  * The state root: `--root`, else `/run/trun/runtime` for the real root,
  * else `$XDG_RUNTIME_DIR/trun/runtime` (which Podman always passes), else
@@ -232,7 +224,7 @@ function inInitialUserns(): boolean {
 function stateRoot(g: Globals): string {
   if (g.root) return g.root;
   const uid = Deno.uid() ?? 0;
-  if (uid === 0 && inInitialUserns()) return "/run/trun/runtime";
+  if (uid === 0 && inInitialUserNamespace()) return "/run/trun/runtime";
   const xdg = Deno.env.get("XDG_RUNTIME_DIR");
   if (xdg) return `${xdg}/trun/runtime`;
   const owner = Deno.env.get("_CONTAINERS_ROOTLESS_UID") ?? String(uid);

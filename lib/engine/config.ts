@@ -76,6 +76,12 @@ export interface DevicePlan {
   major: number;
   /** Minor number. */
   minor: number;
+  /** Permission bits when trun creates the node (default 0666). */
+  mode?: number;
+  /** Owner in the container when trun creates the node (default 0). */
+  uid?: number;
+  /** Group in the container when trun creates the node (default 0). */
+  gid?: number;
 }
 
 /** The five capability sets, as numbers (capabilities(7)). */
@@ -674,6 +680,9 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
       type: type === "b" ? "b" : "c",
       major: int(d.major, `${f}.major`),
       minor: int(d.minor, `${f}.minor`),
+      ...(d.fileMode !== undefined ? { mode: int(d.fileMode, `${f}.fileMode`, 0, 0o7777) } : {}),
+      ...(d.uid !== undefined ? { uid: int(d.uid, `${f}.uid`) } : {}),
+      ...(d.gid !== undefined ? { gid: int(d.gid, `${f}.gid`) } : {}),
     };
     const k = devices.findIndex((x) => x.path === path);
     if (k >= 0) devices[k] = dev;

@@ -26,7 +26,12 @@ import { openPath, statBasic } from "../../ffi/fs.ts";
 import { decodeDev, O, S, SIGNALS } from "../../ffi/syscalls.ts";
 import { executableCandidates } from "../spec/command.ts";
 import { envLookup } from "../spec/env.ts";
-import { findExecutable, type IdMapping, writeIdMaps } from "../runtime/idmap.ts";
+import {
+  findExecutable,
+  type IdMapping,
+  inInitialUserNamespace,
+  writeIdMaps,
+} from "../runtime/idmap.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
 import type { TtyRelay } from "./tty_relay.ts";
 import type { Placement } from "./cgroup.ts";
@@ -268,7 +273,11 @@ function containerPathKind(config: ContainerConfig, rootfs: RootfsSource) {
 export async function launch(opts: LaunchOptions): Promise<Launched> {
   const c = opts.config;
   const executables = executablesOf(c);
-  checkDevices(c);
+  // Real root outside any user namespace makes device nodes, as runc does;
+  // otherwise the host's are bound (an unprivileged user cannot mknod).
+  const createDevices = (Deno.uid() ?? 0) === 0 && inInitialUserNamespace() &&
+    !c.newNamespaces.includes("user") && !c.joinNamespaces.some((j) => j.type === "user");
+  if (!createDevices) checkDevices(c);
   // The caller may know already how the maps are written (`trun run` found
   // the helpers when it decided the mapping).
   const mapping = opts.mapping ?? (c.idMapping
@@ -351,6 +360,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       ...(mapsSync !== undefined ? { mapsSync } : {}),
       dieWithParent: opts.dieWithParent,
       setgroups: mapping ? mapping.mode !== "single" : joinedUsernsAllowsSetgroups(c),
+      createDevices,
       kindOf: hostPathKind,
       containerPathKind: containerPathKind(c, opts.rootfs),
     });

@@ -24,6 +24,7 @@ import {
   CLONE,
   encodeCapData,
   encodeCapHeader,
+  encodeDev,
   encodeMountAttr,
   encodeOpenHow,
   encodeRlimit,
@@ -35,6 +36,7 @@ import {
   OPEN_HOW_SIZE,
   PR,
   RESOLVE,
+  S,
   SIGNALS,
   TTY,
 } from "../../ffi/syscalls.ts";
@@ -149,6 +151,8 @@ export interface CreateProgramInput {
   dieWithParent: boolean;
   /** Whether setgroups(2) is allowed (not in a user namespace whose setgroups is "deny"). */
   setgroups: boolean;
+  /** Create device nodes (real root, no new user namespace) instead of binding the host's. */
+  createDevices?: boolean;
   /** Host facts: what a host path is (bind sources). */
   kindOf: (hostPath: string) => PathKind;
   /** What a path inside the container is (masked and read-only paths); null skips it. */
@@ -428,8 +432,31 @@ export class ProgramBuilder {
   }
 
   /** Binds a host device node into the container's /dev (rootless cannot mknod). */
-  device(d: DevicePlan): void {
+  device(d: DevicePlan, create: boolean): void {
     const what = `providing the device "${d.path}"`;
+    if (create) {
+      // As real root: a node of its own, as runc makes it (the umask must
+      // not trim its mode, hence the chmod).
+      const cut = d.path.lastIndexOf("/");
+      const dir = this.openTarget(d.path.slice(0, cut) || "/", "dir", true, what);
+      const name = d.path.slice(cut + 1);
+      const dev = encodeDev(d.major, d.minor);
+      if (dev === null) throw new Error(`${what}: ${d.major}:${d.minor} is not a device number`);
+      const mode = d.mode ?? 0o666;
+      this.op({
+        call: "mknodat",
+        args: [{ ref: dir }, { str: name }, (d.type === "b" ? S.IFBLK : S.IFCHR) | mode, dev],
+        step: `${what}: mknod`,
+      });
+      this.op({ call: "fchmodat", args: [{ ref: dir }, { str: name }, mode, 0], step: what });
+      this.op({
+        call: "fchownat",
+        args: [{ ref: dir }, { str: name }, d.uid ?? 0, d.gid ?? 0, AT.SYMLINK_NOFOLLOW],
+        step: what,
+      });
+      this.close(dir);
+      return;
+    }
     const target = this.openTarget(d.path, "file", true, what);
     const tree = this.cloneTree({ str: d.path }, false, what);
     this.setAttr(tree, { set: MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC }, false, what);
@@ -848,7 +875,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   for (const m of c.mounts) {
     b.mount(m, m.kind === "bind" ? input.kindOf(m.source) : "dir");
     if (c.setupDev && m.kind === "fs" && m.target === "/dev") {
-      for (const d of c.devices) b.device(d);
+      for (const d of c.devices) b.device(d, input.createDevices === true);
       const dev = b.openTarget("/dev", "dir", true, "creating /dev links");
       for (const [name, text] of Object.entries(DEV_SYMLINKS)) {
         b.op({
@@ -861,7 +888,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
       b.close(dev);
     }
   }
-  if (!c.setupDev) { for (const d of c.devices) b.device(d); }
+  if (!c.setupDev) { for (const d of c.devices) b.device(d, input.createDevices === true); }
 
   for (const [key, value] of c.sysctl) {
     b.writeFile(`/proc/sys/${key.replace(/\./g, "/")}`, value, `setting sysctl ${key}`, true);

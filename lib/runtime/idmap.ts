@@ -365,6 +365,23 @@ const EMPTY_INPUT: IdMappingInput = {
   newgidmap: null,
 };
 
+/**
+ * Whether this process is in the initial user namespace: its uid_map is the
+ * identity over all ids. Root inside someone else's user namespace (how
+ * rootless Podman runs its runtime) is not real root.
+ */
+export function inInitialUserNamespace(uidMapText?: string): boolean {
+  let text = uidMapText;
+  if (text === undefined) {
+    try {
+      text = Deno.readTextFileSync("/proc/self/uid_map");
+    } catch {
+      return true;
+    }
+  }
+  return /^\s*0\s+0\s+4294967295\s*$/.test(text);
+}
+
 /** The text written to `/proc/PID/uid_map` (or gid_map): one `inside outside count` line per range. */
 export function formatIdMap(ranges: readonly IdRange[]): string {
   return ranges.map((r) => `${r.inside} ${r.outside} ${r.count}\n`).join("");

@@ -749,3 +749,60 @@ test(
     assert.deepEqual(lines[3]!.trim().split(/\s+/), ["0", "300000", "65536"]);
   },
 );
+
+// ---------------------------------------------------------------------------
+// 6. Devices: real root makes the nodes (with the spec's mode and owner);
+// a plain user gets the host's nodes bound, and a device the host lacks is
+// refused naming linux.devices.
+
+const DEVICE = {
+  type: "c",
+  path: "/dev/trun-null",
+  major: 1,
+  minor: 3,
+  fileMode: 0o600,
+  uid: 1,
+  gid: 2,
+};
+
+test(
+  "devices (as root): a node the host lacks is made with its mode and owner",
+  hooksRoot,
+  async () => {
+    await withBundle(false, (spec) => {
+      spec.linux.devices = [DEVICE];
+      spec.process.args = [
+        "sh",
+        "-c",
+        "ls -ln /dev/trun-null; echo x > /dev/trun-null && echo written",
+      ];
+    }, async ({ bundle, rt }) => {
+      const r = await rt.run(["run", "--bundle", bundle, `dev-${crypto.randomUUID().slice(0, 8)}`]);
+      ok("run", r);
+      assert.match(r.stdout, /^crw------- +1 1 +2 +1, +3 .*\/dev\/trun-null\nwritten\n$/);
+    });
+  },
+);
+
+test(
+  "devices (as a plain user, spec --rootless): a device the host lacks is refused, naming linux.devices",
+  hooksUser,
+  async () => {
+    await withBundle(true, (spec) => {
+      spec.linux.devices = [DEVICE];
+    }, async ({ bundle, rt }) => {
+      const r = await rt.run([
+        "create",
+        "--bundle",
+        bundle,
+        `dev-${crypto.randomUUID().slice(0, 8)}`,
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(
+        r.stderr,
+        /linux\.devices: "\/dev\/trun-null" \(c 1:3\) is not that device on the host/,
+      );
+      assert.deepEqual(await listIds(rt), []);
+    });
+  },
+);

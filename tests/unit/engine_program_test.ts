@@ -14,6 +14,7 @@ import {
   PR,
   RESOLVE,
   RLIMITS,
+  S,
   SIGNALS,
   TTY,
 } from "../../ffi/syscalls.ts";
@@ -857,4 +858,28 @@ Deno.test({
       /"\/nope"/,
     );
   },
+});
+
+Deno.test("createProgram() makes device nodes as real root, with their mode and owner, instead of binds", () => {
+  const c = config({}, (s) => {
+    s.linux!.devices = [
+      { type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o600, uid: 1, gid: 2 },
+    ];
+  });
+  const ops = program(c, { createDevices: true });
+  const nodes = ops.filter((o) => o.call === "mknodat");
+  assert.equal(nodes.length, 7); // the six defaults and /dev/fuse
+  const fuse = ops.findIndex((o) => o.call === "mknodat" && str(o.args[1]) === "fuse");
+  assert.deepEqual(ops[fuse]!.args.slice(2), [S.IFCHR | 0o600, (10 << 8) | 229]);
+  assert.deepEqual(ops[fuse + 1]!.args.slice(1, 3), [{ str: "fuse" }, 0o600]);
+  assert.deepEqual(ops[fuse + 2]!.args.slice(1, 4), [{ str: "fuse" }, 1, 2]);
+  const nul = ops.find((o) => o.call === "mknodat" && str(o.args[1]) === "null")!;
+  assert.deepEqual(nul.args.slice(2), [S.IFCHR | 0o666, (1 << 8) | 3]);
+  assert.ok(
+    !ops.some((o) =>
+      o.call === "open_tree" && str(o.args[1]) === "/dev/null" && o.step.includes("device")
+    ),
+    "no device is bound when it is created",
+  );
+  assert.ok(program(c).some((o) => o.call === "open_tree" && str(o.args[1]) === "/dev/fuse"));
 });
