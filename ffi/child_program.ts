@@ -14,6 +14,7 @@ import {
   AT,
   CLONE,
   encodeRightsMessage,
+  F,
   MAP,
   MSGHDR_SIZE,
   NSIG,
@@ -538,6 +539,53 @@ export function spawnProcess(
   const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
   // With CLONE_VFORK the stub returns only after the child's execve or exit,
   // so the arena is no longer in use.
+  child.release();
+  return child.pid;
+}
+
+/**
+ * Starts a program in a session of its own, detached from trun's terminal:
+ * stdin and stdout from /dev/null, stderr appended to `stderrPath`, and
+ * `passFd` (trun's descriptor) handed over as descriptor 3, the only one it
+ * inherits. For a process that outlives trun, such as a container's
+ * monitor. Returns its pid; an exec failure shows as exit status 127.
+ */
+export function spawnDetached(
+  path: string,
+  argv: string[],
+  env: string[],
+  opts: { stderrPath: string; passFd: number },
+): number {
+  const ops: ChildOp[] = [
+    { call: "setsid", args: [], step: "starting a new session" },
+    {
+      call: "openat",
+      args: [AT.FDCWD, { str: "/dev/null" }, O.RDWR | O.CLOEXEC],
+      produces: "null",
+      step: `opening "/dev/null"`,
+    },
+    { call: "dup2", args: [{ ref: "null" }, 0], step: "setting stdin" },
+    { call: "dup2", args: [{ ref: "null" }, 1], step: "setting stdout" },
+    {
+      call: "openat",
+      args: [
+        AT.FDCWD,
+        { str: opts.stderrPath },
+        O.WRONLY | O.CREAT | O.APPEND | O.CLOEXEC,
+        0o600,
+      ],
+      produces: "err",
+      step: `opening "${opts.stderrPath}"`,
+    },
+    { call: "dup2", args: [{ ref: "err" }, 2], step: "setting stderr" },
+    // dup2 clears close-on-exec on the copy: descriptor 3 survives execve
+    // (when it is 3 already, dup2 does nothing and fcntl clears the flag).
+    opts.passFd === 3
+      ? { call: "fcntl", args: [3, F.SETFD, 0], step: "passing the ready pipe" }
+      : { call: "dup2", args: [opts.passFd, 3], step: "passing the ready pipe" },
+    ...execTail({ paths: [path], argv, env, closeFds: false }),
+  ];
+  const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
   child.release();
   return child.pid;
 }

@@ -31,6 +31,8 @@ export interface CommandEntry {
    * ids, main.ts runs it inside a user namespace helper (Podman's model).
    */
   storage?: boolean;
+  /** Internal: runs when named, but no help listing shows it. */
+  hidden?: boolean;
 }
 
 /**
@@ -53,6 +55,65 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "version",
     summary: "Show the trun version",
     load: async () => (await import("./info.ts")).versionCommand,
+  },
+  {
+    name: "container ls",
+    aliases: ["ps", "container list", "container ps"],
+    summary: "List containers",
+    load: async () => (await import("./ps.ts")).main,
+  },
+  {
+    name: "container exec",
+    aliases: ["exec"],
+    summary: "Run a command in a running container",
+    load: async () => (await import("./exec.ts")).main,
+  },
+  {
+    name: "container stop",
+    aliases: ["stop"],
+    summary: "Stop one or more running containers",
+    load: async () => (await import("./container_ops.ts")).stopCommand,
+  },
+  {
+    name: "container kill",
+    aliases: ["kill"],
+    summary: "Kill one or more running containers",
+    load: async () => (await import("./container_ops.ts")).killCommand,
+  },
+  {
+    name: "container rm",
+    aliases: ["rm", "container remove"],
+    summary: "Remove one or more containers",
+    // Writable layers hold files of subordinate ids.
+    storage: true,
+    load: async () => (await import("./container_ops.ts")).rmCommand,
+  },
+  {
+    name: "container wait",
+    aliases: ["wait"],
+    summary: "Block until containers stop, then print their exit codes",
+    load: async () => (await import("./container_ops.ts")).waitCommand,
+  },
+  {
+    name: "container logs",
+    aliases: ["logs"],
+    summary: "Fetch the logs of a container",
+    load: async () => (await import("./logs.ts")).main,
+  },
+  {
+    name: "container inspect",
+    summary: "Display detailed information on one or more containers",
+    load: async () => (await import("./inspect.ts")).containerInspectCommand,
+  },
+  {
+    name: "container",
+    summary: "Manage containers",
+  },
+  {
+    name: "container-monitor",
+    summary: "(internal) the monitor beside a detached container",
+    hidden: true,
+    load: async () => (await import("./container_monitor.ts")).main,
   },
   {
     name: "runtime",
@@ -100,7 +161,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: "inspect",
-    summary: "Return low-level information on images",
+    summary: "Return low-level information on containers and images",
     load: async () => (await import("./inspect.ts")).inspectCommand,
   },
   {
@@ -199,6 +260,7 @@ export function resolveCommand(
 export function listingHelp(family = "", table: readonly CommandEntry[] = COMMANDS): string {
   const rows: [string, string][] = [];
   for (const e of table) {
+    if (e.hidden) continue;
     const name = nameIn(e, family);
     if (name !== undefined) rows.push([family ? name.slice(family.length + 1) : name, e.summary]);
   }

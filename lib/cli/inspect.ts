@@ -1,13 +1,17 @@
 /**
- * `trun image inspect` and `trun inspect`: Docker's JSON shape of stored
- * images (GraphDriver pointing at the unpacked layers), or a Go template
- * line per image with `--format`.
+ * `trun inspect`, `trun image inspect` and `trun container inspect`:
+ * Docker's JSON shape of stored images (GraphDriver pointing at the
+ * unpacked layers) and of recorded containers (container_inspect.ts), or a
+ * Go template line per object with `--format`. `trun inspect` looks for a
+ * container first, then an image, as Docker does; `--type` picks one.
  */
 import { type CommandDef, defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printError, printHelp, println } from "./output.ts";
 import { compileTemplate, goJson, TemplateError } from "./format.ts";
 import { familiar, messageOf } from "./_image_common.ts";
-import { type ImageRecord, openStore } from "../store/mod.ts";
+import { containerFacts, inspectContainer } from "./container_inspect.ts";
+import { containerStatus } from "../container/status.ts";
+import { type ContainerRecord, type ImageRecord, openStore, type Store } from "../store/mod.ts";
 
 const FORMAT_FLAG = {
   short: "f",
@@ -25,20 +29,36 @@ const IMAGE_INSPECT = defineCommand({
   flags: { format: FORMAT_FLAG },
 });
 
-/** The grammar of `trun inspect`: Docker's inspect of any object, here of images only. */
+const SIZE_FLAG = {
+  short: "s",
+  kind: "bool",
+  help: "Display total file sizes (containers: SizeRw and SizeRootFs)",
+} as const;
+
+/** The grammar of `trun inspect`: Docker's inspect of any object, here containers and images. */
 const INSPECT = defineCommand({
   name: "inspect",
   usage: "[OPTIONS] NAME|ID [NAME|ID...]",
-  summary: "Return low-level information on images",
+  summary: "Return low-level information on containers and images",
   minArgs: 1,
   flags: {
     format: FORMAT_FLAG,
+    size: SIZE_FLAG,
     type: {
       kind: "string",
       value: "TYPE",
-      help: "Only inspect objects of this type (trun inspects images only: image)",
+      help: "Only inspect objects of this type: container or image",
     },
   },
+});
+
+/** The grammar of `trun container inspect`. */
+const CONTAINER_INSPECT = defineCommand({
+  name: "container inspect",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
+  summary: "Display detailed information on one or more containers",
+  minArgs: 1,
+  flags: { format: FORMAT_FLAG, size: SIZE_FLAG },
 });
 
 /**
@@ -80,19 +100,122 @@ export function inspectImage(
 }
 
 /**
- * Runs `trun image inspect` / `trun inspect`: the JSON array of the images
- * found (a template line each with `--format`), then an error for each one
- * not found (status 125), as Docker prints `[]` and `No such image`.
+ * Runs `trun inspect`: each name or id as a container, else as an image
+ * (only the one `--type` names, when given). Prints the JSON array of the
+ * objects found (a template line each with `--format`), then fails with
+ * status 1 naming those not found, as Docker (`No such object: X`).
  */
 export function inspectCommand(argv: string[], name = INSPECT.name): Promise<number> {
   const def = { ...INSPECT, name };
   const p = parseArgs(def, argv);
   if (p.help) return Promise.resolve(printHelp(def));
   const type = p.flags.type;
-  if (type !== undefined && type !== "image") {
-    throw new UsageError(def, `unsupported --type "${type}": trun inspects images only`);
+  if (type !== undefined && type !== "container" && type !== "image") {
+    throw new UsageError(def, `unsupported --type "${type}": trun inspects container or image`);
   }
-  return inspectImages(def, p.args, p.flags.format);
+  const kinds: ObjectKind[] = type === undefined ? ["container", "image"] : [type];
+  return inspectObjects(def, p.args, p.flags.format, kinds, p.flags.size);
+}
+
+/** Runs `trun container inspect` (`name` names it in help and errors): containers only. */
+export function containerInspectCommand(
+  argv: string[],
+  name = CONTAINER_INSPECT.name,
+): Promise<number> {
+  const def = { ...CONTAINER_INSPECT, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return Promise.resolve(printHelp(def));
+  return inspectObjects(def, p.args, p.flags.format, ["container"], p.flags.size);
+}
+
+/** What `trun inspect` can look for. */
+type ObjectKind = "container" | "image";
+
+/** What one lookup of one kind found: the object, nothing, or an error (an ambiguous prefix). */
+type Lookup = { found: Record<string, unknown> } | { missing: string } | undefined;
+
+/** Looks `query` up as a container (with `size`: its sizes). */
+function lookupContainer(store: Store, query: string, size: boolean): Lookup {
+  let rec: ContainerRecord | undefined;
+  try {
+    rec = store.findRecord(query);
+  } catch (e) {
+    return { missing: messageOf(e) };
+  }
+  if (rec === undefined) return undefined;
+  return {
+    found: inspectContainer(rec, containerStatus(rec), containerFacts(store, rec, { size })),
+  };
+}
+
+/** Looks `query` up as an image. */
+function lookupImage(store: Store, query: string): Lookup {
+  let image: ImageRecord | undefined;
+  try {
+    image = store.findImage(query);
+  } catch (e) {
+    return { missing: messageOf(e) };
+  }
+  if (image === undefined) return undefined;
+  return { found: inspectImage(image, store.layerPaths(image.id)) };
+}
+
+/**
+ * Prints the objects of `kinds` that `queries` name, tried in that order,
+ * then throws (status 1) naming each query none of them found: `No such
+ * container: X`, `No such image: "X"`, or `No such object: X` for several
+ * kinds; a lookup's own error (an ambiguous id prefix) when it had one.
+ */
+function inspectObjects(
+  def: CommandDef,
+  queries: readonly string[],
+  format: string | undefined,
+  kinds: readonly ObjectKind[],
+  size: boolean,
+): Promise<number> {
+  const render = templateOf(def, format);
+  const store = openStore();
+  const found: Record<string, unknown>[] = [];
+  const missing: string[] = [];
+  try {
+    for (const query of queries) {
+      let error: string | undefined;
+      let hit: Record<string, unknown> | undefined;
+      for (const kind of kinds) {
+        const r = kind === "container"
+          ? lookupContainer(store, query, size)
+          : lookupImage(store, query);
+        if (r === undefined) continue;
+        if ("found" in r) {
+          hit = r.found;
+          break;
+        }
+        error ??= r.missing;
+      }
+      if (hit !== undefined) found.push(hit);
+      else if (error !== undefined) missing.push(error);
+      else if (kinds.length > 1) missing.push(`No such object: ${query}`);
+      else if (kinds[0] === "container") missing.push(`No such container: ${query}`);
+      else missing.push(`No such image: "${query}"`);
+    }
+  } finally {
+    store.close();
+  }
+  if (render === undefined) println(goJson(found, "    "));
+  else for (const v of found) println(render(v));
+  if (missing.length > 0) throw Object.assign(new Error(missing.join("\n")), { exitCode: 1 });
+  return Promise.resolve(0);
+}
+
+/** The `--format` template, or undefined for JSON; template mistakes are usage errors. */
+function templateOf(def: CommandDef, format: string | undefined) {
+  if (format === undefined || format === "" || format === "json") return undefined;
+  try {
+    return compileTemplate(format.replaceAll("\\t", "\t").replaceAll("\\n", "\n"));
+  } catch (e) {
+    if (e instanceof TemplateError) throw new UsageError(def, e.message);
+    throw e;
+  }
 }
 
 /** Runs `trun image inspect` (`name` names it in help and errors), as {@link inspectCommand}. */
@@ -109,15 +232,7 @@ function inspectImages(
   queries: readonly string[],
   format: string | undefined,
 ): Promise<number> {
-  let render: ((v: unknown) => string) | undefined;
-  if (format !== undefined && format !== "" && format !== "json") {
-    try {
-      render = compileTemplate(format.replaceAll("\\t", "\t").replaceAll("\\n", "\n"));
-    } catch (e) {
-      if (e instanceof TemplateError) throw new UsageError(def, e.message);
-      throw e;
-    }
-  }
+  const render = templateOf(def, format);
   const store = openStore();
   const found: Record<string, unknown>[] = [];
   const missing: string[] = [];

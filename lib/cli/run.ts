@@ -4,7 +4,7 @@
  * the flags name, and renders errors.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
-import { printHelp, warn } from "./output.ts";
+import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import { newContainerId, runInProcess } from "../container/run.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
@@ -82,10 +82,94 @@ export const RUN = defineCommand({
       kind: "bool",
       help: "Allocate a pseudo-terminal",
     },
-    rm: { kind: "bool", help: "Remove the container when it exits (always, for now)" },
+    rm: {
+      kind: "bool",
+      help: "Remove the container when it exits (always in the foreground, for now)",
+    },
+    detach: {
+      short: "d",
+      kind: "bool",
+      help: "Run the container in the background and print its id",
+    },
+    name: { kind: "string", value: "NAME", help: "Name the container (with -d)" },
+    label: { short: "l", kind: "list", value: "KEY=VALUE", help: "Set a label (with -d)" },
+    "stop-signal": {
+      kind: "string",
+      value: "SIGNAL",
+      help: "Signal `trun stop` sends first (default SIGTERM)",
+    },
+    "stop-timeout": {
+      kind: "string",
+      value: "SECONDS",
+      help: "Seconds `trun stop` waits before SIGKILL (default 10)",
+    },
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
 });
+
+/** Parses `-l KEY=VALUE` labels (a bare KEY has an empty value, as Docker's). */
+function parseLabels(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const eq = l.indexOf("=");
+    if (eq === 0) throw new UsageError(RUN, `invalid label "${l}": the key is empty`);
+    out[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  return out;
+}
+
+/**
+ * `run -d`: records the container with its writable layer on disk, starts
+ * its monitor and prints its id once it runs. A container that could not
+ * start stays (exited, with the error) unless `--rm`, as with Docker.
+ */
+async function runDetached(
+  flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
+  what: {
+    layers: string[];
+    image: ImageProcessConfig;
+    imageId: string;
+    target: string;
+    options: RunOptions;
+    idMapping: IdMapping;
+  },
+): Promise<number> {
+  if (flags.interactive) {
+    throw new UsageError(RUN, "-i with -d needs attach, which trun does not have yet");
+  }
+  const timeout = flags["stop-timeout"] === undefined ? undefined : Number(flags["stop-timeout"]);
+  if (timeout !== undefined && !Number.isInteger(timeout)) {
+    throw new UsageError(RUN, `invalid --stop-timeout "${flags["stop-timeout"]}"`);
+  }
+  const { openStore } = await import("../store/mod.ts");
+  const { createDetached, startMonitor } = await import("../container/detached.ts");
+  const store = openStore();
+  let rec;
+  let dir;
+  try {
+    rec = createDetached({
+      store,
+      layers: what.layers,
+      imageId: what.imageId,
+      image: what.target,
+      imageConfig: what.image,
+      options: what.options,
+      ...(flags.name !== undefined ? { name: flags.name } : {}),
+      autoRemove: flags.rm,
+      labels: parseLabels(flags.label),
+      ...(flags["stop-signal"] !== undefined ? { stopSignal: flags["stop-signal"] } : {}),
+      ...(timeout !== undefined ? { stopTimeout: timeout } : {}),
+      idMapping: what.idMapping,
+    });
+    dir = store.containerDir(rec.id);
+  } finally {
+    store.close();
+  }
+  const report = await startMonitor(rec, dir);
+  if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  println(rec.id);
+  return 0;
+}
 
 /** Reads an `--env-file`, with an error naming it. */
 function readEnvFile(name: string): { name: string; text: string } {
@@ -163,6 +247,16 @@ export async function main(argv: string[]): Promise<number> {
     ? singleIdMapping(loaded)
     : loaded;
   if (idMapping.warning) warn(idMapping.warning);
+  if (p.flags.detach) {
+    return await runDetached(p.flags, {
+      layers,
+      image,
+      imageId: imageId ?? "",
+      target,
+      options,
+      idMapping,
+    });
+  }
   const debug = p.flags.debug;
   let tSpec = 0;
   const id = newContainerId();

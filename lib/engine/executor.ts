@@ -216,6 +216,8 @@ export interface LaunchOptions {
   execFifoPath?: string;
   /** Kill the container when this process dies. */
   dieWithParent: boolean;
+  /** Descriptors for the process's stdin, stdout and stderr (a monitor's pipes). */
+  stdio?: [number, number, number];
   /** Runs after the namespaces exist and the maps are written, before the mounts (createRuntime, prestart hooks). */
   beforeMounts?: (pid: number) => Promise<void>;
   /**
@@ -259,7 +261,11 @@ export function executablesOf(config: ContainerConfig): string[] {
 function containerPathKind(config: ContainerConfig, rootfs: RootfsSource) {
   return (path: string): PathKind => {
     if (/^\/(proc|sys)\//.test(path)) return hostPathKind(path);
-    const layers = rootfs.kind === "overlay" ? rootfs.lowers : [config.rootPath];
+    const layers = rootfs.kind === "overlay"
+      ? rootfs.lowers
+      : rootfs.kind === "layered"
+      ? [rootfs.upper, ...rootfs.lowers]
+      : [config.rootPath];
     const e = resolveEntry(layers, path);
     return e.kind === "dir" ? "dir" : e.kind === "file" || e.kind === "other" ? "file" : null;
   };
@@ -358,6 +364,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       ...(execFifo !== undefined ? { execFifo } : {}),
       ...(hookSync ? { hookSync } : {}),
       ...(mapsSync !== undefined ? { mapsSync } : {}),
+      ...(opts.stdio ? { stdio: opts.stdio } : {}),
       dieWithParent: opts.dieWithParent,
       setgroups: mapping ? mapping.mode !== "single" : joinedUsernsAllowsSetgroups(c),
       createDevices,

@@ -103,7 +103,13 @@ export type RootfsSource =
    * is empty on the host at all times), merged at `root.path`
    * (`<scratch>/root`).
    */
-  | { kind: "overlay"; lowers: string[]; scratch: string; lowerdirAppend: boolean };
+  | { kind: "overlay"; lowers: string[]; scratch: string; lowerdirAppend: boolean }
+  /**
+   * An overlay of read-only layers with a writable layer kept on disk
+   * (`upper`, `work`: a container that outlives its command), merged at
+   * `root.path`, a directory that exists.
+   */
+  | { kind: "layered"; lowers: string[]; upper: string; work: string; lowerdirAppend: boolean };
 
 /** What the host says about a path, asked before compiling. */
 export type PathKind = "dir" | "file" | null;
@@ -139,6 +145,8 @@ export interface CreateProgramInput {
   console?: ConsoleFds;
   /** Without a terminal: give the process /dev/null as stdin (`run` without `-i`). */
   stdinNull: boolean;
+  /** Descriptors to make the process's stdin, stdout and stderr (a monitor's pipes). */
+  stdio?: [number, number, number];
   /**
    * An O_PATH descriptor of the exec fifo: the child reports "created"
    * and blocks opening it for writing until `start` opens it for reading.
@@ -666,9 +674,45 @@ export function closeAllBut(b: ProgramBuilder, keep: readonly number[]): void {
   }
 }
 
+/**
+ * The overlay's lower layers: one `lowerdir+` each (Linux ≥ 6.8, where a
+ * colon-separated `lowerdir` through fsconfig(2) is refused), else one
+ * escaped list.
+ */
+function lowerOptions(lowers: readonly string[], append: boolean): [string, string][] {
+  return append
+    ? lowers.map((l) => ["lowerdir+", l])
+    : [["lowerdir", lowers.map(escapeOverlayPath).join(":")]];
+}
+
 /** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
 function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): void {
-  if (rootfs.kind === "overlay") {
+  if (rootfs.kind === "layered") {
+    const what = `mounting the overlay root on "${rootPath}"`;
+    const overlay = b.newFilesystem(
+      "overlay",
+      [
+        ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
+        ["upperdir", rootfs.upper],
+        ["workdir", rootfs.work],
+        ["userxattr", null],
+      ],
+      0,
+      what,
+    );
+    b.op({
+      call: "move_mount",
+      args: [
+        { ref: overlay },
+        { str: "" },
+        AT.FDCWD,
+        { str: rootPath },
+        AT.MOVE_MOUNT_F_EMPTY_PATH,
+      ],
+      step: what,
+    });
+    b.close(overlay);
+  } else if (rootfs.kind === "overlay") {
     const s = rootfs.scratch;
     b.op({
       call: "mount",
@@ -685,12 +729,14 @@ function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): v
       });
     }
     const what = `mounting the overlay root on "${rootPath}"`;
-    const lowers: [string, string][] = rootfs.lowerdirAppend
-      ? rootfs.lowers.map((l) => ["lowerdir+", l])
-      : [["lowerdir", rootfs.lowers.map(escapeOverlayPath).join(":")]];
     const overlay = b.newFilesystem(
       "overlay",
-      [...lowers, ["upperdir", `${s}/upper`], ["workdir", `${s}/work`], ["userxattr", null]],
+      [
+        ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
+        ["upperdir", `${s}/upper`],
+        ["workdir", `${s}/work`],
+        ["userxattr", null],
+      ],
       0,
       what,
     );
@@ -835,6 +881,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
     ...(input.execFifo !== undefined ? [input.execFifo] : []),
     ...(input.hookSync ? [input.hookSync.ready, input.hookSync.go] : []),
     ...(input.mapsSync !== undefined ? [input.mapsSync] : []),
+    ...(input.stdio ?? []),
   ]);
   const first = joinsFirst(c);
   if (first) joinThenCreate(b, input);
@@ -973,6 +1020,11 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
 
   if (input.console) b.terminal(input.console, proc.consoleSize);
   else if (input.stdinNull) b.stdinNull();
+  if (input.stdio && !input.console) {
+    input.stdio.forEach((fd, i) => {
+      if (fd !== i) b.op({ call: "dup2", args: [fd, i], step: `setting fd ${i}` });
+    });
+  }
 
   b.identity(proc, input.setgroups);
   if (input.dieWithParent) {

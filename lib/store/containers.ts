@@ -1,9 +1,12 @@
 /**
- * Running containers in the store's `containers` table, so that `rmi`
- * refuses an image a container uses. A row carries the pid of the trun
- * process that runs the container; a row whose process is gone (trun was
- * killed with SIGKILL) is stale and is dropped when next looked at, so a
- * crash never pins an image forever.
+ * Containers in the store's `containers` table. Two kinds of row:
+ *
+ * - a `trun run` in the foreground: the row carries the pid of the trun
+ *   process that runs it, so that `rmi` refuses its image meanwhile; a row
+ *   whose process is gone (trun was killed with SIGKILL) is stale and is
+ *   dropped when next looked at, so a crash never pins an image forever;
+ * - a container that outlives its command (`run -d`, `create`): a
+ *   `ContainerRecord`, kept until `rm`, which pins its image like Docker's.
  */
 import type { StoreContext } from "./db.ts";
 
@@ -17,6 +20,135 @@ export interface ContainerRow {
   imageId: string;
   /** pid of the trun process that runs it. */
   pid: number;
+}
+
+/** A container that outlives its command (Docker's lifecycle), as the store keeps it. */
+export interface ContainerRecord {
+  /** Marks the row as a record (foreground rows carry only a pid). */
+  kind: "container";
+  /** 64 hex digits. */
+  id: string;
+  /** `--name`, or a generated adjective_surname. */
+  name: string;
+  /** The image's config digest, or "" for `--rootfs`. */
+  imageId: string;
+  /** The image as the user named it, or the rootfs directory. */
+  image: string;
+  /** Creation time (RFC 3339). */
+  created: string;
+  /** The process's argv. */
+  command: string[];
+  /** `-l/--label`. */
+  labels: Record<string, string>;
+  /** `-t`. */
+  tty: boolean;
+  /** `--rm`. */
+  autoRemove: boolean;
+  /** Signal `stop` sends first (`--stop-signal`, the image's StopSignal, else SIGTERM). */
+  stopSignal: string;
+  /** Seconds `stop` waits before SIGKILL. */
+  stopTimeout: number;
+  /** The container's first process (0 before it starts). */
+  pid: number;
+  /** Its start time (/proc/PID/stat field 22), against pid reuse. */
+  startTime: string;
+  /** The monitor process beside it (0 when none). */
+  monitorPid: number;
+  /** The monitor's start time. */
+  monitorStartTime: string;
+  /** The last state written: created, running, exited (or removing, during rm). */
+  state: "created" | "running" | "exited" | "removing";
+  /** When it last started (RFC 3339). */
+  startedAt?: string;
+  /** When it last exited (RFC 3339). */
+  finishedAt?: string;
+  /** Its exit status (Docker's: the code, or 128 + signal). */
+  exitCode?: number;
+  /** Why it could not start, when it could not. */
+  error?: string;
+}
+
+/** Records a container that outlives its command; fails on a name already in use. */
+export function addRecord(ctx: StoreContext, rec: ContainerRecord): void {
+  try {
+    ctx.db.prepare(
+      "INSERT INTO containers (id, name, image_id, created, state) VALUES (?, ?, ?, ?, ?)",
+    ).run(rec.id, rec.name, rec.imageId, Date.parse(rec.created), JSON.stringify(rec));
+  } catch (e) {
+    if (String(e).includes("UNIQUE") && String(e).includes("name")) {
+      throw new Error(
+        `the container name "${rec.name}" is already in use; remove that container or choose another name`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** Replaces a record's stored state with `fn` of it (in one transaction); returns the new one. */
+export function updateRecord(
+  ctx: StoreContext,
+  id: string,
+  fn: (rec: ContainerRecord) => ContainerRecord,
+): ContainerRecord | undefined {
+  ctx.db.exec("BEGIN IMMEDIATE");
+  try {
+    const row = ctx.db.prepare("SELECT state FROM containers WHERE id = ?").get(id) as
+      | { state: string }
+      | undefined;
+    const rec = row ? parseRecord(row.state) : undefined;
+    if (!rec) {
+      ctx.db.exec("ROLLBACK");
+      return undefined;
+    }
+    const next = fn(rec);
+    ctx.db.prepare("UPDATE containers SET state = ?, name = ? WHERE id = ?").run(
+      JSON.stringify(next),
+      next.name,
+      id,
+    );
+    ctx.db.exec("COMMIT");
+    return next;
+  } catch (e) {
+    ctx.db.exec("ROLLBACK");
+    throw e;
+  }
+}
+
+function parseRecord(state: string): ContainerRecord | undefined {
+  try {
+    const v = JSON.parse(state) as { kind?: unknown };
+    return v.kind === "container" ? v as ContainerRecord : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every container record, newest first. */
+export function listRecords(ctx: StoreContext): ContainerRecord[] {
+  const rows = ctx.db.prepare("SELECT state FROM containers ORDER BY created DESC").all() as {
+    state: string;
+  }[];
+  return rows.flatMap((r) => {
+    const rec = parseRecord(r.state);
+    return rec ? [rec] : [];
+  });
+}
+
+/**
+ * The record `ref` names: a full id, a name, or an unambiguous id prefix
+ * (Docker's lookup order). Undefined when none; an error when a prefix is
+ * ambiguous.
+ */
+export function findRecord(ctx: StoreContext, ref: string): ContainerRecord | undefined {
+  const all = listRecords(ctx);
+  const exact = all.find((r) => r.id === ref) ?? all.find((r) => r.name === ref);
+  if (exact) return exact;
+  if (!/^[0-9a-f]+$/.test(ref)) return undefined;
+  const matches = all.filter((r) => r.id.startsWith(ref));
+  if (matches.length > 1) {
+    throw new Error(`multiple containers match "${ref}": give more of the id`);
+  }
+  return matches[0];
 }
 
 /** Whether a process exists (signal 0 semantics, through /proc). */
@@ -58,7 +190,13 @@ export function liveContainers(ctx: StoreContext, imageId?: string): ContainerRo
   for (const r of rows) {
     let pid = 0;
     try {
-      pid = Number((JSON.parse(r.state) as { pid?: unknown }).pid) || 0;
+      const state = JSON.parse(r.state) as { pid?: unknown; kind?: unknown };
+      if (state.kind === "container") {
+        // A record pins its image until `rm`, running or not, as Docker's.
+        live.push({ id: r.id, name: r.name, imageId: r.image_id, pid: Number(state.pid) || 0 });
+        continue;
+      }
+      pid = Number(state.pid) || 0;
     } catch {
       // A row without a readable pid cannot be checked: keep it.
       live.push({ id: r.id, name: r.name, imageId: r.image_id, pid: 0 });

@@ -15,10 +15,15 @@
 
 import {
   addContainer,
+  addRecord,
+  type ContainerRecord,
   type ContainerRow,
+  findRecord,
+  listRecords,
   liveContainers,
   processAlive,
   removeContainer,
+  updateRecord,
 } from "./containers.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { openDb, type StoreContext, transaction } from "./db.ts";
@@ -69,7 +74,7 @@ export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./laye
 export type { ImageRecord, RecordImageInput, RemoveImageResult, StoredManifest } from "./images.ts";
 export { ImageError } from "./images.ts";
 export { blobLockName } from "./blobs.ts";
-export type { ContainerRow } from "./containers.ts";
+export type { ContainerRecord, ContainerRow } from "./containers.ts";
 
 /** Options for {@link openStore} and the {@link Store} constructor. */
 export interface StoreOptions {
@@ -230,9 +235,37 @@ export class Store implements StoreContext {
     return layerSizes(this, imageId);
   }
 
-  /** Forgets a container recorded with addContainer(). */
+  /** Forgets a container (a foreground row or a record). */
   removeContainer(id: string): void {
     removeContainer(this, id);
+  }
+
+  /** Records a container that outlives its command; fails on a name in use. */
+  addRecord(rec: ContainerRecord): void {
+    addRecord(this, rec);
+  }
+
+  /** Updates a container record in one transaction; undefined when it is gone. */
+  updateRecord(
+    id: string,
+    fn: (rec: ContainerRecord) => ContainerRecord,
+  ): ContainerRecord | undefined {
+    return updateRecord(this, id, fn);
+  }
+
+  /** Every container record, newest first. */
+  listRecords(): ContainerRecord[] {
+    return listRecords(this);
+  }
+
+  /** The container record an id, name or id prefix names, or undefined. */
+  findRecord(ref: string): ContainerRecord | undefined {
+    return findRecord(this, ref);
+  }
+
+  /** The directory of container `id` (writable layer, bundle, logs). */
+  containerDir(id: string): string {
+    return `${this.root}/containers/${id}`;
   }
 
   /** The manifest an image was recorded with (for save and push). */

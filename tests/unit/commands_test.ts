@@ -68,9 +68,11 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
   }
 });
 
-Deno.test("COMMANDS: the storage commands are the ones that add or delete image files", () => {
+Deno.test("COMMANDS: the storage commands are the ones that add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "container remove",
+    "container rm",
     "image load",
     "image prune",
     "image pull",
@@ -78,6 +80,7 @@ Deno.test("COMMANDS: the storage commands are the ones that add or delete image 
     "image rm",
     "load",
     "pull",
+    "rm",
     "rmi",
   ]);
 });
@@ -131,6 +134,14 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "run",
     "info",
     "version",
+    "ps",
+    "exec",
+    "stop",
+    "kill",
+    "rm",
+    "wait",
+    "logs",
+    "container",
     "runtime",
     "pull",
     "push",

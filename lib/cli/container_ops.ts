@@ -1,0 +1,136 @@
+/**
+ * `trun stop`, `kill`, `rm` and `wait`: Docker's commands on containers
+ * that outlive their command. Each takes several containers and goes on
+ * after a failure, printing each name as given on success, as Docker does.
+ */
+import { defineCommand, parseArgs } from "./args.ts";
+import { printError, printHelp, println } from "./output.ts";
+
+const STOP = defineCommand({
+  name: "stop",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
+  summary: "Stop one or more running containers",
+  minArgs: 1,
+  flags: {
+    time: {
+      short: "t",
+      kind: "string",
+      value: "SECONDS",
+      help: "Seconds to wait before killing it (default: the container's stop timeout)",
+    },
+    signal: { short: "s", kind: "string", value: "SIGNAL", help: "Signal to send first" },
+  },
+});
+
+const KILL = defineCommand({
+  name: "kill",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
+  summary: "Kill one or more running containers",
+  minArgs: 1,
+  flags: {
+    signal: { short: "s", kind: "string", value: "SIGNAL", help: "Signal to send (default KILL)" },
+  },
+});
+
+const RM = defineCommand({
+  name: "rm",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
+  summary: "Remove one or more containers",
+  minArgs: 1,
+  flags: {
+    force: { short: "f", kind: "bool", help: "Kill a running container first" },
+    volumes: { short: "v", kind: "bool", help: "Remove anonymous volumes (none yet)" },
+  },
+});
+
+const WAIT = defineCommand({
+  name: "wait",
+  usage: "CONTAINER [CONTAINER...]",
+  summary: "Block until containers stop, then print their exit codes",
+  minArgs: 1,
+  flags: {},
+});
+
+/** Runs `fn` for each container reference; exit 1 when any failed (Docker's behaviour). */
+async function each(refs: string[], fn: (ref: string) => Promise<void>): Promise<number> {
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      await fn(ref);
+    } catch (e) {
+      failed = true;
+      printError(e instanceof Error ? e.message : String(e));
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+/** `trun stop`. */
+export async function stopCommand(argv: string[], name = STOP.name): Promise<number> {
+  const def = { ...STOP, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  return await each(p.args, async (ref) => {
+    const store = openStore(undefined, { repair: false });
+    let rec;
+    try {
+      rec = ops.mustFind(store, ref);
+    } finally {
+      store.close();
+    }
+    const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
+    if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
+    await ops.stopContainer(p.flags.signal ? { ...rec, stopSignal: p.flags.signal } : rec, timeout);
+    println(ref);
+  });
+}
+
+/** `trun kill`. */
+export async function killCommand(argv: string[], name = KILL.name): Promise<number> {
+  const def = { ...KILL, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  return await each(p.args, async (ref) => {
+    const store = openStore(undefined, { repair: false });
+    try {
+      ops.killContainer(ops.mustFind(store, ref), p.flags.signal ?? "KILL");
+    } finally {
+      store.close();
+    }
+    println(ref);
+  });
+}
+
+/** `trun rm`. */
+export async function rmCommand(argv: string[], name = RM.name): Promise<number> {
+  const def = { ...RM, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  return await each(p.args, async (ref) => {
+    const store = openStore(undefined, { repair: false });
+    try {
+      await ops.removeContainer(store, ops.mustFind(store, ref), p.flags.force);
+    } finally {
+      store.close();
+    }
+    println(ref);
+  });
+}
+
+/** `trun wait`. */
+export async function waitCommand(argv: string[], name = WAIT.name): Promise<number> {
+  const def = { ...WAIT, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  return await each(p.args, async (ref) => {
+    println(String(await ops.waitContainer(() => openStore(undefined, { repair: false }), ref)));
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * Containers that outlive the command (`trun run -d`): the record in the
+ * store, the container directory (a writable layer on disk, so a
+ * container survives its trun process and writes use no RAM), its bundle,
+ * and the monitor beside it.
+ *
+ * Layout of `<store>/containers/<id>/`: `upper/` and `work/` (the overlay's
+ * writable layer), `merged/` (the root's mount point, in the container's
+ * mount namespace only), `userdata/config.json` (the spec),
+ * `userdata/rootfs.json` (the lower layers), `userdata/etc/` (hosts,
+ * hostname, resolv.conf), `userdata/ctr.log` (output, CRI log format),
+ * `userdata/monitor.log` (the monitor's own messages).
+ */
+import { cloexecPipe, closeFd, readFd, spawnDetached } from "../../ffi/child_program.ts";
+import { selfCommand } from "../runtime/self_exec.ts";
+import type { IdMapping } from "../runtime/idmap.ts";
+import { generateSpec, type ImageProcessConfig, type RunOptions } from "../spec/generate.ts";
+import type { ContainerRecord, Store } from "../store/mod.ts";
+import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./run.ts";
+import { generateName, validateName } from "./names.ts";
+
+/** What the monitor needs besides the spec: how the root is layered. */
+export interface RootfsLayout {
+  /** Lower layers, top first. */
+  lowers: string[];
+  /** Pass each lower as its own `lowerdir+` (Linux ≥ 6.8). */
+  lowerdirAppend: boolean;
+}
+
+/** What `createDetached` needs. */
+export interface DetachedInput {
+  /** The open store. */
+  store: Store;
+  /** Root filesystem layers, top first. */
+  layers: string[];
+  /** The image id ("" for `--rootfs`). */
+  imageId: string;
+  /** The image as named, or the rootfs directory. */
+  image: string;
+  /** The image's process config. */
+  imageConfig: ImageProcessConfig;
+  /** The user's options. */
+  options: RunOptions;
+  /** `--name`. */
+  name?: string;
+  /** `--rm`. */
+  autoRemove: boolean;
+  /** `-l`. */
+  labels: Record<string, string>;
+  /** `--stop-signal` (else the image's, else SIGTERM). */
+  stopSignal?: string;
+  /** `--stop-timeout` (else 10 s). */
+  stopTimeout?: number;
+  /** The id mapping. */
+  idMapping: IdMapping;
+}
+
+/** The paths of a container's directory. */
+export function containerPaths(dir: string) {
+  return {
+    upper: `${dir}/upper`,
+    work: `${dir}/work`,
+    merged: `${dir}/merged`,
+    userdata: `${dir}/userdata`,
+    spec: `${dir}/userdata/config.json`,
+    rootfs: `${dir}/userdata/rootfs.json`,
+    etc: `${dir}/userdata/etc`,
+    monitorLog: `${dir}/userdata/monitor.log`,
+  };
+}
+
+/**
+ * Records a new container and writes its directory and bundle; returns its
+ * record (state "created"). The hostname is the short id, as Docker's.
+ */
+export function createDetached(input: DetachedInput): ContainerRecord {
+  const { store } = input;
+  const id = newContainerId();
+  const taken = new Set(store.listRecords().map((r) => r.name));
+  const name = input.name === undefined ? generateName(taken) : validateName(input.name);
+  if (taken.has(name)) {
+    throw Object.assign(
+      new Error(
+        `the container name "${name}" is already in use; remove that container or choose another name`,
+      ),
+      { exitCode: 125 },
+    );
+  }
+  const dir = store.containerDir(id);
+  const p = containerPaths(dir);
+  const generated = generateSpec({
+    id,
+    rootPath: p.merged,
+    filesDir: p.etc,
+    image: input.imageConfig,
+    rootfs: gatherRootfsFacts(input.layers, input.idMapping),
+    options: input.options,
+    host: gatherHostFacts(input.idMapping),
+  });
+  for (const d of [p.upper, p.work, p.merged, p.userdata]) {
+    Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+  // The writable layer is the container's root directory: world-searchable
+  // like any root, and owned by its root (the caller, rootless).
+  Deno.chmodSync(p.upper, 0o755);
+  if (generated.files.length > 0) Deno.mkdirSync(p.etc, { recursive: true, mode: 0o700 });
+  for (const f of generated.files) Deno.writeTextFileSync(f.path, f.content, { mode: 0o644 });
+  Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
+  const layout: RootfsLayout = {
+    lowers: input.layers,
+    lowerdirAppend: kernelAtLeast(6, 8, Deno.osRelease()),
+  };
+  Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));
+  const rec: ContainerRecord = {
+    kind: "container",
+    id,
+    name,
+    imageId: input.imageId,
+    image: input.image,
+    created: new Date().toISOString(),
+    command: generated.spec.process?.args ?? [],
+    labels: input.labels,
+    tty: input.options.tty,
+    autoRemove: input.autoRemove,
+    stopSignal: input.stopSignal ?? "SIGTERM",
+    stopTimeout: input.stopTimeout ?? 10,
+    pid: 0,
+    startTime: "",
+    monitorPid: 0,
+    monitorStartTime: "",
+    state: "created",
+  };
+  try {
+    store.addRecord(rec);
+  } catch (e) {
+    Deno.removeSync(dir, { recursive: true });
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+  return rec;
+}
+
+/** What the monitor reports once the container runs, or why it could not start. */
+export type MonitorReport =
+  | { ok: true; pid: number }
+  | { ok: false; error: string; exitCode: number };
+
+/**
+ * Starts the monitor of container `rec` (`trun container-monitor ID`) in a
+ * session of its own and waits for its report: the container runs, or it
+ * could not start (with Docker's exit code).
+ */
+export async function startMonitor(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
+  const [readyRead, readyWrite] = cloexecPipe();
+  try {
+    const argv = selfCommand(["container-monitor", rec.id, "--ready-fd", "3"]);
+    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    spawnDetached(argv[0]!, argv, env, {
+      stderrPath: containerPaths(dir).monitorLog,
+      passFd: readyWrite,
+    });
+  } finally {
+    closeFd(readyWrite);
+  }
+  try {
+    const bytes = await readFd(readyRead, 65536);
+    const text = new TextDecoder().decode(bytes).trim();
+    if (text === "") {
+      return {
+        ok: false,
+        error: `the monitor of container ${rec.id.slice(0, 12)} exited without a report; see "${
+          containerPaths(dir).monitorLog
+        }"`,
+        exitCode: 125,
+      };
+    }
+    return JSON.parse(text) as MonitorReport;
+  } finally {
+    closeFd(readyRead);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * `exec` into a detached container: the process is the container's own
+ * (its spec's environment, capabilities, rlimits and no_new_privs) with
+ * the user's changes (command, -e, -w, -u), started in the container's
+ * namespaces and cgroup by the engine's join.
+ */
+import { closeFd, waitChild } from "../../ffi/child_program.ts";
+import { openPath } from "../../ffi/fs.ts";
+import { O } from "../../ffi/syscalls.ts";
+import { processConfig } from "../engine/config.ts";
+import { executablesOf, exitCodeOf } from "../engine/executor.ts";
+import { spawnInContainer } from "../engine/join.ts";
+import type { ContainerConfig } from "../engine/config.ts";
+import { buildEnvironment, type EnvFile } from "../spec/env.ts";
+import { resolveUser } from "../spec/user.ts";
+import type { ContainerRecord } from "../store/mod.ts";
+import { containerPaths } from "./detached.ts";
+import { containerStatus } from "./status.ts";
+
+/** What the user asked of `exec`. */
+export interface ExecRequest {
+  /** argv. */
+  command: string[];
+  /** `-i`: the process reads trun's stdin (else /dev/null). */
+  interactive: boolean;
+  /** `-t`. */
+  tty: boolean;
+  /** `-d`. */
+  detach: boolean;
+  /** `-e`. */
+  env: string[];
+  /** `--env-file`. */
+  envFiles: EnvFile[];
+  /** `-w`. */
+  workdir?: string;
+  /** `-u`. */
+  user?: string;
+}
+
+function readOr(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `req` in container `rec` (directory `dir`); returns its exit status (0 with `-d`). */
+export async function execInContainer(
+  rec: ContainerRecord,
+  dir: string,
+  req: ExecRequest,
+): Promise<number> {
+  if (containerStatus(rec) !== "running") {
+    throw Object.assign(
+      new Error(`container ${rec.id.slice(0, 12)} is not running`),
+      { exitCode: 1 },
+    );
+  }
+  const spec = JSON.parse(Deno.readTextFileSync(containerPaths(dir).spec));
+  const base = processConfig(spec.process);
+  // The container's own account files, as it sees them now.
+  const root = `/proc/${rec.pid}/root`;
+  let user = { uid: base.uid, gid: base.gid, additionalGids: base.additionalGids, home: "/" };
+  if (req.user !== undefined) {
+    user = resolveUser(req.user, {
+      passwd: readOr(`${root}/etc/passwd`),
+      group: readOr(`${root}/etc/group`),
+    });
+  }
+  const hostname = spec.hostname ?? rec.id.slice(0, 12);
+  const imageEnv = base.env;
+  const env = buildEnvironment({
+    imageEnv,
+    envFiles: req.envFiles,
+    envFlags: req.env,
+    hostEnv: Deno.env.toObject(),
+    hostname,
+    home: user.home,
+    tty: req.tty,
+  });
+  const proc = {
+    ...base,
+    args: req.command,
+    env,
+    cwd: req.workdir ?? base.cwd,
+    uid: user.uid,
+    gid: user.gid,
+    additionalGids: user.additionalGids,
+    terminal: req.tty,
+  };
+  delete (proc as { consoleSize?: unknown }).consoleSize;
+  if (req.tty) {
+    const { terminalSize } = await import("../engine/tty_relay.ts");
+    const { rows, columns } = terminalSize();
+    (proc as { consoleSize?: { rows: number; columns: number } }).consoleSize = { rows, columns };
+  }
+  const executables = executablesOf({ process: proc } as ContainerConfig);
+  const tty = req.tty
+    ? { ...await import("../../ffi/socket.ts"), ...await import("../engine/tty_relay.ts") }
+    : undefined;
+  const pair = tty?.socketPair();
+  const nul = req.interactive || req.tty
+    ? undefined
+    : openPath("/dev/null", O.RDONLY | O.CLOEXEC, `opening "/dev/null"`);
+  let relay;
+  try {
+    const received = pair ? tty!.receiveFd(pair[0]) : undefined;
+    const pid = await spawnInContainer(rec.pid, {
+      process: proc,
+      executables,
+      ...(pair ? { consoleSocket: pair[1] } : {}),
+      ...(nul !== undefined ? { stdinFd: nul } : {}),
+    });
+    if (req.detach) return 0;
+    if (received) {
+      const master = await received;
+      if (master !== null) {
+        tty!.prepareTty(master);
+        relay = tty!.startTtyRelay(master, { forwardStdin: req.interactive });
+      }
+    }
+    const status = await waitChild(pid);
+    await relay?.output;
+    return exitCodeOf(status);
+  } finally {
+    relay?.stop();
+    if (pair) { for (const fd of pair) closeFd(fd); }
+    if (nul !== undefined) closeFd(nul);
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * What Docker's container commands do to a container that outlives its
+ * command: stop (its stop signal, then SIGKILL after the timeout), kill,
+ * wait, remove. The truth about a container is its process (pid plus
+ * start time), never only the stored state.
+ */
+import { signalProcess } from "../../ffi/child_program.ts";
+import { SIGNALS } from "../../ffi/syscalls.ts";
+import { parseSignal } from "../engine/runtime.ts";
+import { isAlive, processesInPidNamespace } from "../engine/state.ts";
+import type { ContainerRecord, Store } from "../store/mod.ts";
+import { containerStatus, monitorAlive } from "./status.ts";
+
+/** A container that does not exist, with Docker's wording and exit status. */
+export function noSuchContainer(ref: string): Error {
+  return Object.assign(new Error(`No such container: ${ref}`), { exitCode: 1 });
+}
+
+/** The record `ref` names, or Docker's "No such container". */
+export function mustFind(store: Store, ref: string): ContainerRecord {
+  const rec = store.findRecord(ref);
+  if (!rec) throw noSuchContainer(ref);
+  return rec;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the container's process is gone, up to `ms`; true when it is. */
+export async function waitGone(rec: ContainerRecord, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (isAlive(rec)) {
+    if (Date.now() >= end) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+/** Sends `signal` (a name or number) to the container's first process. */
+export function killContainer(rec: ContainerRecord, signal: string): void {
+  if (containerStatus(rec) !== "running") {
+    throw Object.assign(
+      new Error(`cannot kill container ${rec.id.slice(0, 12)}: it is not running`),
+      { exitCode: 1 },
+    );
+  }
+  signalProcess(rec.pid, parseSignal(signal));
+}
+
+/**
+ * Docker's stop: the stop signal, then SIGKILL once `timeout` seconds have
+ * passed (-1: wait for ever); then waits for the process to be gone.
+ */
+export async function stopContainer(rec: ContainerRecord, timeout: number): Promise<void> {
+  if (containerStatus(rec) !== "running") return;
+  signalProcess(rec.pid, parseSignal(rec.stopSignal));
+  if (await waitGone(rec, timeout < 0 ? 2 ** 31 : timeout * 1000)) return;
+  // PID 1 of the namespace going takes every other process with it.
+  for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
+    signalProcess(pid, SIGNALS.SIGKILL);
+  }
+  await waitGone(rec, 10_000);
+}
+
+/**
+ * Removes a container: refused while it runs unless `force` (SIGKILL
+ * first); then its directory and its record. Run where its files can be
+ * deleted (rootless: the storage user namespace, as main.ts arranges).
+ */
+export async function removeContainer(
+  store: Store,
+  rec: ContainerRecord,
+  force: boolean,
+): Promise<void> {
+  if (containerStatus(rec) === "running") {
+    if (!force) {
+      throw Object.assign(
+        new Error(
+          `cannot remove container ${
+            rec.id.slice(0, 12)
+          }: it is running: stop it first, or use --force`,
+        ),
+        { exitCode: 1 },
+      );
+    }
+    for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
+      signalProcess(pid, SIGNALS.SIGKILL);
+    }
+    await waitGone(rec, 10_000);
+  }
+  store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));
+  await Deno.remove(store.containerDir(rec.id), { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+  store.removeContainer(rec.id);
+}
+
+/** Waits for a container to stop; returns its exit status as the store has it. */
+export async function waitContainer(
+  open: () => Store,
+  ref: string,
+): Promise<number> {
+  for (;;) {
+    const store = open();
+    let rec: ContainerRecord;
+    try {
+      rec = mustFind(store, ref);
+    } finally {
+      store.close();
+    }
+    // The monitor records the exit status just after the process goes;
+    // without a monitor (killed) nobody will: the status is unknown (-1).
+    if (containerStatus(rec) !== "running" && (rec.state !== "running" || !monitorAlive(rec))) {
+      return rec.exitCode ?? -1;
+    }
+    await sleep(50);
+  }
+}

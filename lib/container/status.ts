@@ -1,0 +1,31 @@
+/**
+ * What a container record's state is right now. The store keeps the last
+ * state the monitor wrote; the truth is checked against the process (pid
+ * plus start time, so a reused pid is never taken for the container), so
+ * `ps` never lies: a container that died while nobody watched, or whose
+ * monitor was killed, shows as exited with what is known.
+ */
+import { isAlive } from "../engine/state.ts";
+import type { ContainerRecord } from "../store/containers.ts";
+
+/** Docker's container states. */
+export type ContainerStatus = "created" | "running" | "exited" | "removing";
+
+/** The status of `rec` now. */
+export function containerStatus(rec: ContainerRecord, proc = "/proc"): ContainerStatus {
+  if (rec.state === "removing") return "removing";
+  if (rec.pid > 0 && isAlive(rec, proc)) return "running";
+  if (rec.state === "created" && rec.pid === 0) return "created";
+  return "exited";
+}
+
+/** Whether the monitor beside `rec` is alive. */
+export function monitorAlive(rec: ContainerRecord, proc = "/proc"): boolean {
+  return rec.monitorPid > 0 &&
+    isAlive({ pid: rec.monitorPid, startTime: rec.monitorStartTime }, proc);
+}
+
+/** The log file of a container whose directory is `dir` (Kubernetes' CRI text format, as conmon writes it). */
+export function logPath(dir: string): string {
+  return `${dir}/userdata/ctr.log`;
+}

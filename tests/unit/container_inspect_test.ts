@@ -1,0 +1,274 @@
+/**
+ * Unit tests of container inspect (lib/cli/container_inspect.ts and the
+ * commands in lib/cli/inspect.ts): Docker's document for each status, what
+ * the container directory adds, and `trun inspect` / `trun container
+ * inspect` on a temporary store (lookup order, --type, --format, errors).
+ */
+import assert from "node:assert/strict";
+import {
+  type ContainerFacts,
+  containerFacts,
+  inspectContainer,
+  ZERO_TIME,
+} from "../../lib/cli/container_inspect.ts";
+import { containerInspectCommand, inspectCommand } from "../../lib/cli/inspect.ts";
+import { UsageError } from "../../lib/cli/args.ts";
+import { openStore } from "../../lib/store/mod.ts";
+import type { ContainerStatus } from "../../lib/container/status.ts";
+import { capture, cid, containerRecord, IMAGE_ID, withRecords } from "./_container_records.ts";
+
+const DIR = "/s/containers/x";
+const FACTS: ContainerFacts = {
+  dir: DIR,
+  lowers: ["/s/layers/top", "/s/layers/base"],
+  etcFiles: [],
+};
+
+Deno.test("inspectContainer() has Docker's keys in Docker's order", () => {
+  const rec = containerRecord({ id: cid("ab"), name: "web" });
+  assert.deepEqual(Object.keys(inspectContainer(rec, "created", FACTS)), [
+    "Id",
+    "Created",
+    "Path",
+    "Args",
+    "State",
+    "Image",
+    "ResolvConfPath",
+    "HostnamePath",
+    "HostsPath",
+    "LogPath",
+    "Name",
+    "RestartCount",
+    "Driver",
+    "Platform",
+    "HostConfig",
+    "GraphDriver",
+    "Mounts",
+    "Config",
+    "NetworkSettings",
+  ]);
+});
+
+const STARTED = "2024-01-01T11:00:00.000Z";
+const FINISHED = "2024-01-01T11:30:00.000Z";
+const STATES: [ContainerStatus, Parameters<typeof containerRecord>[0], Record<string, unknown>][] =
+  [
+    ["created", { id: cid("a1"), name: "c" }, {
+      Status: "created",
+      Running: false,
+      Pid: 0,
+      ExitCode: 0,
+      Error: "",
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    }],
+    ["running", { id: cid("a2"), name: "r", pid: 4242, startedAt: STARTED }, {
+      Status: "running",
+      Running: true,
+      Pid: 4242,
+      ExitCode: 0,
+      Error: "",
+      StartedAt: STARTED,
+      FinishedAt: ZERO_TIME,
+    }],
+    // The pid stays in the record after the exit: inspect shows 0, as Docker.
+    ["exited", {
+      id: cid("a3"),
+      name: "e",
+      pid: 4242,
+      startedAt: STARTED,
+      finishedAt: FINISHED,
+      exitCode: 137,
+    }, {
+      Status: "exited",
+      Running: false,
+      Pid: 0,
+      ExitCode: 137,
+      Error: "",
+      StartedAt: STARTED,
+      FinishedAt: FINISHED,
+    }],
+    ["exited", { id: cid("a4"), name: "f", exitCode: 127, error: 'exec: "nope" not found' }, {
+      Status: "exited",
+      Running: false,
+      Pid: 0,
+      ExitCode: 127,
+      Error: 'exec: "nope" not found',
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    }],
+    ["removing", { id: cid("a5"), name: "g" }, {
+      Status: "removing",
+      Running: false,
+      Pid: 0,
+      ExitCode: 0,
+      Error: "",
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    }],
+  ];
+for (const [status, over, want] of STATES) {
+  Deno.test(`inspectContainer() State of a ${status} container "${over.name}"`, () => {
+    const out = inspectContainer(containerRecord(over), status, FACTS);
+    assert.deepEqual(out.State, {
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      ...want,
+    });
+    assert.deepEqual(Object.keys(out.State as object).slice(0, 6), [
+      "Status",
+      "Running",
+      "Paused",
+      "Restarting",
+      "OOMKilled",
+      "Dead",
+    ]);
+  });
+}
+
+Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the record and facts", () => {
+  const rec = containerRecord({
+    id: cid("abcdef"),
+    name: "web",
+    image: "nginx:1.25",
+    command: ["nginx", "-g", "daemon off;"],
+    labels: { a: "1" },
+    tty: true,
+    autoRemove: true,
+    stopSignal: "SIGQUIT",
+    stopTimeout: 3,
+  });
+  const out = inspectContainer(rec, "created", FACTS);
+  assert.equal(out.Id, rec.id);
+  assert.equal(out.Name, "/web");
+  assert.equal(out.Image, IMAGE_ID);
+  assert.equal(out.Path, "nginx");
+  assert.deepEqual(out.Args, ["-g", "daemon off;"]);
+  assert.equal(out.RestartCount, 0);
+  assert.equal(out.LogPath, `${DIR}/userdata/ctr.log`);
+  assert.equal(out.HostsPath, "");
+  assert.deepEqual(out.HostConfig, { AutoRemove: true });
+  assert.deepEqual(out.Mounts, []);
+  assert.deepEqual(out.NetworkSettings, {});
+  assert.deepEqual(out.GraphDriver, {
+    Data: {
+      LowerDir: "/s/layers/top:/s/layers/base",
+      MergedDir: `${DIR}/merged`,
+      UpperDir: `${DIR}/upper`,
+      WorkDir: `${DIR}/work`,
+    },
+    Name: "overlay",
+  });
+  assert.deepEqual(out.Config, {
+    Hostname: "abcdef000000",
+    Domainname: "",
+    User: "",
+    Tty: true,
+    Env: null,
+    Cmd: ["nginx", "-g", "daemon off;"],
+    Image: "nginx:1.25",
+    Volumes: null,
+    WorkingDir: "",
+    Entrypoint: null,
+    OnBuild: null,
+    Labels: { a: "1" },
+    StopSignal: "SIGQUIT",
+    StopTimeout: 3,
+  });
+  const sized = inspectContainer(rec, "created", { ...FACTS, size: { rw: 5, rootFs: 105 } });
+  assert.equal(sized.SizeRw, 5);
+  assert.equal(sized.SizeRootFs, 105);
+  assert.deepEqual(Object.keys(sized).slice(15, 18), ["GraphDriver", "SizeRw", "SizeRootFs"]);
+});
+
+Deno.test("containerFacts() reads the bundle, the layer list and the etc files", async () => {
+  const rec = containerRecord({ id: cid("f0"), name: "web" });
+  await withRecords([rec], async (root) => {
+    const store = openStore(root);
+    try {
+      const dir = store.containerDir(rec.id);
+      // Nothing written yet: the image is not stored either, lowers stay unknown.
+      assert.deepEqual(containerFacts(store, rec), { dir, lowers: [], etcFiles: [] });
+      await Deno.mkdir(`${dir}/userdata/etc`, { recursive: true });
+      await Deno.mkdir(`${dir}/upper`);
+      await Deno.writeTextFile(`${dir}/upper/f`, "12345");
+      await Deno.writeTextFile(`${dir}/userdata/etc/hosts`, "");
+      await Deno.writeTextFile(
+        `${dir}/userdata/rootfs.json`,
+        JSON.stringify({ lowers: ["/l/top", "/l/base"], lowerdirAppend: false }),
+      );
+      await Deno.writeTextFile(
+        `${dir}/userdata/config.json`,
+        JSON.stringify({
+          hostname: "f00000000000",
+          process: { env: ["PATH=/bin"], cwd: "/srv", user: { uid: 1000, gid: 100 } },
+        }),
+      );
+      const facts = containerFacts(store, rec, { size: true });
+      assert.deepEqual(facts, {
+        dir,
+        lowers: ["/l/top", "/l/base"],
+        env: ["PATH=/bin"],
+        workingDir: "/srv",
+        hostname: "f00000000000",
+        user: "1000:100",
+        etcFiles: ["hosts"],
+        size: { rw: 5, rootFs: 5 },
+      });
+      const out = inspectContainer(rec, "created", facts);
+      assert.equal(out.HostsPath, `${dir}/userdata/etc/hosts`);
+      assert.equal((out.Config as { WorkingDir: string }).WorkingDir, "/srv");
+    } finally {
+      store.close();
+    }
+  });
+});
+
+Deno.test("trun container inspect / trun inspect on a store", async () => {
+  const records = [
+    containerRecord({ id: cid("a7"), name: "web", state: "created" }),
+    containerRecord({ id: cid("a8"), name: "job", state: "exited", exitCode: 3 }),
+  ];
+  await withRecords(records, async () => {
+    const ci = (...argv: string[]) => capture(() => containerInspectCommand(argv));
+    const one = await ci("web");
+    assert.equal(one.result, 0);
+    assert.match(one.stdout, /^\[\n {4}\{\n {8}"Id": "a70{62}",\n/);
+    const [doc] = JSON.parse(one.stdout) as { Name: string; State: { Status: string } }[];
+    assert.equal(doc!.Name, "/web");
+    assert.equal(doc!.State.Status, "created");
+
+    const pid = await ci("--format", "{{.State.Pid}} {{.State.ExitCode}} {{.Name}}", "a8", "web");
+    assert.equal(pid.stdout, "0 3 /job\n0 0 /web\n");
+
+    const fmtJson = await ci("-f", "{{json .Config.Labels}}", "web");
+    assert.equal(fmtJson.stdout, "{}\n");
+
+    const missing = await ci("web", "nosuch");
+    assert.equal((JSON.parse(missing.stdout) as unknown[]).length, 1, "found ones are printed");
+    assert.equal((missing.error as Error).message, "No such container: nosuch");
+    assert.equal((missing.error as { exitCode?: number }).exitCode, 1);
+
+    const ambiguous = await ci("a");
+    assert.match((ambiguous.error as Error).message, /multiple containers match "a"/);
+
+    const i = (...argv: string[]) => capture(() => inspectCommand(argv));
+    assert.equal((await i("-f", "{{.Id}}", "job")).stdout, `${cid("a8")}\n`);
+    assert.equal((await i("--type", "container", "-f", "{{.Name}}", "a7")).stdout, "/web\n");
+
+    const none = await i("nosuch", "other");
+    assert.equal(none.stdout, "[]\n");
+    assert.equal((none.error as Error).message, "No such object: nosuch\nNo such object: other");
+    assert.equal((none.error as { exitCode?: number }).exitCode, 1);
+
+    const asImage = await i("--type", "image", "web");
+    assert.equal((asImage.error as Error).message, 'No such image: "web"');
+
+    const badType = await i("--type", "volume", "web");
+    assert.ok(badType.error instanceof UsageError);
+    const badFormat = await ci("-f", "{{range .Args}}{{end}}", "web");
+    assert.ok(badFormat.error instanceof UsageError);
+  });
+});
