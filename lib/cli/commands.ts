@@ -63,6 +63,18 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./ps.ts")).main,
   },
   {
+    name: "container create",
+    aliases: ["create"],
+    summary: "Create a new container (run's options; start it with trun start)",
+    load: async () => (await import("./run.ts")).main,
+  },
+  {
+    name: "container start",
+    aliases: ["start"],
+    summary: "Start one or more stopped containers",
+    load: async () => (await import("./container_ops.ts")).startCommand,
+  },
+  {
     name: "container exec",
     aliases: ["exec"],
     summary: "Run a command in a running container",

@@ -43,6 +43,14 @@ const RM = defineCommand({
   },
 });
 
+const START = defineCommand({
+  name: "start",
+  usage: "CONTAINER [CONTAINER...]",
+  summary: "Start one or more stopped containers",
+  minArgs: 1,
+  flags: {},
+});
+
 const WAIT = defineCommand({
   name: "wait",
   usage: "CONTAINER [CONTAINER...]",
@@ -118,6 +126,32 @@ export async function rmCommand(argv: string[], name = RM.name): Promise<number>
       await ops.removeContainer(store, ops.mustFind(store, ref), p.flags.force);
     } finally {
       store.close();
+    }
+    println(ref);
+  });
+}
+
+/** `trun start`: a created or exited container runs again, on the same writable layer. */
+export async function startCommand(argv: string[], name = START.name): Promise<number> {
+  const def = { ...START, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  const { startMonitor } = await import("../container/detached.ts");
+  const { containerStatus } = await import("../container/status.ts");
+  return await each(p.args, async (ref) => {
+    const store = openStore(undefined, { repair: false });
+    let rec, dir;
+    try {
+      rec = ops.mustFind(store, ref);
+      dir = store.containerDir(rec.id);
+    } finally {
+      store.close();
+    }
+    if (containerStatus(rec) !== "running") {
+      const report = await startMonitor(rec, dir);
+      if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
     }
     println(ref);
   });

@@ -125,6 +125,7 @@ function parseLabels(list: readonly string[]): Record<string, string> {
  */
 async function runDetached(
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
+  start: boolean,
   what: {
     layers: string[];
     image: ImageProcessConfig;
@@ -165,8 +166,10 @@ async function runDetached(
   } finally {
     store.close();
   }
-  const report = await startMonitor(rec, dir);
-  if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  if (start) {
+    const report = await startMonitor(rec, dir);
+    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  }
   println(rec.id);
   return 0;
 }
@@ -181,10 +184,15 @@ function readEnvFile(name: string): { name: string; text: string } {
 }
 
 /** Runs `trun run`; returns the container's exit status. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], name = RUN.name): Promise<number> {
   const tCli = performance.now();
-  const p = parseArgs(RUN, argv);
-  if (p.help) return printHelp(RUN);
+  // `create` (`container create`) takes run's flags and stops before the start.
+  const creating = name.endsWith("create");
+  const def = creating
+    ? { ...RUN, name, summary: "Create a new container", usage: RUN.usage.replaceAll("run", "create") }
+    : { ...RUN, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
   const network = p.flags.network ?? "host";
@@ -247,8 +255,8 @@ export async function main(argv: string[]): Promise<number> {
     ? singleIdMapping(loaded)
     : loaded;
   if (idMapping.warning) warn(idMapping.warning);
-  if (p.flags.detach) {
-    return await runDetached(p.flags, {
+  if (p.flags.detach || creating) {
+    return await runDetached(p.flags, !creating, {
       layers,
       image,
       imageId: imageId ?? "",

@@ -85,7 +85,7 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
     const pid = launched.pid;
     const started = new Date().toISOString();
     const me = processStat(Deno.pid);
-    update(rec.id, (r) => ({
+    update(rec.id, ({ exitCode: _code, finishedAt: _end, error: _error, ...r }) => ({
       ...r,
       pid,
       startTime: processStat(pid)?.startTime ?? "",

@@ -187,3 +187,24 @@ test("ps and inspect: the host pid of a detached sleep, Up then Exited (137)", a
   assert.equal(state.ExitCode, 137);
   assert.equal(state.Pid, 0);
 });
+
+test("create then start, twice: the same writable layer, a fresh exit status each time", async () => {
+  await using sb = await lifecycleSandbox();
+  const created = await sb.run([
+    "create",
+    "--name",
+    "again",
+    "--rootfs",
+    sb.rootfs,
+    "sh",
+    "-c",
+    "echo run >> /runs; wc -l < /runs; exit 5",
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.match((await sb.run(["ps", "-a"])).stdout, /Created +again\n/);
+  for (const n of [1, 2]) {
+    assert.equal((await sb.run(["start", "again"])).code, 0);
+    assert.equal((await sb.run(["wait", "again"])).stdout, "5\n");
+    assert.equal((await sb.run(["logs", "--tail", "1", "again"])).stdout.trim(), String(n));
+  }
+});

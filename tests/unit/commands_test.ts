@@ -135,6 +135,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "info",
     "version",
     "ps",
+    "create",
+    "start",
     "exec",
     "stop",
     "kill",
