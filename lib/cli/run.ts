@@ -189,7 +189,12 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   // `create` (`container create`) takes run's flags and stops before the start.
   const creating = name.endsWith("create");
   const def = creating
-    ? { ...RUN, name, summary: "Create a new container", usage: RUN.usage.replaceAll("run", "create") }
+    ? {
+      ...RUN,
+      name,
+      summary: "Create a new container",
+      usage: RUN.usage.replaceAll("run", "create"),
+    }
     : { ...RUN, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
