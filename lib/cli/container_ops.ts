@@ -102,7 +102,7 @@ export async function killCommand(argv: string[], name = KILL.name): Promise<num
   if (p.help) return printHelp(def);
   const { openStore } = await import("../store/mod.ts");
   const ops = await import("../container/ops.ts");
-  return await each(p.args, async (ref) => {
+  return await each(p.args, (ref) => {
     const store = openStore(undefined, { repair: false });
     try {
       ops.killContainer(ops.mustFind(store, ref), p.flags.signal ?? "KILL");
@@ -110,6 +110,7 @@ export async function killCommand(argv: string[], name = KILL.name): Promise<num
       store.close();
     }
     println(ref);
+    return Promise.resolve();
   });
 }
 

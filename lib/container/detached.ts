@@ -55,8 +55,28 @@ export interface DetachedInput {
   idMapping: IdMapping;
 }
 
+/** The paths inside a container's directory. */
+export interface ContainerPaths {
+  /** The overlay's upper directory (the writable layer). */
+  upper: string;
+  /** The overlay's work directory. */
+  work: string;
+  /** The root's mount point (mounted in the container's mount namespace only). */
+  merged: string;
+  /** The bundle and the files beside the container. */
+  userdata: string;
+  /** `config.json`. */
+  spec: string;
+  /** The lower layers (`RootfsLayout`). */
+  rootfs: string;
+  /** hosts, hostname, resolv.conf. */
+  etc: string;
+  /** The monitor's own messages. */
+  monitorLog: string;
+}
+
 /** The paths of a container's directory. */
-export function containerPaths(dir: string) {
+export function containerPaths(dir: string): ContainerPaths {
   return {
     upper: `${dir}/upper`,
     work: `${dir}/work`,
