@@ -128,6 +128,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./container_monitor.ts")).main,
   },
   {
+    name: "container-cleanup",
+    summary: "(internal) conmon's exit command for a detached container",
+    hidden: true,
+    load: async () => (await import("./container_monitor.ts")).cleanupMain,
+  },
+  {
     name: "runtime",
     summary:
       "The OCI runtime, with runc's command line (create, start, state, kill, delete, exec…)",

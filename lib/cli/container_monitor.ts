@@ -1,7 +1,8 @@
 /**
- * `trun container-monitor ID --ready-fd N`: internal. `run -d` starts it in
- * a session of its own to stay beside the container (see
- * lib/container/monitor.ts); it is not meant to be typed.
+ * Internal commands beside detached containers, not meant to be typed:
+ * `trun container-monitor ID --ready-fd N` (trun's own monitor, started by
+ * `run -d` in a session of its own; see lib/container/monitor.ts) and
+ * `trun container-cleanup ID` (conmon's exit command; lib/container/conmon.ts).
  */
 import { defineCommand, parseArgs } from "./args.ts";
 import { printHelp } from "./output.ts";
@@ -16,6 +17,23 @@ const MONITOR = defineCommand({
     "ready-fd": { kind: "string", value: "N", help: "Descriptor that receives the start report" },
   },
 });
+
+const CLEANUP = defineCommand({
+  name: "container-cleanup",
+  usage: "CONTAINER",
+  summary: "(internal) conmon's exit command: record the exit, tidy, --rm",
+  minArgs: 1,
+  maxArgs: 1,
+  flags: {},
+});
+
+/** Runs conmon's exit command for a container; returns 0. */
+export async function cleanupMain(argv: string[]): Promise<number> {
+  const p = parseArgs(CLEANUP, argv);
+  if (p.help) return printHelp(CLEANUP);
+  const { cleanupAfterConmon } = await import("../container/conmon.ts");
+  return await cleanupAfterConmon(p.args[0]!);
+}
 
 /** Runs the monitor; returns its exit status. */
 export async function main(argv: string[]): Promise<number> {

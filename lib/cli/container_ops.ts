@@ -139,7 +139,7 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
   if (p.help) return printHelp(def);
   const { openStore } = await import("../store/mod.ts");
   const ops = await import("../container/ops.ts");
-  const { startMonitor } = await import("../container/detached.ts");
+  const { startDetached } = await import("../container/detached.ts");
   const { containerStatus } = await import("../container/status.ts");
   return await each(p.args, async (ref) => {
     const store = openStore(undefined, { repair: false });
@@ -151,7 +151,7 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
       store.close();
     }
     if (containerStatus(rec) !== "running") {
-      const report = await startMonitor(rec, dir);
+      const report = await startDetached(rec, dir);
       if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
     }
     println(ref);

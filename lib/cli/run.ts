@@ -143,7 +143,7 @@ async function runDetached(
     throw new UsageError(RUN, `invalid --stop-timeout "${flags["stop-timeout"]}"`);
   }
   const { openStore } = await import("../store/mod.ts");
-  const { createDetached, startMonitor } = await import("../container/detached.ts");
+  const { createDetached, startDetached } = await import("../container/detached.ts");
   const store = openStore();
   let rec;
   let dir;
@@ -167,7 +167,7 @@ async function runDetached(
     store.close();
   }
   if (start) {
-    const report = await startMonitor(rec, dir);
+    const report = await startDetached(rec, dir);
     if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
   }
   println(rec.id);

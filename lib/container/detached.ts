@@ -13,6 +13,7 @@
  */
 import { cloexecPipe, closeFd, readFd, spawnDetached } from "../../ffi/child_program.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
+import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import { generateSpec, type ImageProcessConfig, type RunOptions } from "../spec/generate.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
@@ -125,11 +126,22 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   Deno.chmodSync(p.upper, 0o755);
   if (generated.files.length > 0) Deno.mkdirSync(p.etc, { recursive: true, mode: 0o700 });
   for (const f of generated.files) Deno.writeTextFileSync(f.path, f.content, { mode: 0o644 });
-  Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   const layout: RootfsLayout = {
     lowers: input.layers,
     lowerdirAppend: kernelAtLeast(6, 8, Deno.osRelease()),
   };
+  // For `trun-runc create` under conmon: how to make the root (see
+  // ROOTFS_ANNOTATION in lib/engine/runtime.ts).
+  generated.spec.annotations = {
+    ...generated.spec.annotations,
+    [ROOTFS_ANNOTATION]: JSON.stringify({
+      lowers: layout.lowers,
+      upper: p.upper,
+      work: p.work,
+      lowerdirAppend: layout.lowerdirAppend,
+    }),
+  };
+  Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));
   const rec: ContainerRecord = {
     kind: "container",
@@ -197,4 +209,14 @@ export async function startMonitor(rec: ContainerRecord, dir: string): Promise<M
   } finally {
     closeFd(readyRead);
   }
+}
+
+/**
+ * Starts a created or exited container beside a monitor: conmon when it is
+ * installed (or TRUN_MONITOR=conmon), else trun's own (TRUN_MONITOR=trun).
+ */
+export async function startDetached(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
+  const { chosenConmon, startWithConmon } = await import("./conmon.ts");
+  const conmon = chosenConmon();
+  return conmon ? await startWithConmon(conmon, rec, dir) : await startMonitor(rec, dir);
 }

@@ -89,6 +89,7 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
       ...r,
       pid,
       startTime: processStat(pid)?.startTime ?? "",
+      monitor: "trun",
       monitorPid: Deno.pid,
       monitorStartTime: me?.startTime ?? "",
       state: "running",

@@ -20,6 +20,7 @@ import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./execut
 import { runHooks, runHooksInContainer } from "./hooks.ts";
 import { removeCgroup } from "./cgroup.ts";
 import { spawnInContainer } from "./join.ts";
+import type { RootfsSource } from "./program.ts";
 import {
   containerDir,
   type ContainerRecord,
@@ -33,6 +34,39 @@ import {
   writeRecord,
 } from "./state.ts";
 import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
+
+/**
+ * An annotation with which trun's own bundles ask the runtime to make the
+ * root: an overlay of `lowers` with the writable layer `upper`/`work`,
+ * mounted at root.path in the container's mount namespace (the way a
+ * rootless runtime must, since only that namespace may mount it).
+ */
+export const ROOTFS_ANNOTATION = "run.trun.rootfs.overlay";
+
+/** The root a bundle asks for: its annotation's overlay, or root.path itself. */
+function rootfsOf(config: ContainerConfig): RootfsSource {
+  const text = config.annotations[ROOTFS_ANNOTATION];
+  if (text === undefined) return { kind: "path" };
+  let v: { lowers?: unknown; upper?: unknown; work?: unknown; lowerdirAppend?: unknown };
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new RuntimeError(`config.json: annotations.${ROOTFS_ANNOTATION}: not JSON`);
+  }
+  const abs = (x: unknown) => typeof x === "string" && x.startsWith("/");
+  if (!Array.isArray(v.lowers) || !v.lowers.every(abs) || !abs(v.upper) || !abs(v.work)) {
+    throw new RuntimeError(
+      `config.json: annotations.${ROOTFS_ANNOTATION}: needs absolute lowers, upper and work`,
+    );
+  }
+  return {
+    kind: "layered",
+    lowers: v.lowers as string[],
+    upper: v.upper as string,
+    work: v.work as string,
+    lowerdirAppend: v.lowerdirAppend === true,
+  };
+}
 
 /** A runtime error with runc's exit status (1 unless said otherwise). */
 export class RuntimeError extends Error {
@@ -89,12 +123,13 @@ export function loadBundle(
  * runc's LookPath at create: the executable must exist in the root, so a
  * missing command fails `create` (exit 127) rather than the later `start`.
  */
-function checkExecutable(c: ContainerConfig): void {
+function checkExecutable(c: ContainerConfig, rootfs: RootfsSource): void {
+  const layers = rootfs.kind === "layered" ? [rootfs.upper, ...rootfs.lowers] : [c.rootPath];
   const argv0 = c.process.args[0]!;
   // Like Go's exec.LookPath: an entry that is not an executable regular
   // file is passed over in a $PATH search, and refused when named.
   const kinds = executablesOf(c).map((p) => {
-    const e = resolveEntry([c.rootPath], p);
+    const e = resolveEntry(layers, p);
     if (e.kind === "missing" || e.kind === "unreachable") return "missing";
     try {
       const st = Deno.statSync(e.host);
@@ -143,7 +178,8 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
   const bundle = Deno.realPathSync(opts.bundle);
   const { spec, config } = loadBundle(bundle);
   for (const w of config.warnings) warning(w);
-  checkExecutable(config);
+  const rootfs = rootfsOf(config);
+  checkExecutable(config, rootfs);
   const dir = containerDir(root, id);
   Deno.mkdirSync(root, { recursive: true, mode: 0o711 });
   try {
@@ -179,7 +215,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     const withPid = (pid: number) => ({ ...rec, pid });
     const launched = await launch({
       config,
-      rootfs: { kind: "path" },
+      rootfs,
       ...(consoleFd !== undefined ? { consoleSocket: consoleFd } : {}),
       stdinNull: false,
       execFifoPath: execFifoPath(root, id),

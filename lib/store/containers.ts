@@ -52,6 +52,8 @@ export interface ContainerRecord {
   pid: number;
   /** Its start time (/proc/PID/stat field 22), against pid reuse. */
   startTime: string;
+  /** Which monitor runs beside it: trun's own, or Podman's conmon. */
+  monitor?: "trun" | "conmon";
   /** The monitor process beside it (0 when none). */
   monitorPid: number;
   /** The monitor's start time. */

@@ -1,26 +1,52 @@
-// Containers that outlive the command: `run -d` with trun's own monitor,
-// then logs, exec, stop, kill, wait, rm; the writable layer on disk; `ps`
-// when the monitor was killed. Run as the test user and as root.
+// Containers that outlive the command: `run -d` beside a monitor, then
+// logs, exec, stop, kill, wait, rm; the writable layer on disk; `ps` when
+// the monitor was killed. Every scenario runs with trun's own monitor and
+// with Podman's conmon (when installed), as the test user and as root.
 import assert from "node:assert/strict";
 import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
+const conmon = await new Deno.Command("sh", { args: ["-c", "command -v conmon"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+const MONITORS = ["trun", "conmon"] as const;
+
+/** The monitor the scenarios being registered use (TRUN_MONITOR). */
+let monitor: (typeof MONITORS)[number] = "trun";
 
 function test(name: string, fn: () => Promise<void>) {
-  Deno.test({ name: name + base.suffix, ignore: base.ignore, fn });
+  const m = monitor;
+  const skip = m === "conmon" && !conmon;
+  Deno.test({
+    name: `${m}: ${name}${base.suffix}${
+      skip && !base.ignore ? " (skipped: conmon not installed)" : ""
+    }`,
+    ignore: base.ignore || skip,
+    fn: async () => {
+      current = m;
+      await fn();
+    },
+  });
 }
+
+/** The monitor of the test running now. */
+let current: (typeof MONITORS)[number] = "trun";
 
 /** A sandbox whose containers are removed (forced) when the test ends. */
 async function lifecycleSandbox(): Promise<TrunSandbox & { rootfs: string }> {
-  const sb = await trunSandbox();
+  const inner = await trunSandbox();
+  const env = { TRUN_MONITOR: current };
+  const sb: TrunSandbox = {
+    ...inner,
+    run: (args, opts = {}) => inner.run(args, { ...opts, env: { ...env, ...opts.env } }),
+  };
   const rootfs = await busyboxRootfs();
   const cleanup = async () => {
     const ls = await sb.run(["ps", "-a", "-q", "--no-trunc"]);
     const ids = ls.code === 0 ? ls.stdout.split("\n").filter((l) => l !== "") : [];
     if (ids.length > 0) await sb.run(["rm", "-f", ...ids]);
-    await sb.cleanup();
+    await inner.cleanup();
   };
   return { ...sb, rootfs, cleanup, [Symbol.asyncDispose]: cleanup };
 }
@@ -40,171 +66,185 @@ async function detached(
   return id;
 }
 
-test("run -d: prints the id; logs, exec, stop (SIGKILL after -t), wait and rm", async () => {
-  await using sb = await lifecycleSandbox();
-  const id = await detached(
-    sb,
-    ["--name", "web"],
-    "echo hello; echo oops >&2; while true; do sleep 0.1; done",
-  );
-  await sleep(300);
-  const logs = await sb.run(["logs", "web"]);
-  assert.equal(logs.code, 0, logs.stderr);
-  assert.equal(logs.stdout, "hello\n");
-  assert.equal(logs.stderr, "oops\n");
-  // exec sees the container: its hostname (the short id) and PID namespace.
-  const ex = await sb.run([
-    "exec",
-    "web",
-    "sh",
-    "-c",
-    "hostname; echo $$; touch /made-by-exec; exit 4",
-  ]);
-  assert.equal(ex.code, 4, ex.stderr);
-  const [hostname, pid] = ex.stdout.trim().split("\n");
-  assert.equal(hostname, id.slice(0, 12));
-  assert.notEqual(pid, "1");
-  // The writable layer is on disk, under the store.
-  const upper = `${sb.env.TRUN_ROOT}/containers/${id}/upper`;
-  assert.ok((await Deno.lstat(`${upper}/made-by-exec`)).isFile);
-  // sh as PID 1 ignores SIGTERM: stop sends SIGKILL after 1 s.
-  const t0 = performance.now();
-  const stop = await sb.run(["stop", "-t", "1", "web"]);
-  assert.equal(stop.code, 0, stop.stderr);
-  assert.equal(stop.stdout, "web\n");
-  assert.ok(performance.now() - t0 >= 900, "stop waited for the timeout");
-  const wait = await sb.run(["wait", id.slice(0, 12)]);
-  assert.equal(wait.stdout, "137\n");
-  const rm = await sb.run(["rm", "web"]);
-  assert.equal(rm.code, 0, rm.stderr);
-  await assert.rejects(Deno.lstat(`${sb.env.TRUN_ROOT}/containers/${id}`), Deno.errors.NotFound);
-  const gone = await sb.run(["logs", "web"]);
-  assert.equal(gone.code, 1);
-  assert.match(gone.stderr, /No such container: web/);
-});
+for (const m of MONITORS) {
+  monitor = m;
+  scenarios();
+}
 
-test("stop honours --stop-signal: a container that exits on it stops at once with its status", async () => {
-  await using sb = await lifecycleSandbox();
-  await detached(
-    sb,
-    ["--name", "polite", "--stop-signal", "USR1"],
-    "trap 'exit 7' USR1; while true; do sleep 0.1; done",
-  );
-  await sleep(300);
-  const t0 = performance.now();
-  const stop = await sb.run(["stop", "-t", "10", "polite"]);
-  assert.equal(stop.code, 0, stop.stderr);
-  assert.ok(performance.now() - t0 < 5000, "stop did not wait for the 10 s timeout");
-  assert.equal((await sb.run(["wait", "polite"])).stdout, "7\n");
-});
+function scenarios(): void {
+  test("run -d: prints the id; logs, exec, stop (SIGKILL after -t), wait and rm", async () => {
+    await using sb = await lifecycleSandbox();
+    const id = await detached(
+      sb,
+      ["--name", "web"],
+      "echo hello; echo oops >&2; while true; do sleep 0.1; done",
+    );
+    await sleep(300);
+    const logs = await sb.run(["logs", "web"]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout, "hello\n");
+    assert.equal(logs.stderr, "oops\n");
+    // exec sees the container: its hostname (the short id) and PID namespace.
+    const ex = await sb.run([
+      "exec",
+      "web",
+      "sh",
+      "-c",
+      "hostname; echo $$; touch /made-by-exec; exit 4",
+    ]);
+    assert.equal(ex.code, 4, ex.stderr);
+    const [hostname, pid] = ex.stdout.trim().split("\n");
+    assert.equal(hostname, id.slice(0, 12));
+    assert.notEqual(pid, "1");
+    // The writable layer is on disk, under the store.
+    const upper = `${sb.env.TRUN_ROOT}/containers/${id}/upper`;
+    assert.ok((await Deno.lstat(`${upper}/made-by-exec`)).isFile);
+    // sh as PID 1 ignores SIGTERM: stop sends SIGKILL after 1 s.
+    const t0 = performance.now();
+    const stop = await sb.run(["stop", "-t", "1", "web"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(stop.stdout, "web\n");
+    assert.ok(performance.now() - t0 >= 900, "stop waited for the timeout");
+    const wait = await sb.run(["wait", id.slice(0, 12)]);
+    assert.equal(wait.stdout, "137\n");
+    const rm = await sb.run(["rm", "web"]);
+    assert.equal(rm.code, 0, rm.stderr);
+    await assert.rejects(Deno.lstat(`${sb.env.TRUN_ROOT}/containers/${id}`), Deno.errors.NotFound);
+    const gone = await sb.run(["logs", "web"]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /No such container: web/);
+  });
 
-test("rm refuses a running container without -f; rm -f kills it; a name is unique", async () => {
-  await using sb = await lifecycleSandbox();
-  await detached(sb, ["--name", "busy"], "while true; do sleep 0.1; done");
-  const dup = await sb.run(["run", "-d", "--name", "busy", "--rootfs", sb.rootfs, "true"]);
-  assert.equal(dup.code, 125);
-  assert.match(dup.stderr, /"busy" is already in use/);
-  const rm = await sb.run(["rm", "busy"]);
-  assert.equal(rm.code, 1);
-  assert.match(rm.stderr, /it is running/);
-  const rmf = await sb.run(["rm", "-f", "busy"]);
-  assert.equal(rmf.code, 0, rmf.stderr);
-  assert.equal((await sb.run(["exec", "busy", "true"])).code, 1);
-});
+  test("stop honours --stop-signal: a container that exits on it stops at once with its status", async () => {
+    await using sb = await lifecycleSandbox();
+    await detached(
+      sb,
+      ["--name", "polite", "--stop-signal", "USR1"],
+      "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    );
+    await sleep(300);
+    const t0 = performance.now();
+    const stop = await sb.run(["stop", "-t", "10", "polite"]);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.ok(performance.now() - t0 < 5000, "stop did not wait for the 10 s timeout");
+    assert.equal((await sb.run(["wait", "polite"])).stdout, "7\n");
+  });
 
-test("run -d --rm: the container and its directory go when it exits", async () => {
-  await using sb = await lifecycleSandbox();
-  const id = await detached(sb, ["--rm"], "sleep 0.3; exit 3");
-  const dir = `${sb.env.TRUN_ROOT}/containers/${id}`;
-  let gone = false;
-  for (let i = 0; i < 100 && !gone; i++) {
-    await sleep(100);
-    gone = await Deno.lstat(dir).then(() => false, () => true);
-  }
-  assert.ok(gone, "the container directory is gone");
-  assert.equal((await sb.run(["logs", id])).code, 1);
-});
+  test("rm refuses a running container without -f; rm -f kills it; a name is unique", async () => {
+    await using sb = await lifecycleSandbox();
+    await detached(sb, ["--name", "busy"], "while true; do sleep 0.1; done");
+    const dup = await sb.run(["run", "-d", "--name", "busy", "--rootfs", sb.rootfs, "true"]);
+    assert.equal(dup.code, 125);
+    assert.match(dup.stderr, /"busy" is already in use/);
+    const rm = await sb.run(["rm", "busy"]);
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /it is running/);
+    const rmf = await sb.run(["rm", "-f", "busy"]);
+    assert.equal(rmf.code, 0, rmf.stderr);
+    assert.equal((await sb.run(["exec", "busy", "true"])).code, 1);
+  });
 
-test("run -d: a missing command is 127, a file without execute permission 126", async () => {
-  await using sb = await lifecycleSandbox();
-  const missing = await sb.run(["run", "-d", "--rootfs", sb.rootfs, "/no/such"]);
-  assert.equal(missing.code, 127, missing.stderr);
-  assert.match(missing.stderr, /no such file or directory/);
-  const denied = await sb.run(["run", "-d", "--rootfs", sb.rootfs, "/etc/passwd"]);
-  assert.equal(denied.code, 126, denied.stderr);
-});
+  test("run -d --rm: the container and its directory go when it exits", async () => {
+    await using sb = await lifecycleSandbox();
+    const id = await detached(sb, ["--rm"], "sleep 0.3; exit 3");
+    const dir = `${sb.env.TRUN_ROOT}/containers/${id}`;
+    let gone = false;
+    for (let i = 0; i < 100 && !gone; i++) {
+      await sleep(100);
+      gone = await Deno.lstat(dir).then(() => false, () => true);
+    }
+    assert.ok(gone, "the container directory is gone");
+    assert.equal((await sb.run(["logs", id])).code, 1);
+  });
 
-test("logs -f follows live output until the container exits", async () => {
-  await using sb = await lifecycleSandbox();
-  await detached(sb, ["--name", "ticker"], "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done");
-  const r = await sb.run(["logs", "-f", "ticker"], { timeoutMs: 20_000 });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n");
-});
+  test("run -d: a missing command is 127, a file without execute permission 126", async () => {
+    await using sb = await lifecycleSandbox();
+    const missing = await sb.run(["run", "-d", "--rootfs", sb.rootfs, "/no/such"]);
+    assert.equal(missing.code, 127, missing.stderr);
+    assert.match(missing.stderr, /no such file or directory/);
+    const denied = await sb.run(["run", "-d", "--rootfs", sb.rootfs, "/etc/passwd"]);
+    assert.equal(denied.code, 126, denied.stderr);
+  });
 
-test("a killed monitor: the container runs on, and when it dies wait reports an unknown status", async () => {
-  await using sb = await lifecycleSandbox();
-  const id = await detached(sb, ["--name", "orphan"], "while true; do sleep 0.1; done");
-  await sleep(300);
-  // The monitor is the process whose argv names this container.
-  const monitors: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
-    if (cmd.includes("container-monitor\0" + id)) monitors.push(Number(e.name));
-  }
-  assert.equal(monitors.length, 1, "one monitor");
-  Deno.kill(monitors[0]!, "SIGKILL");
-  await sleep(200);
-  // The container lives on: exec still works.
-  assert.equal((await sb.run(["exec", "orphan", "true"])).code, 0);
-  assert.equal((await sb.run(["kill", "orphan"])).code, 0);
-  const wait = await sb.run(["wait", "orphan"], { timeoutMs: 10_000 });
-  assert.equal(wait.stdout, "-1\n", "nobody recorded the exit status");
-});
+  test("logs -f follows live output until the container exits", async () => {
+    await using sb = await lifecycleSandbox();
+    await detached(
+      sb,
+      ["--name", "ticker"],
+      "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done",
+    );
+    const r = await sb.run(["logs", "-f", "ticker"], { timeoutMs: 20_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n");
+  });
 
-test("ps and inspect: the host pid of a detached sleep, Up then Exited (137)", async () => {
-  await using sb = await lifecycleSandbox();
-  const id = await detached(sb, ["--name", "sleeper", "-l", "team=db"], "exec sleep 1000");
-  const pidText = await sb.run(["inspect", "--format", "{{.State.Pid}}", "sleeper"]);
-  assert.equal(pidText.code, 0, pidText.stderr);
-  const pid = Number(pidText.stdout.trim());
-  assert.ok(pid > 1);
-  assert.equal(await Deno.readTextFile(`/proc/${pid}/cmdline`), "sleep\u00001000\u0000");
-  const ps = await sb.run(["ps"]);
-  assert.match(ps.stdout, /^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES\n/);
-  assert.match(ps.stdout, new RegExp(`\\n${id.slice(0, 12)} .*Up .* sleeper\\n`));
-  assert.equal(
-    (await sb.run(["ps", "-q", "--filter", "label=team=db"])).stdout,
-    `${id.slice(0, 12)}\n`,
-  );
-  assert.equal((await sb.run(["kill", "sleeper"])).code, 0);
-  await sb.run(["wait", "sleeper"]);
-  assert.equal((await sb.run(["ps", "-q"])).stdout, "", "not running");
-  assert.match((await sb.run(["ps", "-a"])).stdout, /Exited \(137\) .* sleeper\n/);
-  const state = JSON.parse((await sb.run(["inspect", "sleeper"])).stdout)[0].State;
-  assert.equal(state.Status, "exited");
-  assert.equal(state.ExitCode, 137);
-  assert.equal(state.Pid, 0);
-});
+  test("a killed monitor: the container runs on, and when it dies wait reports an unknown status", async () => {
+    await using sb = await lifecycleSandbox();
+    const id = await detached(sb, ["--name", "orphan"], "while true; do sleep 0.1; done");
+    await sleep(300);
+    // The monitor is the process whose argv names this container.
+    const monitors: number[] = [];
+    for await (const e of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+      const mine = current === "trun"
+        ? cmd.includes("container-monitor\0" + id)
+        : cmd.startsWith("conmon\0") && cmd.includes(`-c\0${id}\0`);
+      if (mine) monitors.push(Number(e.name));
+    }
+    assert.equal(monitors.length, 1, "one monitor");
+    Deno.kill(monitors[0]!, "SIGKILL");
+    await sleep(200);
+    // The container lives on: exec still works.
+    assert.equal((await sb.run(["exec", "orphan", "true"])).code, 0);
+    assert.equal((await sb.run(["kill", "orphan"])).code, 0);
+    const wait = await sb.run(["wait", "orphan"], { timeoutMs: 10_000 });
+    assert.equal(wait.stdout, "-1\n", "nobody recorded the exit status");
+  });
 
-test("create then start, twice: the same writable layer, a fresh exit status each time", async () => {
-  await using sb = await lifecycleSandbox();
-  const created = await sb.run([
-    "create",
-    "--name",
-    "again",
-    "--rootfs",
-    sb.rootfs,
-    "sh",
-    "-c",
-    "echo run >> /runs; wc -l < /runs; exit 5",
-  ]);
-  assert.equal(created.code, 0, created.stderr);
-  assert.match((await sb.run(["ps", "-a"])).stdout, /Created +again\n/);
-  for (const n of [1, 2]) {
-    assert.equal((await sb.run(["start", "again"])).code, 0);
-    assert.equal((await sb.run(["wait", "again"])).stdout, "5\n");
-    assert.equal((await sb.run(["logs", "--tail", "1", "again"])).stdout.trim(), String(n));
-  }
-});
+  test("ps and inspect: the host pid of a detached sleep, Up then Exited (137)", async () => {
+    await using sb = await lifecycleSandbox();
+    const id = await detached(sb, ["--name", "sleeper", "-l", "team=db"], "exec sleep 1000");
+    const pidText = await sb.run(["inspect", "--format", "{{.State.Pid}}", "sleeper"]);
+    assert.equal(pidText.code, 0, pidText.stderr);
+    const pid = Number(pidText.stdout.trim());
+    assert.ok(pid > 1);
+    assert.equal(await Deno.readTextFile(`/proc/${pid}/cmdline`), "sleep\u00001000\u0000");
+    const ps = await sb.run(["ps"]);
+    assert.match(ps.stdout, /^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES\n/);
+    assert.match(ps.stdout, new RegExp(`\\n${id.slice(0, 12)} .*Up .* sleeper\\n`));
+    assert.equal(
+      (await sb.run(["ps", "-q", "--filter", "label=team=db"])).stdout,
+      `${id.slice(0, 12)}\n`,
+    );
+    assert.equal((await sb.run(["kill", "sleeper"])).code, 0);
+    await sb.run(["wait", "sleeper"]);
+    assert.equal((await sb.run(["ps", "-q"])).stdout, "", "not running");
+    assert.match((await sb.run(["ps", "-a"])).stdout, /Exited \(137\) .* sleeper\n/);
+    const state = JSON.parse((await sb.run(["inspect", "sleeper"])).stdout)[0].State;
+    assert.equal(state.Status, "exited");
+    assert.equal(state.ExitCode, 137);
+    assert.equal(state.Pid, 0);
+  });
+
+  test("create then start, twice: the same writable layer, a fresh exit status each time", async () => {
+    await using sb = await lifecycleSandbox();
+    const created = await sb.run([
+      "create",
+      "--name",
+      "again",
+      "--rootfs",
+      sb.rootfs,
+      "sh",
+      "-c",
+      "echo run >> /runs; wc -l < /runs; exit 5",
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match((await sb.run(["ps", "-a"])).stdout, /Created +again\n/);
+    for (const n of [1, 2]) {
+      assert.equal((await sb.run(["start", "again"])).code, 0);
+      assert.equal((await sb.run(["wait", "again"])).stdout, "5\n");
+      assert.equal((await sb.run(["logs", "--tail", "1", "again"])).stdout.trim(), String(n));
+    }
+  });
+}

@@ -1,0 +1,249 @@
+/**
+ * Podman's monitor, conmon, beside trun's containers when it is installed:
+ * it runs trun's runc-compatible runtime (`trun-runc`) to create the
+ * container, holds its output in the same CRI log file trun's own monitor
+ * writes, records the exit status in an exit file and then runs
+ * `trun container-cleanup ID`. About 1 MB of memory where trun's own
+ * monitor, a Deno process, takes about 30.
+ *
+ * `TRUN_MONITOR=trun|conmon` chooses; by default conmon when it is found.
+ */
+import { spawnProcess, waitChild } from "../../ffi/child_program.ts";
+import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtime.ts";
+import { openStore } from "../store/mod.ts";
+import { processStat } from "../engine/state.ts";
+import { findExecutable } from "../runtime/idmap.ts";
+import { selfCommand } from "../runtime/self_exec.ts";
+import type { ContainerRecord } from "../store/mod.ts";
+import { containerPaths, type MonitorReport } from "./detached.ts";
+import { logPath } from "./status.ts";
+
+/** Where conmon may be: $PATH, then where distributions put it. */
+const CONMON_DIRS = "/usr/libexec/podman:/usr/local/libexec/podman:/usr/lib/podman";
+
+/** The conmon to use, or null for trun's own monitor. */
+export function chosenConmon(env = Deno.env.toObject()): string | null {
+  const choice = env.TRUN_MONITOR ?? "auto";
+  if (choice === "trun") return null;
+  const found = findExecutable("conmon", `${env.PATH ?? ""}:${CONMON_DIRS}`);
+  if (choice === "conmon" && !found) {
+    throw Object.assign(
+      new Error("TRUN_MONITOR=conmon but conmon is not installed: install the conmon package"),
+      { exitCode: 125 },
+    );
+  }
+  return found;
+}
+
+/** The files of a container run by conmon, in its `userdata`. */
+export interface ConmonPaths {
+  /** `trun runtime --root`. */
+  runtimeRoot: string;
+  /** The runtime's `--log` (its errors). */
+  runtimeLog: string;
+  /** The `trun-runc` conmon runs. */
+  runtime: string;
+  /** The container's pid (written by the runtime). */
+  pidFile: string;
+  /** conmon's pid. */
+  conmonPidFile: string;
+  /** conmon's exit files. */
+  exitDir: string;
+}
+
+/** The files of a container run by conmon, in its directory. */
+export function conmonPaths(dir: string): ConmonPaths {
+  const userdata = containerPaths(dir).userdata;
+  return {
+    runtimeRoot: `${userdata}/runtime`,
+    runtimeLog: `${userdata}/runtime.log`,
+    runtime: `${userdata}/trun-runc`,
+    pidFile: `${userdata}/pidfile`,
+    conmonPidFile: `${userdata}/conmon.pid`,
+    exitDir: `${userdata}/exits`,
+  };
+}
+
+/**
+ * The runtime conmon runs: a compiled trun through a link named
+ * `trun-runc`, or a two-line script running main.ts's `runtime` command.
+ */
+function writeRuntime(path: string): void {
+  const self = selfCommand(["runtime"]);
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Not there yet.
+  }
+  if (self.length === 2) {
+    Deno.symlinkSync(self[0]!, path);
+    return;
+  }
+  const quoted = self.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${quoted} "$@"\n`, { mode: 0o755 });
+}
+
+async function readPid(path: string): Promise<number> {
+  for (let i = 0; i < 500; i++) {
+    try {
+      const n = Number(Deno.readTextFileSync(path).trim());
+      if (n > 0) return n;
+    } catch {
+      // Not written yet.
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return 0;
+}
+
+/**
+ * Starts container `rec` (directory `dir`) under conmon: conmon runs
+ * `trun-runc create`, then trun starts it as Podman does. Resolves to the
+ * same report trun's own monitor gives.
+ */
+export async function startWithConmon(
+  conmon: string,
+  rec: ContainerRecord,
+  dir: string,
+): Promise<MonitorReport & { monitorPid?: number }> {
+  const c = conmonPaths(dir);
+  const p = containerPaths(dir);
+  Deno.mkdirSync(c.exitDir, { recursive: true, mode: 0o700 });
+  writeRuntime(c.runtime);
+  // A previous run whose cleanup never ran (conmon killed) left its state.
+  await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+  for (const f of [c.pidFile, c.conmonPidFile, c.runtimeLog, `${c.exitDir}/${rec.id}`]) {
+    try {
+      Deno.removeSync(f);
+    } catch {
+      // Not there: a first start.
+    }
+  }
+  const cleanup = selfCommand(["container-cleanup", rec.id]);
+  const args = [
+    "--api-version",
+    "1",
+    "-c",
+    rec.id,
+    "-u",
+    rec.id,
+    "-r",
+    c.runtime,
+    "-b",
+    p.userdata,
+    "-p",
+    c.pidFile,
+    "-n",
+    rec.name,
+    "--exit-dir",
+    c.exitDir,
+    "--full-attach",
+    "-l",
+    `k8s-file:${logPath(dir)}`,
+    "--log-level",
+    "warning",
+    "--conmon-pidfile",
+    c.conmonPidFile,
+    "--runtime-arg",
+    "--root",
+    "--runtime-arg",
+    c.runtimeRoot,
+    "--runtime-arg",
+    "--log",
+    "--runtime-arg",
+    c.runtimeLog,
+    "--exit-command",
+    cleanup[0]!,
+    ...cleanup.slice(1).flatMap((a) => ["--exit-command-arg", a]),
+    ...(rec.tty ? ["-t"] : []),
+  ];
+  const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+  // conmon forks itself away; the first process returns once the runtime's
+  // create has run (its status tells whether it worked).
+  const status = await waitChild(spawnProcess(conmon, ["conmon", ...args], env));
+  const pid = await readPid(c.pidFile);
+  if (!(status.exited && status.code === 0) || pid === 0) {
+    // The runtime's own error, from its --log, mapped to Docker's exit
+    // codes the way Podman maps a runtime's message.
+    let why = "";
+    try {
+      why = Deno.readTextFileSync(c.runtimeLog).trim().split("\n").at(-1) ?? "";
+      why = why.replace(/^time="[^"]*" level=error msg=/, "");
+      if (why.startsWith('"')) why = JSON.parse(why);
+    } catch {
+      // No log: conmon failed before the runtime ran.
+    }
+    const exitCode = /executable file not found|no such file or directory/.test(why)
+      ? 127
+      : /permission denied|operation not permitted/i.test(why)
+      ? 126
+      : 125;
+    return {
+      ok: false,
+      error: why ||
+        `the container could not be created under conmon (exit ${
+          status.exited ? status.code : 128 + status.signal
+        })`,
+      exitCode,
+    };
+  }
+  await runtimeStart(c.runtimeRoot, rec.id);
+  await recordStart(rec.id, pid, await readPid(c.conmonPidFile));
+  return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
+}
+
+/** Records a start under conmon: the container's pid, conmon's, and the time. */
+function recordStart(id: string, pid: number, conmonPid: number): void {
+  const store = openStore(undefined, { repair: false });
+  try {
+    store.updateRecord(id, ({ exitCode: _code, finishedAt: _end, error: _error, ...r }) => ({
+      ...r,
+      pid,
+      startTime: processStat(pid)?.startTime ?? "",
+      monitor: "conmon",
+      monitorPid: conmonPid,
+      monitorStartTime: conmonPid > 0 ? processStat(conmonPid)?.startTime ?? "" : "",
+      state: "running",
+      startedAt: new Date().toISOString(),
+    }));
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * `trun container-cleanup ID`, conmon's exit command: records the exit
+ * status from conmon's exit file, deletes the runtime's state, and with
+ * `--rm` removes the container (through the storage user namespace).
+ */
+export async function cleanupAfterConmon(id: string): Promise<number> {
+  const store = openStore(undefined, { repair: false });
+  let rec: ContainerRecord | undefined;
+  let dir = "";
+  try {
+    rec = store.findRecord(id);
+    if (!rec) return 0;
+    dir = store.containerDir(rec.id);
+    const c = conmonPaths(dir);
+    let code: number | undefined;
+    try {
+      code = Number(Deno.readTextFileSync(`${c.exitDir}/${rec.id}`).trim());
+    } catch {
+      // No exit file: conmon did not see the end.
+    }
+    rec = store.updateRecord(rec.id, (r) => ({
+      ...r,
+      state: r.state === "removing" ? "removing" : "exited",
+      ...(code !== undefined && Number.isInteger(code) ? { exitCode: code } : {}),
+      finishedAt: new Date().toISOString(),
+    })) ?? rec;
+    await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+  } finally {
+    store.close();
+  }
+  if (rec?.autoRemove) {
+    const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
+    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+  }
+  return 0;
+}
