@@ -5,6 +5,7 @@
  */
 import { defineCommand, parseArgs } from "./args.ts";
 import { printError, printHelp, println } from "./output.ts";
+import type { ContainerRecord, Store } from "../store/mod.ts";
 
 const STOP = defineCommand({
   name: "stop",
@@ -73,25 +74,38 @@ async function each(refs: string[], fn: (ref: string) => Promise<void>): Promise
   return failed ? 1 : 0;
 }
 
+/**
+ * Runs `fn` with each named container's record, its directory and the open
+ * store (closed after `fn`), printing the name as given on success.
+ */
+async function eachRecord(
+  refs: string[],
+  fn: (rec: ContainerRecord, dir: string, store: Store) => Promise<void> | void,
+): Promise<number> {
+  const { openStore } = await import("../store/mod.ts");
+  const { mustFind } = await import("../container/ops.ts");
+  return await each(refs, async (ref) => {
+    const store = openStore(undefined, { repair: false });
+    try {
+      const rec = mustFind(store, ref);
+      await fn(rec, store.containerDir(rec.id), store);
+    } finally {
+      store.close();
+    }
+    println(ref);
+  });
+}
+
 /** `trun stop`. */
 export async function stopCommand(argv: string[], name = STOP.name): Promise<number> {
   const def = { ...STOP, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { openStore } = await import("../store/mod.ts");
   const ops = await import("../container/ops.ts");
-  return await each(p.args, async (ref) => {
-    const store = openStore(undefined, { repair: false });
-    let rec;
-    try {
-      rec = ops.mustFind(store, ref);
-    } finally {
-      store.close();
-    }
+  return await eachRecord(p.args, async (rec) => {
     const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
     if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
     await ops.stopContainer(p.flags.signal ? { ...rec, stopSignal: p.flags.signal } : rec, timeout);
-    println(ref);
   });
 }
 
@@ -100,18 +114,8 @@ export async function killCommand(argv: string[], name = KILL.name): Promise<num
   const def = { ...KILL, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { openStore } = await import("../store/mod.ts");
   const ops = await import("../container/ops.ts");
-  return await each(p.args, (ref) => {
-    const store = openStore(undefined, { repair: false });
-    try {
-      ops.killContainer(ops.mustFind(store, ref), p.flags.signal ?? "KILL");
-    } finally {
-      store.close();
-    }
-    println(ref);
-    return Promise.resolve();
-  });
+  return await eachRecord(p.args, (rec) => ops.killContainer(rec, p.flags.signal ?? "KILL"));
 }
 
 /** `trun rm`. */
@@ -119,17 +123,11 @@ export async function rmCommand(argv: string[], name = RM.name): Promise<number>
   const def = { ...RM, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { openStore } = await import("../store/mod.ts");
   const ops = await import("../container/ops.ts");
-  return await each(p.args, async (ref) => {
-    const store = openStore(undefined, { repair: false });
-    try {
-      await ops.removeContainer(store, ops.mustFind(store, ref), p.flags.force);
-    } finally {
-      store.close();
-    }
-    println(ref);
-  });
+  return await eachRecord(
+    p.args,
+    (rec, _dir, store) => ops.removeContainer(store, rec, p.flags.force),
+  );
 }
 
 /** `trun start`: a created or exited container runs again, on the same writable layer. */
@@ -137,24 +135,12 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
   const def = { ...START, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { openStore } = await import("../store/mod.ts");
-  const ops = await import("../container/ops.ts");
   const { startDetached } = await import("../container/detached.ts");
   const { containerStatus } = await import("../container/status.ts");
-  return await each(p.args, async (ref) => {
-    const store = openStore(undefined, { repair: false });
-    let rec, dir;
-    try {
-      rec = ops.mustFind(store, ref);
-      dir = store.containerDir(rec.id);
-    } finally {
-      store.close();
-    }
-    if (containerStatus(rec) !== "running") {
-      const report = await startDetached(rec, dir);
-      if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
-    }
-    println(ref);
+  return await eachRecord(p.args, async (rec, dir) => {
+    if (containerStatus(rec) === "running") return;
+    const report = await startDetached(rec, dir);
+    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
   });
 }
 

@@ -687,54 +687,36 @@ function lowerOptions(lowers: readonly string[], append: boolean): [string, stri
 
 /** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
 function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): void {
-  if (rootfs.kind === "layered") {
-    const what = `mounting the overlay root on "${rootPath}"`;
-    const overlay = b.newFilesystem(
-      "overlay",
-      [
-        ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
-        ["upperdir", rootfs.upper],
-        ["workdir", rootfs.work],
-        ["userxattr", null],
-      ],
-      0,
-      what,
-    );
-    b.op({
-      call: "move_mount",
-      args: [
-        { ref: overlay },
-        { str: "" },
-        AT.FDCWD,
-        { str: rootPath },
-        AT.MOVE_MOUNT_F_EMPTY_PATH,
-      ],
-      step: what,
-    });
-    b.close(overlay);
-  } else if (rootfs.kind === "overlay") {
-    const s = rootfs.scratch;
-    b.op({
-      call: "mount",
-      args: [{ str: "tmpfs" }, { str: s }, { str: "tmpfs" }, MS.NOSUID | MS.NODEV, {
-        str: "mode=0700",
-      }],
-      step: `mounting tmpfs on "${s}"`,
-    });
-    for (const d of ["upper", "work", "root"]) {
+  if (rootfs.kind === "overlay" || rootfs.kind === "layered") {
+    let upper: string, work: string;
+    if (rootfs.kind === "overlay") {
+      // The throwaway writable layer lives on a tmpfs of this namespace.
+      const s = rootfs.scratch;
       b.op({
-        call: "mkdirat",
-        args: [AT.FDCWD, { str: `${s}/${d}` }, 0o755],
-        step: `creating "${s}/${d}"`,
+        call: "mount",
+        args: [{ str: "tmpfs" }, { str: s }, { str: "tmpfs" }, MS.NOSUID | MS.NODEV, {
+          str: "mode=0700",
+        }],
+        step: `mounting tmpfs on "${s}"`,
       });
+      for (const d of ["upper", "work", "root"]) {
+        b.op({
+          call: "mkdirat",
+          args: [AT.FDCWD, { str: `${s}/${d}` }, 0o755],
+          step: `creating "${s}/${d}"`,
+        });
+      }
+      [upper, work] = [`${s}/upper`, `${s}/work`];
+    } else {
+      [upper, work] = [rootfs.upper, rootfs.work];
     }
     const what = `mounting the overlay root on "${rootPath}"`;
     const overlay = b.newFilesystem(
       "overlay",
       [
         ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
-        ["upperdir", `${s}/upper`],
-        ["workdir", `${s}/work`],
+        ["upperdir", upper],
+        ["workdir", work],
         ["userxattr", null],
       ],
       0,
