@@ -8,7 +8,7 @@ import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import { newContainerId, runInProcess } from "../container/run.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
-import { type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
+import { findExecutable, type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
 
 /** `--userns=single`: keep only the 0 → user line of a mapping. */
 function singleIdMapping(m: IdMapping): IdMapping {
@@ -86,6 +86,11 @@ export const RUN = defineCommand({
       kind: "bool",
       help: "Remove the container when it exits (always in the foreground, for now)",
     },
+    init: {
+      kind: "bool",
+      help:
+        "Run an init (the host's catatonit or tini) as PID 1: it reaps zombies and passes signals on",
+    },
     detach: {
       short: "d",
       kind: "bool",
@@ -106,6 +111,22 @@ export const RUN = defineCommand({
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
 });
+
+/** The host's init for `--init` (catatonit, then tini), or an error saying what to install. */
+function findInit(): string {
+  const path = `${Deno.env.get("PATH") ?? ""}:/usr/libexec/podman:/usr/local/libexec/podman`;
+  const found = findExecutable("catatonit", path) ?? findExecutable("tini-static", path) ??
+    findExecutable("tini", path);
+  if (!found) {
+    throw Object.assign(
+      new Error(
+        "--init needs catatonit or tini on the host: install the catatonit (or tini) package",
+      ),
+      { exitCode: 125 },
+    );
+  }
+  return found;
+}
 
 /** Parses `-l KEY=VALUE` labels (a bare KEY has an empty value, as Docker's). */
 function parseLabels(list: readonly string[]): Record<string, string> {
@@ -218,6 +239,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     ...(p.flags.tty
       ? { consoleSize: (await import("../engine/tty_relay.ts")).terminalSize() }
       : {}),
+    ...(p.flags.init ? { init: findInit() } : {}),
     ...(p.flags.entrypoint !== undefined ? { entrypoint: p.flags.entrypoint } : {}),
     ...(p.flags.hostname !== undefined ? { hostname: p.flags.hostname } : {}),
     ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),

@@ -10,7 +10,7 @@
  * it. State lives in `state.ts`.
  */
 import { closeFd, signalProcess, waitChild } from "../../ffi/child_program.ts";
-import { makeFifo, openPath, readNow } from "../../ffi/fs.ts";
+import { makeFifo, openPath, readNow, statBasic } from "../../ffi/fs.ts";
 import { connectUnix, receiveFd, socketPair } from "../../ffi/socket.ts";
 import { O, SIGNALS } from "../../ffi/syscalls.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
@@ -129,6 +129,12 @@ function checkExecutable(c: ContainerConfig, rootfs: RootfsSource): void {
   // Like Go's exec.LookPath: an entry that is not an executable regular
   // file is passed over in a $PATH search, and refused when named.
   const kinds = executablesOf(c).map((p) => {
+    // A program bound in from the host (--init) is there once mounted.
+    const bound = c.mounts.find((m) => m.kind === "bind" && m.target === p);
+    if (bound?.kind === "bind") {
+      const st = statBasic(bound.source);
+      return st !== null && (st.mode & 0o111) !== 0 ? "ok" : "denied";
+    }
     const e = resolveEntry(layers, p);
     if (e.kind === "missing" || e.kind === "unreachable") return "missing";
     try {

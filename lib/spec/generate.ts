@@ -82,7 +82,15 @@ export interface RunOptions {
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
   consoleSize?: { rows: number; columns: number };
+  /**
+   * `--init`: the host's init (catatonit or tini, static) to bind at
+   * INIT_PATH and run as PID 1 in front of the command.
+   */
+  init?: string;
 }
+
+/** Where `--init`'s binary appears in the container (Podman uses /run/podman-init). */
+export const INIT_PATH = "/run/trun-init";
 
 /** Everything `generateSpec` decides from. */
 export interface SpecInput {
@@ -217,12 +225,14 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
         "add ranges to /etc/subuid and /etc/subgid and install newuidmap (package uidmap)",
     );
   }
-  const args = resolveCommand({
+  const command = resolveCommand({
     imageEntrypoint: image.entrypoint,
     imageCmd: image.cmd,
     entrypointFlag: o.entrypoint,
     args: o.args,
   });
+  // --init: a minimal init as PID 1 reaps zombies and passes signals on.
+  const args = o.init ? [INIT_PATH, "--", ...command] : command;
   const env = buildEnvironment({
     imageEnv: image.env ?? [],
     envFiles: o.envFiles,
@@ -248,6 +258,14 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     const path = `${input.filesDir}/${name}`;
     files.push({ path, content: text });
     mounts.push({ destination: `/etc/${name}`, type: "bind", source: path, options: ["bind"] });
+  }
+  if (o.init) {
+    mounts.push({
+      destination: INIT_PATH,
+      type: "bind",
+      source: o.init,
+      options: ["bind", "ro", "nosuid", "nodev"],
+    });
   }
   for (const v of volumes) {
     mounts.push({

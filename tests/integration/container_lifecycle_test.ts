@@ -130,6 +130,32 @@ function scenarios(): void {
     assert.equal((await sb.run(["wait", "polite"])).stdout, "7\n");
   });
 
+  test("--init: PID 1 is the host's init, which passes stop's SIGTERM on to sleep", async () => {
+    await using sb = await lifecycleSandbox();
+    const r = await sb.run([
+      "run",
+      "-d",
+      "--init",
+      "--name",
+      "inited",
+      "--rootfs",
+      sb.rootfs,
+      "sleep",
+      "1000",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    await sleep(300);
+    const ps = await sb.run(["exec", "inited", "cat", "/proc/1/cmdline"]);
+    assert.equal(ps.stdout, ["/run/trun-init", "--", "sleep", "1000", ""].join("\0"));
+    const t0 = performance.now();
+    assert.equal((await sb.run(["stop", "-t", "10", "inited"])).code, 0);
+    assert.ok(
+      performance.now() - t0 < 5000,
+      "sleep got the SIGTERM (without an init it ignores it)",
+    );
+    assert.equal((await sb.run(["wait", "inited"])).stdout, "143\n");
+  });
+
   test("rm refuses a running container without -f; rm -f kills it; a name is unique", async () => {
     await using sb = await lifecycleSandbox();
     await detached(sb, ["--name", "busy"], "while true; do sleep 0.1; done");

@@ -629,3 +629,17 @@ Deno.test("generateSpec() sets the console size with -t only, so the first stty 
     undefined,
   );
 });
+
+Deno.test("generateSpec() with --init binds the host's init read-only and runs it in front", () => {
+  const s = spec({ options: { args: ["sleep", "1"], init: "/usr/bin/catatonit" } });
+  assert.deepEqual(s.process!.args, ["/run/trun-init", "--", "sleep", "1"]);
+  const m = s.mounts!.find((x) => x.destination === "/run/trun-init")!;
+  assert.equal(m.source, "/usr/bin/catatonit");
+  assert.deepEqual(m.options, ["bind", "ro", "nosuid", "nodev"]);
+  assert.equal(
+    spec({ options: { args: ["sleep", "1"] } }).mounts!.some((x) =>
+      x.destination === "/run/trun-init"
+    ),
+    false,
+  );
+});
