@@ -72,10 +72,16 @@ export function inspectContainer(
     HostsPath: etc("hosts"),
     LogPath: logPath(dir),
     Name: `/${rec.name}`,
-    RestartCount: 0,
+    RestartCount: rec.restartCount ?? 0,
     Driver: "overlay",
     Platform: "linux",
-    HostConfig: { AutoRemove: rec.autoRemove },
+    HostConfig: {
+      AutoRemove: rec.autoRemove,
+      RestartPolicy: {
+        Name: rec.restartPolicy?.name ?? "no",
+        MaximumRetryCount: rec.restartPolicy?.maxRetries ?? 0,
+      },
+    },
     GraphDriver: {
       Data: {
         LowerDir: facts.lowers.join(":"),

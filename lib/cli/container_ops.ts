@@ -102,9 +102,11 @@ export async function stopCommand(argv: string[], name = STOP.name): Promise<num
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const ops = await import("../container/ops.ts");
-  return await eachRecord(p.args, async (rec) => {
+  return await eachRecord(p.args, async (rec, _dir, store) => {
     const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
     if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
+    // A container the user stopped is not restarted by its policy.
+    store.updateRecord(rec.id, (r) => ({ ...r, stoppedByUser: true }));
     await ops.stopContainer(p.flags.signal ? { ...rec, stopSignal: p.flags.signal } : rec, timeout);
   });
 }

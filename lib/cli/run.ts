@@ -86,6 +86,11 @@ export const RUN = defineCommand({
       kind: "bool",
       help: "Remove the container when it exits (always in the foreground, for now)",
     },
+    restart: {
+      kind: "string",
+      value: "POLICY",
+      help: "With -d: no, on-failure[:N], always or unless-stopped (applied by the monitor)",
+    },
     init: {
       kind: "bool",
       help:
@@ -159,6 +164,18 @@ async function runDetached(
   if (flags.interactive) {
     throw new UsageError(RUN, "-i with -d needs attach, which trun does not have yet");
   }
+  let restartPolicy;
+  if (flags.restart !== undefined) {
+    const { parseRestartPolicy } = await import("../container/restart.ts");
+    try {
+      restartPolicy = parseRestartPolicy(flags.restart);
+    } catch (e) {
+      throw new UsageError(RUN, (e as Error).message);
+    }
+    if (flags.rm && restartPolicy.name !== "no") {
+      throw new UsageError(RUN, "conflicting options: --restart and --rm");
+    }
+  }
   const timeout = flags["stop-timeout"] === undefined ? undefined : Number(flags["stop-timeout"]);
   if (timeout !== undefined && !Number.isInteger(timeout)) {
     throw new UsageError(RUN, `invalid --stop-timeout "${flags["stop-timeout"]}"`);
@@ -182,6 +199,7 @@ async function runDetached(
       ...(flags["stop-signal"] !== undefined ? { stopSignal: flags["stop-signal"] } : {}),
       ...(timeout !== undefined ? { stopTimeout: timeout } : {}),
       idMapping: what.idMapping,
+      ...(restartPolicy ? { restartPolicy } : {}),
     });
     dir = store.containerDir(rec.id);
   } finally {
@@ -282,6 +300,9 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     ? singleIdMapping(loaded)
     : loaded;
   if (idMapping.warning) warn(idMapping.warning);
+  if (p.flags.restart !== undefined && !p.flags.detach && !creating) {
+    throw new UsageError(def, "--restart needs -d: the monitor beside the container restarts it");
+  }
   if (p.flags.detach || creating) {
     return await runDetached(p.flags, !creating, {
       layers,

@@ -17,6 +17,7 @@ import { selfCommand } from "../runtime/self_exec.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import { containerPaths, type MonitorReport } from "./detached.ts";
 import { logPath } from "./status.ts";
+import { restartDelay, shouldRestart } from "./restart.ts";
 
 /** Where conmon may be: $PATH, then where distributions put it. */
 const CONMON_DIRS = "/usr/libexec/podman:/usr/local/libexec/podman:/usr/lib/podman";
@@ -192,20 +193,33 @@ export async function startWithConmon(
   return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
 }
 
+/** Counts one restart. */
+function updateCount(id: string): ContainerRecord | undefined {
+  const store = openStore(undefined, { repair: false });
+  try {
+    return store.updateRecord(id, (r) => ({ ...r, restartCount: (r.restartCount ?? 0) + 1 }));
+  } finally {
+    store.close();
+  }
+}
+
 /** Records a start under conmon: the container's pid, conmon's, and the time. */
 function recordStart(id: string, pid: number, conmonPid: number): void {
   const store = openStore(undefined, { repair: false });
   try {
-    store.updateRecord(id, ({ exitCode: _code, finishedAt: _end, error: _error, ...r }) => ({
-      ...r,
-      pid,
-      startTime: processStat(pid)?.startTime ?? "",
-      monitor: "conmon",
-      monitorPid: conmonPid,
-      monitorStartTime: conmonPid > 0 ? processStat(conmonPid)?.startTime ?? "" : "",
-      state: "running",
-      startedAt: new Date().toISOString(),
-    }));
+    store.updateRecord(
+      id,
+      ({ exitCode: _code, finishedAt: _end, error: _error, stoppedByUser: _s, ...r }) => ({
+        ...r,
+        pid,
+        startTime: processStat(pid)?.startTime ?? "",
+        monitor: "conmon",
+        monitorPid: conmonPid,
+        monitorStartTime: conmonPid > 0 ? processStat(conmonPid)?.startTime ?? "" : "",
+        state: "running",
+        startedAt: new Date().toISOString(),
+      }),
+    );
   } finally {
     store.close();
   }
@@ -240,6 +254,25 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
   } finally {
     store.close();
+  }
+  if (
+    rec &&
+    shouldRestart(
+      rec.restartPolicy,
+      rec.exitCode ?? -1,
+      rec.restartCount ?? 0,
+      rec.stoppedByUser === true,
+    )
+  ) {
+    // conmon's exit command is where a restart policy runs, as Podman's.
+    await new Promise((r) => setTimeout(r, restartDelay(rec!.restartCount ?? 0)));
+    const again = updateCount(rec.id);
+    const conmon = chosenConmon() ??
+      findExecutable("conmon", `${Deno.env.get("PATH") ?? ""}:${CONMON_DIRS}`);
+    if (again && conmon) {
+      const report = await startWithConmon(conmon, again, dir);
+      if (report.ok) return 0;
+    }
   }
   if (rec?.autoRemove) {
     const { runTrunForStorage } = await import("../runtime/userns_exec.ts");

@@ -54,6 +54,8 @@ export interface DetachedInput {
   stopTimeout?: number;
   /** The id mapping. */
   idMapping: IdMapping;
+  /** `--restart`. */
+  restartPolicy?: ContainerRecord["restartPolicy"];
 }
 
 /** The paths inside a container's directory. */
@@ -161,6 +163,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     monitorPid: 0,
     monitorStartTime: "",
     state: "created",
+    ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
   };
   try {
     store.addRecord(rec);

@@ -17,6 +17,7 @@ import { openStore } from "../store/mod.ts";
 import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
 import { logPath } from "./status.ts";
+import { restartDelay, shouldRestart } from "./restart.ts";
 
 /** Runs the monitor of container `id`; `readyFd` receives one JSON report. Returns the exit status to exit with. */
 export async function runMonitor(id: string, readyFd: number): Promise<number> {
@@ -39,10 +40,57 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
     report({ ok: false, error: `No such container: ${id}`, exitCode: 125 });
     return 125;
   }
-  const p = containerPaths(dir);
   const log = await Deno.open(logPath(dir), { create: true, append: true, mode: 0o600 });
   const writer = new LogWriter(fileSink(log));
-  let code = 125;
+  try {
+    for (let n = 0;; n++) {
+      const run = await runOnce(rec.id, dir, writer, report);
+      const after = update(rec.id, (r) => ({
+        ...r,
+        state: r.state === "removing" ? "removing" : "exited",
+        exitCode: r.exitCode ?? run.code,
+        finishedAt: r.finishedAt ?? new Date().toISOString(),
+      }));
+      // A container that could not start is not restarted (Docker's rule).
+      if (!run.started || !after) break;
+      if (
+        !shouldRestart(
+          after.restartPolicy,
+          run.code,
+          after.restartCount ?? 0,
+          after.stoppedByUser === true,
+        )
+      ) {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, restartDelay(n)));
+      update(rec.id, (r) => ({ ...r, restartCount: (r.restartCount ?? 0) + 1 }));
+    }
+  } finally {
+    writer.close();
+    log.close();
+  }
+  const finished = update(rec.id, (r) => r);
+  if (finished?.autoRemove) {
+    // Its writable layer holds files of subordinate ids: removed through
+    // the storage user namespace, as `trun rm` does.
+    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+  }
+  return 0;
+}
+
+/**
+ * Starts the container once and waits for it; records the start, reports
+ * the first start to `run -d`. Returns its exit status and whether it
+ * started at all.
+ */
+async function runOnce(
+  id: string,
+  dir: string,
+  writer: LogWriter,
+  report: (r: MonitorReport) => void,
+): Promise<{ code: number; started: boolean }> {
+  const p = containerPaths(dir);
   try {
     const spec = JSON.parse(Deno.readTextFileSync(p.spec));
     const layout = JSON.parse(Deno.readTextFileSync(p.rootfs)) as RootfsLayout;
@@ -83,18 +131,20 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
     if (pair) closeFd(pair[0]);
     launched.child.release();
     const pid = launched.pid;
-    const started = new Date().toISOString();
     const me = processStat(Deno.pid);
-    update(rec.id, ({ exitCode: _code, finishedAt: _end, error: _error, ...r }) => ({
-      ...r,
-      pid,
-      startTime: processStat(pid)?.startTime ?? "",
-      monitor: "trun",
-      monitorPid: Deno.pid,
-      monitorStartTime: me?.startTime ?? "",
-      state: "running",
-      startedAt: started,
-    }));
+    update(
+      id,
+      ({ exitCode: _code, finishedAt: _end, error: _error, stoppedByUser: _stopped, ...r }) => ({
+        ...r,
+        pid,
+        startTime: processStat(pid)?.startTime ?? "",
+        monitor: "trun",
+        monitorPid: Deno.pid,
+        monitorStartTime: me?.startTime ?? "",
+        state: "running",
+        startedAt: new Date().toISOString(),
+      }),
+    );
     report({ ok: true, pid });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {
@@ -110,32 +160,17 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
       pump(errRead, "stderr"),
       ...(masterFd !== null ? [pump(masterFd, "stdout")] : []),
     ]);
-    code = exitCodeOf(status);
+    return { code: exitCodeOf(status), started: true };
   } catch (e) {
     const exitCode = e instanceof ContainerStartError ? e.exitCode : 125;
     const error = e instanceof Error ? e.message : String(e);
     report({ ok: false, error, exitCode });
     update(
-      rec.id,
+      id,
       (r) => ({ ...r, state: "exited", exitCode, error, finishedAt: new Date().toISOString() }),
     );
-    code = exitCode;
-  } finally {
-    writer.close();
-    log.close();
+    return { code: exitCode, started: false };
   }
-  const finished = update(rec.id, (r) => ({
-    ...r,
-    state: r.state === "removing" ? "removing" : "exited",
-    exitCode: r.exitCode ?? code,
-    finishedAt: r.finishedAt ?? new Date().toISOString(),
-  }));
-  if (finished?.autoRemove) {
-    // Its writable layer holds files of subordinate ids: removed through
-    // the storage user namespace, as `trun rm` does.
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
-  }
-  return 0;
 }
 
 function update(

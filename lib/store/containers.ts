@@ -68,6 +68,12 @@ export interface ContainerRecord {
   exitCode?: number;
   /** Why it could not start, when it could not. */
   error?: string;
+  /** `--restart`. */
+  restartPolicy?: { name: "no" | "on-failure" | "always" | "unless-stopped"; maxRetries: number };
+  /** How many times the monitor restarted it. */
+  restartCount?: number;
+  /** `trun stop` stopped it: no restart policy applies until it is started again. */
+  stoppedByUser?: boolean;
 }
 
 /** Records a container that outlives its command; fails on a name already in use. */

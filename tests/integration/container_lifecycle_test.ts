@@ -156,6 +156,35 @@ function scenarios(): void {
     assert.equal((await sb.run(["wait", "inited"])).stdout, "143\n");
   });
 
+  test("--restart on-failure:2 restarts a failing container twice; stop ends always", async () => {
+    await using sb = await lifecycleSandbox();
+    await detached(sb, ["--name", "flaky", "--restart", "on-failure:2"], "echo try; exit 1");
+    let logs = "";
+    for (let i = 0; i < 100; i++) {
+      await sleep(100);
+      logs = (await sb.run(["logs", "flaky"])).stdout;
+      const st = JSON.parse((await sb.run(["inspect", "flaky"])).stdout)[0];
+      if (logs === "try\ntry\ntry\n" && st.State.Status === "exited") break;
+    }
+    assert.equal(logs, "try\ntry\ntry\n", "ran three times: the first and two restarts");
+    await sleep(500); // and no fourth time
+    assert.equal((await sb.run(["logs", "flaky"])).stdout, "try\ntry\ntry\n");
+    const st = JSON.parse((await sb.run(["inspect", "flaky"])).stdout)[0];
+    assert.equal(st.RestartCount, 2);
+    assert.equal(st.State.ExitCode, 1);
+    // always: restarted after its own exit, but not after `stop`.
+    await detached(sb, ["--name", "keen", "--restart", "always"], "echo up; sleep 0.3");
+    let ups = 0;
+    for (let i = 0; i < 100 && ups < 2; i++) {
+      await sleep(100);
+      ups = (await sb.run(["logs", "keen"])).stdout.split("\n").filter((l) => l === "up").length;
+    }
+    assert.ok(ups >= 2, "restarted after it exited");
+    assert.equal((await sb.run(["stop", "-t", "1", "keen"])).code, 0);
+    await sleep(1500);
+    assert.equal((await sb.run(["ps", "-q", "--filter", "name=keen"])).stdout, "", "stays stopped");
+  });
+
   test("rm refuses a running container without -f; rm -f kills it; a name is unique", async () => {
     await using sb = await lifecycleSandbox();
     await detached(sb, ["--name", "busy"], "while true; do sleep 0.1; done");

@@ -149,7 +149,10 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(out.RestartCount, 0);
   assert.equal(out.LogPath, `${DIR}/userdata/ctr.log`);
   assert.equal(out.HostsPath, "");
-  assert.deepEqual(out.HostConfig, { AutoRemove: true });
+  assert.deepEqual(out.HostConfig, {
+    AutoRemove: true,
+    RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
+  });
   assert.deepEqual(out.Mounts, []);
   assert.deepEqual(out.NetworkSettings, {});
   assert.deepEqual(out.GraphDriver, {
