@@ -118,6 +118,25 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./inspect.ts")).containerInspectCommand,
   },
   {
+    name: "container restart",
+    aliases: ["restart"],
+    summary: "Restart one or more containers",
+    load: async () => (await import("./container_ops.ts")).restartCommand,
+  },
+  {
+    name: "container rename",
+    aliases: ["rename"],
+    summary: "Rename a container",
+    load: async () => (await import("./container_ops.ts")).renameCommand,
+  },
+  {
+    name: "container prune",
+    summary: "Remove all stopped containers",
+    // Writable layers hold files of subordinate ids.
+    storage: true,
+    load: async () => (await import("./container_ops.ts")).pruneCommand,
+  },
+  {
     name: "container",
     summary: "Manage containers",
   },

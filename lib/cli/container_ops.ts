@@ -52,6 +52,38 @@ const START = defineCommand({
   flags: {},
 });
 
+const RESTART = defineCommand({
+  name: "restart",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
+  summary: "Restart one or more containers",
+  minArgs: 1,
+  flags: {
+    time: {
+      short: "t",
+      kind: "string",
+      value: "SECONDS",
+      help: "Seconds to wait for the stop before killing it",
+    },
+  },
+});
+
+const RENAME = defineCommand({
+  name: "rename",
+  usage: "CONTAINER NEW_NAME",
+  summary: "Rename a container",
+  minArgs: 2,
+  maxArgs: 2,
+  flags: {},
+});
+
+const PRUNE = defineCommand({
+  name: "container prune",
+  usage: "[OPTIONS]",
+  summary: "Remove all stopped containers",
+  maxArgs: 0,
+  flags: { force: { short: "f", kind: "bool", help: "Do not prompt for confirmation" } },
+});
+
 const WAIT = defineCommand({
   name: "wait",
   usage: "CONTAINER [CONTAINER...]",
@@ -156,4 +188,88 @@ export async function waitCommand(argv: string[], name = WAIT.name): Promise<num
   return await each(p.args, async (ref) => {
     println(String(await ops.waitContainer(() => openStore(undefined, { repair: false }), ref)));
   });
+}
+
+/** `trun restart`: stop (as `trun stop`, without marking it stopped for good), then start. */
+export async function restartCommand(argv: string[], name = RESTART.name): Promise<number> {
+  const def = { ...RESTART, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const ops = await import("../container/ops.ts");
+  const { startDetached } = await import("../container/detached.ts");
+  return await eachRecord(p.args, async (rec, dir, store) => {
+    const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
+    if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
+    // Stopped by the user, so that a restart policy does not race this start.
+    store.updateRecord(rec.id, (r) => ({ ...r, stoppedByUser: true }));
+    await ops.stopContainer(rec, timeout);
+    await ops.waitRecorded(store, rec.id);
+    const again = ops.mustFind(store, rec.id);
+    const report = await startDetached(again, dir);
+    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  });
+}
+
+/** `trun rename`. */
+export async function renameCommand(argv: string[], name = RENAME.name): Promise<number> {
+  const def = { ...RENAME, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  const { openStore } = await import("../store/mod.ts");
+  const { mustFind } = await import("../container/ops.ts");
+  const { validateName } = await import("../container/names.ts");
+  const [ref, wanted] = p.args as [string, string];
+  const newName = validateName(wanted);
+  const store = openStore(undefined, { repair: false });
+  try {
+    const rec = mustFind(store, ref);
+    if (store.findRecord(newName)?.name === newName) {
+      throw Object.assign(
+        new Error(`the container name "${newName}" is already in use; choose another name`),
+        { exitCode: 1 },
+      );
+    }
+    store.updateRecord(rec.id, (r) => ({ ...r, name: newName }));
+  } finally {
+    store.close();
+  }
+  return 0;
+}
+
+/** `trun container prune`: removes every container that is not running; prints Docker's report. */
+export async function pruneCommand(argv: string[], name = PRUNE.name): Promise<number> {
+  const def = { ...PRUNE, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return printHelp(def);
+  if (!p.flags.force) {
+    Deno.stdout.writeSync(
+      new TextEncoder().encode(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ",
+      ),
+    );
+    const buf = new Uint8Array(64);
+    const n = Deno.stdin.readSync(buf) ?? 0;
+    if (!/^y(es)?$/i.test(new TextDecoder().decode(buf.subarray(0, n)).trim())) return 0;
+  }
+  const { openStore } = await import("../store/mod.ts");
+  const ops = await import("../container/ops.ts");
+  const { containerStatus } = await import("../container/status.ts");
+  const { treeSize } = await import("./ps.ts");
+  const { humanSize } = await import("./format.ts");
+  const store = openStore(undefined, { repair: false });
+  const deleted: string[] = [];
+  let reclaimed = 0;
+  try {
+    for (const rec of store.listRecords()) {
+      if (containerStatus(rec) === "running") continue;
+      reclaimed += treeSize(`${store.containerDir(rec.id)}/upper`);
+      await ops.removeContainer(store, rec, false);
+      deleted.push(rec.id);
+    }
+  } finally {
+    store.close();
+  }
+  if (deleted.length > 0) println(["Deleted Containers:", ...deleted, ""].join("\n"));
+  println(`Total reclaimed space: ${humanSize(reclaimed)}`);
+  return 0;
 }

@@ -156,7 +156,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     labels: input.labels,
     tty: input.options.tty,
     autoRemove: input.autoRemove,
-    stopSignal: input.stopSignal ?? "SIGTERM",
+    stopSignal: input.stopSignal ?? input.imageConfig.stopSignal ?? "SIGTERM",
     stopTimeout: input.stopTimeout ?? 10,
     pid: 0,
     startTime: "",

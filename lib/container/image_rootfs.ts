@@ -58,6 +58,7 @@ export async function imageRootfs(
     if (c.Entrypoint) config.entrypoint = c.Entrypoint;
     if (c.WorkingDir) config.workingDir = c.WorkingDir;
     if (c.User) config.user = c.User;
+    if (c.StopSignal) config.stopSignal = c.StopSignal;
     return { layers, image: config, imageId: image.id };
   } finally {
     store.close();

@@ -115,3 +115,16 @@ export async function waitContainer(
     await sleep(50);
   }
 }
+
+/**
+ * Waits (up to 10 s) until the monitor has recorded the container's exit,
+ * so that a start does not race the previous run's bookkeeping.
+ */
+export async function waitRecorded(store: Store, id: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const rec = store.findRecord(id);
+    if (!rec || (rec.state !== "running" && containerStatus(rec) !== "running")) return;
+    if (containerStatus(rec) !== "running" && !monitorAlive(rec)) return;
+    await sleep(20);
+  }
+}

@@ -27,6 +27,8 @@ export interface ImageProcessConfig {
   workingDir?: string;
   /** `User`. */
   user?: string;
+  /** `StopSignal` (what `stop` sends first unless `--stop-signal` says otherwise). */
+  stopSignal?: string;
 }
 
 /** The /etc files trun provides. */

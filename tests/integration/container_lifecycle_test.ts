@@ -185,6 +185,25 @@ function scenarios(): void {
     assert.equal((await sb.run(["ps", "-q", "--filter", "name=keen"])).stdout, "", "stays stopped");
   });
 
+  test("rename, restart (the same writable layer, a new process) and container prune", async () => {
+    await using sb = await lifecycleSandbox();
+    await detached(sb, ["--name", "first"], "echo start; while true; do sleep 0.1; done");
+    await detached(sb, ["--name", "done"], "dd if=/dev/zero of=/blob bs=1k count=64 2>/dev/null");
+    await sleep(300);
+    assert.equal((await sb.run(["rename", "first", "renamed"])).code, 0);
+    assert.equal((await sb.run(["logs", "first"])).code, 1);
+    const before = (await sb.run(["inspect", "--format", "{{.State.Pid}}", "renamed"])).stdout;
+    assert.equal((await sb.run(["restart", "-t", "1", "renamed"])).code, 0);
+    await sleep(300);
+    const after = (await sb.run(["inspect", "--format", "{{.State.Pid}}", "renamed"])).stdout;
+    assert.notEqual(after, before, "a new process");
+    assert.equal((await sb.run(["logs", "renamed"])).stdout, "start\nstart\n");
+    const prune = await sb.run(["container", "prune", "-f"]);
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.match(prune.stdout, /^Deleted Containers:\n[0-9a-f]{64}\n\nTotal reclaimed space: \d/);
+    assert.equal((await sb.run(["ps", "-a", "--format", "{{.Names}}"])).stdout, "renamed\n");
+  });
+
   test("rm refuses a running container without -f; rm -f kills it; a name is unique", async () => {
     await using sb = await lifecycleSandbox();
     await detached(sb, ["--name", "busy"], "while true; do sleep 0.1; done");

@@ -71,6 +71,7 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
 Deno.test("COMMANDS: the storage commands are the ones that add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "container prune",
     "container remove",
     "container rm",
     "image load",
@@ -143,6 +144,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "rm",
     "wait",
     "logs",
+    "restart",
+    "rename",
     "container",
     "runtime",
     "pull",
