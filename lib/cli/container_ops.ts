@@ -128,19 +128,40 @@ async function eachRecord(
   });
 }
 
+/**
+ * Docker's stop as the user asks it: `--time` or the container's own
+ * timeout, and the container marked stopped by the user, so that no
+ * restart policy starts it again.
+ */
+async function stopByUser(
+  rec: ContainerRecord,
+  store: Store,
+  time: string | undefined,
+  signal?: string,
+): Promise<void> {
+  const timeout = time === undefined ? rec.stopTimeout : Number(time);
+  if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${time}"`);
+  store.updateRecord(rec.id, (r) => ({ ...r, stoppedByUser: true }));
+  const { stopContainer } = await import("../container/ops.ts");
+  await stopContainer(signal ? { ...rec, stopSignal: signal } : rec, timeout);
+}
+
+/** Starts a container beside its monitor, or throws the monitor's report. */
+async function startOrThrow(rec: ContainerRecord, dir: string): Promise<void> {
+  const { startDetached } = await import("../container/detached.ts");
+  const report = await startDetached(rec, dir);
+  if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+}
+
 /** `trun stop`. */
 export async function stopCommand(argv: string[], name = STOP.name): Promise<number> {
   const def = { ...STOP, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const ops = await import("../container/ops.ts");
-  return await eachRecord(p.args, async (rec, _dir, store) => {
-    const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
-    if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
-    // A container the user stopped is not restarted by its policy.
-    store.updateRecord(rec.id, (r) => ({ ...r, stoppedByUser: true }));
-    await ops.stopContainer(p.flags.signal ? { ...rec, stopSignal: p.flags.signal } : rec, timeout);
-  });
+  return await eachRecord(
+    p.args,
+    (rec, _dir, store) => stopByUser(rec, store, p.flags.time, p.flags.signal),
+  );
 }
 
 /** `trun kill`. */
@@ -169,12 +190,9 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
   const def = { ...START, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { startDetached } = await import("../container/detached.ts");
   const { containerStatus } = await import("../container/status.ts");
   return await eachRecord(p.args, async (rec, dir) => {
-    if (containerStatus(rec) === "running") return;
-    const report = await startDetached(rec, dir);
-    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+    if (containerStatus(rec) !== "running") await startOrThrow(rec, dir);
   });
 }
 
@@ -196,17 +214,11 @@ export async function restartCommand(argv: string[], name = RESTART.name): Promi
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const ops = await import("../container/ops.ts");
-  const { startDetached } = await import("../container/detached.ts");
   return await eachRecord(p.args, async (rec, dir, store) => {
-    const timeout = p.flags.time === undefined ? rec.stopTimeout : Number(p.flags.time);
-    if (!Number.isInteger(timeout)) throw new Error(`invalid --time "${p.flags.time}"`);
     // Stopped by the user, so that a restart policy does not race this start.
-    store.updateRecord(rec.id, (r) => ({ ...r, stoppedByUser: true }));
-    await ops.stopContainer(rec, timeout);
+    await stopByUser(rec, store, p.flags.time);
     await ops.waitRecorded(store, rec.id);
-    const again = ops.mustFind(store, rec.id);
-    const report = await startDetached(again, dir);
-    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+    await startOrThrow(ops.mustFind(store, rec.id), dir);
   });
 }
 
