@@ -162,9 +162,7 @@ function lookupImage(store: Store, query: string): Lookup {
 
 /**
  * Prints the objects of `kinds` that `queries` name, tried in that order,
- * then throws (status 1) naming each query none of them found: `No such
- * container: X`, `No such image: "X"`, or `No such object: X` for several
- * kinds; a lookup's own error (an ambiguous id prefix) when it had one.
+ * then throws (status 1) naming each query none of them found.
  */
 function inspectObjects(
   def: CommandDef,
@@ -174,6 +172,23 @@ function inspectObjects(
   size: boolean,
 ): Promise<number> {
   const render = templateOf(def, format);
+  const { found, missing } = findObjects(queries, kinds, size);
+  printObjects(render, found);
+  if (missing.length > 0) throw Object.assign(new Error(missing.join("\n")), { exitCode: 1 });
+  return Promise.resolve(0);
+}
+
+/**
+ * Looks each query up as each of `kinds` in turn. A query none of them found
+ * gets `No such container: X`, `No such image: "X"`, or `No such object: X`
+ * for several kinds; a lookup's own error (an ambiguous id prefix) when it
+ * had one.
+ */
+function findObjects(
+  queries: readonly string[],
+  kinds: readonly ObjectKind[],
+  size: boolean,
+): { found: Record<string, unknown>[]; missing: string[] } {
   const store = openStore();
   const found: Record<string, unknown>[] = [];
   const missing: string[] = [];
@@ -201,10 +216,16 @@ function inspectObjects(
   } finally {
     store.close();
   }
+  return { found, missing };
+}
+
+/** Prints `found` through the `--format` template, or as one JSON array without one. */
+function printObjects(
+  render: ReturnType<typeof templateOf>,
+  found: Record<string, unknown>[],
+): void {
   if (render === undefined) println(goJson(found, "    "));
   else for (const v of found) println(render(v));
-  if (missing.length > 0) throw Object.assign(new Error(missing.join("\n")), { exitCode: 1 });
-  return Promise.resolve(0);
 }
 
 /** The `--format` template, or undefined for JSON; template mistakes are usage errors. */
@@ -233,26 +254,8 @@ function inspectImages(
   format: string | undefined,
 ): Promise<number> {
   const render = templateOf(def, format);
-  const store = openStore();
-  const found: Record<string, unknown>[] = [];
-  const missing: string[] = [];
-  try {
-    for (const query of queries) {
-      let image: ImageRecord | undefined;
-      try {
-        image = store.findImage(query);
-      } catch (e) {
-        missing.push(messageOf(e));
-        continue;
-      }
-      if (image === undefined) missing.push(`No such image: "${query}"`);
-      else found.push(inspectImage(image, store.layerPaths(image.id)));
-    }
-  } finally {
-    store.close();
-  }
-  if (render === undefined) println(goJson(found, "    "));
-  else for (const v of found) println(render(v));
+  const { found, missing } = findObjects(queries, ["image"], false);
+  printObjects(render, found);
   for (const m of missing) printError(m);
   return Promise.resolve(missing.length > 0 ? 125 : 0);
 }
