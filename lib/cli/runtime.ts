@@ -11,6 +11,19 @@ import { printHelp, println } from "./output.ts";
 import { versionInfo } from "../version.ts";
 import { inInitialUserNamespace } from "../runtime/idmap.ts";
 
+/** The flags `create` and `run` share: where the bundle is and what to hand back. */
+const BUNDLE_FLAGS = {
+  bundle: { short: "b", kind: "string", value: "DIR", help: "Bundle directory (default: .)" },
+  "pid-file": { kind: "string", value: "FILE", help: "Write the container's pid here" },
+  "console-socket": {
+    kind: "string",
+    value: "PATH",
+    help: "Unix socket that receives the terminal's master",
+  },
+  "no-pivot": { kind: "bool", help: "Refused: trun always uses pivot_root" },
+  "no-new-keyring": { kind: "bool", help: "Keep the caller's session keyring" },
+} as const;
+
 /** runc's verbs, with their flags. */
 const VERBS = {
   create: defineCommand({
@@ -19,17 +32,7 @@ const VERBS = {
     summary: "Create a container from a bundle; its process waits for start",
     minArgs: 1,
     maxArgs: 1,
-    flags: {
-      bundle: { short: "b", kind: "string", value: "DIR", help: "Bundle directory (default: .)" },
-      "pid-file": { kind: "string", value: "FILE", help: "Write the container's pid here" },
-      "console-socket": {
-        kind: "string",
-        value: "PATH",
-        help: "Unix socket that receives the terminal's master",
-      },
-      "no-pivot": { kind: "bool", help: "Refused: trun always uses pivot_root" },
-      "no-new-keyring": { kind: "bool", help: "Keep the caller's session keyring" },
-    },
+    flags: BUNDLE_FLAGS,
   }),
   run: defineCommand({
     name: "runtime run",
@@ -38,12 +41,8 @@ const VERBS = {
     minArgs: 1,
     maxArgs: 1,
     flags: {
-      bundle: { short: "b", kind: "string", value: "DIR", help: "Bundle directory (default: .)" },
-      "pid-file": { kind: "string", value: "FILE", help: "Write the container's pid here" },
-      "console-socket": { kind: "string", value: "PATH", help: "Console socket" },
+      ...BUNDLE_FLAGS,
       detach: { short: "d", kind: "bool", help: "Return once the container is started" },
-      "no-pivot": { kind: "bool", help: "Refused: trun always uses pivot_root" },
-      "no-new-keyring": { kind: "bool", help: "Keep the caller's session keyring" },
     },
   }),
   start: defineCommand({
