@@ -7,6 +7,7 @@
  */
 import { CAPABILITIES, RLIMITS } from "../../ffi/syscalls.ts";
 import type { IdRange } from "../runtime/idmap.ts";
+import { normalizePath } from "../util/path.ts";
 import type { Hook, Hooks, NamespaceType, Resources } from "../spec/types.ts";
 
 /** A config.json the engine cannot run; the message names the field. */
@@ -263,21 +264,11 @@ function strList(v: unknown, field: string): string[] {
 
 function absolute(path: string, field: string): string {
   if (!path.startsWith("/")) throw new SpecError(field, `"${path}" must be an absolute path`);
-  return normalize(path);
-}
-
-function normalize(path: string): string {
-  const out: string[] = [];
-  for (const c of path.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") out.pop();
-    else out.push(c);
-  }
-  return "/" + out.join("/");
+  return normalizePath(path);
 }
 
 function resolveIn(bundle: string, path: string): string {
-  return path.startsWith("/") ? normalize(path) : normalize(`${bundle}/${path}`);
+  return path.startsWith("/") ? normalizePath(path) : normalizePath(`${bundle}/${path}`);
 }
 
 function capSet(v: unknown, field: string): number[] {

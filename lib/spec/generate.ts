@@ -12,6 +12,7 @@ import { resolveCommand, resolveWorkdir } from "./command.ts";
 import { buildEnvironment, type EnvFile } from "./env.ts";
 import type { IdMapping, IdRange } from "../runtime/idmap.ts";
 import { resolveUser } from "./user.ts";
+import { normalizePath } from "../util/path.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
 import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
 
@@ -167,17 +168,6 @@ export function parseVolume(spec: string): VolumeSpec {
     else throw new Error(`invalid volume "${spec}": unknown option "${o}" (expected ro or rw)`);
   }
   return { source: normalizePath(source), target: normalizePath(target), readOnly };
-}
-
-/** Normalises an absolute path lexically: collapses `//`, `.` and `..` (never above `/`). */
-export function normalizePath(path: string): string {
-  const out: string[] = [];
-  for (const c of path.split("/")) {
-    if (c === "" || c === ".") continue;
-    if (c === "..") out.pop();
-    else out.push(c);
-  }
-  return "/" + out.join("/");
 }
 
 /**

@@ -1,7 +1,8 @@
 // Table tests of volume parsing (-v) and the standard mounts, as OCI mounts.
 import assert from "node:assert/strict";
 import { standardMounts } from "../../lib/spec/defaults.ts";
-import { normalizePath, parseVolume, type VolumeSpec } from "../../lib/spec/generate.ts";
+import { parseVolume, type VolumeSpec } from "../../lib/spec/generate.ts";
+import { normalizePath } from "../../lib/util/path.ts";
 import type { Mount } from "../../lib/spec/types.ts";
 
 const VOLUMES: [string, VolumeSpec][] = [
