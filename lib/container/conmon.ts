@@ -11,12 +11,11 @@
 import { spawnProcess, waitChild } from "../../ffi/child_program.ts";
 import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtime.ts";
 import { openStore } from "../store/mod.ts";
-import { processStat } from "../engine/state.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import { containerPaths, type MonitorReport } from "./detached.ts";
-import { logPath } from "./status.ts";
+import { logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 
 /** Where conmon may be: $PATH, then where distributions put it. */
@@ -207,19 +206,7 @@ function updateCount(id: string): ContainerRecord | undefined {
 function recordStart(id: string, pid: number, conmonPid: number): void {
   const store = openStore(undefined, { repair: false });
   try {
-    store.updateRecord(
-      id,
-      ({ exitCode: _code, finishedAt: _end, error: _error, stoppedByUser: _s, ...r }) => ({
-        ...r,
-        pid,
-        startTime: processStat(pid)?.startTime ?? "",
-        monitor: "conmon",
-        monitorPid: conmonPid,
-        monitorStartTime: conmonPid > 0 ? processStat(conmonPid)?.startTime ?? "" : "",
-        state: "running",
-        startedAt: new Date().toISOString(),
-      }),
-    );
+    store.updateRecord(id, (r) => runningRecord(r, pid, "conmon", conmonPid));
   } finally {
     store.close();
   }

@@ -11,12 +11,11 @@ import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
 import { ContainerStartError, exitCodeOf, launch } from "../engine/executor.ts";
-import { processStat } from "../engine/state.ts";
 import { runTrunForStorage } from "../runtime/userns_exec.ts";
 import { openStore } from "../store/mod.ts";
 import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
-import { logPath } from "./status.ts";
+import { logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 
 /** Runs the monitor of container `id`; `readyFd` receives one JSON report. Returns the exit status to exit with. */
@@ -131,20 +130,7 @@ async function runOnce(
     if (pair) closeFd(pair[0]);
     launched.child.release();
     const pid = launched.pid;
-    const me = processStat(Deno.pid);
-    update(
-      id,
-      ({ exitCode: _code, finishedAt: _end, error: _error, stoppedByUser: _stopped, ...r }) => ({
-        ...r,
-        pid,
-        startTime: processStat(pid)?.startTime ?? "",
-        monitor: "trun",
-        monitorPid: Deno.pid,
-        monitorStartTime: me?.startTime ?? "",
-        state: "running",
-        startedAt: new Date().toISOString(),
-      }),
-    );
+    update(id, (r) => runningRecord(r, pid, "trun", Deno.pid));
     report({ ok: true, pid });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {

@@ -5,7 +5,7 @@
  * `ps` never lies: a container that died while nobody watched, or whose
  * monitor was killed, shows as exited with what is known.
  */
-import { isAlive } from "../engine/state.ts";
+import { isAlive, processStat } from "../engine/state.ts";
 import type { ContainerRecord } from "../store/containers.ts";
 
 /** Docker's container states. */
@@ -28,4 +28,28 @@ export function monitorAlive(rec: ContainerRecord, proc = "/proc"): boolean {
 /** The log file of a container whose directory is `dir` (Kubernetes' CRI text format, as conmon writes it). */
 export function logPath(dir: string): string {
   return `${dir}/userdata/ctr.log`;
+}
+
+/**
+ * `r` once its process `pid` runs under `monitor` (itself process
+ * `monitorPid`, 0 when unknown): both start times are kept so a reused pid
+ * is never taken for either, and the previous run's exit is cleared.
+ */
+export function runningRecord(
+  r: ContainerRecord,
+  pid: number,
+  monitor: "trun" | "conmon",
+  monitorPid: number,
+): ContainerRecord {
+  const { exitCode: _code, finishedAt: _end, error: _error, stoppedByUser: _stopped, ...rest } = r;
+  return {
+    ...rest,
+    pid,
+    startTime: processStat(pid)?.startTime ?? "",
+    monitor,
+    monitorPid,
+    monitorStartTime: monitorPid > 0 ? processStat(monitorPid)?.startTime ?? "" : "",
+    state: "running",
+    startedAt: new Date().toISOString(),
+  };
 }
