@@ -11,14 +11,21 @@
  * hostname, resolv.conf), `userdata/ctr.log` (output, CRI log format),
  * `userdata/monitor.log` (the monitor's own messages).
  */
-import { cloexecPipe, closeFd, readFd, spawnDetached } from "../../ffi/child_program.ts";
+import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_program.ts";
+import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
-import { generateSpec, type ImageProcessConfig, type RunOptions } from "../spec/generate.ts";
+import {
+  type GeneratedContainer,
+  generateSpec,
+  type ImageProcessConfig,
+  type RunOptions,
+} from "../spec/generate.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./run.ts";
 import { generateName, validateName } from "./names.ts";
+import { sweepExitFiles } from "./ops.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
 export interface RootfsLayout {
@@ -56,6 +63,12 @@ export interface DetachedInput {
   idMapping: IdMapping;
   /** `--restart`. */
   restartPolicy?: ContainerRecord["restartPolicy"];
+  /** `-i`: keep the container's stdin open for attach clients. */
+  stdin?: boolean;
+  /** With `stdin`: the first client's EOF closes it (`run -i` in the foreground). */
+  stdinOnce?: boolean;
+  /** Called with the generated spec (`--debug`). */
+  onSpec?: (spec: GeneratedContainer["spec"]) => void;
 }
 
 /** The paths inside a container's directory. */
@@ -143,6 +156,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       lowerdirAppend: layout.lowerdirAppend,
     }),
   };
+  input.onSpec?.(generated.spec);
   Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));
   const rec: ContainerRecord = {
@@ -155,6 +169,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     command: generated.spec.process?.args ?? [],
     labels: input.labels,
     tty: input.options.tty,
+    ...(input.stdin ? { stdin: true, stdinOnce: input.stdinOnce === true } : {}),
     autoRemove: input.autoRemove,
     stopSignal: input.stopSignal ?? input.imageConfig.stopSignal ?? "SIGTERM",
     stopTimeout: input.stopTimeout ?? 10,
@@ -165,6 +180,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     state: "created",
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
   };
+  sweepExitFiles(store);
   try {
     store.addRecord(rec);
   } catch (e) {
@@ -180,37 +196,69 @@ export type MonitorReport =
   | { ok: false; error: string; exitCode: number };
 
 /**
+ * Runs between the monitor's setup and the container's start: `run` in the
+ * foreground and `start -a` connect to the attach socket here, so no
+ * output is lost.
+ */
+export type BeforeStart = () => void | Promise<void>;
+
+/** Reads one line from `fd` (a socket); "" when it closes first. */
+async function readLine(fd: number): Promise<string> {
+  let got = "";
+  while (!got.includes("\n")) {
+    const chunk = await readSome(fd, 65536);
+    if (chunk.length === 0) break;
+    got += new TextDecoder().decode(chunk);
+  }
+  return got.trim();
+}
+
+/**
  * Starts the monitor of container `rec` (`trun container-monitor ID`) in a
  * session of its own and waits for its report: the container runs, or it
  * could not start (with Docker's exit code).
  */
-export async function startMonitor(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
-  const [readyRead, readyWrite] = cloexecPipe();
+export async function startMonitor(
+  rec: ContainerRecord,
+  dir: string,
+  beforeStart?: BeforeStart,
+): Promise<MonitorReport> {
+  const [mine, theirs] = socketPair();
+  const noReport = (): MonitorReport => ({
+    ok: false,
+    error: `the monitor of container ${rec.id.slice(0, 12)} exited without a report; see "${
+      containerPaths(dir).monitorLog
+    }"`,
+    exitCode: 125,
+  });
   try {
-    const argv = selfCommand(["container-monitor", rec.id, "--ready-fd", "3"]);
+    const argv = selfCommand([
+      "container-monitor",
+      rec.id,
+      "--ready-fd",
+      "3",
+      ...(beforeStart ? ["--wait-attach"] : []),
+    ]);
     const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
     spawnDetached(argv[0]!, argv, env, {
       stderrPath: containerPaths(dir).monitorLog,
-      passFd: readyWrite,
+      passFd: theirs,
     });
   } finally {
-    closeFd(readyWrite);
+    closeFd(theirs);
   }
   try {
-    const bytes = await readFd(readyRead, 65536);
-    const text = new TextDecoder().decode(bytes).trim();
-    if (text === "") {
-      return {
-        ok: false,
-        error: `the monitor of container ${rec.id.slice(0, 12)} exited without a report; see "${
-          containerPaths(dir).monitorLog
-        }"`,
-        exitCode: 125,
-      };
+    let line = await readLine(mine);
+    if (beforeStart && line !== "") {
+      const first = JSON.parse(line) as MonitorReport | { listening: true };
+      if (!("listening" in first)) return first;
+      await beforeStart();
+      writeFd(mine, new TextEncoder().encode("go\n"));
+      line = await readLine(mine);
     }
-    return JSON.parse(text) as MonitorReport;
+    return line === "" ? noReport() : JSON.parse(line) as MonitorReport;
   } finally {
-    closeFd(readyRead);
+    closeFd(mine);
   }
 }
 
@@ -218,8 +266,14 @@ export async function startMonitor(rec: ContainerRecord, dir: string): Promise<M
  * Starts a created or exited container beside a monitor: conmon when it is
  * installed (or TRUN_MONITOR=conmon), else trun's own (TRUN_MONITOR=trun).
  */
-export async function startDetached(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
+export async function startDetached(
+  rec: ContainerRecord,
+  dir: string,
+  beforeStart?: BeforeStart,
+): Promise<MonitorReport> {
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
-  return conmon ? await startWithConmon(conmon, rec, dir) : await startMonitor(rec, dir);
+  return conmon
+    ? await startWithConmon(conmon, rec, dir, beforeStart)
+    : await startMonitor(rec, dir, beforeStart);
 }

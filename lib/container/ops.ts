@@ -9,7 +9,7 @@ import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
-import { containerStatus, monitorAlive } from "./status.ts";
+import { containerStatus, exitFilePath, exitsDir, monitorAlive } from "./status.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -92,6 +92,40 @@ export async function removeContainer(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   store.removeContainer(rec.id);
+  // With --rm, whoever waits for the exit still has to read its exit file
+  // (sweepExitFiles removes it later); otherwise it goes now.
+  if (!rec.autoRemove) {
+    const exit = exitFilePath(store.containerDir(rec.id), rec.id);
+    for (const f of [exit, `${exit}.runtime.log`]) await Deno.remove(f).catch(() => {});
+  }
+}
+
+/** How long the exit file of a removed container stays for whoever waits for it. */
+const EXIT_FILE_GRACE_MS = 5 * 60_000;
+
+/**
+ * Removes exit files (and runtime logs) of containers that no longer
+ * exist, once they are old enough that nobody waits for them any more.
+ */
+export function sweepExitFiles(store: Store, now = Date.now()): void {
+  const dir = exitsDir(store.containerDir("x"));
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  const live = new Set(store.listRecords().map((r) => r.id));
+  for (const e of entries) {
+    const id = e.name.slice(0, 64);
+    if (live.has(id)) continue;
+    try {
+      const mtime = Deno.lstatSync(`${dir}/${e.name}`).mtime?.getTime() ?? now;
+      if (now - mtime > EXIT_FILE_GRACE_MS) Deno.removeSync(`${dir}/${e.name}`);
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 /** Waits for a container to stop; returns its exit status as the store has it. */
