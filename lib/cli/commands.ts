@@ -81,6 +81,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./exec.ts")).main,
   },
   {
+    name: "container attach",
+    aliases: ["attach"],
+    summary: "Attach local standard input, output, and error streams to a running container",
+    load: async () => (await import("./attach.ts")).attachCommand,
+  },
+  {
     name: "container stop",
     aliases: ["stop"],
     summary: "Stop one or more running containers",

@@ -1,7 +1,8 @@
 /**
- * `trun run`: flags → run options → (spec generation → engine, in
- * `container/run.ts`). Holds no runtime logic; it parses, reads the files
- * the flags name, and renders errors.
+ * `trun run` and `trun create`: flags → run options → a container record
+ * with its spec (`container/detached.ts`) → its monitor, and in the
+ * foreground an attach until it exits. Holds no runtime logic; it parses,
+ * reads the files the flags name, and renders errors.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println, warn } from "./output.ts";
@@ -279,9 +280,15 @@ async function runRecorded(
   });
   if (flags.debug) {
     // performance.now() counts from the start of the Deno process.
+    const t = report.timings;
     warn(
       `timings: cli loaded at ${what.tCli.toFixed(1)} ms, recorded at ${tCreated.toFixed(1)} ms, ` +
-        `running at ${tStarted.toFixed(1)} ms, output ended at ${performance.now().toFixed(1)} ms`,
+        `running at ${tStarted.toFixed(1)} ms, output ended at ${performance.now().toFixed(1)} ms` +
+        (t
+          ? `; in the monitor: clone ${t.clone.toFixed(1)} ms, id maps ${
+            t.idMaps.toFixed(1)
+          } ms, to exec ${t.exec.toFixed(1)} ms`
+          : ""),
     );
   }
   if (end.detached) return 0;

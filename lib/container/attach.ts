@@ -160,7 +160,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The exit status of container `id` (directory `dir`) once its output has
  * ended: the monitor's exit file, written before attach clients are let
  * go; else, with the monitor gone without writing one, what the store
- * knows (-1: unknown, as `wait` says).
+ * knows (-1: unknown, as `wait` says). Returns once the monitor has also
+ * recorded the exit, so that the next command finds the container exited.
  */
 export async function exitStatusAfterAttach(
   open: () => Store,
@@ -170,20 +171,18 @@ export async function exitStatusAfterAttach(
   const file = exitFilePath(dir, id);
   for (let i = 0;; i++) {
     const code = readExitFile(file);
-    if (code !== undefined) return code;
-    if (i % 25 === 24) {
+    if (code !== undefined || i % 25 === 24) {
       const store = open();
       try {
         const rec = store.findRecord(id);
-        if (!rec) return readExitFile(file) ?? -1;
-        if (containerStatus(rec) !== "running" && !monitorAlive(rec)) {
-          return readExitFile(file) ?? rec.exitCode ?? -1;
-        }
+        if (!rec) return code ?? -1;
+        const gone = containerStatus(rec) !== "running" && !monitorAlive(rec);
+        if (rec.state !== "running" || gone) return code ?? rec.exitCode ?? -1;
       } finally {
         store.close();
       }
     }
-    await sleep(10);
+    await sleep(code === undefined ? 10 : 5);
   }
 }
 

@@ -15,6 +15,7 @@ import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_progr
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
+import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import {
   type GeneratedContainer,
@@ -23,7 +24,7 @@ import {
   type RunOptions,
 } from "../spec/generate.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
-import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./run.ts";
+import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
 import { sweepExitFiles } from "./ops.ts";
 
@@ -192,7 +193,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
 
 /** What the monitor reports once the container runs, or why it could not start. */
 export type MonitorReport =
-  | { ok: true; pid: number }
+  | { ok: true; pid: number; timings?: StartTimings }
   | { ok: false; error: string; exitCode: number };
 
 /**

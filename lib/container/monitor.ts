@@ -19,7 +19,7 @@ import { AttachServer } from "./attach_server.ts";
 import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
-import { ContainerStartError, exitCodeOf, launch } from "../engine/executor.ts";
+import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
 import { runTrunForStorage } from "../runtime/userns_exec.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
 import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
@@ -157,6 +157,7 @@ async function runOnce(
     const pair = tty?.socketPair();
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
+    let timings: StartTimings | undefined;
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
@@ -172,6 +173,7 @@ async function runOnce(
         // The container outlives a killed monitor; `ps` then still tells
         // the truth from its pid and start time.
         dieWithParent: false,
+        onStarted: (t) => (timings = t),
         stdio: [nul, outWrite, errWrite],
       });
     } finally {
@@ -190,7 +192,7 @@ async function runOnce(
     launched.child.release();
     const pid = launched.pid;
     update(id, (r) => runningRecord(r, pid, "trun", Deno.pid));
-    report({ ok: true, pid });
+    report({ ok: true, pid, ...(timings ? { timings } : {}) });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {
         const chunk = await readSome(fd, 65536);
