@@ -272,8 +272,8 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     }
   }
   if (rec?.autoRemove) {
-    const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    const { removeAtExit } = await import("./ops.ts");
+    await removeAtExit(() => openStore(undefined, { repair: false }), rec.id);
   }
   return 0;
 }

@@ -20,12 +20,12 @@ import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
 import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
-import { runTrunForStorage } from "../runtime/userns_exec.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
 import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
+import { removeAtExit } from "./ops.ts";
 
 /**
  * Runs the monitor of container `id`; `readyFd` receives one JSON report
@@ -93,9 +93,7 @@ export async function runMonitor(id: string, readyFd: number, waitAttach = false
   }
   const finished = update(rec.id, (r) => r);
   if (finished?.autoRemove) {
-    // Its writable layer holds files of subordinate ids: removed through
-    // the storage user namespace, as `trun rm` does.
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    await removeAtExit(() => openStore(undefined, { repair: false }), rec.id);
   }
   return 0;
 }

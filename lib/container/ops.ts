@@ -128,6 +128,42 @@ export function sweepExitFiles(store: Store, now = Date.now()): void {
   }
 }
 
+/**
+ * `--rm` at a container's exit, from its monitor: the writable layer is
+ * removed in this process when the caller may delete everything in it
+ * (files of the container's root are the caller's own; overlayfs leaves
+ * its `work/work` with mode 0); otherwise (directories of other
+ * subordinate ids) through the storage user namespace, as `trun rm` does.
+ * Saves starting a helper on the common path of `run --rm`.
+ */
+export async function removeAtExit(open: () => Store, id: string): Promise<void> {
+  const store = open();
+  try {
+    const rec = store.findRecord(id);
+    if (!rec) return;
+    const dir = store.containerDir(rec.id);
+    try {
+      Deno.chmodSync(`${dir}/work/work`, 0o700);
+    } catch {
+      // Never mounted, or not ours.
+    }
+    try {
+      await removeContainer(store, rec, true);
+      return;
+    } catch (e) {
+      if (
+        !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
+      ) throw e;
+      // Put back the record's state: the helper removes it.
+      store.updateRecord(rec.id, (r) => ({ ...r, state: "exited" }));
+    }
+  } finally {
+    store.close();
+  }
+  const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
+  await runTrunForStorage(["rm", "--force", id], { stdoutToStderr: true });
+}
+
 /** Waits for a container to stop; returns its exit status as the store has it. */
 export async function waitContainer(
   open: () => Store,
