@@ -82,13 +82,23 @@ export async function attachToContainer(
   } else {
     conn = attach.connectAttach(userdata, rec.name);
   }
-  const end = await attach.attachAndWait(open, rec.id, dir, conn, {
-    userdata,
-    streams: req.streams,
-    tty: rec.tty,
-    detachKeys: req.detachKeys,
-    ...(req.sigProxy && !rec.tty ? { sigProxyPid: pid } : {}),
-  });
+  const end = await attach.attachAndWait(
+    open,
+    {
+      id: rec.id,
+      dir,
+      pid,
+      autoRemove: rec.autoRemove,
+    },
+    conn,
+    {
+      userdata,
+      streams: req.streams,
+      tty: rec.tty,
+      detachKeys: req.detachKeys,
+      ...(req.sigProxy && !rec.tty ? { sigProxyPid: pid } : {}),
+    },
+  );
   return end.detached ? 0 : end.exitCode;
 }
 

@@ -218,14 +218,23 @@ async function runRecorded(
     }
   }
   const { openStore } = await import("../store/mod.ts");
-  const { createDetached, startDetached } = await import("../container/detached.ts");
+  const detached = await import("../container/detached.ts");
+  const { chosenConmon } = await import("../container/conmon.ts");
+  const { newContainerId } = await import("../container/facts.ts");
   const open = () => openStore(undefined, { repair: false });
   const store = openStore();
+  const id = newContainerId();
+  // trun's own monitor starts now, so its start-up overlaps the record's
+  // creation (conmon starts after, as it runs the runtime's create).
+  const pending = mode === "create" || chosenConmon()
+    ? undefined
+    : detached.spawnMonitor(id, store.containerDir(id), mode === "foreground");
   let rec;
   let dir;
   try {
-    rec = createDetached({
+    rec = detached.createDetached({
       store,
+      id,
       layers: what.layers,
       imageId: what.imageId,
       image: what.target,
@@ -245,6 +254,9 @@ async function runRecorded(
         : {}),
     });
     dir = store.containerDir(rec.id);
+  } catch (e) {
+    if (pending) detached.abandonMonitor(pending);
+    throw e;
   } finally {
     store.close();
   }
@@ -254,7 +266,7 @@ async function runRecorded(
     return 0;
   }
   if (mode === "detach") {
-    const report = await startDetached(rec, dir);
+    const report = await detached.startDetached(rec, dir, undefined, pending);
     if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
     println(rec.id);
     return 0;
@@ -262,22 +274,32 @@ async function runRecorded(
   const attach = await import("../container/attach.ts");
   let conn = -1;
   const userdata = `${dir}/userdata`;
-  const report = await startDetached(rec, dir, () => {
+  const report = await detached.startDetached(rec, dir, () => {
     conn = attach.connectAttach(userdata, rec.name);
-  });
+  }, pending);
   const tStarted = performance.now();
   if (!report.ok) {
     if (conn >= 0) (await import("../../ffi/child_program.ts")).closeFd(conn);
-    if (flags.rm) await attach.waitRemoved(open, rec.id, 5_000);
+    if (flags.rm) await (await import("../container/ops.ts")).removeAtExit(open, rec.id);
     throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
   }
-  const end = await attach.attachAndWait(open, rec.id, dir, conn, {
-    userdata,
-    streams: streams!,
-    tty: what.options.tty,
-    detachKeys: detachKeys!,
-    ...(flags["sig-proxy"] && !what.options.tty ? { sigProxyPid: report.pid } : {}),
-  });
+  const end = await attach.attachAndWait(
+    open,
+    {
+      id: rec.id,
+      dir,
+      pid: report.pid,
+      autoRemove: flags.rm,
+    },
+    conn,
+    {
+      userdata,
+      streams: streams!,
+      tty: what.options.tty,
+      detachKeys: detachKeys!,
+      ...(flags["sig-proxy"] && !what.options.tty ? { sigProxyPid: report.pid } : {}),
+    },
+  );
   if (flags.debug) {
     // performance.now() counts from the start of the Deno process.
     const t = report.timings;
@@ -291,9 +313,7 @@ async function runRecorded(
           : ""),
     );
   }
-  if (end.detached) return 0;
-  if (flags.rm) await attach.waitRemoved(open, rec.id);
-  return end.exitCode;
+  return end.detached ? 0 : end.exitCode;
 }
 
 /** Reads an `--env-file`, with an error naming it. */

@@ -20,6 +20,7 @@ import { DetachScanner } from "./detach_keys.ts";
 import { terminalSize } from "../engine/tty_relay.ts";
 import type { Store } from "../store/mod.ts";
 import { containerStatus, exitFilePath, monitorAlive, readExitFile } from "./status.ts";
+import { recordExit, removeAtExit } from "./ops.ts";
 
 /** Connects to the attach socket in a container's `userdata`, with an error saying what to do. */
 export function connectAttach(userdata: string, name: string): number {
@@ -157,16 +158,17 @@ export type AttachEnd = { detached: true } | { detached: false; exitCode: number
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The exit status of container `id` (directory `dir`) once its output has
- * ended: the monitor's exit file, written before attach clients are let
- * go; else, with the monitor gone without writing one, what the store
- * knows (-1: unknown, as `wait` says). Returns once the monitor has also
- * recorded the exit, so that the next command finds the container exited.
+ * The exit status of run `pid` of container `id` (directory `dir`) once
+ * its output has ended: the monitor's exit file, written before attach
+ * clients are let go (recorded in the store here if the monitor has not
+ * yet, as Podman's client does); else, with the monitor gone without
+ * writing one, what the store knows (-1: unknown, as `wait` says).
  */
 export async function exitStatusAfterAttach(
   open: () => Store,
   id: string,
   dir: string,
+  pid: number,
 ): Promise<number> {
   const file = exitFilePath(dir, id);
   for (let i = 0;; i++) {
@@ -174,44 +176,49 @@ export async function exitStatusAfterAttach(
     if (code !== undefined || i % 25 === 24) {
       const store = open();
       try {
+        if (code !== undefined) {
+          recordExit(store, id, pid, code);
+          return code;
+        }
         const rec = store.findRecord(id);
-        if (!rec) return code ?? -1;
-        const gone = containerStatus(rec) !== "running" && !monitorAlive(rec);
-        if (rec.state !== "running" || gone) return code ?? rec.exitCode ?? -1;
+        if (!rec) return readExitFile(file) ?? -1;
+        if (containerStatus(rec) !== "running" && !monitorAlive(rec)) {
+          return readExitFile(file) ?? rec.exitCode ?? -1;
+        }
       } finally {
         store.close();
       }
     }
-    await sleep(code === undefined ? 10 : 5);
+    await sleep(10);
   }
 }
 
-/** Waits (up to `ms`) until the monitor has removed container `id` (`--rm`). */
-export async function waitRemoved(open: () => Store, id: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const store = open();
-    try {
-      if (!store.findRecord(id)) return;
-    } finally {
-      store.close();
-    }
-    await sleep(20);
-  }
+/** The container an attach is for. */
+export interface AttachTarget {
+  /** Its id. */
+  id: string;
+  /** Its directory. */
+  dir: string;
+  /** The pid of the run attached to. */
+  pid: number;
+  /** `--rm`: removed once it has exited. */
+  autoRemove: boolean;
 }
 
 /**
- * Relays connection `conn` to container `id` until it exits or the user
- * detaches; returns how it ended, with the exit status.
+ * Relays connection `conn` to container `t` until it exits or the user
+ * detaches; returns how it ended, with the exit status. An exited `--rm`
+ * container is removed before this returns, as `docker run --rm` does.
  */
 export async function attachAndWait(
   open: () => Store,
-  id: string,
-  dir: string,
+  t: AttachTarget,
   conn: number,
   opts: RelayOptions,
 ): Promise<AttachEnd> {
   const { detached } = await relayAttach(conn, opts);
   if (detached) return { detached: true };
-  return { detached: false, exitCode: await exitStatusAfterAttach(open, id, dir) };
+  const exitCode = await exitStatusAfterAttach(open, t.id, t.dir, t.pid);
+  if (t.autoRemove) await removeAtExit(open, t.id);
+  return { detached: false, exitCode };
 }

@@ -27,6 +27,7 @@ import type { ContainerRecord, Store } from "../store/mod.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
 import { sweepExitFiles } from "./ops.ts";
+import { exitFilePath, exitsDir } from "./status.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
 export interface RootfsLayout {
@@ -40,6 +41,8 @@ export interface RootfsLayout {
 export interface DetachedInput {
   /** The open store. */
   store: Store;
+  /** The id (default: a fresh one); the monitor may be started with it already. */
+  id?: string;
   /** Root filesystem layers, top first. */
   layers: string[];
   /** The image id ("" for `--rootfs`). */
@@ -88,7 +91,11 @@ export interface ContainerPaths {
   rootfs: string;
   /** hosts, hostname, resolv.conf. */
   etc: string;
-  /** The monitor's own messages. */
+  /**
+   * trun's monitor's own messages, beside the exit file: the monitor
+   * starts (in parallel with the record's creation) before this directory
+   * exists.
+   */
   monitorLog: string;
 }
 
@@ -102,7 +109,7 @@ export function containerPaths(dir: string): ContainerPaths {
     spec: `${dir}/userdata/config.json`,
     rootfs: `${dir}/userdata/rootfs.json`,
     etc: `${dir}/userdata/etc`,
-    monitorLog: `${dir}/userdata/monitor.log`,
+    monitorLog: `${exitFilePath(dir, dir.slice(dir.lastIndexOf("/") + 1))}.monitor.log`,
   };
 }
 
@@ -112,7 +119,7 @@ export function containerPaths(dir: string): ContainerPaths {
  */
 export function createDetached(input: DetachedInput): ContainerRecord {
   const { store } = input;
-  const id = newContainerId();
+  const id = input.id ?? newContainerId();
   const taken = new Set(store.listRecords().map((r) => r.name));
   const name = input.name === undefined ? generateName(taken) : validateName(input.name);
   if (taken.has(name)) {
@@ -203,52 +210,84 @@ export type MonitorReport =
  */
 export type BeforeStart = () => void | Promise<void>;
 
-/** Reads one line from `fd` (a socket); "" when it closes first. */
-async function readLine(fd: number): Promise<string> {
+/**
+ * Reads one line from `fd` (the socket between a monitor and its starter);
+ * "" when it closes first.
+ */
+export async function readLine(fd: number): Promise<string> {
   let got = "";
   while (!got.includes("\n")) {
     const chunk = await readSome(fd, 65536);
-    if (chunk.length === 0) break;
+    if (chunk.length === 0) return "";
     got += new TextDecoder().decode(chunk);
   }
   return got.trim();
 }
 
 /**
- * Starts the monitor of container `rec` (`trun container-monitor ID`) in a
- * session of its own and waits for its report: the container runs, or it
- * could not start (with Docker's exit code).
+ * trun's own monitor, started (`trun container-monitor ID`, in a session
+ * of its own) before its container's record exists, so that its start-up
+ * overlaps the record's creation: it waits for `record` on its socket.
+ */
+export interface PendingMonitor {
+  /** Our end of the monitor's descriptor 3. */
+  sock: number;
+  /** Where its own messages go. */
+  log: string;
+}
+
+/** Starts trun's monitor for container `id` (directory `dir`), to be driven by `startMonitor`. */
+export function spawnMonitor(id: string, dir: string, waitAttach: boolean): PendingMonitor {
+  const log = containerPaths(dir).monitorLog;
+  Deno.mkdirSync(exitsDir(dir), { recursive: true, mode: 0o700 });
+  const [mine, theirs] = socketPair();
+  try {
+    const argv = selfCommand([
+      "container-monitor",
+      id,
+      "--ready-fd",
+      "3",
+      "--wait-record",
+      ...(waitAttach ? ["--wait-attach"] : []),
+    ]);
+    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    spawnDetached(argv[0]!, argv, env, { stderrPath: log, passFd: theirs });
+  } catch (e) {
+    closeFd(mine);
+    throw e;
+  } finally {
+    closeFd(theirs);
+  }
+  return { sock: mine, log };
+}
+
+/** Lets a pending monitor go without a container (its record could not be made). */
+export function abandonMonitor(m: PendingMonitor): void {
+  closeFd(m.sock);
+}
+
+/**
+ * Drives trun's monitor of container `rec` (started by `spawnMonitor`, or
+ * here): tells it the record exists, attaches (`beforeStart`) when asked,
+ * and waits for its report: the container runs, or it could not start
+ * (with Docker's exit code).
  */
 export async function startMonitor(
   rec: ContainerRecord,
   dir: string,
   beforeStart?: BeforeStart,
+  pending: PendingMonitor = spawnMonitor(rec.id, dir, beforeStart !== undefined),
 ): Promise<MonitorReport> {
-  const [mine, theirs] = socketPair();
+  const mine = pending.sock;
   const noReport = (): MonitorReport => ({
     ok: false,
-    error: `the monitor of container ${rec.id.slice(0, 12)} exited without a report; see "${
-      containerPaths(dir).monitorLog
-    }"`,
+    error: `the monitor of container ${
+      rec.id.slice(0, 12)
+    } exited without a report; see "${pending.log}"`,
     exitCode: 125,
   });
   try {
-    const argv = selfCommand([
-      "container-monitor",
-      rec.id,
-      "--ready-fd",
-      "3",
-      ...(beforeStart ? ["--wait-attach"] : []),
-    ]);
-    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    spawnDetached(argv[0]!, argv, env, {
-      stderrPath: containerPaths(dir).monitorLog,
-      passFd: theirs,
-    });
-  } finally {
-    closeFd(theirs);
-  }
-  try {
+    writeFd(mine, new TextEncoder().encode("record\n"));
     let line = await readLine(mine);
     if (beforeStart && line !== "") {
       const first = JSON.parse(line) as MonitorReport | { listening: true };
@@ -271,7 +310,9 @@ export async function startDetached(
   rec: ContainerRecord,
   dir: string,
   beforeStart?: BeforeStart,
+  pending?: PendingMonitor,
 ): Promise<MonitorReport> {
+  if (pending) return await startMonitor(rec, dir, beforeStart, pending);
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
   return conmon

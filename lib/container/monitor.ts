@@ -8,7 +8,8 @@
  * at exit with `--rm`. It holds no terminal of its own: it runs in a
  * session of its own.
  *
- * Descriptor 3 is a socket to whoever started it. With `--wait-attach`
+ * Descriptor 3 is a socket to whoever started it. With `--wait-record` it
+ * starts before the record is made and waits for `record`. With `--wait-attach`
  * (`run` in the foreground, `start -a`) the monitor first says
  * `{"listening":true}` once the attach socket is there, and starts the
  * container only when told `go` (or when the starter went away), so that
@@ -21,7 +22,7 @@ import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
 import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
-import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
+import { containerPaths, type MonitorReport, readLine, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
@@ -32,7 +33,13 @@ import { removeAtExit } from "./ops.ts";
  * (after the attach handshake with `waitAttach`). Returns the exit status
  * to exit with.
  */
-export async function runMonitor(id: string, readyFd: number, waitAttach = false): Promise<number> {
+export async function runMonitor(
+  id: string,
+  readyFd: number,
+  opts: { waitRecord?: boolean; waitAttach?: boolean } = {},
+): Promise<number> {
+  // Started before the record was made: wait until it is (or was not).
+  if (opts.waitRecord && !(await readLine(readyFd))) return 0;
   let reported = false;
   const report = (r: MonitorReport) => {
     if (reported) return;
@@ -62,7 +69,7 @@ export async function runMonitor(id: string, readyFd: number, waitAttach = false
     report({ ok: false, error: `the attach socket: ${(e as Error).message}`, exitCode: 125 });
     return 125;
   }
-  if (waitAttach) await handshake(readyFd);
+  if (opts.waitAttach) await handshake(readyFd);
   try {
     for (let n = 0;; n++) {
       const run = await runOnce(rec, dir, writer, server, report);
@@ -105,12 +112,7 @@ async function handshake(fd: number): Promise<void> {
   } catch {
     return;
   }
-  let got = "";
-  while (!got.includes("\n")) {
-    const chunk = await readSome(fd, 64);
-    if (chunk.length === 0) return;
-    got += new TextDecoder().decode(chunk);
-  }
+  await readLine(fd);
 }
 
 /**

@@ -129,39 +129,59 @@ export function sweepExitFiles(store: Store, now = Date.now()): void {
 }
 
 /**
- * `--rm` at a container's exit, from its monitor: the writable layer is
- * removed in this process when the caller may delete everything in it
- * (files of the container's root are the caller's own; overlayfs leaves
- * its `work/work` with mode 0); otherwise (directories of other
- * subordinate ids) through the storage user namespace, as `trun rm` does.
- * Saves starting a helper on the common path of `run --rm`.
+ * `--rm` at a container's exit: the writable layer is removed in this
+ * process when the caller may delete everything in it (files of the
+ * container's root are the caller's own; overlayfs leaves its `work/work`
+ * with mode 0); otherwise (directories of other subordinate ids) through
+ * the storage user namespace, as `trun rm` does. The monitor and
+ * `run` in the foreground may both get here (Podman's model): the first
+ * removes it under the container's lock, the second finds nothing.
  */
 export async function removeAtExit(open: () => Store, id: string): Promise<void> {
   const store = open();
+  let helper = false;
   try {
-    const rec = store.findRecord(id);
-    if (!rec) return;
-    const dir = store.containerDir(rec.id);
-    try {
-      Deno.chmodSync(`${dir}/work/work`, 0o700);
-    } catch {
-      // Never mounted, or not ours.
-    }
-    try {
-      await removeContainer(store, rec, true);
-      return;
-    } catch (e) {
-      if (
-        !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
-      ) throw e;
-      // Put back the record's state: the helper removes it.
-      store.updateRecord(rec.id, (r) => ({ ...r, state: "exited" }));
-    }
+    await store.withLock(`container-${id}`, async () => {
+      const rec = store.findRecord(id);
+      if (!rec) return;
+      const dir = store.containerDir(rec.id);
+      try {
+        Deno.chmodSync(`${dir}/work/work`, 0o700);
+      } catch {
+        // Never mounted, or not ours.
+      }
+      try {
+        await removeContainer(store, rec, true);
+      } catch (e) {
+        if (
+          !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
+        ) throw e;
+        // Put back the record's state: the helper removes it.
+        store.updateRecord(rec.id, (r) => ({ ...r, state: "exited" }));
+        helper = true;
+      }
+    });
   } finally {
     store.close();
   }
+  if (!helper) return;
   const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
   await runTrunForStorage(["rm", "--force", id], { stdoutToStderr: true });
+}
+
+/**
+ * Records the exit of run `pid` of container `id` with status `code` (from
+ * its exit file), unless a newer run or the monitor got there first: the
+ * monitor and `run` in the foreground both may, whichever is first.
+ */
+export function recordExit(store: Store, id: string, pid: number, code: number): void {
+  store.updateRecord(
+    id,
+    (r) =>
+      r.state === "running" && r.pid === pid && !isAlive(r)
+        ? { ...r, state: "exited", exitCode: code, finishedAt: new Date().toISOString() }
+        : r,
+  );
 }
 
 /** Waits for a container to stop; returns its exit status as the store has it. */
