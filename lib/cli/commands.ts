@@ -143,6 +143,28 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./container_ops.ts")).pruneCommand,
   },
   {
+    name: "container diff",
+    aliases: ["diff"],
+    summary: "Inspect changes to files or directories on a container's filesystem",
+    // Writable layers hold files of subordinate ids.
+    storage: true,
+    load: async () => (await import("./container_fs.ts")).diffCommand,
+  },
+  {
+    // Not `storage`: rootless, it opens a running container's root, then
+    // moves to the user namespace helper itself (lib/container/container_root.ts).
+    name: "container cp",
+    aliases: ["cp"],
+    summary: "Copy files/folders between a container and the local filesystem",
+    load: async () => (await import("./container_fs.ts")).cpCommand,
+  },
+  {
+    name: "container export",
+    aliases: ["export"],
+    summary: "Export a container's filesystem as a tar archive",
+    load: async () => (await import("./container_fs.ts")).exportCommand,
+  },
+  {
     name: "container",
     summary: "Manage containers",
   },

@@ -668,14 +668,27 @@ export function closeAllBut(b: ProgramBuilder, keep: readonly number[]): void {
 }
 
 /**
- * The overlay's lower layers: one `lowerdir+` each (Linux ≥ 6.8, where a
- * colon-separated `lowerdir` through fsconfig(2) is refused), else one
- * escaped list.
+ * The fsconfig(2) options of a container root's overlay: the lower layers
+ * (top first), one `lowerdir+` each (Linux ≥ 6.8, where a colon-separated
+ * `lowerdir` through fsconfig(2) is refused) else one escaped list; the
+ * writable layer; and `userxattr`, so that whiteouts and opaque
+ * directories use `user.overlay.*` (mountable in a user namespace). A
+ * null value is a flag.
  */
-function lowerOptions(lowers: readonly string[], append: boolean): [string, string][] {
-  return append
-    ? lowers.map((l) => ["lowerdir+", l])
-    : [["lowerdir", lowers.map(escapeOverlayPath).join(":")]];
+export function overlayOptions(
+  lowers: readonly string[],
+  upper: string,
+  work: string,
+  lowerdirAppend: boolean,
+): [string, string | null][] {
+  return [
+    ...(lowerdirAppend
+      ? lowers.map((l): [string, string] => ["lowerdir+", l])
+      : [["lowerdir", lowers.map(escapeOverlayPath).join(":")] as [string, string]]),
+    ["upperdir", upper],
+    ["workdir", work],
+    ["userxattr", null],
+  ];
 }
 
 /** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
@@ -685,12 +698,7 @@ function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): v
     const what = `mounting the overlay root on "${rootPath}"`;
     const overlay = b.newFilesystem(
       "overlay",
-      [
-        ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
-        ["upperdir", upper],
-        ["workdir", work],
-        ["userxattr", null],
-      ],
+      overlayOptions(rootfs.lowers, upper, work, rootfs.lowerdirAppend),
       0,
       what,
     );
