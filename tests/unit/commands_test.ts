@@ -141,6 +141,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "create",
     "start",
     "exec",
+    "attach",
     "stop",
     "kill",
     "rm",
