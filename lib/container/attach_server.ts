@@ -74,6 +74,7 @@ export class AttachServer {
    */
   endRun(): void {
     this.#closeStdin();
+    this.#stdin = null;
     this.#terminal = null;
     for (const c of [...this.#clients]) this.#drop(c);
   }
@@ -84,9 +85,14 @@ export class AttachServer {
     closeFd(c);
   }
 
+  /**
+   * Closes a stdin pipe. A terminal stays: it takes input as it comes, for
+   * every client, and its pump closes it at the end of the run (conmon's
+   * `-t` mode).
+   */
   #closeStdin(): void {
-    // A pty master is closed by the relay that owns it; a pipe here.
-    if (this.#stdin !== null && this.#stdin !== this.#terminal) closeFd(this.#stdin);
+    if (this.#stdin === null || this.#stdin === this.#terminal) return;
+    closeFd(this.#stdin);
     this.#stdin = null;
   }
 
