@@ -263,7 +263,7 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
   }
   if (rec?.autoRemove) {
     const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    await runTrunForStorage(["rm", "--force", "--volumes", rec.id], { stdoutToStderr: true });
   }
   return 0;
 }

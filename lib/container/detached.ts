@@ -16,7 +16,8 @@ import { selfCommand } from "../runtime/self_exec.ts";
 import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import { generateSpec, type ImageProcessConfig, type RunOptions } from "../spec/generate.ts";
-import type { ContainerRecord, Store } from "../store/mod.ts";
+import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
+import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./run.ts";
 import { generateName, validateName } from "./names.ts";
 
@@ -56,6 +57,8 @@ export interface DetachedInput {
   idMapping: IdMapping;
   /** `--restart`. */
   restartPolicy?: ContainerRecord["restartPolicy"];
+  /** Its volumes, made ready by `prepareVolumes` (lib/container/volumes.ts). */
+  volumes?: PreparedVolumes;
 }
 
 /** The paths inside a container's directory. */
@@ -119,6 +122,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
     options: input.options,
     host: gatherHostFacts(input.idMapping),
+    ...(input.volumes ? { volumes: input.volumes.sources } : {}),
   });
   for (const d of [p.upper, p.work, p.merged, p.userdata]) {
     Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -164,6 +168,8 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     monitorStartTime: "",
     state: "created",
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
+    ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
+    ...mountFlagsOf(input.options),
   };
   try {
     store.addRecord(rec);
@@ -172,6 +178,14 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
   return rec;
+}
+
+/** The record's `mountFlags`, when the container has any. */
+function mountFlagsOf(o: RunOptions): { mountFlags?: MountFlags } {
+  const flags = { volume: o.volumes, mount: o.mounts ?? [], tmpfs: o.tmpfs ?? [] };
+  return flags.volume.length + flags.mount.length + flags.tmpfs.length > 0
+    ? { mountFlags: flags }
+    : {};
 }
 
 /** What the monitor reports once the container runs, or why it could not start. */

@@ -67,17 +67,19 @@ export async function imageRootfs(
 
 /**
  * Runs `fn` with container `containerId` recorded as a user of image
- * `imageId`, so `trun rmi` refuses the image meanwhile. The row names this
+ * `imageId` ("" for none) and of `volumes`, so `trun rmi` and `trun volume
+ * rm` refuse them meanwhile. The row names this
  * process; if trun is killed, the row is stale and dropped on next look.
  */
 export async function withContainerRecord<T>(
   imageId: string,
   containerId: string,
   fn: () => Promise<T>,
+  volumes: string[] = [],
 ): Promise<T> {
   const store = openStore(undefined, { repair: false });
   try {
-    store.addContainer({ id: containerId, name: null, imageId, pid: Deno.pid });
+    store.addContainer({ id: containerId, name: null, imageId, pid: Deno.pid, volumes });
   } finally {
     store.close();
   }

@@ -73,7 +73,7 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
   if (finished?.autoRemove) {
     // Its writable layer holds files of subordinate ids: removed through
     // the storage user namespace, as `trun rm` does.
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    await runTrunForStorage(["rm", "--force", "--volumes", rec.id], { stdoutToStderr: true });
   }
   return 0;
 }

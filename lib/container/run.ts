@@ -26,6 +26,7 @@ import {
   type RootfsFacts,
   type RunOptions,
 } from "../spec/generate.ts";
+import type { VolumeSource } from "../spec/mounts.ts";
 
 /** A fresh container id: 64 hex digits, like Docker's. */
 export function newContainerId(): string {
@@ -114,6 +115,8 @@ export interface RunInput {
   onSpec?: (g: GeneratedContainer) => void;
   /** Called with the start timings. */
   onStarted?: (t: StartTimings) => void;
+  /** Where each volume mount's data is (lib/container/volumes.ts). */
+  volumes?: Readonly<Record<string, VolumeSource>>;
 }
 
 /** Generates the spec for `input` and runs it; returns the exit status. */
@@ -132,6 +135,7 @@ export async function runInProcess(input: RunInput): Promise<number> {
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
     options: input.options,
     host: gatherHostFacts(input.idMapping),
+    ...(input.volumes ? { volumes: input.volumes } : {}),
   });
   input.onSpec?.(generated);
   const config = containerConfig(generated.spec, dir);

@@ -83,6 +83,13 @@ Deno.test("COMMANDS: the storage commands are the ones that add or delete files 
     "pull",
     "rm",
     "rmi",
+    "system df",
+    "system prune",
+    "volume prune",
+    "volume remove",
+    "volume rm",
+    "volume-cleanup",
+    "volume-copyup",
   ]);
 });
 
@@ -160,6 +167,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "login",
     "logout",
     "image",
+    "volume",
+    "system",
   ]);
 });
 

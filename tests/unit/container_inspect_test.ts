@@ -269,7 +269,7 @@ Deno.test("trun container inspect / trun inspect on a store", async () => {
     const asImage = await i("--type", "image", "web");
     assert.equal((asImage.error as Error).message, 'No such image: "web"');
 
-    const badType = await i("--type", "volume", "web");
+    const badType = await i("--type", "network", "web");
     assert.ok(badType.error instanceof UsageError);
     const badFormat = await ci("-f", "{{range .Args}}{{end}}", "web");
     assert.ok(badFormat.error instanceof UsageError);
