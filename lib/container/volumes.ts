@@ -30,12 +30,17 @@ function runError(message: string): Error {
   return Object.assign(new Error(message), { exitCode: 125 });
 }
 
-/** Whether `dir` has no entries (a missing directory counts as empty). */
+/**
+ * Whether `dir` has no entries (a missing directory counts as empty). One
+ * we cannot read (rootless: a copy-up or a container gave it to another id
+ * with mode 0700) has been used: it counts as not empty.
+ */
 function isEmptyDir(dir: string): boolean {
   try {
     for (const _ of Deno.readDirSync(dir)) return false;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return true;
+    if (e instanceof Deno.errors.PermissionDenied) return false;
     throw e;
   }
   return true;
@@ -153,7 +158,14 @@ async function copyUp(
   const helper = mapping.mode === "subordinate" && storageUsernsMapping() !== null;
   const self = `${Deno.uid()}:${Deno.gid()}`;
   for (const c of copies) {
-    const owners = mergedDirOwners(layers, c.destination);
+    let owners: Set<string> | null;
+    try {
+      owners = mergedDirOwners(layers, c.destination);
+    } catch (e) {
+      // A directory of another id (mode 0700): the helper can read it.
+      if (!helper || !(e instanceof Deno.errors.PermissionDenied)) throw e;
+      owners = new Set(["unreadable"]);
+    }
     if (owners === null) continue;
     if (!helper || [...owners].every((o) => o === self)) {
       copyDirOut(layers, c.destination, c.data);
