@@ -288,7 +288,9 @@ export async function removeVolume(store: Store, name: string, force: boolean): 
         `remove ${name}: volume is in use - [${users.join(", ")}]: remove ${
           users.length === 1 ? "that container" : "those containers"
         } first${
-          force ? " (a foreground trun run uses it)" : ", or use --force to remove them too"
+          force
+            ? " (a foreground trun run uses it)"
+            : `, or use --force to remove ${users.length === 1 ? "it" : "them"} too`
         }`,
       );
     }
