@@ -264,6 +264,61 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./login.ts")).logoutCommand,
   },
   { name: "image", summary: "Manage images" },
+  {
+    name: "volume create",
+    summary: "Create a volume",
+    load: async () => (await import("./volume.ts")).createCommand,
+  },
+  {
+    name: "volume ls",
+    aliases: ["volume list"],
+    summary: "List volumes",
+    load: async () => (await import("./volume.ts")).lsCommand,
+  },
+  {
+    name: "volume inspect",
+    summary: "Display detailed information on one or more volumes",
+    load: async () => (await import("./inspect.ts")).volumeInspectCommand,
+  },
+  {
+    name: "volume rm",
+    aliases: ["volume remove"],
+    summary: "Remove one or more volumes",
+    // Volumes hold files of subordinate ids (and -f removes containers).
+    storage: true,
+    load: async () => (await import("./volume.ts")).rmCommand,
+  },
+  {
+    name: "volume prune",
+    summary: "Remove unused local volumes",
+    storage: true,
+    load: async () => (await import("./volume.ts")).pruneCommand,
+  },
+  { name: "volume", summary: "Manage volumes" },
+  {
+    name: "volume-copyup",
+    summary: "(internal) copy an image's content into an empty volume",
+    hidden: true,
+    // Copies files with the image's owners.
+    storage: true,
+    load: async () => (await import("./volume.ts")).copyUpCommand,
+  },
+  {
+    name: "system df",
+    summary: "Show disk usage: images, containers, local volumes",
+    // Measures directories of subordinate ids (mode 0700) that only the
+    // storage user namespace can read.
+    storage: true,
+    load: async () => (await import("./system.ts")).dfCommand,
+  },
+  {
+    name: "system prune",
+    summary: "Remove unused data",
+    // Removes writable layers, volumes and image layers.
+    storage: true,
+    load: async () => (await import("./system.ts")).pruneCommand,
+  },
+  { name: "system", summary: "Manage trun" },
 ];
 
 /** The family a name belongs to: `image` for `image ls`, "" for a top-level name. */

@@ -12,6 +12,7 @@ import { shortId } from "./format.ts";
 import { treeSize } from "./ps.ts";
 import { type ContainerStatus, logPath } from "../container/status.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
+import { type MountRequest, mountRequests } from "../spec/mounts.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -34,12 +35,117 @@ export interface ContainerFacts {
   etcFiles: string[];
   /** With `--size`: bytes of the writable layer and of the image under it. */
   size?: { rw: number; rootFs: number };
+  /** `<store>/volumes`: where a volume's `_data` is. */
+  volumesDir?: string;
+}
+
+/** What inspect shows of a container's mounts: Mounts, and HostConfig's and Config's parts. */
+export interface InspectedMounts {
+  /** Docker's `Mounts`: binds, volumes and `--mount type=tmpfs` (not `--tmpfs`). */
+  mounts: Record<string, unknown>[];
+  /** `HostConfig.Binds`: the `-v` values with a source, or null. */
+  binds: string[] | null;
+  /** `HostConfig.Mounts`: the `--mount` values in the API's shape (absent when none). */
+  hostMounts?: Record<string, unknown>[];
+  /** `HostConfig.Tmpfs`: `--tmpfs` paths and their options (absent when none). */
+  tmpfs?: Record<string, string>;
+  /** `Config.Volumes`: anonymous volume paths, or null. */
+  volumes: Record<string, Record<string, never>> | null;
+}
+
+/** The API's `mount.Mount` of a `--mount` request (fields omitted when empty, as Go does). */
+function apiMount(r: MountRequest, name: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = { Type: r.type };
+  const source = r.type === "bind" ? r.source : r.type === "volume" ? r.name : undefined;
+  if (source) out.Source = source;
+  out.Target = r.destination;
+  if (r.readOnly) out.ReadOnly = true;
+  if (r.type === "bind" && (r.propagation || !r.recursive)) {
+    out.BindOptions = {
+      ...(r.propagation ? { Propagation: r.propagation } : {}),
+      ...(!r.recursive ? { NonRecursive: true } : {}),
+    };
+  }
+  if (r.type === "volume") {
+    const v: Record<string, unknown> = {};
+    if (r.noCopy) v.NoCopy = true;
+    if (Object.keys(r.labels).length > 0) v.Labels = r.labels;
+    if (r.driver !== undefined || Object.keys(r.driverOptions).length > 0) {
+      v.DriverConfig = {
+        Name: r.driver ?? "local",
+        ...(Object.keys(r.driverOptions).length > 0 ? { Options: r.driverOptions } : {}),
+      };
+    }
+    if (Object.keys(v).length > 0) out.VolumeOptions = v;
+    if (name !== undefined && source === undefined) out.Source = name;
+  }
+  if (r.type === "tmpfs" && (r.sizeBytes !== undefined || r.fileMode !== undefined)) {
+    out.TmpfsOptions = {
+      ...(r.sizeBytes !== undefined ? { SizeBytes: r.sizeBytes } : {}),
+      ...(r.fileMode !== undefined ? { Mode: r.fileMode } : {}),
+    };
+  }
+  return out;
+}
+
+/**
+ * Docker's view of `rec`'s mounts from its mount flags (parsed again) and
+ * the volumes it was given; `volumesDir` locates each volume's data.
+ */
+export function inspectMounts(rec: ContainerRecord, volumesDir: string): InspectedMounts {
+  const flags = rec.mountFlags ?? { volume: [], mount: [], tmpfs: [] };
+  let requests: MountRequest[];
+  try {
+    requests = mountRequests({ volumes: flags.volume, mounts: flags.mount, tmpfs: flags.tmpfs });
+  } catch {
+    // Recorded by a trun that parsed them differently: nothing to show.
+    requests = [];
+  }
+  const nameAt = new Map((rec.volumes ?? []).map((v) => [v.destination, v.name]));
+  const out: InspectedMounts = { mounts: [], binds: null, volumes: null };
+  for (const r of requests) {
+    const name = nameAt.get(r.destination);
+    if (
+      r.type === "bind" && r.flag === "volume" ||
+      r.type === "volume" && r.name && r.flag === "volume"
+    ) {
+      (out.binds ??= []).push(r.spec);
+    }
+    if (r.type === "volume" && r.name === undefined && r.flag === "volume") {
+      (out.volumes ??= {})[r.destination] = {};
+    }
+    if (r.flag === "mount") (out.hostMounts ??= []).push(apiMount(r, name));
+    if (r.flag === "tmpfs") {
+      const colon = r.spec.indexOf(":");
+      (out.tmpfs ??= {})[r.destination] = colon < 0 ? "" : r.spec.slice(colon + 1);
+      continue;
+    }
+    const common = { Destination: r.destination, Mode: r.mode, RW: !r.readOnly };
+    if (r.type === "bind") {
+      out.mounts.push({
+        Type: "bind",
+        Source: r.source,
+        ...common,
+        Propagation: r.propagation ?? "rprivate",
+      });
+    } else if (r.type === "volume") {
+      out.mounts.push({
+        Type: "volume",
+        Name: name ?? "",
+        Source: name === undefined ? "" : `${volumesDir}/${name}/_data`,
+        ...common,
+        Driver: "local",
+        Propagation: "",
+      });
+    } else out.mounts.push({ Type: "tmpfs", Source: "", ...common, Propagation: "" });
+  }
+  return out;
 }
 
 /**
  * Docker's inspect object for `rec`, whose status now is `status` (from
  * `containerStatus`). Keys in Docker's order; what trun does not have
- * (networks, mounts, restarts) is empty or zero.
+ * (networks) is empty or zero.
  */
 export function inspectContainer(
   rec: ContainerRecord,
@@ -47,6 +153,7 @@ export function inspectContainer(
   facts: ContainerFacts,
 ): Record<string, unknown> {
   const { dir } = facts;
+  const m = inspectMounts(rec, facts.volumesDir ?? "");
   const etc = (name: string) => facts.etcFiles.includes(name) ? `${dir}/userdata/etc/${name}` : "";
   const out: Record<string, unknown> = {
     Id: rec.id,
@@ -76,11 +183,14 @@ export function inspectContainer(
     Driver: "overlay",
     Platform: "linux",
     HostConfig: {
+      Binds: m.binds,
       AutoRemove: rec.autoRemove,
       RestartPolicy: {
         Name: rec.restartPolicy?.name ?? "no",
         MaximumRetryCount: rec.restartPolicy?.maxRetries ?? 0,
       },
+      ...(m.tmpfs ? { Tmpfs: m.tmpfs } : {}),
+      ...(m.hostMounts ? { Mounts: m.hostMounts } : {}),
     },
     GraphDriver: {
       Data: {
@@ -96,7 +206,7 @@ export function inspectContainer(
     out.SizeRw = facts.size.rw;
     out.SizeRootFs = facts.size.rootFs;
   }
-  out.Mounts = [];
+  out.Mounts = m.mounts;
   out.Config = {
     Hostname: facts.hostname ?? shortId(rec.id),
     Domainname: "",
@@ -107,7 +217,7 @@ export function inspectContainer(
     // made it up is not known, so all of it is the Cmd.
     Cmd: rec.command,
     Image: rec.image,
-    Volumes: null,
+    Volumes: m.volumes,
     WorkingDir: facts.workingDir ?? "",
     Entrypoint: null,
     OnBuild: null,
@@ -141,7 +251,12 @@ export function containerFacts(
   opts: { size?: boolean } = {},
 ): ContainerFacts {
   const dir = store.containerDir(rec.id);
-  const facts: ContainerFacts = { dir, lowers: [], etcFiles: [] };
+  const facts: ContainerFacts = {
+    dir,
+    lowers: [],
+    etcFiles: [],
+    volumesDir: `${store.root}/volumes`,
+  };
   const layout = readJson(`${dir}/userdata/rootfs.json`) as { lowers?: unknown } | undefined;
   if (Array.isArray(layout?.lowers) && layout.lowers.every((l) => typeof l === "string")) {
     facts.lowers = layout.lowers as string[];

@@ -40,7 +40,11 @@ const RM = defineCommand({
   minArgs: 1,
   flags: {
     force: { short: "f", kind: "bool", help: "Kill a running container first" },
-    volumes: { short: "v", kind: "bool", help: "Remove anonymous volumes (none yet)" },
+    volumes: {
+      short: "v",
+      kind: "bool",
+      help: "Remove the anonymous volumes associated with the container",
+    },
   },
 });
 
@@ -194,7 +198,8 @@ export async function rmCommand(argv: string[], name = RM.name): Promise<number>
   const ops = await import("../container/ops.ts");
   return await eachRecord(
     p.args,
-    (rec, _dir, store) => ops.removeContainer(store, rec, p.flags.force),
+    (rec, _dir, store) =>
+      ops.removeContainer(store, rec, p.flags.force, { volumes: p.flags.volumes }),
   );
 }
 
@@ -302,24 +307,42 @@ export async function pruneCommand(argv: string[], name = PRUNE.name): Promise<n
     if (!/^y(es)?$/i.test(new TextDecoder().decode(buf.subarray(0, n)).trim())) return 0;
   }
   const { openStore } = await import("../store/mod.ts");
-  const ops = await import("../container/ops.ts");
-  const { containerStatus } = await import("../container/status.ts");
-  const { treeSize } = await import("./ps.ts");
   const { humanSize } = await import("./format.ts");
   const store = openStore(undefined, { repair: false });
-  const deleted: string[] = [];
-  let reclaimed = 0;
   try {
-    for (const rec of store.listRecords()) {
-      if (containerStatus(rec) === "running") continue;
-      reclaimed += treeSize(`${store.containerDir(rec.id)}/upper`);
-      await ops.removeContainer(store, rec, false);
-      deleted.push(rec.id);
-    }
+    const report = await pruneContainers(store);
+    printContainerPrune(report);
+    println(`Total reclaimed space: ${humanSize(report.reclaimed)}`);
   } finally {
     store.close();
   }
-  if (deleted.length > 0) println(["Deleted Containers:", ...deleted, ""].join("\n"));
-  println(`Total reclaimed space: ${humanSize(reclaimed)}`);
   return 0;
+}
+
+/** What {@link pruneContainers} removed: the ids, and the bytes of their writable layers. */
+export interface ContainerPruneReport {
+  /** Full ids of the containers removed. */
+  deleted: string[];
+  /** Bytes their writable layers held. */
+  reclaimed: number;
+}
+
+/** Removes every container that is not running (`container prune`, `system prune`). */
+export async function pruneContainers(store: Store): Promise<ContainerPruneReport> {
+  const ops = await import("../container/ops.ts");
+  const { containerStatus } = await import("../container/status.ts");
+  const { treeSize } = await import("./ps.ts");
+  const report: ContainerPruneReport = { deleted: [], reclaimed: 0 };
+  for (const rec of store.listRecords()) {
+    if (containerStatus(rec) === "running") continue;
+    report.reclaimed += treeSize(`${store.containerDir(rec.id)}/upper`);
+    await ops.removeContainer(store, rec, false);
+    report.deleted.push(rec.id);
+  }
+  return report;
+}
+
+/** Prints the ids a container prune removed, as Docker does (nothing when none). */
+export function printContainerPrune(report: ContainerPruneReport): void {
+  if (report.deleted.length > 0) println(["Deleted Containers:", ...report.deleted, ""].join("\n"));
 }

@@ -1,9 +1,11 @@
 /**
- * `trun inspect`, `trun image inspect` and `trun container inspect`:
- * Docker's JSON shape of stored images (GraphDriver pointing at the
- * unpacked layers) and of recorded containers (container_inspect.ts), or a
+ * `trun inspect`, `trun image inspect`, `trun container inspect` and `trun
+ * volume inspect`: Docker's JSON shape of stored images (GraphDriver
+ * pointing at the unpacked layers), of recorded containers
+ * (container_inspect.ts) and of volumes, or a
  * Go template line per object with `--format`. `trun inspect` looks for a
- * container first, then an image, as Docker does; `--type` picks one.
+ * container first, then an image, then a volume, as Docker does; `--type`
+ * picks one.
  */
 import { type CommandDef, defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printError, printHelp, println } from "./output.ts";
@@ -11,7 +13,13 @@ import { compileTemplate, goJson, TemplateError } from "./format.ts";
 import { familiar, messageOf } from "./_image_common.ts";
 import { containerFacts, inspectContainer } from "./container_inspect.ts";
 import { containerStatus } from "../container/status.ts";
-import { type ContainerRecord, type ImageRecord, openStore, type Store } from "../store/mod.ts";
+import {
+  type ContainerRecord,
+  type ImageRecord,
+  openStore,
+  type Store,
+  type VolumeRecord,
+} from "../store/mod.ts";
 
 const FORMAT_FLAG = {
   short: "f",
@@ -47,7 +55,7 @@ const INSPECT = defineCommand({
     type: {
       kind: "string",
       value: "TYPE",
-      help: "Only inspect objects of this type: container or image",
+      help: "Only inspect objects of this type: container, image or volume",
     },
   },
 });
@@ -110,11 +118,45 @@ export function inspectCommand(argv: string[], name = INSPECT.name): Promise<num
   const p = parseArgs(def, argv);
   if (p.help) return Promise.resolve(printHelp(def));
   const type = p.flags.type;
-  if (type !== undefined && type !== "container" && type !== "image") {
-    throw new UsageError(def, `unsupported --type "${type}": trun inspects container or image`);
+  if (type !== undefined && type !== "container" && type !== "image" && type !== "volume") {
+    throw new UsageError(
+      def,
+      `unsupported --type "${type}": trun inspects container, image or volume`,
+    );
   }
-  const kinds: ObjectKind[] = type === undefined ? ["container", "image"] : [type];
+  const kinds: ObjectKind[] = type === undefined ? ["container", "image", "volume"] : [type];
   return inspectObjects(def, p.args, p.flags.format, kinds, p.flags.size);
+}
+
+/** The grammar of `trun volume inspect`. */
+const VOLUME_INSPECT = defineCommand({
+  name: "volume inspect",
+  usage: "[OPTIONS] VOLUME [VOLUME...]",
+  summary: "Display detailed information on one or more volumes",
+  minArgs: 1,
+  flags: { format: FORMAT_FLAG },
+});
+
+/** Docker's `docker volume inspect` object of a volume whose data is at `mountpoint`. */
+export function inspectVolume(v: VolumeRecord, mountpoint: string): Record<string, unknown> {
+  const orNull = (o: Record<string, string>) => Object.keys(o).length > 0 ? o : null;
+  return {
+    CreatedAt: v.created,
+    Driver: v.driver,
+    Labels: orNull(v.labels),
+    Mountpoint: mountpoint,
+    Name: v.name,
+    Options: orNull(v.options),
+    Scope: "local",
+  };
+}
+
+/** Runs `trun volume inspect` (`name` names it in help and errors): volumes only. */
+export function volumeInspectCommand(argv: string[], name = VOLUME_INSPECT.name): Promise<number> {
+  const def = { ...VOLUME_INSPECT, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return Promise.resolve(printHelp(def));
+  return inspectObjects(def, p.args, p.flags.format, ["volume"], false);
 }
 
 /** Runs `trun container inspect` (`name` names it in help and errors): containers only. */
@@ -129,7 +171,7 @@ export function containerInspectCommand(
 }
 
 /** What `trun inspect` can look for. */
-type ObjectKind = "container" | "image";
+type ObjectKind = "container" | "image" | "volume";
 
 /** What one lookup of one kind found: the object, nothing, or an error (an ambiguous prefix). */
 type Lookup = { found: Record<string, unknown> } | { missing: string } | undefined;
@@ -146,6 +188,12 @@ function lookupContainer(store: Store, query: string, size: boolean): Lookup {
   return {
     found: inspectContainer(rec, containerStatus(rec), containerFacts(store, rec, { size })),
   };
+}
+
+/** Looks `query` up as a volume (by its exact name). */
+function lookupVolume(store: Store, query: string): Lookup {
+  const v = store.getVolume(query);
+  return v === undefined ? undefined : { found: inspectVolume(v, store.volumePath(v.name)) };
 }
 
 /** Looks `query` up as an image. */
@@ -199,6 +247,8 @@ function findObjects(
       for (const kind of kinds) {
         const r = kind === "container"
           ? lookupContainer(store, query, size)
+          : kind === "volume"
+          ? lookupVolume(store, query)
           : lookupImage(store, query);
         if (r === undefined) continue;
         if ("found" in r) {
@@ -211,6 +261,7 @@ function findObjects(
       else if (error !== undefined) missing.push(error);
       else if (kinds.length > 1) missing.push(`No such object: ${query}`);
       else if (kinds[0] === "container") missing.push(`No such container: ${query}`);
+      else if (kinds[0] === "volume") missing.push(`No such volume: ${query}`);
       else missing.push(`No such image: "${query}"`);
     }
   } finally {

@@ -4,7 +4,7 @@
  * Rootless with subordinate ids, main.ts runs it inside the user namespace
  * helper, so layers owned by image ids can be deleted.
  */
-import { defineCommand, parseArgs, UsageError } from "./args.ts";
+import { type CommandDef, defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { humanSize } from "./format.ts";
 import { familiar } from "./_image_common.ts";
@@ -39,6 +39,25 @@ async function readLine(): Promise<string | null> {
     if (buf[0] === 0x0a) return new TextDecoder().decode(new Uint8Array(bytes));
     bytes.push(buf[0]!);
   }
+}
+
+/**
+ * Docker's prompt before a prune: prints `warning` and asks; true when the
+ * answer is y or yes. Refused (a usage error naming --force) when stdin is
+ * not a terminal, so a script never hangs on it.
+ */
+export async function confirmPrune(def: CommandDef, warning: string): Promise<boolean> {
+  if (!Deno.stdin.isTerminal()) {
+    throw new UsageError(
+      def,
+      `"trun ${def.name}" asks for confirmation and stdin is not a terminal: use --force (-f) to prune without asking`,
+    );
+  }
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(`${warning}\nAre you sure you want to continue? [y/N] `),
+  );
+  const answer = (await readLine())?.trim().toLowerCase();
+  return answer === "y" || answer === "yes";
 }
 
 /** What pruneImages() removed. */
@@ -87,37 +106,25 @@ export function pruneImages(store: Store, all: boolean): PruneReport {
   return { lines, reclaimed };
 }
 
+/** Prints what an image prune removed, as Docker does (nothing when nothing). */
+export function printImagePrune(report: PruneReport): void {
+  if (report.lines.length > 0) println(["Deleted Images:", ...report.lines, ""].join("\n"));
+}
+
 /** Runs `trun image prune`. */
 export async function main(argv: string[], name = PRUNE.name): Promise<number> {
   const def = { ...PRUNE, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const all = p.flags.all;
-  if (!p.flags.force) {
-    if (!Deno.stdin.isTerminal()) {
-      throw new UsageError(
-        def,
-        `"trun ${def.name}" asks for confirmation and stdin is not a terminal: use --force (-f) to prune without asking`,
-      );
-    }
-    Deno.stdout.writeSync(
-      new TextEncoder().encode(
-        `WARNING! This will remove all ${
-          all ? "images without at least one container associated to them" : "dangling images"
-        }.\nAre you sure you want to continue? [y/N] `,
-      ),
-    );
-    const answer = (await readLine())?.trim().toLowerCase();
-    if (answer !== "y" && answer !== "yes") return 0;
-  }
+  const warning = `WARNING! This will remove all ${
+    all ? "images without at least one container associated to them" : "dangling images"
+  }.`;
+  if (!p.flags.force && !await confirmPrune(def, warning)) return 0;
   const store = openStore();
   try {
     const report = pruneImages(store, all);
-    if (report.lines.length > 0) {
-      println("Deleted Images:");
-      for (const l of report.lines) println(l);
-      println();
-    }
+    printImagePrune(report);
     println(`Total reclaimed space: ${humanSize(report.reclaimed)}`);
   } finally {
     store.close();

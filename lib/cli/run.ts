@@ -54,9 +54,21 @@ export const RUN = defineCommand({
     volume: {
       short: "v",
       kind: "list",
-      value: "HOST:CTR[:ro]",
-      help: "Bind mount a host directory or file",
+      value: "[SRC:]CTR[:OPTS]",
+      help:
+        "Bind mount a host path (absolute SRC), mount a named volume, or an anonymous one (CTR alone)",
     },
+    mount: {
+      kind: "list",
+      value: "type=…,…",
+      help: "Attach a mount: type=bind|volume|tmpfs, source=, target=, readonly, volume-nocopy…",
+    },
+    tmpfs: {
+      kind: "list",
+      value: "PATH[:OPTS]",
+      help: "Mount a tmpfs (rw,noexec,nosuid,nodev, then OPTS such as size=64m,mode=1777)",
+    },
+    cidfile: { kind: "string", value: "FILE", help: "Write the container id to the file" },
     hostname: { short: "h", kind: "string", value: "NAME", help: "Container hostname" },
     "read-only": { kind: "bool", help: "Mount the container's root filesystem read-only" },
     userns: {
@@ -232,27 +244,38 @@ async function runRecorded(
   let rec;
   let dir;
   try {
-    rec = detached.createDetached({
-      store,
-      id,
-      layers: what.layers,
-      imageId: what.imageId,
-      image: what.target,
-      imageConfig: what.image,
-      options: what.options,
-      ...(flags.name !== undefined ? { name: flags.name } : {}),
-      autoRemove: flags.rm,
-      labels: parseLabels(flags.label),
-      ...(flags["stop-signal"] !== undefined ? { stopSignal: flags["stop-signal"] } : {}),
-      ...(timeout !== undefined ? { stopTimeout: timeout } : {}),
-      idMapping: what.idMapping,
-      ...(restartPolicy ? { restartPolicy } : {}),
-      stdin: flags.interactive,
-      stdinOnce: mode === "foreground",
-      ...(flags.debug
-        ? { onSpec: (spec) => warn(`config.json: ${JSON.stringify(spec, null, 2)}`) }
-        : {}),
-    });
+    const volumes = await prepareVolumesOf(store, what.options, what.layers, what.idMapping);
+    try {
+      rec = detached.createDetached({
+        store,
+        id,
+        layers: what.layers,
+        imageId: what.imageId,
+        image: what.target,
+        imageConfig: what.image,
+        options: what.options,
+        ...(flags.name !== undefined ? { name: flags.name } : {}),
+        autoRemove: flags.rm,
+        labels: parseLabels(flags.label),
+        ...(flags["stop-signal"] !== undefined ? { stopSignal: flags["stop-signal"] } : {}),
+        ...(timeout !== undefined ? { stopTimeout: timeout } : {}),
+        idMapping: what.idMapping,
+        ...(restartPolicy ? { restartPolicy } : {}),
+        stdin: flags.interactive,
+        stdinOnce: mode === "foreground",
+        ...(volumes ? { volumes } : {}),
+        ...(flags.debug
+          ? { onSpec: (spec) => warn(`config.json: ${JSON.stringify(spec, null, 2)}`) }
+          : {}),
+      });
+    } catch (e) {
+      const { removeUnusedVolumes } = await import("../container/volumes.ts");
+      removeUnusedVolumes(
+        store,
+        volumes?.volumes.filter((v) => v.anonymous).map((v) => v.name) ?? [],
+      );
+      throw e;
+    }
     dir = store.containerDir(rec.id);
   } catch (e) {
     if (pending) detached.abandonMonitor(pending);
@@ -260,6 +283,7 @@ async function runRecorded(
   } finally {
     store.close();
   }
+  if (flags.cidfile !== undefined) writeCidfile(flags.cidfile, rec.id);
   const tCreated = performance.now();
   if (mode === "create") {
     println(rec.id);
@@ -316,6 +340,52 @@ async function runRecorded(
   return end.detached ? 0 : end.exitCode;
 }
 
+/** Whether the options ask for any mount of lib/spec/mounts.ts. */
+function hasMounts(o: RunOptions): boolean {
+  return o.volumes.length + (o.mounts?.length ?? 0) + (o.tmpfs?.length ?? 0) > 0;
+}
+
+/** Makes the container's volumes ready (lib/container/volumes.ts), when it has mounts. */
+async function prepareVolumesOf(
+  store: import("../store/mod.ts").Store,
+  options: RunOptions,
+  layers: string[],
+  idMapping: IdMapping,
+): Promise<import("../container/volumes.ts").PreparedVolumes | undefined> {
+  if (!hasMounts(options)) return undefined;
+  const { prepareVolumes } = await import("../container/volumes.ts");
+  return await prepareVolumes(store, options, layers, idMapping);
+}
+
+/** `--cidfile`: refused when the file exists, as Docker does (checked before anything is made). */
+function checkCidfile(path: string): void {
+  try {
+    Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  throw Object.assign(
+    new Error(
+      `Container ID file found, make sure the other container isn't running or delete ${path}`,
+    ),
+    { exitCode: 125 },
+  );
+}
+
+/** Writes the container id to `--cidfile` (a new file: another trun may race for it). */
+function writeCidfile(path: string, id: string): void {
+  try {
+    Deno.writeTextFileSync(path, id, { createNew: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) checkCidfile(path);
+    throw Object.assign(
+      new Error(`writing the container id to "${path}": ${(e as Error).message}`),
+      { exitCode: 125 },
+    );
+  }
+}
+
 /** Reads an `--env-file`, with an error naming it. */
 function readEnvFile(name: string): { name: string; text: string } {
   try {
@@ -353,6 +423,8 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     envFiles: p.flags["env-file"].map(readEnvFile),
     groupAdd: p.flags["group-add"],
     volumes: p.flags.volume,
+    mounts: p.flags.mount,
+    tmpfs: p.flags.tmpfs,
     readOnly: p.flags["read-only"],
     network,
     tty: p.flags.tty,
@@ -366,6 +438,16 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),
     ...(p.flags.user !== undefined ? { user: p.flags.user } : {}),
   };
+  if (hasMounts(options)) {
+    // Mistakes in the mount flags are found before any pull.
+    const { mountRequests } = await import("../spec/mounts.ts");
+    try {
+      mountRequests(options);
+    } catch (e) {
+      throw new UsageError(def, (e as Error).message);
+    }
+  }
+  if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
   let layers: string[];
   let image: ImageProcessConfig = {};
   let imageId: string | undefined;

@@ -23,7 +23,8 @@ import {
   type ImageProcessConfig,
   type RunOptions,
 } from "../spec/generate.ts";
-import type { ContainerRecord, Store } from "../store/mod.ts";
+import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
+import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
 import { sweepExitFiles } from "./ops.ts";
@@ -73,6 +74,8 @@ export interface DetachedInput {
   stdinOnce?: boolean;
   /** Called with the generated spec (`--debug`). */
   onSpec?: (spec: GeneratedContainer["spec"]) => void;
+  /** Its volumes, made ready by `prepareVolumes` (lib/container/volumes.ts). */
+  volumes?: PreparedVolumes;
 }
 
 /** The paths inside a container's directory. */
@@ -140,6 +143,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
     options: input.options,
     host: gatherHostFacts(input.idMapping),
+    ...(input.volumes ? { volumes: input.volumes.sources } : {}),
   });
   for (const d of [p.upper, p.work, p.merged, p.userdata]) {
     Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -187,6 +191,8 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     monitorStartTime: "",
     state: "created",
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
+    ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
+    ...mountFlagsOf(input.options),
   };
   sweepExitFiles(store);
   try {
@@ -196,6 +202,14 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
   return rec;
+}
+
+/** The record's `mountFlags`, when the container has any. */
+function mountFlagsOf(o: RunOptions): { mountFlags?: MountFlags } {
+  const flags = { volume: o.volumes, mount: o.mounts ?? [], tmpfs: o.tmpfs ?? [] };
+  return flags.volume.length + flags.mount.length + flags.tmpfs.length > 0
+    ? { mountFlags: flags }
+    : {};
 }
 
 /** What the monitor reports once the container runs, or why it could not start. */

@@ -64,31 +64,3 @@ export async function imageRootfs(
     store.close();
   }
 }
-
-/**
- * Runs `fn` with container `containerId` recorded as a user of image
- * `imageId`, so `trun rmi` refuses the image meanwhile. The row names this
- * process; if trun is killed, the row is stale and dropped on next look.
- */
-export async function withContainerRecord<T>(
-  imageId: string,
-  containerId: string,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const store = openStore(undefined, { repair: false });
-  try {
-    store.addContainer({ id: containerId, name: null, imageId, pid: Deno.pid });
-  } finally {
-    store.close();
-  }
-  try {
-    return await fn();
-  } finally {
-    const s = openStore(undefined, { repair: false });
-    try {
-      s.removeContainer(containerId);
-    } finally {
-      s.close();
-    }
-  }
-}

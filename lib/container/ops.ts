@@ -10,6 +10,7 @@ import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { containerStatus, exitFilePath, exitsDir, monitorAlive } from "./status.ts";
+import { removeUnusedVolumes } from "./volumes.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -63,13 +64,15 @@ export async function stopContainer(rec: ContainerRecord, timeout: number): Prom
 
 /**
  * Removes a container: refused while it runs unless `force` (SIGKILL
- * first); then its directory and its record. Run where its files can be
+ * first); then its directory and its record, and with `volumes` its
+ * anonymous volumes. Run where its files can be
  * deleted (rootless: the storage user namespace, as main.ts arranges).
  */
 export async function removeContainer(
   store: Store,
   rec: ContainerRecord,
   force: boolean,
+  opts: { volumes?: boolean } = {},
 ): Promise<void> {
   if (containerStatus(rec) === "running") {
     if (!force) {
@@ -92,6 +95,9 @@ export async function removeContainer(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   store.removeContainer(rec.id);
+  // `rm -v` and `--rm`: its anonymous volumes go too, unless another container uses them.
+  const anonymous = (rec.volumes ?? []).filter((v) => v.anonymous).map((v) => v.name);
+  if (opts.volumes) removeUnusedVolumes(store, anonymous);
   // With --rm, whoever waits for the exit still has to read its exit file
   // (sweepExitFiles removes it later); otherwise it goes now.
   if (!rec.autoRemove) {
@@ -151,7 +157,7 @@ export async function removeAtExit(open: () => Store, id: string): Promise<void>
         // Never mounted, or not ours.
       }
       try {
-        await removeContainer(store, rec, true);
+        await removeContainer(store, rec, true, { volumes: true });
       } catch (e) {
         if (
           !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
@@ -166,7 +172,7 @@ export async function removeAtExit(open: () => Store, id: string): Promise<void>
   }
   if (!helper) return;
   const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
-  await runTrunForStorage(["rm", "--force", id], { stdoutToStderr: true });
+  await runTrunForStorage(["rm", "--force", "--volumes", id], { stdoutToStderr: true });
 }
 
 /**

@@ -6,8 +6,8 @@
  * layer that has an entry wins, honouring overlay whiteouts (0/0 character
  * devices) and opaque directories.
  */
-import { lgetxattr as getXattr, lstatBasic } from "../../ffi/fs.ts";
-import { S } from "../../ffi/syscalls.ts";
+import { lchown, lgetxattr as getXattr, lstatBasic, lutimes, mknod } from "../../ffi/fs.ts";
+import { decodeDev, S } from "../../ffi/syscalls.ts";
 
 const MAX_SYMLINKS = 40;
 
@@ -93,6 +93,14 @@ export type RootfsEntry =
  * symlinks inside the root only.
  */
 export function resolveEntry(layers: readonly string[], path: string): RootfsEntry {
+  return resolveWithComponents(layers, path).entry;
+}
+
+/** {@link resolveEntry}, with the components inside the root the path resolved to. */
+function resolveWithComponents(
+  layers: readonly string[],
+  path: string,
+): { entry: RootfsEntry; comps: string[] } {
   const pending = path.split("/").filter((c) => c !== "" && c !== ".");
   const done: string[] = [];
   let links = 0;
@@ -103,23 +111,167 @@ export function resolveEntry(layers: readonly string[], path: string): RootfsEnt
       continue;
     }
     const found = lookup(layers, [...done, c]);
-    if (!found) return pending.length ? { kind: "unreachable" } : { kind: "missing" };
+    if (!found) {
+      return { entry: pending.length ? { kind: "unreachable" } : { kind: "missing" }, comps: done };
+    }
     if (found.info.isSymlink) {
-      if (++links > MAX_SYMLINKS) return { kind: "unreachable" };
+      if (++links > MAX_SYMLINKS) return { entry: { kind: "unreachable" }, comps: done };
       const target = Deno.readLinkSync(found.path);
       if (target.startsWith("/")) done.length = 0;
       pending.unshift(...target.split("/").filter((x) => x !== "" && x !== "."));
       continue;
     }
     done.push(c);
-    if (pending.length && !found.info.isDirectory) return { kind: "unreachable" };
+    if (pending.length && !found.info.isDirectory) {
+      return { entry: { kind: "unreachable" }, comps: done };
+    }
     if (!pending.length) {
       const kind = found.info.isFile ? "file" : found.info.isDirectory ? "dir" : "other";
-      return { kind, host: found.path };
+      return { entry: { kind, host: found.path }, comps: done };
     }
   }
   const root = layers[0];
-  return root === undefined ? { kind: "unreachable" } : { kind: "dir", host: root };
+  return {
+    entry: root === undefined ? { kind: "unreachable" } : { kind: "dir", host: root },
+    comps: done,
+  };
+}
+
+/**
+ * The entries of the directory at `comps` (components inside the root, no
+ * symlinks) as the merged view shows them: name → host path of the topmost
+ * layer's entry. Whiteouts hide lower entries; a whiteout or non-directory
+ * on the way, or an opaque directory, hides the lower layers.
+ */
+function mergedChildren(layers: readonly string[], comps: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const hidden = new Set<string>();
+  for (const layer of layers) {
+    let path = layer;
+    let present = true;
+    let blocked = false;
+    let opaque = false;
+    for (const c of comps) {
+      path = `${path}/${c}`;
+      const info = lstatOrNull(path);
+      if (info === null) {
+        present = false;
+        break;
+      }
+      if (info.isWhiteout || !info.isDirectory) {
+        blocked = true;
+        break;
+      }
+      if (isOpaque(path)) opaque = true;
+    }
+    if (blocked) break;
+    if (present) {
+      for (const e of Deno.readDirSync(path)) {
+        if (out.has(e.name) || hidden.has(e.name)) continue;
+        if (lstatOrNull(`${path}/${e.name}`)?.isWhiteout) hidden.add(e.name);
+        else out.set(e.name, `${path}/${e.name}`);
+      }
+    }
+    if (opaque) break;
+  }
+  return out;
+}
+
+/** What {@link copyDirOut} found at the path: nothing to copy, or what it copied. */
+export type CopyOutResult =
+  /** The path is not a directory in the root (missing, a file, unreachable). */
+  | { copied: false }
+  /** Copied: how many entries. */
+  | { copied: true; entries: number };
+
+/**
+ * Visits the merged tree of the directory at `path` inside the root made
+ * of `layers`, parents before children: `visit` gets each entry's path
+ * relative to it, the host path of the entry that shows and its lstat.
+ * Returns the directory's own host path, or null when `path` is not a
+ * directory in the root.
+ */
+function walkMergedDir(
+  layers: readonly string[],
+  path: string,
+  visit: (rel: string, host: string, st: Deno.FileInfo) => void,
+): string | null {
+  const { entry, comps } = resolveWithComponents(layers, path);
+  if (entry.kind !== "dir") return null;
+  const walk = (from: readonly string[], rel: string) => {
+    for (const [name, host] of mergedChildren(layers, from)) {
+      const st = Deno.lstatSync(host);
+      visit(`${rel}${name}`, host, st);
+      if (st.isDirectory) walk([...from, name], `${rel}${name}/`);
+    }
+  };
+  walk(comps, "");
+  return entry.host;
+}
+
+/**
+ * The owners (`uid:gid`) of the directory at `path` in the root and of
+ * everything under it, or null when it is not a directory there.
+ */
+export function mergedDirOwners(layers: readonly string[], path: string): Set<string> | null {
+  const owners = new Set<string>();
+  const top = walkMergedDir(layers, path, (_rel, _host, st) => owners.add(`${st.uid}:${st.gid}`));
+  if (top === null) return null;
+  const st = Deno.statSync(top);
+  owners.add(`${st.uid}:${st.gid}`);
+  return owners;
+}
+
+/**
+ * Copies the directory at `path` inside the root made of `layers` (the
+ * merged view: whiteouts and opaque directories honoured, symlinks on the
+ * way resolved inside the root) into the existing directory `dest`:
+ * contents with their owners, modes, times and hard links, then the
+ * directory's own owner and mode onto `dest` — Docker's copy-up of an
+ * image's content into an empty volume. Owners other than the caller's
+ * need root, or the storage user namespace.
+ */
+export function copyDirOut(layers: readonly string[], path: string, dest: string): CopyOutResult {
+  const links = new Map<string, string>();
+  const dirs: [string, Deno.FileInfo][] = [];
+  let entries = 0;
+  const top = walkMergedDir(layers, path, (rel, host, st) => {
+    const target = `${dest}/${rel}`;
+    entries++;
+    if (st.isDirectory) {
+      Deno.mkdirSync(target, { mode: 0o700 });
+      // Directories get their owner, mode and times after their content.
+      dirs.push([target, st]);
+      return;
+    }
+    const key = `${st.dev}:${st.ino}`;
+    const first = (st.nlink ?? 1) > 1 ? links.get(key) : undefined;
+    if (first !== undefined) {
+      Deno.linkSync(first, target);
+      return;
+    }
+    if (st.isSymlink) Deno.symlinkSync(Deno.readLinkSync(host), target);
+    else if (st.isFile) Deno.copyFileSync(host, target);
+    else {
+      const dev = decodeDev(st.rdev ?? 0);
+      mknod(target, st.mode ?? 0, dev.major, dev.minor);
+    }
+    if ((st.nlink ?? 1) > 1) links.set(key, target);
+    setMeta(target, st);
+  });
+  if (top === null) return { copied: false };
+  for (const [dir, st] of dirs.reverse()) setMeta(dir, st);
+  setMeta(dest, Deno.statSync(top));
+  return { copied: true, entries };
+}
+
+/** Gives `path` the owner, mode and times of `st` (owner first: chown clears set-id bits). */
+function setMeta(path: string, st: Deno.FileInfo): void {
+  lchown(path, st.uid ?? 0, st.gid ?? 0);
+  if (!st.isSymlink) Deno.chmodSync(path, (st.mode ?? 0) & 0o7777);
+  const atime = st.atime?.getTime() ?? 0;
+  const mtime = st.mtime?.getTime() ?? 0;
+  lutimes(path, atime / 1000, mtime / 1000);
 }
 
 /**

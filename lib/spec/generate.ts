@@ -12,7 +12,7 @@ import { resolveCommand, resolveWorkdir } from "./command.ts";
 import { buildEnvironment, type EnvFile } from "./env.ts";
 import type { IdMapping, IdRange } from "../runtime/idmap.ts";
 import { resolveUser } from "./user.ts";
-import { normalizePath } from "../util/path.ts";
+import { mountRequests, ociMounts, type VolumeSource } from "./mounts.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
 import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
 
@@ -75,8 +75,12 @@ export interface RunOptions {
   user?: string;
   /** `--group-add`. */
   groupAdd: string[];
-  /** `-v`. */
+  /** `-v`: binds, named volumes, anonymous volumes (lib/spec/mounts.ts). */
   volumes: string[];
+  /** `--mount`. */
+  mounts?: string[];
+  /** `--tmpfs`. */
+  tmpfs?: string[];
   /** `--read-only`. */
   readOnly: boolean;
   /** `--network`. */
@@ -111,6 +115,8 @@ export interface SpecInput {
   options: RunOptions;
   /** Host facts. */
   host: HostFacts;
+  /** Where each volume mount's data is, by container path (lib/container/volumes.ts prepares them). */
+  volumes?: Readonly<Record<string, VolumeSource>>;
 }
 
 /** A file the executor writes before the start and removes after the container. */
@@ -127,47 +133,6 @@ export interface GeneratedContainer {
   spec: Spec;
   /** Files the spec's bind mounts need. */
   files: ContainerFile[];
-}
-
-/** A `-v`/`--volume` bind mount. */
-export interface VolumeSpec {
-  /** Absolute host path. */
-  source: string;
-  /** Absolute container path. */
-  target: string;
-  /** `:ro`. */
-  readOnly: boolean;
-}
-
-/**
- * Parses `-v HOST:CONTAINER[:OPTIONS]` (options: `ro`, `rw`, `z`/`Z` ignored).
- * Named volumes are not supported yet: the host part must be an absolute path.
- */
-export function parseVolume(spec: string): VolumeSpec {
-  const parts = spec.split(":");
-  const [source, target, opts] = parts;
-  if (parts.length < 2 || parts.length > 3 || !source || !target) {
-    throw new Error(`invalid volume "${spec}": expected HOST-PATH:CONTAINER-PATH[:ro]`);
-  }
-  if (!source.startsWith("/")) {
-    throw new Error(
-      `invalid volume "${spec}": named volumes are not supported yet; give an absolute host path`,
-    );
-  }
-  if (!target.startsWith("/")) {
-    throw new Error(`invalid volume "${spec}": the container path "${target}" must be absolute`);
-  }
-  if (normalizePath(target) === "/") {
-    throw new Error(`invalid volume "${spec}": the container path cannot be "/"`);
-  }
-  let readOnly = false;
-  for (const o of (opts ?? "").split(",").filter((x) => x !== "")) {
-    if (o === "ro") readOnly = true;
-    else if (o === "rw") readOnly = false;
-    else if (o === "z" || o === "Z") continue;
-    else throw new Error(`invalid volume "${spec}": unknown option "${o}" (expected ro or rw)`);
-  }
-  return { source: normalizePath(source), target: normalizePath(target), readOnly };
 }
 
 /**
@@ -235,7 +200,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     tty: o.tty,
   });
   const cwd = resolveWorkdir(o.workdir, image.workingDir);
-  const volumes = o.volumes.map(parseVolume);
+  const requests = mountRequests(o);
 
   const mounts = standardMounts({
     ownNetwork: o.network === "none",
@@ -259,14 +224,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       options: ["bind", "ro", "nosuid", "nodev"],
     });
   }
-  for (const v of volumes) {
-    mounts.push({
-      destination: v.target,
-      type: "bind",
-      source: v.source,
-      options: ["rbind", v.readOnly ? "ro" : "rw"],
-    });
-  }
+  mounts.push(...ociMounts(requests, input.volumes ?? {}));
 
   const namespaces: Namespace[] = [
     { type: "pid" },

@@ -20,6 +20,8 @@ export interface ContainerRow {
   imageId: string;
   /** pid of the trun process that runs it. */
   pid: number;
+  /** Volumes it mounts (`volume rm` refuses them while it runs). */
+  volumes?: string[];
 }
 
 /** A container that outlives its command (Docker's lifecycle), as the store keeps it. */
@@ -81,6 +83,30 @@ export interface ContainerRecord {
   restartCount?: number;
   /** `trun stop` stopped it: no restart policy applies until it is started again. */
   stoppedByUser?: boolean;
+  /** The volumes it mounts; the anonymous ones go with it on `rm -v` and `--rm`. */
+  volumes?: ContainerVolume[];
+  /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
+  mountFlags?: MountFlags;
+}
+
+/** A volume a container mounts. */
+export interface ContainerVolume {
+  /** The volume's name. */
+  name: string;
+  /** Where it is mounted in the container. */
+  destination: string;
+  /** Made for this container alone (`-v /path`, `--mount` without a source). */
+  anonymous: boolean;
+}
+
+/** The mount flags of `run`/`create` as the user gave them. */
+export interface MountFlags {
+  /** `-v/--volume`. */
+  volume: string[];
+  /** `--mount`. */
+  mount: string[];
+  /** `--tmpfs`. */
+  tmpfs: string[];
 }
 
 /** Records a container that outlives its command; fails on a name already in use. */
@@ -180,7 +206,13 @@ export function processAlive(pid: number): boolean {
 export function addContainer(ctx: StoreContext, row: ContainerRow): void {
   ctx.db.prepare(
     "INSERT INTO containers (id, name, image_id, created, state) VALUES (?, ?, ?, ?, ?)",
-  ).run(row.id, row.name, row.imageId, Date.now(), JSON.stringify({ pid: row.pid }));
+  ).run(
+    row.id,
+    row.name,
+    row.imageId,
+    Date.now(),
+    JSON.stringify({ pid: row.pid, ...(row.volumes?.length ? { volumes: row.volumes } : {}) }),
+  );
 }
 
 /** Forgets container `id`. */

@@ -99,6 +99,17 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX containers_image ON containers(image_id);
   `,
+  `
+  -- A named or anonymous volume: its data in volumes/<name>/_data. Labels
+  -- and driver options are JSON objects; created is RFC 3339.
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,
+    created TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}'
+  );
+  `,
 ];
 
 /** The schema version this trun writes. */

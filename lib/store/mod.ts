@@ -67,6 +67,18 @@ import {
   tagImage,
 } from "./images.ts";
 import { takeLease, tryLock, withLock } from "./lock.ts";
+import {
+  createVolume,
+  ensureVolumeDir,
+  getVolume,
+  listVolumes,
+  type NewVolume,
+  removeVolume,
+  sweepVolumeLeftovers,
+  volumeDataPath,
+  type VolumeRecord,
+  volumeUsers,
+} from "./volumes.ts";
 import { removeTree } from "../util/fs.ts";
 import { storeRoot } from "../paths.ts";
 
@@ -74,7 +86,15 @@ export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./laye
 export type { ImageRecord, RecordImageInput, RemoveImageResult, StoredManifest } from "./images.ts";
 export { ImageError } from "./images.ts";
 export { blobLockName } from "./blobs.ts";
-export type { ContainerRecord, ContainerRow } from "./containers.ts";
+export type { ContainerRecord, ContainerRow, ContainerVolume, MountFlags } from "./containers.ts";
+export type { NewVolume, VolumeBacking, VolumeRecord } from "./volumes.ts";
+export {
+  ANONYMOUS_LABEL,
+  checkVolumeName,
+  isAnonymous,
+  VOLUME_NAME_PATTERN,
+  volumeBacking,
+} from "./volumes.ts";
 
 /** Options for {@link openStore} and the {@link Store} constructor. */
 export interface StoreOptions {
@@ -266,6 +286,46 @@ export class Store implements StoreContext {
   /** The directory of container `id` (writable layer, bundle, logs). */
   containerDir(id: string): string {
     return `${this.root}/containers/${id}`;
+  }
+
+  /** Creates a volume, or finds the existing one of that name (`created` says which). */
+  createVolume(v: NewVolume): { volume: VolumeRecord; created: boolean } {
+    return createVolume(this, v);
+  }
+
+  /** The volume named `name`, or undefined. */
+  getVolume(name: string): VolumeRecord | undefined {
+    return getVolume(this, name);
+  }
+
+  /** Every volume, by name. */
+  listVolumes(): VolumeRecord[] {
+    return listVolumes(this);
+  }
+
+  /** Removes a volume and its data; false when there is none of that name. */
+  removeVolume(name: string): boolean {
+    return removeVolume(this, name);
+  }
+
+  /** The ids of the containers using each volume (records, and live foreground runs). */
+  volumeUsers(): Map<string, string[]> {
+    return volumeUsers(this);
+  }
+
+  /** A volume's `_data` directory (its Mountpoint). */
+  volumePath(name: string): string {
+    return volumeDataPath(this.root, name);
+  }
+
+  /** A volume's `_data` directory, made when missing. */
+  ensureVolumeDir(name: string): string {
+    return ensureVolumeDir(this.root, name);
+  }
+
+  /** Removes what killed volume removals left; returns how many. */
+  sweepVolumeLeftovers(): number {
+    return sweepVolumeLeftovers(this.root);
   }
 
   /** The manifest an image was recorded with (for save and push). */

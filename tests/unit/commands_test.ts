@@ -85,6 +85,12 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "pull",
     "rm",
     "rmi",
+    "system df",
+    "system prune",
+    "volume prune",
+    "volume remove",
+    "volume rm",
+    "volume-copyup",
   ]);
 });
 
@@ -166,6 +172,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "login",
     "logout",
     "image",
+    "volume",
+    "system",
   ]);
 });
 

@@ -150,6 +150,7 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(out.LogPath, `${DIR}/userdata/ctr.log`);
   assert.equal(out.HostsPath, "");
   assert.deepEqual(out.HostConfig, {
+    Binds: null,
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
   });
@@ -193,7 +194,8 @@ Deno.test("containerFacts() reads the bundle, the layer list and the etc files",
     try {
       const dir = store.containerDir(rec.id);
       // Nothing written yet: the image is not stored either, lowers stay unknown.
-      assert.deepEqual(containerFacts(store, rec), { dir, lowers: [], etcFiles: [] });
+      const volumesDir = `${root}/volumes`;
+      assert.deepEqual(containerFacts(store, rec), { dir, lowers: [], etcFiles: [], volumesDir });
       await Deno.mkdir(`${dir}/userdata/etc`, { recursive: true });
       await Deno.mkdir(`${dir}/upper`);
       await Deno.writeTextFile(`${dir}/upper/f`, "12345");
@@ -219,6 +221,7 @@ Deno.test("containerFacts() reads the bundle, the layer list and the etc files",
         user: "1000:100",
         etcFiles: ["hosts"],
         size: { rw: 5, rootFs: 5 },
+        volumesDir,
       });
       const out = inspectContainer(rec, "created", facts);
       assert.equal(out.HostsPath, `${dir}/userdata/etc/hosts`);
@@ -269,9 +272,83 @@ Deno.test("trun container inspect / trun inspect on a store", async () => {
     const asImage = await i("--type", "image", "web");
     assert.equal((asImage.error as Error).message, 'No such image: "web"');
 
-    const badType = await i("--type", "volume", "web");
+    const badType = await i("--type", "network", "web");
     assert.ok(badType.error instanceof UsageError);
     const badFormat = await ci("-f", "{{range .Args}}{{end}}", "web");
     assert.ok(badFormat.error instanceof UsageError);
   });
+});
+
+Deno.test("inspectContainer() shows binds, volumes and tmpfs as Docker's Mounts and HostConfig", () => {
+  const anon = "a".repeat(64);
+  const rec = containerRecord({
+    id: cid("ab"),
+    name: "m",
+    volumes: [
+      { name: "data", destination: "/data", anonymous: false },
+      { name: anon, destination: "/anon", anonymous: true },
+      { name: "v2", destination: "/v2", anonymous: false },
+    ],
+    mountFlags: {
+      volume: ["/host:/h:ro", "data:/data", "/anon"],
+      mount: [
+        "type=bind,src=/src,dst=/b,bind-propagation=rshared",
+        "type=volume,src=v2,dst=/v2,volume-nocopy",
+        "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700",
+      ],
+      tmpfs: ["/run:size=64m", "/cache"],
+    },
+  });
+  const out = inspectContainer(rec, "created", { ...FACTS, volumesDir: "/s/volumes" });
+  assert.deepEqual(out.Mounts, [
+    {
+      Type: "bind",
+      Source: "/host",
+      Destination: "/h",
+      Mode: "ro",
+      RW: false,
+      Propagation: "rprivate",
+    },
+    {
+      Type: "volume",
+      Name: "data",
+      Source: "/s/volumes/data/_data",
+      Destination: "/data",
+      Mode: "z",
+      RW: true,
+      Driver: "local",
+      Propagation: "",
+    },
+    {
+      Type: "volume",
+      Name: anon,
+      Source: `/s/volumes/${anon}/_data`,
+      Destination: "/anon",
+      Mode: "",
+      RW: true,
+      Driver: "local",
+      Propagation: "",
+    },
+    { Type: "bind", Source: "/src", Destination: "/b", Mode: "", RW: true, Propagation: "rshared" },
+    {
+      Type: "volume",
+      Name: "v2",
+      Source: "/s/volumes/v2/_data",
+      Destination: "/v2",
+      Mode: "",
+      RW: true,
+      Driver: "local",
+      Propagation: "",
+    },
+    { Type: "tmpfs", Source: "", Destination: "/t", Mode: "", RW: true, Propagation: "" },
+  ]);
+  const host = out.HostConfig as Record<string, unknown>;
+  assert.deepEqual(host.Binds, ["/host:/h:ro", "data:/data"]);
+  assert.deepEqual(host.Tmpfs, { "/run": "size=64m", "/cache": "" });
+  assert.deepEqual(host.Mounts, [
+    { Type: "bind", Source: "/src", Target: "/b", BindOptions: { Propagation: "rshared" } },
+    { Type: "volume", Source: "v2", Target: "/v2", VolumeOptions: { NoCopy: true } },
+    { Type: "tmpfs", Target: "/t", TmpfsOptions: { SizeBytes: 1048576, Mode: 0o700 } },
+  ]);
+  assert.deepEqual((out.Config as Record<string, unknown>).Volumes, { "/anon": {} });
 });

@@ -9,13 +9,12 @@ import {
   generateSpec,
   type HostFacts,
   type ImageProcessConfig,
-  parseVolume,
   type RootfsFacts,
   type RunOptions,
   type SpecInput,
-  type VolumeSpec,
 } from "../../lib/spec/generate.ts";
 import { type Mount, OCI_VERSION, type Spec } from "../../lib/spec/types.ts";
+import { parseVolume } from "../../lib/spec/mounts.ts";
 import { hostMode, range, single, subordinate } from "./_mappings.ts";
 
 // ---------------------------------------------------------------------------
@@ -76,6 +75,7 @@ interface InputParts {
   options?: Partial<RunOptions>;
   rootfs?: Partial<RootfsFacts>;
   host?: Partial<HostFacts>;
+  volumes?: SpecInput["volumes"];
 }
 
 function input(p: InputParts = {}): SpecInput {
@@ -87,6 +87,7 @@ function input(p: InputParts = {}): SpecInput {
     rootfs: rootfs(p.rootfs),
     options: options(p.options),
     host: host(p.host),
+    ...(p.volumes ? { volumes: p.volumes } : {}),
   };
 }
 
@@ -472,7 +473,32 @@ Deno.test("generateSpec() adds volumes as rbind mounts after the /etc files", ()
 });
 
 Deno.test("generateSpec() refuses a bad volume", () => {
-  assert.throws(() => spec({ options: { volumes: ["data:/data"] } }), /named volumes/);
+  assert.throws(() => spec({ options: { volumes: ["./data:/data"] } }), /invalid volume/);
+});
+
+Deno.test("generateSpec() mounts a named volume from the source prepared for it", () => {
+  const s = spec({
+    options: { volumes: ["data:/data:ro"], tmpfs: ["/run:size=1m"] },
+    volumes: { "/data": { kind: "dir", name: "data", path: "/store/volumes/data/_data" } },
+  });
+  assert.deepEqual((s.mounts ?? []).slice(-2), [
+    {
+      destination: "/data",
+      type: "bind",
+      source: "/store/volumes/data/_data",
+      options: ["rbind", "ro"],
+    },
+    {
+      destination: "/run",
+      type: "tmpfs",
+      source: "tmpfs",
+      options: ["rw", "noexec", "nosuid", "nodev", "size=1m"],
+    },
+  ]);
+});
+
+Deno.test("generateSpec() refuses a volume mount nobody prepared", () => {
+  assert.throws(() => spec({ options: { volumes: ["data:/data"] } }), /was not prepared/);
 });
 
 // ---------------------------------------------------------------------------
@@ -535,35 +561,6 @@ for (const [what, p] of ROUND_TRIP) {
     assert.equal(s.ociVersion, OCI_VERSION);
     assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
   });
-}
-
-// ---------------------------------------------------------------------------
-// parseVolume
-
-const VOLUMES: [string, VolumeSpec][] = [
-  ["/a:/b", { source: "/a", target: "/b", readOnly: false }],
-  ["/a:/b:ro", { source: "/a", target: "/b", readOnly: true }],
-  ["/a:/b:rw", { source: "/a", target: "/b", readOnly: false }],
-  ["/a:/b:ro,Z", { source: "/a", target: "/b", readOnly: true }],
-  ["/a:/b:ro,rw", { source: "/a", target: "/b", readOnly: false }],
-  ["/a:/b:", { source: "/a", target: "/b", readOnly: false }],
-  ["/a/../c//d/:/x/./y/", { source: "/c/d", target: "/x/y", readOnly: false }],
-];
-for (const [text, want] of VOLUMES) {
-  Deno.test(`parseVolume() parses "${text}"`, () => assert.deepEqual(parseVolume(text), want));
-}
-
-const BAD_VOLUMES: [string, RegExp][] = [
-  ["/a", /expected HOST-PATH:CONTAINER-PATH/],
-  [":/b", /expected HOST-PATH:CONTAINER-PATH/],
-  ["/a:", /expected HOST-PATH:CONTAINER-PATH/],
-  ["/a:/b:ro:x", /expected HOST-PATH:CONTAINER-PATH/],
-  ["data:/b", /named volumes are not supported yet/],
-  ["/a:b", /the container path "b" must be absolute/],
-  ["/a:/b:rx", /unknown option "rx"/],
-];
-for (const [text, re] of BAD_VOLUMES) {
-  Deno.test(`parseVolume() refuses "${text}"`, () => assert.throws(() => parseVolume(text), re));
 }
 
 // ---------------------------------------------------------------------------
