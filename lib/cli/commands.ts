@@ -102,8 +102,9 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "container rm",
     aliases: ["rm", "container remove"],
     summary: "Remove one or more containers",
-    // Writable layers hold files of subordinate ids.
-    storage: true,
+    // Not a storage command: a running container is killed from the
+    // caller's own user namespace; the layer goes through the storage
+    // helper only when it must (lib/container/ops.ts removeHere).
     load: async () => (await import("./container_ops.ts")).rmCommand,
   },
   {

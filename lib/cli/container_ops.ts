@@ -195,12 +195,14 @@ export async function rmCommand(argv: string[], name = RM.name): Promise<number>
   const def = { ...RM, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const ops = await import("../container/ops.ts");
-  return await eachRecord(
-    p.args,
-    (rec, _dir, store) =>
-      ops.removeContainer(store, rec, p.flags.force, { volumes: p.flags.volumes }),
-  );
+  const { openStore } = await import("../store/mod.ts");
+  const { noSuchContainer, removeHere } = await import("../container/ops.ts");
+  const open = () => openStore(undefined, { repair: false });
+  return await each(p.args, async (ref) => {
+    const opts = { force: p.flags.force, volumes: p.flags.volumes };
+    if (!(await removeHere(open, ref, opts))) throw noSuchContainer(ref);
+    println(ref);
+  });
 }
 
 /** `trun start`: a created or exited container runs again, on the same writable layer. */

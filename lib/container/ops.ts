@@ -135,44 +135,68 @@ export function sweepExitFiles(store: Store, now = Date.now()): void {
 }
 
 /**
- * `--rm` at a container's exit: the writable layer is removed in this
- * process when the caller may delete everything in it (files of the
- * container's root are the caller's own; overlayfs leaves its `work/work`
- * with mode 0); otherwise (directories of other subordinate ids) through
- * the storage user namespace, as `trun rm` does. The monitor and
- * `run` in the foreground may both get here (Podman's model): the first
- * removes it under the container's lock, the second finds nothing.
+ * Removes a container as `trun rm` does, from the caller's own process: a
+ * running one (with `force`) is killed from here, where the caller owns
+ * its user namespace (a storage helper's sibling namespace could not
+ * signal a container user other than root); the writable layer is then
+ * removed in this process when the caller may delete everything in it
+ * (files of the container's root are the caller's own; overlayfs leaves
+ * its `work/work` with mode 0), else through the storage user namespace
+ * (directories of other subordinate ids). Under the container's lock, so
+ * the monitor and `run` in the foreground may both remove an `--rm`
+ * container (Podman's model): the first does, the second finds nothing.
+ * Returns false when there was no such container.
  */
-export async function removeAtExit(open: () => Store, id: string): Promise<void> {
+export async function removeHere(
+  open: () => Store,
+  ref: string,
+  opts: { force: boolean; volumes: boolean },
+): Promise<boolean> {
   const store = open();
-  let helper = false;
+  let id = "";
   try {
-    await store.withLock(`container-${id}`, async () => {
+    const found = store.findRecord(ref);
+    if (!found) return false;
+    id = found.id;
+    const helper = await store.withLock(`container-${id}`, async () => {
       const rec = store.findRecord(id);
-      if (!rec) return;
-      const dir = store.containerDir(rec.id);
+      if (!rec) return false;
       try {
-        Deno.chmodSync(`${dir}/work/work`, 0o700);
+        Deno.chmodSync(`${store.containerDir(id)}/work/work`, 0o700);
       } catch {
         // Never mounted, or not ours.
       }
       try {
-        await removeContainer(store, rec, true, { volumes: true });
+        await removeContainer(store, rec, opts.force, { volumes: opts.volumes });
+        return false;
       } catch (e) {
-        if (
-          !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
-        ) throw e;
+        const denied = e instanceof Deno.errors.PermissionDenied ||
+          e instanceof Deno.errors.NotCapable;
+        const { storageUsernsMapping } = await import("../runtime/userns_exec.ts");
+        if (!denied || storageUsernsMapping() === null) throw e;
         // Put back the record's state: the helper removes it.
-        store.updateRecord(rec.id, (r) => ({ ...r, state: "exited" }));
-        helper = true;
+        store.updateRecord(id, (r) => ({ ...r, state: "exited" }));
+        return true;
       }
     });
+    if (!helper) return true;
   } finally {
     store.close();
   }
-  if (!helper) return;
   const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
-  await runTrunForStorage(["rm", "--force", "--volumes", id], { stdoutToStderr: true });
+  const code = await runTrunForStorage(
+    ["rm", "--force", ...(opts.volumes ? ["--volumes"] : []), id],
+    { quiet: true },
+  );
+  if (code !== 0) {
+    throw new Error(`removing container ${id.slice(0, 12)} in the storage user namespace failed`);
+  }
+  return true;
+}
+
+/** `--rm` at a container's exit (the monitor's, or the foreground `run`'s): see removeHere. */
+export async function removeAtExit(open: () => Store, id: string): Promise<void> {
+  await removeHere(open, id, { force: true, volumes: true });
 }
 
 /**

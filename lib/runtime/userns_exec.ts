@@ -17,7 +17,7 @@ import {
   waitChild,
   writeFd,
 } from "../../ffi/child_program.ts";
-import { CLONE, PR, SIGNALS } from "../../ffi/syscalls.ts";
+import { AT, CLONE, O, PR, SIGNALS } from "../../ffi/syscalls.ts";
 import { configRoot, runtimeRoot, storeRoot } from "../paths.ts";
 import { type IdMapping, loadIdMapping, writeIdMaps } from "./idmap.ts";
 import { selfCommand } from "./self_exec.ts";
@@ -34,6 +34,8 @@ export function insideUsernsHelper(): boolean {
 export interface UsernsRunOptions {
   /** Send the helper's stdout to trun's stderr (a pull started by `run`). */
   stdoutToStderr?: boolean;
+  /** Drop the helper's stdout (its stderr still shows errors). */
+  quiet?: boolean;
   /**
    * Give the helper a mount namespace of its own (owned by its user
    * namespace), where it may mount a stopped container's overlay
@@ -79,6 +81,17 @@ export async function runTrunInUserns(
     { call: "setresuid", args: [0, 0, 0], step: "becoming root in the user namespace (uid)" },
     ...(opts.stdoutToStderr
       ? [{ call: "dup2" as const, args: [2, 1], step: "sending stdout to stderr" }]
+      : []),
+    ...(opts.quiet
+      ? [
+        {
+          call: "openat" as const,
+          args: [AT.FDCWD, { str: "/dev/null" }, O.WRONLY | O.CLOEXEC],
+          produces: "devnull",
+          step: `opening "/dev/null"`,
+        },
+        { call: "dup2" as const, args: [{ ref: "devnull" }, 1], step: "dropping stdout" },
+      ]
       : []),
     ...execTail({
       paths: [argv[0]!],
@@ -130,7 +143,7 @@ export async function runTrunForStorage(
   const out = await new Deno.Command(exe!, {
     args: rest,
     stdin: "inherit",
-    stdout: opts.stdoutToStderr ? "piped" : "inherit",
+    stdout: opts.quiet ? "null" : opts.stdoutToStderr ? "piped" : "inherit",
     stderr: "inherit",
   }).spawn();
   if (opts.stdoutToStderr) await out.stdout.pipeTo(Deno.stderr.writable, { preventClose: true });

@@ -73,8 +73,6 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
   assert.deepEqual(storage, [
     "container diff",
     "container prune",
-    "container remove",
-    "container rm",
     "diff",
     "image load",
     "image prune",
@@ -83,7 +81,6 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "image rm",
     "load",
     "pull",
-    "rm",
     "rmi",
     "system df",
     "system prune",
