@@ -130,6 +130,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import("./container_ops.ts")).renameCommand,
   },
   {
+    name: "container top",
+    aliases: ["top"],
+    summary: "Display the running processes of a container",
+    load: async () => (await import("./top.ts")).main,
+  },
+  {
     name: "container prune",
     summary: "Remove all stopped containers",
     // Writable layers hold files of subordinate ids.
