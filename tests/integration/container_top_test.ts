@@ -5,7 +5,7 @@
 // errors. Runs with trun's own monitor and with conmon, as the test user
 // and as root.
 import assert from "node:assert/strict";
-import { hostCapabilities, requires, trunSandbox } from "../_harness/host.ts";
+import { hostCapabilities, requires, sandboxProcessesGone, trunSandbox } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
@@ -21,34 +21,10 @@ async function topSandbox(monitor: string) {
     const ls = await run(["ps", "-a", "-q", "--no-trunc"]);
     const ids = ls.code === 0 ? ls.stdout.split("\n").filter((l) => l !== "") : [];
     if (ids.length > 0) await run(["rm", "-f", ...ids]);
-    await monitorsGone(inner.env.TRUN_ROOT!);
+    await sandboxProcessesGone(inner);
     await inner.cleanup();
   };
   return { run, rootfs: await busyboxRootfs(), [Symbol.asyncDispose]: cleanup };
-}
-
-/**
- * Waits (up to 10 s) until no process runs with `TRUN_ROOT=root` in its
- * environment: conmon's exit command (`trun container-cleanup`) may still
- * be writing to the store after `rm -f` returns, and would recreate files
- * in a sandbox being removed.
- */
-async function monitorsGone(root: string): Promise<void> {
-  const needle = new TextEncoder().encode(`TRUN_ROOT=${root}\0`);
-  const holds = (env: Uint8Array) => env.some((_, i) => needle.every((b, j) => env[i + j] === b));
-  for (let i = 0; i < 100; i++) {
-    let found = false;
-    for (const e of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
-      try {
-        if (holds(Deno.readFileSync(`/proc/${e.name}/environ`))) found = true;
-      } catch {
-        // Gone, or not ours.
-      }
-    }
-    if (!found) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** The rows of `top`'s table: cells are at least 3 spaces apart (tabwriter padding). */
