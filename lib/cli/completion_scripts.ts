@@ -64,18 +64,58 @@ const valueFlagWords = (c: CompletionCommand) =>
 const described = (choices: readonly Choice[]) =>
   choices.map((c) => shQuote(`${c.word.replaceAll(":", "\\:")}:${c.help}`));
 
-/** The bash script: `complete -F _trun trun`, without needing the bash-completion package. */
-export function bashScript(spec: CompletionSpec): string {
-  const specCases = spec.commands.map((c) =>
+/**
+ * `__trun_spec COMMAND` of bash and zsh (the same syntax): sets the
+ * command's `flags` (as `flagItems` renders them), `value_flags`,
+ * `operands`, `rest` and `interspersed`; fails for an unknown command.
+ */
+function posixSpecFunction(
+  spec: CompletionSpec,
+  flagItems: (c: CompletionCommand) => string[],
+): string {
+  const arms = spec.commands.map((c) =>
     [
       `    ${shPattern(c.names)})`,
-      `      flags=(${flagWords(c).map(shQuote).join(" ")})`,
+      `      flags=(${flagItems(c).join(" ")})`,
       `      value_flags=(${valueFlagWords(c).map(shQuote).join(" ")})`,
       `      operands=(${c.operands.map((o) => shQuote(operandToken(o))).join(" ")})`,
       `      rest=${shQuote(operandToken(c.rest))} interspersed=${c.interspersed ? 1 : 0}`,
       "      ;;",
     ].join("\n")
   );
+  return `# A command's flags, those of them that take a value, what each operand
+# position takes (":kind" for live names, plain words, "-" for anything),
+# what the positions after those take, and whether flags may follow
+# operands. Fails for an unknown command.
+__trun_spec() {
+  case $1 in
+${arms.join("\n")}
+    *) return 1 ;;
+  esac
+}`;
+}
+
+/**
+ * The loop of bash and zsh (the same syntax) that walks `words` from `i`
+ * to the cursor's index (`cursor`: `cword`, `CURRENT`), counting operands
+ * in `n` past flags and their values; it leaves `i` past the cursor when
+ * the cursor is on a flag's value.
+ */
+function operandCountLoop(cursor: string): string {
+  return `  # Count the operands before the cursor, past flags and their values.
+  for (( ; i < ${cursor}; i++ )); do
+    word=\${words[i]}
+    if (( ! ended )) && [[ $word == -?* ]]; then
+      if [[ $word == -- ]]; then ended=1; elif __trun_takes_value "$word"; then (( i++ )); fi
+      continue
+    fi
+    (( n++ ))
+    if (( ! interspersed )); then ended=1; fi
+  done`;
+}
+
+/** The bash script: `complete -F _trun trun`, without needing the bash-completion package. */
+export function bashScript(spec: CompletionSpec): string {
   const familyCases = spec.families.map((f) =>
     `    ${shQuote(f.name)}) REPLY=${shQuote(f.subcommands.map((s) => s.word).join("\n"))} ;;`
   );
@@ -96,16 +136,7 @@ ${familyCases.join("\n")}
   esac
 }
 
-# A command's flags, those of them that take a value, what each operand
-# position takes (":kind" for live names, plain words, "-" for anything),
-# what the positions after those take, and whether flags may follow
-# operands. Fails for an unknown command.
-__trun_spec() {
-  case $1 in
-${specCases.join("\n")}
-    *) return 1 ;;
-  esac
-}
+${posixSpecFunction(spec, (c) => flagWords(c).map(shQuote))}
 
 # trun as the user typed it (a path or an alias), quiet.
 __trun_run() {
@@ -189,16 +220,7 @@ _trun() {
     i=3
   fi
   __trun_spec "$command" || return 0
-  # Count the operands before the cursor, past flags and their values.
-  for (( ; i < cword; i++ )); do
-    word=\${words[i]}
-    if (( ! ended )) && [[ $word == -?* ]]; then
-      if [[ $word == -- ]]; then ended=1; elif __trun_takes_value "$word"; then (( i++ )); fi
-      continue
-    fi
-    (( n++ ))
-    if (( ! interspersed )); then ended=1; fi
-  done
+${operandCountLoop("cword")}
   # On a flag's value: bash's own completion (file names).
   if (( i > cword )); then return 0; fi
   if (( ! ended )) && [[ $cur == -* ]]; then
@@ -224,19 +246,6 @@ complete -o default -F _trun trun
 
 /** The zsh script: a `#compdef` function for fpath, or sourced (it then calls compdef). */
 export function zshScript(spec: CompletionSpec): string {
-  const specCases = spec.commands.map((c) =>
-    [
-      `    ${shPattern(c.names)})`,
-      `      flags=(${
-        c.flags.flatMap((f) => described(f.names.map((word) => ({ word, help: f.help }))))
-          .join(" ")
-      })`,
-      `      value_flags=(${valueFlagWords(c).map(shQuote).join(" ")})`,
-      `      operands=(${c.operands.map((o) => shQuote(operandToken(o))).join(" ")})`,
-      `      rest=${shQuote(operandToken(c.rest))} interspersed=${c.interspersed ? 1 : 0}`,
-      "      ;;",
-    ].join("\n")
-  );
   const familyCases = spec.families.map((f) =>
     `    ${shQuote(f.name)}) __trun_reply=(${described(f.subcommands).join(" ")}) ;;`
   );
@@ -255,16 +264,10 @@ ${familyCases.join("\n")}
   esac
 }
 
-# A command's flags ("word:help"), those of them that take a value, what
-# each operand position takes (":kind" for live names, plain words, "-" for
-# anything), what the positions after those take, and whether flags may
-# follow operands. Fails for an unknown command.
-__trun_spec() {
-  case $1 in
-${specCases.join("\n")}
-    *) return 1 ;;
-  esac
-}
+${
+    posixSpecFunction(spec, (c) =>
+      c.flags.flatMap((f) => described(f.names.map((word) => ({ word, help: f.help })))))
+  }
 
 # trun as the user typed it (a path or an alias), quiet.
 __trun_run() {
@@ -336,16 +339,7 @@ __trun_candidates() {
     __trun_kind=files
     return
   fi
-  # Count the operands before the cursor, past flags and their values.
-  for (( ; i < CURRENT; i++ )); do
-    word=\${words[i]}
-    if (( ! ended )) && [[ $word == -?* ]]; then
-      if [[ $word == -- ]]; then ended=1; elif __trun_takes_value "$word"; then (( i++ )); fi
-      continue
-    fi
-    (( n++ ))
-    if (( ! interspersed )); then ended=1; fi
-  done
+${operandCountLoop("CURRENT")}
   if (( i > CURRENT )); then
     __trun_kind=files
     return

@@ -13,6 +13,7 @@ import {
   MAIN_TS,
   requires,
   sandboxProcessesGone,
+  type TrunSandbox,
   trunSandbox,
 } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
@@ -48,6 +49,35 @@ printf '%s\\n' busybox:latest localhost:5000/app:1.0 '<none>:<none>'`;
   return bin;
 }
 
+/** Writes `trun completion SHELL` into the sandbox; returns its path. */
+async function writeScript(sb: TrunSandbox, shell: "bash" | "zsh" | "fish"): Promise<string> {
+  const gen = await sb.run(["completion", shell]);
+  assert.equal(gen.code, 0, gen.stderr);
+  const script = `${sb.dir}/trun.${shell}`;
+  await Deno.writeTextFile(script, gen.stdout);
+  return script;
+}
+
+/**
+ * Runs `fn` with container `name` (a detached sleep) running and a PATH
+ * whose `trun` is the real one on the sandbox; removes the container after.
+ */
+async function withContainer(
+  sb: TrunSandbox,
+  name: string,
+  fn: (env: Record<string, string>) => Promise<void>,
+): Promise<void> {
+  const rootfs = await busyboxRootfs();
+  const r = await sb.run(["run", "-d", "--name", name, "--rootfs", rootfs, "sleep", "1000"]);
+  assert.equal(r.code, 0, r.stderr);
+  try {
+    await fn({ ...sb.env, PATH: `${await trunBin(sb.dir, "real")}:/usr/bin:/bin` });
+  } finally {
+    await sb.run(["rm", "-f", name]);
+    await sandboxProcessesGone(sb);
+  }
+}
+
 /** The lines of a bash session that completes each line of `lines` (words split at spaces). */
 function bashSession(script: string, lines: string[][]): string {
   const q = (w: string) => `'${w.replaceAll("'", `'\\''`)}'`;
@@ -74,15 +104,8 @@ Deno.test({
   ignore: live.ignore,
   fn: async () => {
     await using sb = await trunSandbox();
-    const gen = await sb.run(["completion", "bash"]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const script = `${sb.dir}/trun.bash`;
-    await Deno.writeTextFile(script, gen.stdout);
-    const rootfs = await busyboxRootfs();
-    const r = await sb.run(["run", "-d", "--name", "tab-web", "--rootfs", rootfs, "sleep", "1000"]);
-    assert.equal(r.code, 0, r.stderr);
-    try {
-      const env = { ...sb.env, PATH: `${await trunBin(sb.dir, "real")}:/usr/bin:/bin` };
+    const script = await writeScript(sb, "bash");
+    await withContainer(sb, "tab-web", async (env) => {
       const got = answers(
         await shell("bash", [
           "-c",
@@ -129,10 +152,7 @@ Deno.test({
       assert.deepEqual(got.get("trun rename tab-web "), []);
       assert.deepEqual(got.get("trun completion "), ["bash", "zsh", "fish"]);
       assert.deepEqual(got.get("trun frob "), []);
-    } finally {
-      await sb.run(["rm", "-f", "tab-web"]);
-      await sandboxProcessesGone(sb);
-    }
+    });
   },
 });
 
@@ -141,10 +161,7 @@ Deno.test({
   ignore: scripts.ignore,
   fn: async () => {
     await using sb = await trunSandbox();
-    const gen = await sb.run(["completion", "bash"]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const script = `${sb.dir}/trun.bash`;
-    await Deno.writeTextFile(script, gen.stdout);
+    const script = await writeScript(sb, "bash");
     const env = { PATH: `${await trunBin(sb.dir, "images")}:/usr/bin:/bin` };
     // bash cuts words at ':' (COMP_WORDBREAKS): `busybox:la` is three words.
     const got = answers(
@@ -179,16 +196,9 @@ Deno.test({
   ignore: live.ignore || zsh === null,
   fn: async () => {
     await using sb = await trunSandbox();
-    const gen = await sb.run(["completion", "zsh"]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const script = `${sb.dir}/_trun`;
-    await Deno.writeTextFile(script, gen.stdout);
+    const script = await writeScript(sb, "zsh");
     await shell(zsh!, ["-n", script], {});
-    const rootfs = await busyboxRootfs();
-    const r = await sb.run(["run", "-d", "--name", "tab-zsh", "--rootfs", rootfs, "sleep", "1000"]);
-    assert.equal(r.code, 0, r.stderr);
-    try {
-      const env = { ...sb.env, PATH: `${await trunBin(sb.dir, "real")}:/usr/bin:/bin` };
+    await withContainer(sb, "tab-zsh", async (env) => {
       const lines = [
         ["trun", "st"],
         ["trun", "container", ""],
@@ -230,10 +240,7 @@ Deno.test({
         kind: "plain",
         cands: ["bash", "zsh", "fish"],
       });
-    } finally {
-      await sb.run(["rm", "-f", "tab-zsh"]);
-      await sandboxProcessesGone(sb);
-    }
+    });
   },
 });
 
@@ -244,27 +251,11 @@ Deno.test({
   ignore: live.ignore || fish === null,
   fn: async () => {
     await using sb = await trunSandbox();
-    const gen = await sb.run(["completion", "fish"]);
-    assert.equal(gen.code, 0, gen.stderr);
-    const script = `${sb.dir}/trun.fish`;
-    await Deno.writeTextFile(script, gen.stdout);
+    const script = await writeScript(sb, "fish");
     await shell(fish!, ["-n", script], {});
-    const rootfs = await busyboxRootfs();
-    const r = await sb.run([
-      "run",
-      "-d",
-      "--name",
-      "tab-fish",
-      "--rootfs",
-      rootfs,
-      "sleep",
-      "1000",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    try {
+    await withContainer(sb, "tab-fish", async (real) => {
       const env = {
-        ...sb.env,
-        PATH: `${await trunBin(sb.dir, "real")}:/usr/bin:/bin`,
+        ...real,
         HOME: sb.dir,
         XDG_CONFIG_HOME: `${sb.dir}/config-home`,
         XDG_DATA_HOME: `${sb.dir}/data-home`,
@@ -302,9 +293,6 @@ Deno.test({
       assert.deepEqual(got.get("trun logs --tail -"), []);
       assert.deepEqual(got.get("trun logs -f "), ["tab-fish"]);
       assert.deepEqual(got.get("trun completion "), ["bash", "fish", "zsh"]);
-    } finally {
-      await sb.run(["rm", "-f", "tab-fish"]);
-      await sandboxProcessesGone(sb);
-    }
+    });
   },
 });
