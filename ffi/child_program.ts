@@ -381,6 +381,21 @@ export async function readFd(fd: number, n: number): Promise<Uint8Array> {
   return buf.subarray(0, got);
 }
 
+/**
+ * Writes all of `data` to a raw fd on a worker thread (a pipe whose reader
+ * is slow blocks only that thread); false when the reader is gone.
+ */
+export async function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  for (let off = 0; off < data.length;) {
+    const r = Number(
+      await sysBlocking("write", [fd, addressOf(data) + BigInt(off), data.length - off]),
+    );
+    if (r <= 0) return false;
+    off += r;
+  }
+  return true;
+}
+
 /** One read(2) of up to `n` bytes on a worker thread; empty at EOF or on error (EIO of a closed pty). */
 export async function readSome(fd: number, n: number): Promise<Uint8Array> {
   const buf = new Uint8Array(n);

@@ -5,12 +5,27 @@
  * and overlay whiteouts (mknodat(2)), extended attributes (lsetxattr(2),
  * lgetxattr(2), llistxattr(2)), opening a path as a raw descriptor, and
  * syncfs(2), which makes a whole unpacked
- * layer durable with one call instead of an fsync per file. Errors are
- * `SyscallError`s naming the path.
+ * layer durable with one call instead of an fsync per file; openat2(2)
+ * with its `resolve` flags, fstatat(2), readlinkat(2) and a detached
+ * fsmount(2), with which a container's files are reached through
+ * descriptors (never a host path that could follow a symlink out of the
+ * container). Errors are `SyscallError`s naming the path.
  */
 import { Errno, SyscallError } from "./errno.ts";
 import { cString, sys, sysTry } from "./syscall.ts";
-import { AT, decodeStat, encodeDev, encodeTimespecs, O, S, STAT_SIZE } from "./syscalls.ts";
+import {
+  AT,
+  decodeStat,
+  decodeStatFields,
+  encodeDev,
+  encodeOpenHow,
+  encodeTimespecs,
+  O,
+  OPEN_HOW_SIZE,
+  S,
+  STAT_SIZE,
+  type StatFields,
+} from "./syscalls.ts";
 
 /** lchown(2) as fchownat(2): changes the owner of `path` without following a final symlink. */
 export function lchown(path: string, uid: number, gid: number): void {
@@ -162,4 +177,85 @@ export function lstatBasic(path: string): BasicStat | null {
   const buf = new Uint8Array(STAT_SIZE);
   const r = sysTry("newfstatat", [AT.FDCWD, cString(path), buf, AT.SYMLINK_NOFOLLOW]);
   return r < 0n ? null : decodeStat(buf);
+}
+
+/**
+ * openat2(2): opens `path` relative to the directory descriptor `dirfd`
+ * with `flags` (O_*) and `resolve` (RESOLVE_*, e.g. IN_ROOT so that `..`
+ * and absolute symlinks stay under `dirfd`); returns the new descriptor.
+ */
+export function openAt2(
+  dirfd: number,
+  path: string,
+  flags: number,
+  resolve: number,
+  what?: string,
+): number {
+  return Number(
+    sys(
+      "openat2",
+      [dirfd, cString(path), encodeOpenHow(flags, 0, resolve), OPEN_HOW_SIZE],
+      what ?? `opening "${path}"`,
+    ),
+  );
+}
+
+/** fstat(2) of a descriptor (also an O_PATH one, also of a symlink) as fstatat(2) with AT_EMPTY_PATH. */
+export function fstatFd(fd: number, what?: string): StatFields {
+  const buf = new Uint8Array(STAT_SIZE);
+  sys(
+    "newfstatat",
+    [fd, cString(""), buf, AT.EMPTY_PATH],
+    what ?? `reading the status of fd ${fd}`,
+  );
+  return decodeStatFields(buf);
+}
+
+/** fstatat(2) of `name` in the directory `dirfd`, not following a final symlink. */
+export function lstatAt(dirfd: number, name: string, what?: string): StatFields {
+  const buf = new Uint8Array(STAT_SIZE);
+  sys(
+    "newfstatat",
+    [dirfd, cString(name), buf, AT.SYMLINK_NOFOLLOW],
+    what ?? `reading the status of "${name}"`,
+  );
+  return decodeStatFields(buf);
+}
+
+/** readlinkat(2) of a descriptor opened on a symlink (O_PATH|O_NOFOLLOW): the link's text. */
+export function readlinkFd(fd: number, what?: string): string {
+  for (let size = 256;; size *= 4) {
+    const buf = new Uint8Array(size);
+    const n = Number(sys("readlinkat", [fd, cString(""), buf, size], what ?? `reading a symlink`));
+    if (n < size || size > 1 << 16) return new TextDecoder().decode(buf.subarray(0, n));
+  }
+}
+
+/**
+ * A file system of type `fstype` mounted nowhere (fsopen(2), fsconfig(2),
+ * fsmount(2)): returns a descriptor of its root, usable as `dirfd` of
+ * openat2 and gone with the last descriptor. Options with a null value are
+ * flags. Needs CAP_SYS_ADMIN over the caller's mount namespace.
+ */
+export function fsmountDetached(
+  fstype: string,
+  options: readonly (readonly [string, string | null])[],
+  what: string,
+): number {
+  const fs = Number(sys("fsopen", [cString(fstype), AT.FSOPEN_CLOEXEC], what));
+  try {
+    for (const [key, value] of options) {
+      sys(
+        "fsconfig",
+        value === null
+          ? [fs, AT.FSCONFIG_SET_FLAG, cString(key), 0, 0]
+          : [fs, AT.FSCONFIG_SET_STRING, cString(key), cString(value), 0],
+        `${what}: option "${key}"`,
+      );
+    }
+    sys("fsconfig", [fs, AT.FSCONFIG_CMD_CREATE, 0, 0, 0], what);
+    return Number(sys("fsmount", [fs, AT.FSMOUNT_CLOEXEC, 0], what));
+  } finally {
+    sys("close", [fs]);
+  }
 }

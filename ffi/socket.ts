@@ -4,7 +4,7 @@
  * SCM_RIGHTS, as runc's `--console-socket` protocol does.
  */
 import { SyscallError } from "./errno.ts";
-import { addressOf, sys, sysBlocking } from "./syscall.ts";
+import { addressOf, cString, sys, sysBlocking } from "./syscall.ts";
 import {
   AF,
   CMSG_LEN_INT,
@@ -12,6 +12,7 @@ import {
   encodeSockaddrUn,
   MSG,
   MSGHDR_SIZE,
+  O,
   SCM,
   SOCK,
   SOCKADDR_UN_SIZE,
@@ -83,4 +84,97 @@ export async function receiveFd(sock: number): Promise<number | null> {
     return null;
   }
   return v.getInt32(16, true);
+}
+
+/**
+ * `sockaddr_un` for `name` in directory `dir`, however long `dir` is: the
+ * path goes through `/proc/self/fd/N` of an O_PATH descriptor of `dir`,
+ * as conmon binds its attach socket (a container's directory under the
+ * store is longer than the 108 bytes `sun_path` holds). Returns the
+ * address and the descriptor to close once the call is made.
+ */
+function addressIn(dir: string, name: string): { addr: Uint8Array<ArrayBuffer>; dirFd: number } {
+  const dirFd = Number(
+    sys("openat", [-100, cString(dir), O.PATH | O.DIRECTORY | O.CLOEXEC], `opening "${dir}"`),
+  );
+  const addr = encodeSockaddrUn(`/proc/self/fd/${dirFd}/${name}`);
+  if (!addr) {
+    sys("close", [dirFd]);
+    throw new Error(`socket name "${name}" is too long`);
+  }
+  return { addr, dirFd };
+}
+
+/**
+ * A listening unix SOCK_SEQPACKET socket at `dir/name` (an old one is
+ * replaced): the attach socket's type, as conmon makes it, where every
+ * write is one message.
+ */
+export function listenSeqpacket(dir: string, name: string): number {
+  const path = `${dir}/${name}`;
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // No old socket.
+  }
+  const fd = Number(
+    sys("socket", [AF.UNIX, SOCK.SEQPACKET | SOCK.CLOEXEC, 0], "creating a socket"),
+  );
+  const { addr, dirFd } = addressIn(dir, name);
+  try {
+    sys("bind", [fd, addr, SOCKADDR_UN_SIZE], `binding the socket "${path}"`);
+    Deno.chmodSync(path, 0o700);
+    sys("listen", [fd, 10], `listening on "${path}"`);
+  } catch (e) {
+    sys("close", [fd]);
+    throw e;
+  } finally {
+    sys("close", [dirFd]);
+  }
+  return fd;
+}
+
+/** Connects to the SOCK_SEQPACKET socket at `dir/name`; returns the descriptor (O_CLOEXEC). */
+export function connectSeqpacket(dir: string, name: string): number {
+  const fd = Number(
+    sys("socket", [AF.UNIX, SOCK.SEQPACKET | SOCK.CLOEXEC, 0], "creating a socket"),
+  );
+  const { addr, dirFd } = addressIn(dir, name);
+  try {
+    sys("connect", [fd, addr, SOCKADDR_UN_SIZE], `connecting to "${dir}/${name}"`);
+  } catch (e) {
+    sys("close", [fd]);
+    throw e;
+  } finally {
+    sys("close", [dirFd]);
+  }
+  return fd;
+}
+
+/** Waits (on a worker thread) for a connection on listening socket `fd`; -1 on error. */
+export async function acceptConnection(fd: number): Promise<number> {
+  const conn = Number(await sysBlocking("accept4", [fd, 0, 0, SOCK.CLOEXEC]));
+  return conn;
+}
+
+/** Waits (on a worker thread) for one message of up to `n` bytes; empty at EOF or on error. */
+export async function receivePacket(fd: number, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  const r = Number(await sysBlocking("recvfrom", [fd, buf, n, 0, 0, 0]));
+  return r > 0 ? buf.subarray(0, r) : new Uint8Array(0);
+}
+
+/** Sends one message (on a worker thread, no SIGPIPE); false when the peer is gone. */
+export async function sendPacket(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  const r = Number(await sysBlocking("sendto", [fd, data, data.length, MSG.NOSIGNAL, 0, 0]));
+  return r === data.length;
+}
+
+/** Ends the sending side of socket `fd` (the peer reads EOF); errors are ignored. */
+export function shutdownWrite(fd: number): void {
+  try {
+    sys("shutdown", [fd, 1]);
+  } catch {
+    // Already closed or not connected.
+  }
 }

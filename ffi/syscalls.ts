@@ -31,8 +31,13 @@ export const SYSCALLS_X86_64 = {
   getpid: 39,
   socket: 41,
   connect: 42,
+  sendto: 44,
+  recvfrom: 45,
   sendmsg: 46,
   recvmsg: 47,
+  shutdown: 48,
+  bind: 49,
+  listen: 50,
   socketpair: 53,
   clone: 56,
   execve: 59,
@@ -67,6 +72,7 @@ export const SYSCALLS_X86_64 = {
   fchownat: 260,
   newfstatat: 262,
   unlinkat: 263,
+  readlinkat: 267,
   fchmodat: 268,
   symlinkat: 266,
   utimensat: 280,
@@ -77,6 +83,7 @@ export const SYSCALLS_X86_64 = {
   setns: 308,
   seccomp: 317,
   unshare: 272,
+  accept4: 288,
   pidfd_send_signal: 424,
   open_tree: 428,
   move_mount: 429,
@@ -606,6 +613,44 @@ export function encodeRightsMessage(fd: number): Uint8Array<ArrayBuffer> {
 
 /** Bytes of struct stat on x86-64 (newfstatat(2)). */
 export const STAT_SIZE = 144;
+
+/** The fields of a struct stat that archives need (x86-64 layout). */
+export interface StatFields {
+  /** st_dev. */
+  dev: bigint;
+  /** st_ino. */
+  ino: bigint;
+  /** st_nlink. */
+  nlink: number;
+  /** st_mode (type and permission bits). */
+  mode: number;
+  /** st_uid, as the calling user namespace sees it. */
+  uid: number;
+  /** st_gid, likewise. */
+  gid: number;
+  /** st_rdev, for device nodes. */
+  rdev: number;
+  /** st_size. */
+  size: number;
+  /** st_mtime in seconds, with the nanoseconds as a fraction. */
+  mtime: number;
+}
+
+/** Every {@link StatFields} field of a struct stat (x86-64: dev 0, ino 8, nlink 16, mode 24, uid 28, gid 32, rdev 40, size 48, mtime 88/96). */
+export function decodeStatFields(buf: Uint8Array): StatFields {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return {
+    dev: v.getBigUint64(0, true),
+    ino: v.getBigUint64(8, true),
+    nlink: Number(v.getBigUint64(16, true)),
+    mode: v.getUint32(24, true),
+    uid: v.getUint32(28, true),
+    gid: v.getUint32(32, true),
+    rdev: Number(v.getBigUint64(40, true)),
+    size: Number(v.getBigInt64(48, true)),
+    mtime: Number(v.getBigInt64(88, true)) + Number(v.getBigInt64(96, true)) / 1e9,
+  };
+}
 
 /** st_mode and st_rdev of a struct stat (x86-64 layout: mode at 24, rdev at 40). */
 export function decodeStat(buf: Uint8Array): { mode: number; rdev: number } {

@@ -96,6 +96,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./exec.ts")).EXEC,
   },
   {
+    name: "container attach",
+    aliases: ["attach"],
+    summary: "Attach local standard input, output, and error streams to a running container",
+    load: async () => (await import("./attach.ts")).attachCommand,
+    grammar: async () => (await import("./attach.ts")).ATTACH,
+  },
+  {
     name: "container stop",
     aliases: ["stop"],
     summary: "Stop one or more running containers",
@@ -166,6 +173,31 @@ export const COMMANDS: readonly CommandEntry[] = [
     storage: true,
     load: async () => (await import("./container_ops.ts")).pruneCommand,
     grammar: async () => (await import("./container_ops.ts")).PRUNE,
+  },
+  {
+    name: "container diff",
+    aliases: ["diff"],
+    summary: "Inspect changes to files or directories on a container's filesystem",
+    // Writable layers hold files of subordinate ids.
+    storage: true,
+    load: async () => (await import("./container_fs.ts")).diffCommand,
+    grammar: async () => (await import("./container_fs.ts")).DIFF,
+  },
+  {
+    // Not `storage`: rootless, it opens a running container's root, then
+    // moves to the user namespace helper itself (lib/container/container_root.ts).
+    name: "container cp",
+    aliases: ["cp"],
+    summary: "Copy files/folders between a container and the local filesystem",
+    load: async () => (await import("./container_fs.ts")).cpCommand,
+    grammar: async () => (await import("./container_fs.ts")).CP,
+  },
+  {
+    name: "container export",
+    aliases: ["export"],
+    summary: "Export a container's filesystem as a tar archive",
+    load: async () => (await import("./container_fs.ts")).exportCommand,
+    grammar: async () => (await import("./container_fs.ts")).EXPORT,
   },
   {
     name: "container",

@@ -15,6 +15,14 @@ const MONITOR = defineCommand({
   maxArgs: 1,
   flags: {
     "ready-fd": { kind: "string", value: "N", help: "Descriptor that receives the start report" },
+    "wait-record": {
+      kind: "bool",
+      help: "Started before the record exists: wait until the starter writes record",
+    },
+    "wait-attach": {
+      kind: "bool",
+      help: "Start the container only once the starter has attached (it writes go)",
+    },
   },
 });
 
@@ -40,5 +48,8 @@ export async function main(argv: string[]): Promise<number> {
   const p = parseArgs(MONITOR, argv);
   if (p.help) return printHelp(MONITOR);
   const { runMonitor } = await import("../container/monitor.ts");
-  return await runMonitor(p.args[0]!, Number(p.flags["ready-fd"] ?? "3"));
+  return await runMonitor(p.args[0]!, Number(p.flags["ready-fd"] ?? "3"), {
+    waitRecord: p.flags["wait-record"],
+    waitAttach: p.flags["wait-attach"],
+  });
 }

@@ -3,7 +3,7 @@
  * that outlive their command. Each takes several containers and goes on
  * after a failure, printing each name as given on success, as Docker does.
  */
-import { defineCommand, parseArgs } from "./args.ts";
+import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printError, printHelp, println } from "./output.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 
@@ -50,10 +50,23 @@ export const RM = defineCommand({
 /** The grammar of `trun start`. */
 export const START = defineCommand({
   name: "start",
-  usage: "CONTAINER [CONTAINER...]",
+  usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Start one or more stopped containers",
   minArgs: 1,
-  flags: {},
+  flags: {
+    attach: { short: "a", kind: "bool", help: "Attach STDOUT/STDERR and forward signals" },
+    interactive: { short: "i", kind: "bool", help: "Attach the container's STDIN" },
+    "detach-keys": {
+      kind: "string",
+      value: "KEYS",
+      help: 'Key sequence that detaches from the container (default "ctrl-p,ctrl-q")',
+    },
+    "sig-proxy": {
+      kind: "bool",
+      default: true,
+      help: "With -a: pass received signals on to the container (without a terminal)",
+    },
+  },
 });
 
 /** The grammar of `trun restart`. */
@@ -199,6 +212,31 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const { containerStatus } = await import("../container/status.ts");
+  if (p.flags.attach || p.flags.interactive) {
+    if (p.args.length > 1) {
+      throw new UsageError(def, "you cannot start and attach multiple containers at once");
+    }
+    const { attachToContainer, detachKeysFlag } = await import("./attach.ts");
+    const detachKeys = await detachKeysFlag(def, p.flags["detach-keys"]);
+    const { openStore } = await import("../store/mod.ts");
+    const { mustFind } = await import("../container/ops.ts");
+    const store = openStore(undefined, { repair: false });
+    let rec;
+    let dir;
+    try {
+      rec = mustFind(store, p.args[0]!);
+      dir = store.containerDir(rec.id);
+    } finally {
+      store.close();
+    }
+    const running = containerStatus(rec) === "running";
+    return await attachToContainer(rec, dir, {
+      streams: { stdin: p.flags.interactive && rec.stdin === true, stdout: true, stderr: true },
+      detachKeys,
+      sigProxy: p.flags["sig-proxy"],
+      start: !running,
+    });
+  }
   return await eachRecord(p.args, async (rec, dir) => {
     if (containerStatus(rec) !== "running") await startOrThrow(rec, dir);
   });

@@ -1,12 +1,12 @@
 /**
- * `trun run`: flags → run options → (spec generation → engine, in
- * `container/run.ts`). Holds no runtime logic; it parses, reads the files
- * the flags name, and renders errors.
+ * `trun run` and `trun create`: flags → run options → a container record
+ * with its spec (`container/detached.ts`) → its monitor, and in the
+ * foreground an attach until it exits. Holds no runtime logic; it parses,
+ * reads the files the flags name, and renders errors.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
-import { newContainerId, runInProcess } from "../container/run.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
 import { findExecutable, type IdMapping, loadIdMapping } from "../runtime/idmap.ts";
 
@@ -84,12 +84,28 @@ export const RUN = defineCommand({
     },
     rm: {
       kind: "bool",
-      help: "Remove the container when it exits (always in the foreground, for now)",
+      help: "Remove the container when it exits",
     },
     restart: {
       kind: "string",
       value: "POLICY",
-      help: "With -d: no, on-failure[:N], always or unless-stopped (applied by the monitor)",
+      help: "no, on-failure[:N], always or unless-stopped (applied by the monitor)",
+    },
+    attach: {
+      short: "a",
+      kind: "list",
+      value: "STREAM",
+      help: "Attach to STDIN, STDOUT or STDERR (default: the output streams, and stdin with -i)",
+    },
+    "detach-keys": {
+      kind: "string",
+      value: "KEYS",
+      help: 'Key sequence that detaches from the container (default "ctrl-p,ctrl-q")',
+    },
+    "sig-proxy": {
+      kind: "bool",
+      default: true,
+      help: "Pass received signals on to the container (without -t)",
     },
     init: {
       kind: "bool",
@@ -101,8 +117,8 @@ export const RUN = defineCommand({
       kind: "bool",
       help: "Run the container in the background and print its id",
     },
-    name: { kind: "string", value: "NAME", help: "Name the container (with -d)" },
-    label: { short: "l", kind: "list", value: "KEY=VALUE", help: "Set a label (with -d)" },
+    name: { kind: "string", value: "NAME", help: "Name the container" },
+    label: { short: "l", kind: "list", value: "KEY=VALUE", help: "Set a label" },
     "stop-signal": {
       kind: "string",
       value: "SIGNAL",
@@ -152,14 +168,20 @@ function parseLabels(list: readonly string[]): Record<string, string> {
   return out;
 }
 
+/** How `runRecorded` goes on once the container is recorded. */
+type RunMode = "detach" | "create" | "foreground";
+
 /**
- * `run -d`: records the container with its writable layer on disk, starts
- * its monitor and prints its id once it runs. A container that could not
- * start stays (exited, with the error) unless `--rm`, as with Docker.
+ * Every `run` and `create`: records the container with its writable layer
+ * on disk, then (except `create`) starts it beside its monitor. `-d`
+ * prints its id once it runs; in the foreground trun attaches before the
+ * start, relays until the container exits (its status is trun's) or the
+ * detach keys are typed. A container that could not start stays (exited,
+ * with the error) unless `--rm`, as with Docker.
  */
-async function runDetached(
+async function runRecorded(
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
-  start: boolean,
+  mode: RunMode,
   what: {
     layers: string[];
     image: ImageProcessConfig;
@@ -167,10 +189,11 @@ async function runDetached(
     target: string;
     options: RunOptions;
     idMapping: IdMapping;
+    tCli: number;
   },
 ): Promise<number> {
-  if (flags.interactive) {
-    throw new UsageError(RUN, "-i with -d needs attach, which trun does not have yet");
+  if (mode === "detach" && flags.attach.length > 0) {
+    throw new UsageError(RUN, "conflicting options: -a and -d");
   }
   let restartPolicy;
   if (flags.restart !== undefined) {
@@ -188,14 +211,38 @@ async function runDetached(
   if (timeout !== undefined && !Number.isInteger(timeout)) {
     throw new UsageError(RUN, `invalid --stop-timeout "${flags["stop-timeout"]}"`);
   }
+  let streams;
+  let detachKeys;
+  if (mode === "foreground") {
+    const { attachStreams } = await import("../container/attach_protocol.ts");
+    const { DEFAULT_DETACH_KEYS, parseDetachKeys } = await import(
+      "../container/detach_keys.ts"
+    );
+    try {
+      streams = attachStreams(flags.attach, flags.interactive);
+      detachKeys = parseDetachKeys(flags["detach-keys"] ?? DEFAULT_DETACH_KEYS);
+    } catch (e) {
+      throw new UsageError(RUN, (e as Error).message);
+    }
+  }
   const { openStore } = await import("../store/mod.ts");
-  const { createDetached, startDetached } = await import("../container/detached.ts");
+  const detached = await import("../container/detached.ts");
+  const { chosenConmon } = await import("../container/conmon.ts");
+  const { newContainerId } = await import("../container/facts.ts");
+  const open = () => openStore(undefined, { repair: false });
   const store = openStore();
+  const id = newContainerId();
+  // trun's own monitor starts now, so its start-up overlaps the record's
+  // creation (conmon starts after, as it runs the runtime's create).
+  const pending = mode === "create" || chosenConmon()
+    ? undefined
+    : detached.spawnMonitor(id, store.containerDir(id), mode === "foreground");
   let rec;
   let dir;
   try {
-    rec = createDetached({
+    rec = detached.createDetached({
       store,
+      id,
       layers: what.layers,
       imageId: what.imageId,
       image: what.target,
@@ -208,17 +255,73 @@ async function runDetached(
       ...(timeout !== undefined ? { stopTimeout: timeout } : {}),
       idMapping: what.idMapping,
       ...(restartPolicy ? { restartPolicy } : {}),
+      stdin: flags.interactive,
+      stdinOnce: mode === "foreground",
+      ...(flags.debug
+        ? { onSpec: (spec) => warn(`config.json: ${JSON.stringify(spec, null, 2)}`) }
+        : {}),
     });
     dir = store.containerDir(rec.id);
+  } catch (e) {
+    if (pending) detached.abandonMonitor(pending);
+    throw e;
   } finally {
     store.close();
   }
-  if (start) {
-    const report = await startDetached(rec, dir);
-    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  const tCreated = performance.now();
+  if (mode === "create") {
+    println(rec.id);
+    return 0;
   }
-  println(rec.id);
-  return 0;
+  if (mode === "detach") {
+    const report = await detached.startDetached(rec, dir, undefined, pending);
+    if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+    println(rec.id);
+    return 0;
+  }
+  const attach = await import("../container/attach.ts");
+  let conn = -1;
+  const userdata = `${dir}/userdata`;
+  const report = await detached.startDetached(rec, dir, () => {
+    conn = attach.connectAttach(userdata, rec.name);
+  }, pending);
+  const tStarted = performance.now();
+  if (!report.ok) {
+    if (conn >= 0) (await import("../../ffi/child_program.ts")).closeFd(conn);
+    if (flags.rm) await (await import("../container/ops.ts")).removeAtExit(open, rec.id);
+    throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
+  }
+  const end = await attach.attachAndWait(
+    open,
+    {
+      id: rec.id,
+      dir,
+      pid: report.pid,
+      autoRemove: flags.rm,
+    },
+    conn,
+    {
+      userdata,
+      streams: streams!,
+      tty: what.options.tty,
+      detachKeys: detachKeys!,
+      ...(flags["sig-proxy"] && !what.options.tty ? { sigProxyPid: report.pid } : {}),
+    },
+  );
+  if (flags.debug) {
+    // performance.now() counts from the start of the Deno process.
+    const t = report.timings;
+    warn(
+      `timings: cli loaded at ${what.tCli.toFixed(1)} ms, recorded at ${tCreated.toFixed(1)} ms, ` +
+        `running at ${tStarted.toFixed(1)} ms, output ended at ${performance.now().toFixed(1)} ms` +
+        (t
+          ? `; in the monitor: clone ${t.clone.toFixed(1)} ms, id maps ${
+            t.idMaps.toFixed(1)
+          } ms, to exec ${t.exec.toFixed(1)} ms`
+          : ""),
+    );
+  }
+  return end.detached ? 0 : end.exitCode;
 }
 
 /** Reads an `--env-file`, with an error naming it. */
@@ -243,7 +346,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
   }
-  const runtimeDir = ensureRuntimeRoot();
+  ensureRuntimeRoot();
   const options: RunOptions = {
     args,
     env: p.flags.env,
@@ -266,9 +369,6 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   let layers: string[];
   let image: ImageProcessConfig = {};
   let imageId: string | undefined;
-  let recordContainer:
-    | typeof import("../container/image_rootfs.ts").withContainerRecord
-    | undefined;
   if (p.flags.rootfs) {
     let info: Deno.FileInfo;
     try {
@@ -279,8 +379,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     if (!info.isDirectory) throw new Error(`rootfs "${target}" is not a directory`);
     layers = [Deno.realPathSync(target)];
   } else {
-    const { imageRootfs, withContainerRecord } = await import("../container/image_rootfs.ts");
-    recordContainer = withContainerRecord;
+    const { imageRootfs } = await import("../container/image_rootfs.ts");
     const pull = p.flags.pull ?? "missing";
     if (pull !== "missing" && pull !== "always" && pull !== "never") {
       throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
@@ -300,45 +399,17 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     ? singleIdMapping(loaded)
     : loaded;
   if (idMapping.warning) warn(idMapping.warning);
-  if (p.flags.restart !== undefined && !p.flags.detach && !creating) {
-    throw new UsageError(def, "--restart needs -d: the monitor beside the container restarts it");
-  }
-  if (p.flags.detach || creating) {
-    return await runDetached(p.flags, !creating, {
+  return await runRecorded(
+    p.flags,
+    creating ? "create" : p.flags.detach ? "detach" : "foreground",
+    {
       layers,
       image,
       imageId: imageId ?? "",
       target,
       options,
       idMapping,
-    });
-  }
-  const debug = p.flags.debug;
-  let tSpec = 0;
-  const id = newContainerId();
-  const start = () =>
-    runInProcess({
-      id,
-      layers,
-      image,
-      options,
-      interactive: p.flags.interactive,
-      idMapping,
-      runtimeDir,
-      onSpec: (g) => {
-        tSpec = performance.now();
-        if (debug) warn(`config.json: ${JSON.stringify(g.spec, null, 2)}`);
-      },
-      onStarted: (t) => {
-        if (debug) {
-          // performance.now() counts from the start of the Deno process.
-          warn(
-            `started: cli loaded at ${tCli.toFixed(1)} ms, spec ${(tSpec - tCli).toFixed(1)} ms, ` +
-              `clone ${t.clone.toFixed(1)} ms, id maps ${t.idMaps.toFixed(1)} ms, ` +
-              `to exec ${t.exec.toFixed(1)} ms, exec'd at ${performance.now().toFixed(1)} ms`,
-          );
-        }
-      },
-    });
-  return imageId && recordContainer ? await recordContainer(imageId, id, start) : await start();
+      tCli,
+    },
+  );
 }

@@ -14,8 +14,8 @@ import { openStore } from "../store/mod.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import type { ContainerRecord } from "../store/mod.ts";
-import { containerPaths, type MonitorReport } from "./detached.ts";
-import { logPath, runningRecord } from "./status.ts";
+import { type BeforeStart, containerPaths, type MonitorReport } from "./detached.ts";
+import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 
 /** Where conmon may be: $PATH, then where distributions put it. */
@@ -39,7 +39,11 @@ export function chosenConmon(env = Deno.env.toObject()): string | null {
 export interface ConmonPaths {
   /** `trun runtime --root`. */
   runtimeRoot: string;
-  /** The runtime's `--log` (its errors). */
+  /**
+   * The runtime's `--log` (its errors), beside the exit file: a container
+   * that fails to start with `--rm` is removed by conmon's exit command
+   * while trun still has to read why.
+   */
   runtimeLog: string;
   /** The `trun-runc` conmon runs. */
   runtime: string;
@@ -47,7 +51,7 @@ export interface ConmonPaths {
   pidFile: string;
   /** conmon's pid. */
   conmonPidFile: string;
-  /** conmon's exit files. */
+  /** conmon's `--exit-dir` (beside the containers' directories: see exitFilePath). */
   exitDir: string;
 }
 
@@ -56,11 +60,11 @@ export function conmonPaths(dir: string): ConmonPaths {
   const userdata = containerPaths(dir).userdata;
   return {
     runtimeRoot: `${userdata}/runtime`,
-    runtimeLog: `${userdata}/runtime.log`,
+    runtimeLog: `${exitFilePath(dir, dir.slice(dir.lastIndexOf("/") + 1))}.runtime.log`,
     runtime: `${userdata}/trun-runc`,
     pidFile: `${userdata}/pidfile`,
     conmonPidFile: `${userdata}/conmon.pid`,
-    exitDir: `${userdata}/exits`,
+    exitDir: exitsDir(dir),
   };
 }
 
@@ -105,6 +109,7 @@ export async function startWithConmon(
   conmon: string,
   rec: ContainerRecord,
   dir: string,
+  beforeStart?: BeforeStart,
 ): Promise<MonitorReport & { monitorPid?: number }> {
   const c = conmonPaths(dir);
   const p = containerPaths(dir);
@@ -112,7 +117,7 @@ export async function startWithConmon(
   writeRuntime(c.runtime);
   // A previous run whose cleanup never ran (conmon killed) left its state.
   await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
-  for (const f of [c.pidFile, c.conmonPidFile, c.runtimeLog, `${c.exitDir}/${rec.id}`]) {
+  for (const f of [c.pidFile, c.conmonPidFile, c.runtimeLog, exitFilePath(dir, rec.id)]) {
     try {
       Deno.removeSync(f);
     } catch {
@@ -155,7 +160,14 @@ export async function startWithConmon(
     "--exit-command",
     cleanup[0]!,
     ...cleanup.slice(1).flatMap((a) => ["--exit-command-arg", a]),
-    ...(rec.tty ? ["-t"] : []),
+    // conmon's stdin modes, as Podman and CRI-O pick them: a terminal
+    // takes input as it comes; -i a pipe, closed at the first client's EOF
+    // unless it stays open for later attaches.
+    ...(rec.tty
+      ? ["-t"]
+      : rec.stdin
+      ? ["-i", ...(rec.stdinOnce ? [] : ["--leave-stdin-open"])]
+      : []),
   ];
   const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
   // conmon forks itself away; the first process returns once the runtime's
@@ -168,6 +180,7 @@ export async function startWithConmon(
     let why = "";
     try {
       why = Deno.readTextFileSync(c.runtimeLog).trim().split("\n").at(-1) ?? "";
+      Deno.removeSync(c.runtimeLog);
       why = why.replace(/^time="[^"]*" level=error msg=/, "");
       if (why.startsWith('"')) why = JSON.parse(why);
     } catch {
@@ -187,6 +200,7 @@ export async function startWithConmon(
       exitCode,
     };
   }
+  await beforeStart?.();
   await runtimeStart(c.runtimeRoot, rec.id);
   await recordStart(rec.id, pid, await readPid(c.conmonPidFile));
   return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
@@ -226,12 +240,8 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     if (!rec) return 0;
     dir = store.containerDir(rec.id);
     const c = conmonPaths(dir);
-    let code: number | undefined;
-    try {
-      code = Number(Deno.readTextFileSync(`${c.exitDir}/${rec.id}`).trim());
-    } catch {
-      // No exit file: conmon did not see the end.
-    }
+    // No exit file: conmon did not see the end.
+    const code = readExitFile(exitFilePath(dir, rec.id));
     rec = store.updateRecord(rec.id, (r) => ({
       ...r,
       state: r.state === "removing" ? "removing" : "exited",
@@ -262,8 +272,8 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     }
   }
   if (rec?.autoRemove) {
-    const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    const { removeAtExit } = await import("./ops.ts");
+    await removeAtExit(() => openStore(undefined, { repair: false }), rec.id);
   }
   return 0;
 }

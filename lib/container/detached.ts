@@ -11,14 +11,23 @@
  * hostname, resolv.conf), `userdata/ctr.log` (output, CRI log format),
  * `userdata/monitor.log` (the monitor's own messages).
  */
-import { cloexecPipe, closeFd, readFd, spawnDetached } from "../../ffi/child_program.ts";
+import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_program.ts";
+import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
+import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
-import { generateSpec, type ImageProcessConfig, type RunOptions } from "../spec/generate.ts";
+import {
+  type GeneratedContainer,
+  generateSpec,
+  type ImageProcessConfig,
+  type RunOptions,
+} from "../spec/generate.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
-import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./run.ts";
+import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
+import { sweepExitFiles } from "./ops.ts";
+import { exitFilePath, exitsDir } from "./status.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
 export interface RootfsLayout {
@@ -32,6 +41,8 @@ export interface RootfsLayout {
 export interface DetachedInput {
   /** The open store. */
   store: Store;
+  /** The id (default: a fresh one); the monitor may be started with it already. */
+  id?: string;
   /** Root filesystem layers, top first. */
   layers: string[];
   /** The image id ("" for `--rootfs`). */
@@ -56,6 +67,12 @@ export interface DetachedInput {
   idMapping: IdMapping;
   /** `--restart`. */
   restartPolicy?: ContainerRecord["restartPolicy"];
+  /** `-i`: keep the container's stdin open for attach clients. */
+  stdin?: boolean;
+  /** With `stdin`: the first client's EOF closes it (`run -i` in the foreground). */
+  stdinOnce?: boolean;
+  /** Called with the generated spec (`--debug`). */
+  onSpec?: (spec: GeneratedContainer["spec"]) => void;
 }
 
 /** The paths inside a container's directory. */
@@ -74,7 +91,11 @@ export interface ContainerPaths {
   rootfs: string;
   /** hosts, hostname, resolv.conf. */
   etc: string;
-  /** The monitor's own messages. */
+  /**
+   * trun's monitor's own messages, beside the exit file: the monitor
+   * starts (in parallel with the record's creation) before this directory
+   * exists.
+   */
   monitorLog: string;
 }
 
@@ -88,7 +109,7 @@ export function containerPaths(dir: string): ContainerPaths {
     spec: `${dir}/userdata/config.json`,
     rootfs: `${dir}/userdata/rootfs.json`,
     etc: `${dir}/userdata/etc`,
-    monitorLog: `${dir}/userdata/monitor.log`,
+    monitorLog: `${exitFilePath(dir, dir.slice(dir.lastIndexOf("/") + 1))}.monitor.log`,
   };
 }
 
@@ -98,7 +119,7 @@ export function containerPaths(dir: string): ContainerPaths {
  */
 export function createDetached(input: DetachedInput): ContainerRecord {
   const { store } = input;
-  const id = newContainerId();
+  const id = input.id ?? newContainerId();
   const taken = new Set(store.listRecords().map((r) => r.name));
   const name = input.name === undefined ? generateName(taken) : validateName(input.name);
   if (taken.has(name)) {
@@ -143,6 +164,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       lowerdirAppend: layout.lowerdirAppend,
     }),
   };
+  input.onSpec?.(generated.spec);
   Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));
   const rec: ContainerRecord = {
@@ -155,6 +177,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     command: generated.spec.process?.args ?? [],
     labels: input.labels,
     tty: input.options.tty,
+    ...(input.stdin ? { stdin: true, stdinOnce: input.stdinOnce === true } : {}),
     autoRemove: input.autoRemove,
     stopSignal: input.stopSignal ?? input.imageConfig.stopSignal ?? "SIGTERM",
     stopTimeout: input.stopTimeout ?? 10,
@@ -165,6 +188,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     state: "created",
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
   };
+  sweepExitFiles(store);
   try {
     store.addRecord(rec);
   } catch (e) {
@@ -176,41 +200,105 @@ export function createDetached(input: DetachedInput): ContainerRecord {
 
 /** What the monitor reports once the container runs, or why it could not start. */
 export type MonitorReport =
-  | { ok: true; pid: number }
+  | { ok: true; pid: number; timings?: StartTimings }
   | { ok: false; error: string; exitCode: number };
 
 /**
- * Starts the monitor of container `rec` (`trun container-monitor ID`) in a
- * session of its own and waits for its report: the container runs, or it
- * could not start (with Docker's exit code).
+ * Runs between the monitor's setup and the container's start: `run` in the
+ * foreground and `start -a` connect to the attach socket here, so no
+ * output is lost.
  */
-export async function startMonitor(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
-  const [readyRead, readyWrite] = cloexecPipe();
-  try {
-    const argv = selfCommand(["container-monitor", rec.id, "--ready-fd", "3"]);
-    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    spawnDetached(argv[0]!, argv, env, {
-      stderrPath: containerPaths(dir).monitorLog,
-      passFd: readyWrite,
-    });
-  } finally {
-    closeFd(readyWrite);
+export type BeforeStart = () => void | Promise<void>;
+
+/**
+ * Reads one line from `fd` (the socket between a monitor and its starter);
+ * "" when it closes first.
+ */
+export async function readLine(fd: number): Promise<string> {
+  let got = "";
+  while (!got.includes("\n")) {
+    const chunk = await readSome(fd, 65536);
+    if (chunk.length === 0) return "";
+    got += new TextDecoder().decode(chunk);
   }
+  return got.trim();
+}
+
+/**
+ * trun's own monitor, started (`trun container-monitor ID`, in a session
+ * of its own) before its container's record exists, so that its start-up
+ * overlaps the record's creation: it waits for `record` on its socket.
+ */
+export interface PendingMonitor {
+  /** Our end of the monitor's descriptor 3. */
+  sock: number;
+  /** Where its own messages go. */
+  log: string;
+}
+
+/** Starts trun's monitor for container `id` (directory `dir`), to be driven by `startMonitor`. */
+export function spawnMonitor(id: string, dir: string, waitAttach: boolean): PendingMonitor {
+  const log = containerPaths(dir).monitorLog;
+  Deno.mkdirSync(exitsDir(dir), { recursive: true, mode: 0o700 });
+  const [mine, theirs] = socketPair();
   try {
-    const bytes = await readFd(readyRead, 65536);
-    const text = new TextDecoder().decode(bytes).trim();
-    if (text === "") {
-      return {
-        ok: false,
-        error: `the monitor of container ${rec.id.slice(0, 12)} exited without a report; see "${
-          containerPaths(dir).monitorLog
-        }"`,
-        exitCode: 125,
-      };
-    }
-    return JSON.parse(text) as MonitorReport;
+    const argv = selfCommand([
+      "container-monitor",
+      id,
+      "--ready-fd",
+      "3",
+      "--wait-record",
+      ...(waitAttach ? ["--wait-attach"] : []),
+    ]);
+    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    spawnDetached(argv[0]!, argv, env, { stderrPath: log, passFd: theirs });
+  } catch (e) {
+    closeFd(mine);
+    throw e;
   } finally {
-    closeFd(readyRead);
+    closeFd(theirs);
+  }
+  return { sock: mine, log };
+}
+
+/** Lets a pending monitor go without a container (its record could not be made). */
+export function abandonMonitor(m: PendingMonitor): void {
+  closeFd(m.sock);
+}
+
+/**
+ * Drives trun's monitor of container `rec` (started by `spawnMonitor`, or
+ * here): tells it the record exists, attaches (`beforeStart`) when asked,
+ * and waits for its report: the container runs, or it could not start
+ * (with Docker's exit code).
+ */
+export async function startMonitor(
+  rec: ContainerRecord,
+  dir: string,
+  beforeStart?: BeforeStart,
+  pending: PendingMonitor = spawnMonitor(rec.id, dir, beforeStart !== undefined),
+): Promise<MonitorReport> {
+  const mine = pending.sock;
+  const noReport = (): MonitorReport => ({
+    ok: false,
+    error: `the monitor of container ${
+      rec.id.slice(0, 12)
+    } exited without a report; see "${pending.log}"`,
+    exitCode: 125,
+  });
+  try {
+    writeFd(mine, new TextEncoder().encode("record\n"));
+    let line = await readLine(mine);
+    if (beforeStart && line !== "") {
+      const first = JSON.parse(line) as MonitorReport | { listening: true };
+      if (!("listening" in first)) return first;
+      await beforeStart();
+      writeFd(mine, new TextEncoder().encode("go\n"));
+      line = await readLine(mine);
+    }
+    return line === "" ? noReport() : JSON.parse(line) as MonitorReport;
+  } finally {
+    closeFd(mine);
   }
 }
 
@@ -218,8 +306,16 @@ export async function startMonitor(rec: ContainerRecord, dir: string): Promise<M
  * Starts a created or exited container beside a monitor: conmon when it is
  * installed (or TRUN_MONITOR=conmon), else trun's own (TRUN_MONITOR=trun).
  */
-export async function startDetached(rec: ContainerRecord, dir: string): Promise<MonitorReport> {
+export async function startDetached(
+  rec: ContainerRecord,
+  dir: string,
+  beforeStart?: BeforeStart,
+  pending?: PendingMonitor,
+): Promise<MonitorReport> {
+  if (pending) return await startMonitor(rec, dir, beforeStart, pending);
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
-  return conmon ? await startWithConmon(conmon, rec, dir) : await startMonitor(rec, dir);
+  return conmon
+    ? await startWithConmon(conmon, rec, dir, beforeStart)
+    : await startMonitor(rec, dir, beforeStart);
 }

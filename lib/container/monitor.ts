@@ -3,23 +3,43 @@
  * (Podman's conmon does the same job). It starts the container through the
  * engine, reports to `run -d` (descriptor 3), writes the container's
  * output to its log file in the CRI format, records the start, the exit
- * status and time in the store, and removes the container at exit with
- * `--rm`. It holds no terminal of its own: it runs in a session of its own.
+ * status and time in the store (and in the exit file, as conmon does),
+ * offers the attach socket (attach_server.ts), and removes the container
+ * at exit with `--rm`. It holds no terminal of its own: it runs in a
+ * session of its own.
+ *
+ * Descriptor 3 is a socket to whoever started it. With `--wait-record` it
+ * starts before the record is made and waits for `record`. With `--wait-attach`
+ * (`run` in the foreground, `start -a`) the monitor first says
+ * `{"listening":true}` once the attach socket is there, and starts the
+ * container only when told `go` (or when the starter went away), so that
+ * no output is lost before the client is attached.
  */
 import { cloexecPipe, closeFd, readSome, waitChild, writeFd } from "../../ffi/child_program.ts";
+import { AttachServer } from "./attach_server.ts";
 import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
-import { ContainerStartError, exitCodeOf, launch } from "../engine/executor.ts";
-import { runTrunForStorage } from "../runtime/userns_exec.ts";
-import { openStore } from "../store/mod.ts";
-import { containerPaths, type MonitorReport, type RootfsLayout } from "./detached.ts";
+import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
+import { type ContainerRecord, openStore } from "../store/mod.ts";
+import { containerPaths, type MonitorReport, readLine, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
-import { logPath, runningRecord } from "./status.ts";
+import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
+import { removeAtExit } from "./ops.ts";
 
-/** Runs the monitor of container `id`; `readyFd` receives one JSON report. Returns the exit status to exit with. */
-export async function runMonitor(id: string, readyFd: number): Promise<number> {
+/**
+ * Runs the monitor of container `id`; `readyFd` receives one JSON report
+ * (after the attach handshake with `waitAttach`). Returns the exit status
+ * to exit with.
+ */
+export async function runMonitor(
+  id: string,
+  readyFd: number,
+  opts: { waitRecord?: boolean; waitAttach?: boolean } = {},
+): Promise<number> {
+  // Started before the record was made: wait until it is (or was not).
+  if (opts.waitRecord && !(await readLine(readyFd))) return 0;
   let reported = false;
   const report = (r: MonitorReport) => {
     if (reported) return;
@@ -41,9 +61,18 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
   }
   const log = await Deno.open(logPath(dir), { create: true, append: true, mode: 0o600 });
   const writer = new LogWriter(fileSink(log));
+  Deno.mkdirSync(exitsDir(dir), { recursive: true, mode: 0o700 });
+  let server: AttachServer;
+  try {
+    server = new AttachServer(containerPaths(dir).userdata);
+  } catch (e) {
+    report({ ok: false, error: `the attach socket: ${(e as Error).message}`, exitCode: 125 });
+    return 125;
+  }
+  if (opts.waitAttach) await handshake(readyFd);
   try {
     for (let n = 0;; n++) {
-      const run = await runOnce(rec.id, dir, writer, report);
+      const run = await runOnce(rec, dir, writer, server, report);
       const after = update(rec.id, (r) => ({
         ...r,
         state: r.state === "removing" ? "removing" : "exited",
@@ -71,38 +100,64 @@ export async function runMonitor(id: string, readyFd: number): Promise<number> {
   }
   const finished = update(rec.id, (r) => r);
   if (finished?.autoRemove) {
-    // Its writable layer holds files of subordinate ids: removed through
-    // the storage user namespace, as `trun rm` does.
-    await runTrunForStorage(["rm", "--force", rec.id], { stdoutToStderr: true });
+    await removeAtExit(() => openStore(undefined, { repair: false }), rec.id);
   }
   return 0;
+}
+
+/** Says the attach socket is listening, then waits for `go` (or the starter's end). */
+async function handshake(fd: number): Promise<void> {
+  try {
+    writeFd(fd, new TextEncoder().encode(JSON.stringify({ listening: true }) + "\n"));
+  } catch {
+    return;
+  }
+  await readLine(fd);
 }
 
 /**
  * Starts the container once and waits for it; records the start, reports
  * the first start to `run -d`. Returns its exit status and whether it
- * started at all.
+ * started at all. The exit file is written before attach clients are let
+ * go, so they find the status once their connection ends.
  */
 async function runOnce(
-  id: string,
+  rec: ContainerRecord,
   dir: string,
   writer: LogWriter,
+  server: AttachServer,
   report: (r: MonitorReport) => void,
 ): Promise<{ code: number; started: boolean }> {
+  const id = rec.id;
   const p = containerPaths(dir);
+  const exitFile = exitFilePath(dir, id);
+  try {
+    Deno.removeSync(exitFile);
+  } catch {
+    // No previous run's status.
+  }
+  const finish = (code: number) => {
+    Deno.writeTextFileSync(exitFile, `${code}`);
+    server.endRun();
+  };
   try {
     const spec = JSON.parse(Deno.readTextFileSync(p.spec));
     const layout = JSON.parse(Deno.readTextFileSync(p.rootfs)) as RootfsLayout;
     const config = containerConfig(spec, p.userdata);
     const [outRead, outWrite] = cloexecPipe();
     const [errRead, errWrite] = cloexecPipe();
-    const nul = openPath("/dev/null", O.RDONLY | O.CLOEXEC, `opening "/dev/null"`);
+    // -i without -t: a pipe the attach clients write to.
+    const stdinPipe = rec.stdin && !config.process.terminal ? cloexecPipe() : undefined;
+    const nul = stdinPipe
+      ? stdinPipe[0]
+      : openPath("/dev/null", O.RDONLY | O.CLOEXEC, `opening "/dev/null"`);
     // With -t the container's terminal comes over a socket pair; its
     // output is the log's stdout (a terminal has one stream).
     const tty = config.process.terminal ? await import("../../ffi/socket.ts") : undefined;
     const pair = tty?.socketPair();
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
+    let timings: StartTimings | undefined;
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
@@ -114,10 +169,11 @@ async function runOnce(
           work: p.work,
           lowerdirAppend: layout.lowerdirAppend,
         },
-        stdinNull: true,
+        stdinNull: !stdinPipe,
         // The container outlives a killed monitor; `ps` then still tells
         // the truth from its pid and start time.
         dieWithParent: false,
+        onStarted: (t) => (timings = t),
         stdio: [nul, outWrite, errWrite],
       });
     } finally {
@@ -128,15 +184,21 @@ async function runOnce(
     }
     const masterFd = master ? await master : null;
     if (pair) closeFd(pair[0]);
+    server.attachRun(
+      stdinPipe ? stdinPipe[1] : masterFd,
+      rec.stdinOnce === true,
+      masterFd,
+    );
     launched.child.release();
     const pid = launched.pid;
     update(id, (r) => runningRecord(r, pid, "trun", Deno.pid));
-    report({ ok: true, pid });
+    report({ ok: true, pid, ...(timings ? { timings } : {}) });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {
         const chunk = await readSome(fd, 65536);
         if (chunk.length === 0) break;
         writer.write(stream, chunk);
+        await server.broadcast(stream, chunk);
       }
       closeFd(fd);
     };
@@ -146,7 +208,9 @@ async function runOnce(
       pump(errRead, "stderr"),
       ...(masterFd !== null ? [pump(masterFd, "stdout")] : []),
     ]);
-    return { code: exitCodeOf(status), started: true };
+    const code = exitCodeOf(status);
+    finish(code);
+    return { code, started: true };
   } catch (e) {
     const exitCode = e instanceof ContainerStartError ? e.exitCode : 125;
     const error = e instanceof Error ? e.message : String(e);
@@ -155,6 +219,7 @@ async function runOnce(
       id,
       (r) => ({ ...r, state: "exited", exitCode, error, finishedAt: new Date().toISOString() }),
     );
+    finish(exitCode);
     return { code: exitCode, started: false };
   }
 }

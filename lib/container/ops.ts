@@ -9,7 +9,7 @@ import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
-import { containerStatus, monitorAlive } from "./status.ts";
+import { containerStatus, exitFilePath, exitsDir, monitorAlive } from "./status.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -92,6 +92,96 @@ export async function removeContainer(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   store.removeContainer(rec.id);
+  // With --rm, whoever waits for the exit still has to read its exit file
+  // (sweepExitFiles removes it later); otherwise it goes now.
+  if (!rec.autoRemove) {
+    const exit = exitFilePath(store.containerDir(rec.id), rec.id);
+    for (const f of [exit, `${exit}.runtime.log`]) await Deno.remove(f).catch(() => {});
+  }
+}
+
+/** How long the exit file of a removed container stays for whoever waits for it. */
+const EXIT_FILE_GRACE_MS = 5 * 60_000;
+
+/**
+ * Removes exit files (and runtime logs) of containers that no longer
+ * exist, once they are old enough that nobody waits for them any more.
+ */
+export function sweepExitFiles(store: Store, now = Date.now()): void {
+  const dir = exitsDir(store.containerDir("x"));
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  const live = new Set(store.listRecords().map((r) => r.id));
+  for (const e of entries) {
+    const id = e.name.slice(0, 64);
+    if (live.has(id)) continue;
+    try {
+      const mtime = Deno.lstatSync(`${dir}/${e.name}`).mtime?.getTime() ?? now;
+      if (now - mtime > EXIT_FILE_GRACE_MS) Deno.removeSync(`${dir}/${e.name}`);
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+/**
+ * `--rm` at a container's exit: the writable layer is removed in this
+ * process when the caller may delete everything in it (files of the
+ * container's root are the caller's own; overlayfs leaves its `work/work`
+ * with mode 0); otherwise (directories of other subordinate ids) through
+ * the storage user namespace, as `trun rm` does. The monitor and
+ * `run` in the foreground may both get here (Podman's model): the first
+ * removes it under the container's lock, the second finds nothing.
+ */
+export async function removeAtExit(open: () => Store, id: string): Promise<void> {
+  const store = open();
+  let helper = false;
+  try {
+    await store.withLock(`container-${id}`, async () => {
+      const rec = store.findRecord(id);
+      if (!rec) return;
+      const dir = store.containerDir(rec.id);
+      try {
+        Deno.chmodSync(`${dir}/work/work`, 0o700);
+      } catch {
+        // Never mounted, or not ours.
+      }
+      try {
+        await removeContainer(store, rec, true);
+      } catch (e) {
+        if (
+          !(e instanceof Deno.errors.PermissionDenied) && !(e instanceof Deno.errors.NotCapable)
+        ) throw e;
+        // Put back the record's state: the helper removes it.
+        store.updateRecord(rec.id, (r) => ({ ...r, state: "exited" }));
+        helper = true;
+      }
+    });
+  } finally {
+    store.close();
+  }
+  if (!helper) return;
+  const { runTrunForStorage } = await import("../runtime/userns_exec.ts");
+  await runTrunForStorage(["rm", "--force", id], { stdoutToStderr: true });
+}
+
+/**
+ * Records the exit of run `pid` of container `id` with status `code` (from
+ * its exit file), unless a newer run or the monitor got there first: the
+ * monitor and `run` in the foreground both may, whichever is first.
+ */
+export function recordExit(store: Store, id: string, pid: number, code: number): void {
+  store.updateRecord(
+    id,
+    (r) =>
+      r.state === "running" && r.pid === pid && !isAlive(r)
+        ? { ...r, state: "exited", exitCode: code, finishedAt: new Date().toISOString() }
+        : r,
+  );
 }
 
 /** Waits for a container to stop; returns its exit status as the store has it. */

@@ -31,6 +31,31 @@ export function logPath(dir: string): string {
 }
 
 /**
+ * The exit file of container `id` whose directory is `dir`: its exit status
+ * as text, written by the monitor (conmon's `--exit-dir` layout) before it
+ * lets attach clients go. It sits beside the containers' directories, so
+ * it outlives a container removed at exit (`--rm`).
+ */
+export function exitFilePath(dir: string, id: string): string {
+  return `${exitsDir(dir)}/${id}`;
+}
+
+/** The directory of exit files, for a container whose directory is `dir`. */
+export function exitsDir(dir: string): string {
+  return `${dir.replace(/\/containers\/[^/]+$/, "")}/exits`;
+}
+
+/** Reads an exit file; undefined when there is none (yet). */
+export function readExitFile(path: string): number | undefined {
+  try {
+    const n = Number(Deno.readTextFileSync(path).trim());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * `r` once its process `pid` runs under `monitor` (itself process
  * `monitorPid`, 0 when unknown): both start times are kept so a reused pid
  * is never taken for either, and the previous run's exit is cleared.

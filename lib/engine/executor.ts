@@ -4,10 +4,9 @@
  * give the ordering reasons. Everything the child does was decided by the
  * pure compiler in `program.ts`.
  *
- * Two ways in: `runContainer` (trun run: create, start and wait, in one
- * process, with no extra process on the path) and `createContainer` (the
- * runtime's `create`: the process is left blocked on the exec fifo until
- * `start`, and trun exits).
+ * `launch` starts the process (a monitor's container, the runtime's `run`)
+ * and `createContainer` is the runtime's `create`: the process is left
+ * blocked on the exec fifo until `start`, and trun exits.
  */
 import {
   type ChildFailure,
@@ -33,7 +32,6 @@ import {
   writeIdMaps,
 } from "../runtime/idmap.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
-import type { TtyRelay } from "./tty_relay.ts";
 import type { Placement } from "./cgroup.ts";
 import { type ContainerConfig, joinsFirst } from "./config.ts";
 import {
@@ -56,16 +54,6 @@ export class ContainerStartError extends Error {
     this.exitCode = exitCode;
   }
 }
-
-/** Signals trun passes on to the container, as `docker run` does (sig-proxy). */
-export const FORWARDED_SIGNALS = [
-  "SIGINT",
-  "SIGTERM",
-  "SIGHUP",
-  "SIGQUIT",
-  "SIGUSR1",
-  "SIGUSR2",
-] as const;
 
 /** Timings of the steps of one start, in milliseconds (for `--debug` and the benchmark). */
 export interface StartTimings {
@@ -261,11 +249,7 @@ export function executablesOf(config: ContainerConfig): string[] {
 function containerPathKind(config: ContainerConfig, rootfs: RootfsSource) {
   return (path: string): PathKind => {
     if (/^\/(proc|sys)\//.test(path)) return hostPathKind(path);
-    const layers = rootfs.kind === "overlay"
-      ? rootfs.lowers
-      : rootfs.kind === "layered"
-      ? [rootfs.upper, ...rootfs.lowers]
-      : [config.rootPath];
+    const layers = rootfs.kind === "layered" ? [rootfs.upper, ...rootfs.lowers] : [config.rootPath];
     const e = resolveEntry(layers, path);
     return e.kind === "dir" ? "dir" : e.kind === "file" || e.kind === "other" ? "file" : null;
   };
@@ -293,11 +277,6 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       Deno.env.get("PATH") ?? "",
     )
     : undefined);
-  if (opts.rootfs.kind === "overlay") {
-    // Only a mount point: the child mounts a tmpfs on it in its own mount
-    // namespace, so it is empty on the host at all times.
-    await Deno.mkdir(opts.rootfs.scratch, { recursive: true, mode: 0o700 });
-  }
   const [syncRead, syncWrite] = cloexecPipe();
   const [errRead, errWrite] = cloexecPipe();
   const held: number[] = [syncRead, syncWrite, errRead, errWrite];
@@ -468,84 +447,5 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     throw e;
   } finally {
     for (const fd of held) closeFd(fd);
-  }
-}
-
-/** Options of `runContainer`. */
-export interface RunOptions {
-  /** How the root is provided. */
-  rootfs: RootfsSource;
-  /** `-i`: the container reads trun's stdin (else /dev/null, or the terminal with `-t`). */
-  keepStdin: boolean;
-  /** How to write the id maps (see `LaunchOptions.mapping`). */
-  mapping?: IdMapping;
-  /** Receives step timings once the process has exec'd. */
-  onStarted?: (t: StartTimings) => void;
-}
-
-/**
- * Starts the container in this process and waits for it; returns its exit
- * status (Docker's: the code, or 128 + signal). With `process.terminal`
- * the pty comes from the container's own devpts over a socket pair, and
- * trun relays it. Throws `ContainerStartError` when it could not start.
- */
-export async function runContainer(config: ContainerConfig, opts: RunOptions): Promise<number> {
-  const listeners: [Deno.Signal, () => void][] = [];
-  let relay: TtyRelay | undefined;
-  let master: number | undefined;
-  let pair: [number, number] | undefined;
-  let launched: Launched | undefined;
-  try {
-    // Terminal support loads only with -t (startup budget).
-    const tty = config.process.terminal
-      ? { ...await import("../../ffi/socket.ts"), ...await import("./tty_relay.ts") }
-      : undefined;
-    if (tty) pair = tty.socketPair();
-    const pending = launch({
-      config,
-      rootfs: opts.rootfs,
-      ...(pair ? { consoleSocket: pair[1] } : {}),
-      stdinNull: !opts.keepStdin,
-      dieWithParent: true,
-      ...(opts.mapping && opts.mapping.mode !== "host" ? { mapping: opts.mapping } : {}),
-      beforeMounts: (pid) => {
-        // Forward signals from here on: the child is ours to signal even
-        // before it has exec'd (a signal then is handled after execve).
-        for (const name of FORWARDED_SIGNALS) {
-          const handler = () => signalProcess(pid, SIGNALS[name]);
-          Deno.addSignalListener(name, handler);
-          listeners.push([name, handler]);
-        }
-        return Promise.resolve();
-      },
-      ...(opts.onStarted ? { onStarted: opts.onStarted } : {}),
-    });
-    if (pair) {
-      // The child holds its end now (inherited at clone); ours must close
-      // so that a child that dies before sending gives EOF.
-      const [mine, theirs] = pair;
-      const got = tty!.receiveFd(mine);
-      launched = await pending;
-      closeFd(theirs);
-      pair = [mine, -1];
-      master = (await got) ?? undefined;
-      if (master === undefined) {
-        throw new ContainerStartError("the container sent no terminal", 125);
-      }
-      tty!.prepareTty(master);
-      relay = tty!.startTtyRelay(master, { forwardStdin: opts.keepStdin });
-    } else {
-      launched = await pending;
-    }
-    launched.child.release();
-    const status = await waitChild(launched.pid);
-    // Everything the container wrote before it exited still goes out.
-    await relay?.output;
-    return exitCodeOf(status);
-  } finally {
-    relay?.stop();
-    if (master !== undefined) closeFd(master);
-    if (pair) { for (const fd of pair) if (fd >= 0) closeFd(fd); }
-    for (const [name, handler] of listeners) Deno.removeSignalListener(name, handler);
   }
 }

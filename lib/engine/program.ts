@@ -98,13 +98,6 @@ export type RootfsSource =
   /** `root.path` is a directory; it is bind-mounted onto itself. */
   | { kind: "path" }
   /**
-   * An overlay of read-only layers with a throwaway upper directory on a
-   * tmpfs mounted at `scratch` in the container's mount namespace (so it
-   * is empty on the host at all times), merged at `root.path`
-   * (`<scratch>/root`).
-   */
-  | { kind: "overlay"; lowers: string[]; scratch: string; lowerdirAppend: boolean }
-  /**
    * An overlay of read-only layers with a writable layer kept on disk
    * (`upper`, `work`: a container that outlives its command), merged at
    * `root.path`, a directory that exists.
@@ -675,50 +668,37 @@ export function closeAllBut(b: ProgramBuilder, keep: readonly number[]): void {
 }
 
 /**
- * The overlay's lower layers: one `lowerdir+` each (Linux ≥ 6.8, where a
- * colon-separated `lowerdir` through fsconfig(2) is refused), else one
- * escaped list.
+ * The fsconfig(2) options of a container root's overlay: the lower layers
+ * (top first), one `lowerdir+` each (Linux ≥ 6.8, where a colon-separated
+ * `lowerdir` through fsconfig(2) is refused) else one escaped list; the
+ * writable layer; and `userxattr`, so that whiteouts and opaque
+ * directories use `user.overlay.*` (mountable in a user namespace). A
+ * null value is a flag.
  */
-function lowerOptions(lowers: readonly string[], append: boolean): [string, string][] {
-  return append
-    ? lowers.map((l) => ["lowerdir+", l])
-    : [["lowerdir", lowers.map(escapeOverlayPath).join(":")]];
+export function overlayOptions(
+  lowers: readonly string[],
+  upper: string,
+  work: string,
+  lowerdirAppend: boolean,
+): [string, string | null][] {
+  return [
+    ...(lowerdirAppend
+      ? lowers.map((l): [string, string] => ["lowerdir+", l])
+      : [["lowerdir", lowers.map(escapeOverlayPath).join(":")] as [string, string]]),
+    ["upperdir", upper],
+    ["workdir", work],
+    ["userxattr", null],
+  ];
 }
 
 /** The root mount: an overlay of the layers, or `root.path` bound onto itself. */
 function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): void {
-  if (rootfs.kind === "overlay" || rootfs.kind === "layered") {
-    let upper: string, work: string;
-    if (rootfs.kind === "overlay") {
-      // The throwaway writable layer lives on a tmpfs of this namespace.
-      const s = rootfs.scratch;
-      b.op({
-        call: "mount",
-        args: [{ str: "tmpfs" }, { str: s }, { str: "tmpfs" }, MS.NOSUID | MS.NODEV, {
-          str: "mode=0700",
-        }],
-        step: `mounting tmpfs on "${s}"`,
-      });
-      for (const d of ["upper", "work", "root"]) {
-        b.op({
-          call: "mkdirat",
-          args: [AT.FDCWD, { str: `${s}/${d}` }, 0o755],
-          step: `creating "${s}/${d}"`,
-        });
-      }
-      [upper, work] = [`${s}/upper`, `${s}/work`];
-    } else {
-      [upper, work] = [rootfs.upper, rootfs.work];
-    }
+  if (rootfs.kind === "layered") {
+    const { upper, work } = rootfs;
     const what = `mounting the overlay root on "${rootPath}"`;
     const overlay = b.newFilesystem(
       "overlay",
-      [
-        ...lowerOptions(rootfs.lowers, rootfs.lowerdirAppend),
-        ["upperdir", upper],
-        ["workdir", work],
-        ["userxattr", null],
-      ],
+      overlayOptions(rootfs.lowers, upper, work, rootfs.lowerdirAppend),
       0,
       what,
     );

@@ -48,8 +48,12 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 
-/** How whiteouts are applied: kept as overlay whiteouts, or carried out on a flattened tree. */
-export type WhiteoutMode = "overlay" | "apply";
+/**
+ * How whiteouts are applied: kept as overlay whiteouts, carried out on a
+ * flattened tree, or not at all (`none`: a `.wh.` name is an ordinary
+ * file, as in `trun cp`, which copies files rather than layers).
+ */
+export type WhiteoutMode = "overlay" | "apply" | "none";
 
 /** Options for {@link applyLayer}. */
 export interface ApplyLayerOptions {
@@ -64,6 +68,11 @@ export interface ApplyLayerOptions {
    * whiteouts delete from it (the copy-rootfs fallback).
    */
   whiteouts?: WhiteoutMode;
+  /**
+   * Refuse an entry that would replace an existing directory with a
+   * non-directory, or the reverse (Docker's `cp`), instead of replacing it.
+   */
+  noReplaceDirs?: boolean;
 }
 
 /** What {@link applyLayer} did. */
@@ -259,6 +268,7 @@ class TreeWriter {
   readonly what: string;
   readonly squash: { uid: number; gid: number } | undefined;
   readonly mode: WhiteoutMode;
+  readonly noReplaceDirs: boolean;
   entries = 0;
   unpackedSize = 0;
   // Relative paths known to be real directories (not symlinks) in this tree.
@@ -282,6 +292,7 @@ class TreeWriter {
     this.what = opts.what ?? "layer";
     this.squash = opts.squashOwnership;
     this.mode = opts.whiteouts ?? "overlay";
+    this.noReplaceDirs = opts.noReplaceDirs ?? false;
     this.euid = Deno.uid() ?? -1;
     this.egid = Deno.gid() ?? -1;
   }
@@ -331,7 +342,7 @@ class TreeWriter {
     const base = rel.slice(slash + 1);
     const parent = slash < 0 ? "" : rel.slice(0, slash);
 
-    if (base.startsWith(WH_PREFIX)) {
+    if (this.mode !== "none" && base.startsWith(WH_PREFIX)) {
       await drain(body);
       this.whiteout(name, parent, base);
       return;
@@ -352,6 +363,7 @@ class TreeWriter {
     }
     this.ensureParents(name, rel);
     const path = `${this.dest}/${rel}`;
+    if (this.noReplaceDirs) this.checkReplace(name, rel, type === "directory");
 
     switch (type) {
       case "directory": {
@@ -503,6 +515,19 @@ class TreeWriter {
       }
       at = rel.indexOf("/", at + 1);
     }
+  }
+
+  // Docker's cp never turns a directory into a file or a file into a
+  // directory: it fails naming both.
+  private checkReplace(name: string, rel: string, isDir: boolean): void {
+    const st = this.lstatRel(rel);
+    if (st === null || st.isDirectory === isDir) return;
+    this.refuse(
+      name,
+      st.isDirectory
+        ? `would replace the directory "${rel}" with a non-directory`
+        : `would replace the non-directory "${rel}" with a directory`,
+    );
   }
 
   private isDir(rel: string): boolean {

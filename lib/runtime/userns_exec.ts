@@ -34,6 +34,12 @@ export function insideUsernsHelper(): boolean {
 export interface UsernsRunOptions {
   /** Send the helper's stdout to trun's stderr (a pull started by `run`). */
   stdoutToStderr?: boolean;
+  /**
+   * Give the helper a mount namespace of its own (owned by its user
+   * namespace), where it may mount a stopped container's overlay
+   * (`trun cp`, `trun export`).
+   */
+  mountNamespace?: boolean;
 }
 
 /**
@@ -80,7 +86,10 @@ export async function runTrunInUserns(
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     }),
   ];
-  const child = startChildProgram(ops, { cloneFlags: CLONE.NEWUSER, errFd: -1 });
+  const child = startChildProgram(ops, {
+    cloneFlags: CLONE.NEWUSER | (opts.mountNamespace ? CLONE.NEWNS : 0),
+    errFd: -1,
+  });
   closeFd(syncRead);
   try {
     await writeIdMaps(child.pid, mapping);

@@ -42,6 +42,13 @@ export interface ContainerRecord {
   labels: Record<string, string>;
   /** `-t`. */
   tty: boolean;
+  /** `-i`: the container's stdin is kept open for attach clients. */
+  stdin?: boolean;
+  /**
+   * With `stdin`: the first attach client's EOF closes it (`run -i` in the
+   * foreground, Docker's StdinOnce); else it stays open (`run -d -i`).
+   */
+  stdinOnce?: boolean;
   /** `--rm`. */
   autoRemove: boolean;
   /** Signal `stop` sends first (`--stop-signal`, the image's StopSignal, else SIGTERM). */

@@ -539,9 +539,26 @@ export async function trunSandbox(): Promise<TrunSandbox> {
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
+    // Containers a test left (a failed test, a killed client) run beside
+    // their monitors: removed first, so no process outlives the test.
+    const containers = await Array.fromAsync(Deno.readDir(`${env.TRUN_ROOT}/containers`)).catch(
+      () => [],
+    );
+    if (containers.length > 0) {
+      await trunCommand(["rm", "-f", ...containers.map((e) => e.name)], { sandbox });
+    }
     const leaked = await mountsUnder(dir);
     for (const m of leaked) await run("umount", ["-l", m]);
-    await removeTree(dir);
+    // A monitor may still be writing its last record for a moment.
+    for (let i = 0;; i++) {
+      try {
+        await removeTree(dir);
+        break;
+      } catch (e) {
+        if (i === 4) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
     if (leaked.length > 0) throw new Error(`Test leaked mounts: ${leaked.join(", ")}`);
   };
   const sandbox: TrunSandbox = {

@@ -125,6 +125,8 @@ Deno.test({
             ["trun", "container", "stop", "tab-web", ""],
             ["trun", "rename", "tab-web", ""],
             ["trun", "top", ""],
+            ["trun", "diff", ""],
+            ["trun", "container", "export", "-o", "x.tar", ""],
             ["trun", "exec", "-i", ""],
             ["trun", "completion", ""],
             ["trun", "frob", ""],
@@ -143,7 +145,14 @@ Deno.test({
       // run's flags end at the image: what follows is the container's.
       assert.deepEqual(got.get("trun run -it --rm img --na"), []);
       for (
-        const line of ["trun logs ", "trun container stop tab-web ", "trun top ", "trun exec -i "]
+        const line of [
+          "trun logs ",
+          "trun container stop tab-web ",
+          "trun top ",
+          "trun exec -i ",
+          "trun diff ",
+          "trun container export -o x.tar ",
+        ]
       ) {
         assert.deepEqual(got.get(line), ["tab-web"], line);
       }

@@ -1,6 +1,7 @@
 // The engine's lifecycle edges with real processes: a SIGKILLed `trun run`
-// takes its container with it (the parent-death signal, also across a
-// user switch) and leaves files the next run sweeps; a killed `trun pull`
+// leaves its container running beside its monitor, as Docker's and
+// Podman's do (also after a user switch), and `rm -f` then leaves nothing;
+// a killed `trun pull`
 // takes its user-namespace storage helper with it; the six OCI hook kinds
 // through `trun runtime` (order, statuses, namespaces, failure, timeout);
 // and a container in a cgroup of its own with a cgroup namespace (root).
@@ -80,26 +81,6 @@ async function isDescendant(pid: number, ancestor: number): Promise<boolean> {
   return false;
 }
 
-/** A descendant of `ancestor` running exactly `argv`, waited for up to `limitMs`; or null. */
-async function findDescendant(
-  ancestor: number,
-  argv: string[],
-  limitMs: number,
-): Promise<number | null> {
-  let found: number | null = null;
-  await eventually(async () => {
-    for (const pid of await allPids()) {
-      if (JSON.stringify(await cmdlineOf(pid)) !== JSON.stringify(argv)) continue;
-      if (await isDescendant(pid, ancestor)) {
-        found = pid;
-        return true;
-      }
-    }
-    return false;
-  }, limitMs);
-  return found;
-}
-
 /** Whether the process that had `start` as its start time is gone (or a zombie: dead, not yet reaped). */
 async function dead(pid: number, start: string): Promise<boolean> {
   const st = await procStat(pid);
@@ -170,7 +151,7 @@ async function entries(dir: string): Promise<string[]> {
 }
 
 // ---------------------------------------------------------------------------
-// 1. A SIGKILLed `trun run` leaves nothing running, and the next run sweeps its files
+// 1. A SIGKILLed `trun run` leaves its container beside its monitor; rm -f leaves nothing
 
 const asRoot = requires(caps, "root", "userns", "busybox");
 const asUser = requires(caps, "rootless", "userns", "busybox");
@@ -181,16 +162,36 @@ function hostUid(uid: number): number {
   return mapping.mode === "host" ? uid : mapToHost(uid, mapping.uid) ?? -1;
 }
 
-async function killedRunLeavesNothing(user: string[], containerUid: number): Promise<void> {
+/** Waits (up to 15 s) for `inspect` to give container `name`'s host pid. */
+async function containerPid(sb: TrunSandbox, name: string): Promise<number | null> {
+  let pid: number | null = null;
+  await eventually(async () => {
+    const r = await sb.run(["inspect", "--format", "{{.State.Pid}}", name]);
+    const n = Number(r.stdout.trim());
+    if (r.code === 0 && n > 0) pid = n;
+    return pid !== null;
+  }, 15_000);
+  return pid;
+}
+
+async function killedRunKeepsContainer(user: string[], containerUid: number): Promise<void> {
   await using sb = await trunSandbox();
   const rootfs = await busyboxRootfs();
-  const containers = `${sb.env.TRUN_RUNROOT}/containers`;
-  const trun = spawnTrun(sb, ["run", ...user, "--rootfs", rootfs, "sleep", "1000"]);
+  const trun = spawnTrun(sb, [
+    "run",
+    "--name",
+    "kept",
+    ...user,
+    "--rootfs",
+    rootfs,
+    "sleep",
+    "1000",
+  ]);
   let ctr: number | null = null;
   let ctrStart = "";
   try {
-    ctr = await findDescendant(trun.pid, ["sleep", "1000"], 15_000);
-    assert.ok(ctr !== null, `no "sleep 1000" below trun ${trun.pid}: ${await trun.output()}`);
+    ctr = await containerPid(sb, "kept");
+    assert.ok(ctr !== null, `no running container "kept": ${await trun.output()}`);
     ctrStart = (await procStat(ctr))!.start;
     const status = await Deno.readTextFile(`/proc/${ctr}/status`);
     const uids = status.match(/^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m);
@@ -199,28 +200,26 @@ async function killedRunLeavesNothing(user: string[], containerUid: number): Pro
       [containerUid, containerUid, containerUid],
       `host uids of the container's process: ${uids?.[0]}`,
     );
+    assert.ok(!(await isDescendant(ctr, trun.pid)), "the container is its monitor's, not trun's");
 
     Deno.kill(trun.pid, "SIGKILL");
     const st = await trun.status;
     assert.equal(st.signal, "SIGKILL", `trun ended on its own: ${await trun.output()}`);
 
-    // The kill gave trun no chance to tidy: its scratch directory, /etc
-    // files and owner marker are all still there.
-    const left = await entries(containers);
-    const owner = left.find((n) => n.endsWith(".owner"));
-    assert.ok(owner, `no owner marker in ${containers}: ${left.join(", ")}`);
-    const id = owner.slice(0, -".owner".length);
-    assert.deepEqual(left, [id, `${id}.etc`, `${id}.owner`].sort());
+    // As with Docker and Podman, the container outlives the client.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!(await dead(ctr, ctrStart)), `the container died with trun: ${await describe(ctr)}`);
+    const ps = await sb.run(["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert.match(ps.stdout, /^kept Up/m, ps.stdout);
 
+    // rm -f leaves no process, directory or record behind.
+    const rm = await sb.run(["rm", "-f", "kept"]);
+    assert.equal(rm.code, 0, rm.stderr);
     const pid = ctr;
-    assert.ok(
-      await eventually(() => dead(pid, ctrStart), 5000),
-      `the container outlived trun by 5 s: ${await describe(pid)}`,
-    );
-
-    const r = await sb.run(["run", "--rootfs", rootfs, "true"]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(await entries(containers), [], "the next run swept the killed run's files");
+    assert.ok(await eventually(() => dead(pid, ctrStart), 5000), await describe(pid));
+    const all = await sb.run(["ps", "-a", "-q"]);
+    assert.equal(all.stdout, "");
+    assert.deepEqual(await entries(`${sb.env.TRUN_ROOT}/containers`), []);
   } finally {
     killQuietly(trun.pid);
     await trun.status;
@@ -229,27 +228,27 @@ async function killedRunLeavesNothing(user: string[], containerUid: number): Pro
 }
 
 test(
-  "run (as root): a SIGKILLed trun takes its container along; the next run sweeps its files",
+  "run (as root): a SIGKILLed trun leaves its container running beside its monitor; rm -f leaves nothing",
   asRoot,
-  () => killedRunLeavesNothing([], 0),
+  () => killedRunKeepsContainer([], 0),
 );
 
 test(
-  "run -u 1000 (as root): the container still dies with trun after the user switch",
+  "run -u 1000 (as root): the container runs as the mapped uid and outlives a killed trun",
   asRoot,
-  () => killedRunLeavesNothing(["-u", "1000"], hostUid(1000)),
+  () => killedRunKeepsContainer(["-u", "1000"], hostUid(1000)),
 );
 
 test(
-  "run (as a plain user): a SIGKILLed trun takes its container along; the next run sweeps its files",
+  "run (as a plain user): a SIGKILLed trun leaves its container running beside its monitor; rm -f leaves nothing",
   asUser,
-  () => killedRunLeavesNothing([], Deno.uid() ?? 0),
+  () => killedRunKeepsContainer([], Deno.uid() ?? 0),
 );
 
 test(
-  "run -u 1000 (as a plain user, subordinate ids): the container still dies with trun after the user switch",
+  "run -u 1000 (as a plain user, subordinate ids): the container runs as the mapped uid and outlives a killed trun",
   asUserMapped,
-  () => killedRunLeavesNothing(["-u", "1000"], hostUid(1000)),
+  () => killedRunKeepsContainer(["-u", "1000"], hostUid(1000)),
 );
 
 // ---------------------------------------------------------------------------

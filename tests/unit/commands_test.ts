@@ -68,12 +68,14 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
   }
 });
 
-Deno.test("COMMANDS: the storage commands are the ones that add or delete files of image ids", () => {
+Deno.test("COMMANDS: the storage commands are the ones that read, add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "container diff",
     "container prune",
     "container remove",
     "container rm",
+    "diff",
     "image load",
     "image prune",
     "image pull",
@@ -139,6 +141,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "create",
     "start",
     "exec",
+    "attach",
     "stop",
     "kill",
     "rm",
@@ -147,6 +150,9 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "restart",
     "rename",
     "top",
+    "diff",
+    "cp",
+    "export",
     "container",
     "runtime",
     "pull",

@@ -10,13 +10,11 @@ import {
   execFifoPath,
   isAlive,
   listIds,
-  markOwner,
   processesInPidNamespace,
   processStat,
   readRecord,
   stateOf,
   statusOf,
-  sweepStaleRuns,
   writeRecord,
 } from "../../lib/engine/state.ts";
 
@@ -296,46 +294,6 @@ Deno.test("processesInPidNamespace() counts unreadable links by descent from the
   } finally {
     Deno.removeSync(proc, { recursive: true });
   }
-});
-
-// ---------------------------------------------------------------------------
-// Stale runs
-
-Deno.test("sweepStaleRuns() removes what a dead trun left and keeps a live run", () => {
-  withTempDir("trun-state-runs-", (dir) => {
-    const make = (id: string) => {
-      Deno.mkdirSync(`${dir}/${id}/root`, { recursive: true });
-      Deno.mkdirSync(`${dir}/${id}.etc`);
-      Deno.writeTextFileSync(`${dir}/${id}.etc/hosts`, "127.0.0.1\tlocalhost\n");
-    };
-    make("dead");
-    Deno.writeTextFileSync(`${dir}/dead.owner`, `${unusedPid()} 12345\n`);
-    make("reused");
-    Deno.writeTextFileSync(`${dir}/reused.owner`, `${Deno.pid} 1\n`);
-    make("live");
-    markOwner(dir, "live");
-    assert.equal(Deno.readTextFileSync(`${dir}/live.owner`), `${Deno.pid} ${myStartTime()}\n`);
-    make("unowned");
-
-    assert.deepEqual(sweepStaleRuns(dir).sort(), ["dead", "reused"]);
-    for (const id of ["dead", "reused"]) {
-      for (const p of [id, `${id}.etc`, `${id}.owner`]) assert.ok(!exists(`${dir}/${p}`), p);
-    }
-    for (const p of ["live", "live.etc", "live.owner", "unowned", "unowned.etc"]) {
-      assert.ok(exists(`${dir}/${p}`), p);
-    }
-    assert.deepEqual(sweepStaleRuns(dir), []);
-  });
-});
-
-Deno.test("sweepStaleRuns() treats an unreadable marker as stale and a missing dir as empty", () => {
-  withTempDir("trun-state-runs-", (dir) => {
-    Deno.writeTextFileSync(`${dir}/junk.owner`, "garbage\n");
-    Deno.mkdirSync(`${dir}/junk`);
-    assert.deepEqual(sweepStaleRuns(dir), ["junk"]);
-    assert.ok(!exists(`${dir}/junk`));
-    assert.deepEqual(sweepStaleRuns(`${dir}/missing`), []);
-  });
 });
 
 // ---------------------------------------------------------------------------
