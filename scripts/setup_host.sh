@@ -29,6 +29,8 @@ PACKAGES=(
   conmon
   catatonit
   crun            # benchmark peer
+  zsh             # runs `trun completion zsh` (completion tests)
+  fish            # runs `trun completion fish` (completion tests)
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }

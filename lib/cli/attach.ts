@@ -8,7 +8,8 @@ import { printHelp } from "./output.ts";
 import type { AttachStreams } from "../container/attach_protocol.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 
-const ATTACH = defineCommand({
+/** The grammar of `trun attach`. */
+export const ATTACH = defineCommand({
   name: "attach",
   usage: "[OPTIONS] CONTAINER",
   summary: "Attach local standard input, output, and error streams to a running container",

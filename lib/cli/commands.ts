@@ -4,10 +4,12 @@
  * main.ts builds the whole command line from it, subcommand families
  * (`trun image …`) and help listings included.
  *
- * It stays tiny and imports nothing: each command's module is loaded by a
- * dynamic `import()` only when that command runs, so `trun run` pays for
- * no other command.
+ * It stays tiny and imports nothing at run time: each command's module is
+ * loaded by a dynamic `import()` only when that command runs, so `trun
+ * run` pays for no other command. Its grammar (flags and usage) is reached
+ * the same lazy way, by `trun completion` only.
  */
+import type { CommandDef } from "./args.ts";
 
 /**
  * A command's entry point: the words after its name, and the name to show
@@ -27,6 +29,12 @@ export interface CommandEntry {
   /** Loads the command's module and returns its entry point; absent for a family (`image`). */
   load?: () => Promise<CommandMain>;
   /**
+   * Loads the command's module and returns its grammar (`defineCommand`),
+   * for `trun completion`: every visible command has one, unless it parses
+   * its own words (`runtime`).
+   */
+  grammar?: () => Promise<CommandDef>;
+  /**
    * Creates or deletes files owned by image ids: rootless with subordinate
    * ids, main.ts runs it inside a user namespace helper (Podman's model).
    */
@@ -45,58 +53,68 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "run",
     summary: "Create and run a new container",
     load: async () => (await import("./run.ts")).main,
+    grammar: async () => (await import("./run.ts")).RUN,
   },
   {
     name: "info",
     summary: "Show what this host offers and what trun will use",
     load: async () => (await import("./info.ts")).infoCommand,
+    grammar: async () => (await import("./info.ts")).INFO_COMMAND,
   },
   {
     name: "version",
     summary: "Show the trun version",
     load: async () => (await import("./info.ts")).versionCommand,
+    grammar: async () => (await import("./info.ts")).VERSION_COMMAND,
   },
   {
     name: "container ls",
     aliases: ["ps", "container list", "container ps"],
     summary: "List containers",
     load: async () => (await import("./ps.ts")).main,
+    grammar: async () => (await import("./ps.ts")).PS,
   },
   {
     name: "container create",
     aliases: ["create"],
     summary: "Create a new container (run's options; start it with trun start)",
     load: async () => (await import("./run.ts")).main,
+    grammar: async () => (await import("./run.ts")).CREATE,
   },
   {
     name: "container start",
     aliases: ["start"],
     summary: "Start one or more stopped containers",
     load: async () => (await import("./container_ops.ts")).startCommand,
+    grammar: async () => (await import("./container_ops.ts")).START,
   },
   {
     name: "container exec",
     aliases: ["exec"],
     summary: "Run a command in a running container",
     load: async () => (await import("./exec.ts")).main,
+    grammar: async () => (await import("./exec.ts")).EXEC,
   },
   {
     name: "container attach",
     aliases: ["attach"],
     summary: "Attach local standard input, output, and error streams to a running container",
     load: async () => (await import("./attach.ts")).attachCommand,
+    grammar: async () => (await import("./attach.ts")).ATTACH,
   },
   {
     name: "container stop",
     aliases: ["stop"],
     summary: "Stop one or more running containers",
     load: async () => (await import("./container_ops.ts")).stopCommand,
+    grammar: async () => (await import("./container_ops.ts")).STOP,
   },
   {
     name: "container kill",
     aliases: ["kill"],
     summary: "Kill one or more running containers",
     load: async () => (await import("./container_ops.ts")).killCommand,
+    grammar: async () => (await import("./container_ops.ts")).KILL,
   },
   {
     name: "container rm",
@@ -106,35 +124,48 @@ export const COMMANDS: readonly CommandEntry[] = [
     // caller's own user namespace; the layer goes through the storage
     // helper only when it must (lib/container/ops.ts removeHere).
     load: async () => (await import("./container_ops.ts")).rmCommand,
+    grammar: async () => (await import("./container_ops.ts")).RM,
   },
   {
     name: "container wait",
     aliases: ["wait"],
     summary: "Block until containers stop, then print their exit codes",
     load: async () => (await import("./container_ops.ts")).waitCommand,
+    grammar: async () => (await import("./container_ops.ts")).WAIT,
   },
   {
     name: "container logs",
     aliases: ["logs"],
     summary: "Fetch the logs of a container",
     load: async () => (await import("./logs.ts")).main,
+    grammar: async () => (await import("./logs.ts")).LOGS,
   },
   {
     name: "container inspect",
     summary: "Display detailed information on one or more containers",
     load: async () => (await import("./inspect.ts")).containerInspectCommand,
+    grammar: async () => (await import("./inspect.ts")).CONTAINER_INSPECT,
   },
   {
     name: "container restart",
     aliases: ["restart"],
     summary: "Restart one or more containers",
     load: async () => (await import("./container_ops.ts")).restartCommand,
+    grammar: async () => (await import("./container_ops.ts")).RESTART,
   },
   {
     name: "container rename",
     aliases: ["rename"],
     summary: "Rename a container",
     load: async () => (await import("./container_ops.ts")).renameCommand,
+    grammar: async () => (await import("./container_ops.ts")).RENAME,
+  },
+  {
+    name: "container top",
+    aliases: ["top"],
+    summary: "Display the running processes of a container",
+    load: async () => (await import("./top.ts")).main,
+    grammar: async () => (await import("./top.ts")).TOP,
   },
   {
     name: "container prune",
@@ -142,6 +173,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     // Writable layers hold files of subordinate ids.
     storage: true,
     load: async () => (await import("./container_ops.ts")).pruneCommand,
+    grammar: async () => (await import("./container_ops.ts")).PRUNE,
   },
   {
     name: "container diff",
@@ -150,6 +182,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     // Writable layers hold files of subordinate ids.
     storage: true,
     load: async () => (await import("./container_fs.ts")).diffCommand,
+    grammar: async () => (await import("./container_fs.ts")).DIFF,
   },
   {
     // Not `storage`: rootless, it opens a running container's root, then
@@ -158,12 +191,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     aliases: ["cp"],
     summary: "Copy files/folders between a container and the local filesystem",
     load: async () => (await import("./container_fs.ts")).cpCommand,
+    grammar: async () => (await import("./container_fs.ts")).CP,
   },
   {
     name: "container export",
     aliases: ["export"],
     summary: "Export a container's filesystem as a tar archive",
     load: async () => (await import("./container_fs.ts")).exportCommand,
+    grammar: async () => (await import("./container_fs.ts")).EXPORT,
   },
   {
     name: "container",
@@ -193,18 +228,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "Download an image from a registry",
     storage: true,
     load: async () => (await import("./pull.ts")).main,
+    grammar: async () => (await import("./pull.ts")).PULL,
   },
   {
     name: "image push",
     aliases: ["push"],
     summary: "Upload an image to a registry",
     load: async () => (await import("./push.ts")).main,
+    grammar: async () => (await import("./push.ts")).PUSH,
   },
   {
     name: "image ls",
     aliases: ["images", "image list"],
     summary: "List images",
     load: async () => (await import("./images.ts")).main,
+    grammar: async () => (await import("./images.ts")).IMAGES,
   },
   {
     name: "image rm",
@@ -212,34 +250,40 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "Remove one or more images",
     storage: true,
     load: async () => (await import("./rmi.ts")).main,
+    grammar: async () => (await import("./rmi.ts")).RMI,
   },
   {
     name: "image tag",
     aliases: ["tag"],
     summary: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
     load: async () => (await import("./tag.ts")).main,
+    grammar: async () => (await import("./tag.ts")).TAG,
   },
   {
     name: "image history",
     aliases: ["history"],
     summary: "Show the history of an image",
     load: async () => (await import("./history.ts")).main,
+    grammar: async () => (await import("./history.ts")).HISTORY,
   },
   {
     name: "inspect",
     summary: "Return low-level information on containers and images",
     load: async () => (await import("./inspect.ts")).inspectCommand,
+    grammar: async () => (await import("./inspect.ts")).INSPECT,
   },
   {
     name: "image inspect",
     summary: "Display detailed information on one or more images",
     load: async () => (await import("./inspect.ts")).imageInspectCommand,
+    grammar: async () => (await import("./inspect.ts")).IMAGE_INSPECT,
   },
   {
     name: "image save",
     aliases: ["save"],
     summary: "Save one or more images to a tar archive (streamed to stdout by default)",
     load: async () => (await import("./save_load.ts")).saveCommand,
+    grammar: async () => (await import("./save_load.ts")).SAVE,
   },
   {
     name: "image load",
@@ -247,22 +291,32 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "Load images from a tar archive or stdin",
     storage: true,
     load: async () => (await import("./save_load.ts")).loadCommand,
+    grammar: async () => (await import("./save_load.ts")).LOAD,
   },
   {
     name: "image prune",
     summary: "Remove unused images",
     storage: true,
     load: async () => (await import("./prune.ts")).main,
+    grammar: async () => (await import("./prune.ts")).PRUNE,
+  },
+  {
+    name: "completion",
+    summary: "Generate the autocompletion script for the specified shell",
+    load: async () => (await import("./completion.ts")).main,
+    grammar: async () => (await import("./completion.ts")).COMPLETION,
   },
   {
     name: "login",
     summary: "Log in to a registry",
     load: async () => (await import("./login.ts")).loginCommand,
+    grammar: async () => (await import("./login.ts")).LOGIN,
   },
   {
     name: "logout",
     summary: "Log out from a registry",
     load: async () => (await import("./login.ts")).logoutCommand,
+    grammar: async () => (await import("./login.ts")).LOGOUT,
   },
   { name: "image", summary: "Manage images" },
   {
@@ -390,13 +444,15 @@ export function listingHelp(family = "", table: readonly CommandEntry[] = COMMAN
     ? table.find((e) => e.name === family)?.summary ?? ""
     : "A daemonless, rootless container runtime";
   const prefix = family ? `trun ${family}` : "trun";
+  // Names of 10 or more letters (`completion`) still get a space before their summary.
+  const width = Math.max(10, ...rows.map(([n]) => n.length + 1));
   return [
     `Usage:  ${prefix} COMMAND${family ? "" : " [OPTIONS]"}`,
     "",
     summary,
     "",
     "Commands:",
-    ...rows.map(([n, h]) => `  ${n.padEnd(10)}${h}`),
+    ...rows.map(([n, h]) => `  ${n.padEnd(width)}${h}`),
     "",
     `Run '${prefix} COMMAND --help' for more information on a command.`,
   ].join("\n");

@@ -9,7 +9,8 @@ import { defineCommand, parseArgs } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 
-const DIFF = defineCommand({
+/** The grammar of `trun diff`. */
+export const DIFF = defineCommand({
   name: "diff",
   usage: "CONTAINER",
   summary: "Inspect changes to files or directories on a container's filesystem",
@@ -18,7 +19,8 @@ const DIFF = defineCommand({
   flags: {},
 });
 
-const CP = defineCommand({
+/** The grammar of `trun cp`. */
+export const CP = defineCommand({
   name: "cp",
   usage:
     "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\ttrun cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
@@ -39,7 +41,8 @@ const CP = defineCommand({
   },
 });
 
-const EXPORT = defineCommand({
+/** The grammar of `trun export`. */
+export const EXPORT = defineCommand({
   name: "export",
   usage: "[OPTIONS] CONTAINER",
   summary: "Export a container's filesystem as a tar archive",

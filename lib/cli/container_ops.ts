@@ -7,7 +7,8 @@ import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printError, printHelp, println } from "./output.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 
-const STOP = defineCommand({
+/** The grammar of `trun stop`. */
+export const STOP = defineCommand({
   name: "stop",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Stop one or more running containers",
@@ -23,7 +24,8 @@ const STOP = defineCommand({
   },
 });
 
-const KILL = defineCommand({
+/** The grammar of `trun kill`. */
+export const KILL = defineCommand({
   name: "kill",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Kill one or more running containers",
@@ -33,7 +35,8 @@ const KILL = defineCommand({
   },
 });
 
-const RM = defineCommand({
+/** The grammar of `trun rm`. */
+export const RM = defineCommand({
   name: "rm",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Remove one or more containers",
@@ -48,7 +51,8 @@ const RM = defineCommand({
   },
 });
 
-const START = defineCommand({
+/** The grammar of `trun start`. */
+export const START = defineCommand({
   name: "start",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Start one or more stopped containers",
@@ -69,7 +73,8 @@ const START = defineCommand({
   },
 });
 
-const RESTART = defineCommand({
+/** The grammar of `trun restart`. */
+export const RESTART = defineCommand({
   name: "restart",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Restart one or more containers",
@@ -84,7 +89,8 @@ const RESTART = defineCommand({
   },
 });
 
-const RENAME = defineCommand({
+/** The grammar of `trun rename`. */
+export const RENAME = defineCommand({
   name: "rename",
   usage: "CONTAINER NEW_NAME",
   summary: "Rename a container",
@@ -93,7 +99,8 @@ const RENAME = defineCommand({
   flags: {},
 });
 
-const PRUNE = defineCommand({
+/** The grammar of `trun container prune`. */
+export const PRUNE = defineCommand({
   name: "container prune",
   usage: "[OPTIONS]",
   summary: "Remove all stopped containers",
@@ -101,7 +108,8 @@ const PRUNE = defineCommand({
   flags: { force: { short: "f", kind: "bool", help: "Do not prompt for confirmation" } },
 });
 
-const WAIT = defineCommand({
+/** The grammar of `trun wait`. */
+export const WAIT = defineCommand({
   name: "wait",
   usage: "CONTAINER [CONTAINER...]",
   summary: "Block until containers stop, then print their exit codes",

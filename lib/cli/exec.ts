@@ -6,7 +6,8 @@
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp } from "./output.ts";
 
-const EXEC = defineCommand({
+/** The grammar of `trun exec`. */
+export const EXEC = defineCommand({
   name: "exec",
   usage: "[OPTIONS] CONTAINER COMMAND [ARG...]",
   summary: "Run a command in a running container",

@@ -103,14 +103,15 @@ export function parseTime(created: string | undefined): number | undefined {
 /**
  * Aligns rows into columns as Docker's `tabwriter.NewWriter(out, 10, 1, 3,
  * ' ', 0)`: each column is as wide as its widest cell plus 3 spaces, at
- * least 10; the last column is not padded.
+ * least `minWidth` (10; `docker top` uses 20); the last column is not
+ * padded.
  */
-export function table(rows: readonly (readonly string[])[]): string {
+export function table(rows: readonly (readonly string[])[], minWidth = 10): string {
   const widths: number[] = [];
   for (const row of rows) {
     row.forEach((cell, i) => {
       if (i === row.length - 1) return;
-      widths[i] = Math.max(widths[i] ?? 0, Math.max(textWidth(cell) + 3, 10));
+      widths[i] = Math.max(widths[i] ?? 0, Math.max(textWidth(cell) + 3, minWidth));
     });
   }
   return rows.map((row) =>

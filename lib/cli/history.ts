@@ -18,7 +18,7 @@ import { formatFlag } from "./_image_common.ts";
 import { ImageError, type ImageRecord, openStore } from "../store/mod.ts";
 
 /** The grammar of `trun history` and `trun image history`. */
-const HISTORY = defineCommand({
+export const HISTORY = defineCommand({
   name: "history",
   usage: "[OPTIONS] IMAGE",
   summary: "Show the history of an image",

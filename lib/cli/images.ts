@@ -23,7 +23,7 @@ import { parseReference } from "../oci/reference.ts";
 import { type ImageRecord, openStore } from "../store/mod.ts";
 
 /** The grammar of `trun images` and `trun image ls`. */
-const IMAGES = defineCommand({
+export const IMAGES = defineCommand({
   name: "images",
   usage: "[OPTIONS] [REPOSITORY[:TAG]]",
   summary: "List images",

@@ -16,7 +16,7 @@ import type { DeviceAccess, HelperReport, HostReport, IdSpan } from "../host/mod
 import { type VersionInfo, versionInfo, versionText } from "../version.ts";
 
 /** The grammar of `trun info`. */
-const INFO_COMMAND = defineCommand({
+export const INFO_COMMAND = defineCommand({
   name: "info",
   usage: "[OPTIONS]",
   summary: "Display what this host offers rootless containers, and how to fix what is missing",
@@ -31,7 +31,7 @@ const INFO_COMMAND = defineCommand({
 });
 
 /** The grammar of `trun version`. */
-const VERSION_COMMAND = defineCommand({
+export const VERSION_COMMAND = defineCommand({
   name: "version",
   usage: "[OPTIONS]",
   summary: "Show the trun version information",

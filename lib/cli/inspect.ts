@@ -29,7 +29,7 @@ const FORMAT_FLAG = {
 } as const;
 
 /** The grammar of `trun image inspect`. */
-const IMAGE_INSPECT = defineCommand({
+export const IMAGE_INSPECT = defineCommand({
   name: "image inspect",
   usage: "[OPTIONS] IMAGE [IMAGE...]",
   summary: "Display detailed information on one or more images",
@@ -44,7 +44,7 @@ const SIZE_FLAG = {
 } as const;
 
 /** The grammar of `trun inspect`: Docker's inspect of any object, here containers and images. */
-const INSPECT = defineCommand({
+export const INSPECT = defineCommand({
   name: "inspect",
   usage: "[OPTIONS] NAME|ID [NAME|ID...]",
   summary: "Return low-level information on containers and images",
@@ -61,7 +61,7 @@ const INSPECT = defineCommand({
 });
 
 /** The grammar of `trun container inspect`. */
-const CONTAINER_INSPECT = defineCommand({
+export const CONTAINER_INSPECT = defineCommand({
   name: "container inspect",
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   summary: "Display detailed information on one or more containers",

@@ -21,7 +21,7 @@ import {
 import { DEFAULT_REGISTRY } from "../oci/reference.ts";
 
 /** The grammar of `trun login`. */
-const LOGIN = defineCommand({
+export const LOGIN = defineCommand({
   name: "login",
   usage: "[OPTIONS] [SERVER]",
   summary: "Log in to a registry (Docker Hub when no server is given)",
@@ -34,7 +34,7 @@ const LOGIN = defineCommand({
 });
 
 /** The grammar of `trun logout`. */
-const LOGOUT = defineCommand({
+export const LOGOUT = defineCommand({
   name: "logout",
   usage: "[SERVER]",
   summary: "Log out from a registry (Docker Hub when no server is given)",

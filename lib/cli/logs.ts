@@ -11,7 +11,7 @@ import { containerStatus, logPath, monitorAlive } from "../container/status.ts";
 import { openStore } from "../store/mod.ts";
 
 /** The grammar of `trun logs`. */
-const LOGS = defineCommand({
+export const LOGS = defineCommand({
   name: "logs",
   usage: "[OPTIONS] CONTAINER",
   summary: "Fetch the logs of a container",

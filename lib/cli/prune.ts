@@ -12,7 +12,7 @@ import { parseManifest } from "../oci/manifest.ts";
 import { openStore, type Store } from "../store/mod.ts";
 
 /** The grammar of `trun image prune`. */
-const PRUNE = defineCommand({
+export const PRUNE = defineCommand({
   name: "image prune",
   usage: "[OPTIONS]",
   summary: "Remove unused images",

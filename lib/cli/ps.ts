@@ -27,7 +27,7 @@ import { type ContainerStatus, containerStatus } from "../container/status.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
 
 /** The grammar of `trun ps` and `trun container ls`. */
-const PS = defineCommand({
+export const PS = defineCommand({
   name: "ps",
   usage: "[OPTIONS]",
   summary: "List containers",

@@ -19,7 +19,7 @@ import { openStore } from "../store/mod.ts";
 import { ownershipMode } from "../runtime/userns_exec.ts";
 
 /** The grammar of `trun pull` and `trun image pull`. */
-const PULL = defineCommand({
+export const PULL = defineCommand({
   name: "pull",
   usage: "[OPTIONS] NAME[:TAG|@DIGEST]",
   summary: "Download an image from a registry",

@@ -16,7 +16,7 @@ import { pushImage } from "../image/push.ts";
 import { openStore } from "../store/mod.ts";
 
 /** The grammar of `trun push` and `trun image push`. */
-const PUSH = defineCommand({
+export const PUSH = defineCommand({
   name: "push",
   usage: "[OPTIONS] NAME[:TAG]",
   summary: "Upload an image to a registry",

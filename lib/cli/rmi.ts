@@ -10,7 +10,7 @@ import { familiar, messageOf } from "./_image_common.ts";
 import { openStore } from "../store/mod.ts";
 
 /** The grammar of `trun rmi` and `trun image rm`. */
-const RMI = defineCommand({
+export const RMI = defineCommand({
   name: "rmi",
   usage: "[OPTIONS] IMAGE [IMAGE...]",
   summary: "Remove one or more images",

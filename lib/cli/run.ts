@@ -145,6 +145,14 @@ export const RUN = defineCommand({
   },
 });
 
+/** The grammar of `trun create`: run's flags, and it stops before the start. */
+export const CREATE = defineCommand({
+  ...RUN,
+  name: "create",
+  summary: "Create a new container",
+  usage: RUN.usage.replaceAll("run", "create"),
+});
+
 /** The host's init for `--init` (catatonit, then tini), or an error saying what to install. */
 function findInit(): string {
   const path = `${Deno.env.get("PATH") ?? ""}:/usr/libexec/podman:/usr/local/libexec/podman`;
@@ -398,16 +406,8 @@ function readEnvFile(name: string): { name: string; text: string } {
 /** Runs `trun run`; returns the container's exit status. */
 export async function main(argv: string[], name = RUN.name): Promise<number> {
   const tCli = performance.now();
-  // `create` (`container create`) takes run's flags and stops before the start.
   const creating = name.endsWith("create");
-  const def = creating
-    ? {
-      ...RUN,
-      name,
-      summary: "Create a new container",
-      usage: RUN.usage.replaceAll("run", "create"),
-    }
-    : { ...RUN, name };
+  const def = { ...(creating ? CREATE : RUN), name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;

@@ -19,7 +19,7 @@ import { openStore } from "../store/mod.ts";
 import { ownershipMode } from "../runtime/userns_exec.ts";
 
 /** The grammar of `trun save` and `trun image save`. */
-const SAVE = defineCommand({
+export const SAVE = defineCommand({
   name: "save",
   usage: "[OPTIONS] IMAGE [IMAGE...]",
   summary: "Save one or more images to a tar archive (streamed to stdout by default)",
@@ -40,7 +40,7 @@ const SAVE = defineCommand({
 });
 
 /** The grammar of `trun load` and `trun image load`. */
-const LOAD = defineCommand({
+export const LOAD = defineCommand({
   name: "load",
   usage: "[OPTIONS]",
   summary: "Load images from a tar archive or stdin",

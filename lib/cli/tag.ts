@@ -8,7 +8,7 @@ import { parseReference } from "../oci/reference.ts";
 import { openStore } from "../store/mod.ts";
 
 /** The grammar of `trun tag` and `trun image tag`. */
-const TAG = defineCommand({
+export const TAG = defineCommand({
   name: "tag",
   usage: "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
   summary: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",

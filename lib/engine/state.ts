@@ -143,22 +143,63 @@ export function listIds(root: string): string[] {
   return ids.sort();
 }
 
-/** The host pids of the processes in the PID namespace of `pid` (for `kill --all` and `ps`). */
+/**
+ * The host pids of the processes in the PID namespace of `pid` (for `kill
+ * --all`, `ps` and `top`): those whose /proc/N/ns/pid names the same
+ * namespace. Reading that link needs ptrace read access to N; a process
+ * whose link cannot be read (EACCES: another user's, or one whose access
+ * the kernel denies) is counted when it descends from `pid` by the parent
+ * pids in /proc/N/stat, which anyone may read, so a container's own
+ * children are never missed.
+ */
 export function processesInPidNamespace(pid: number, proc = "/proc"): number[] {
-  let ns: string;
-  try {
-    ns = Deno.readLinkSync(`${proc}/${pid}/ns/pid`);
-  } catch {
-    return [];
-  }
-  const out: number[] = [];
+  const nsOf = (p: number | string): string | "gone" | "unreadable" => {
+    try {
+      return Deno.readLinkSync(`${proc}/${p}/ns/pid`);
+    } catch (e) {
+      return e instanceof Deno.errors.NotFound ? "gone" : "unreadable";
+    }
+  };
+  const ns = nsOf(pid);
+  if (ns === "gone") return [];
+  const inside = new Set<number>([pid]);
+  const unreadable: number[] = [];
   for (const e of Deno.readDirSync(proc)) {
     if (!/^\d+$/.test(e.name)) continue;
-    try {
-      if (Deno.readLinkSync(`${proc}/${e.name}/ns/pid`) === ns) out.push(Number(e.name));
-    } catch {
-      // Gone, or not ours to look at.
+    const link = nsOf(e.name);
+    if (link === "unreadable") unreadable.push(Number(e.name));
+    else if (link === ns) inside.add(Number(e.name));
+  }
+  if (unreadable.length > 0) {
+    const parents = new Map<number, number>();
+    const parentOf = (p: number): number => {
+      let ppid = parents.get(p);
+      if (ppid === undefined) {
+        ppid = parentPid(p, proc);
+        parents.set(p, ppid);
+      }
+      return ppid;
+    };
+    for (const p of unreadable) {
+      // Up the tree until the container, or the top (0); a cycle cannot
+      // happen in a live tree, but a pid reused between reads is bounded.
+      for (let q = parentOf(p), steps = 0; q > 0 && steps < 4096; q = parentOf(q), steps++) {
+        if (q === pid) {
+          inside.add(p);
+          break;
+        }
+      }
     }
   }
-  return out.sort((a, b) => a - b);
+  return [...inside].sort((a, b) => a - b);
+}
+
+/** Field 4 (ppid) of /proc/PID/stat, or 0 when the process is gone. */
+function parentPid(pid: number, proc: string): number {
+  try {
+    const text = Deno.readTextFileSync(`${proc}/${pid}/stat`);
+    return Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[1]) || 0;
+  } catch {
+    return 0;
+  }
 }

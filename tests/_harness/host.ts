@@ -570,3 +570,29 @@ export async function trunSandbox(): Promise<TrunSandbox> {
   };
   return sandbox;
 }
+
+/**
+ * Waits (up to 10 s) until no process but this one runs with the
+ * sandbox's `TRUN_ROOT` in its environment. A monitor finishes after `rm
+ * -f` returns (conmon's exit command `trun container-cleanup`, or trun's
+ * own monitor recording the exit) and would recreate store files in a
+ * sandbox being removed; call this between `rm -f` and `cleanup()`.
+ */
+export async function sandboxProcessesGone(sandbox: Pick<TrunSandbox, "env">): Promise<void> {
+  const needle = `\0TRUN_ROOT=${sandbox.env.TRUN_ROOT}\0`;
+  const latin1 = new TextDecoder("latin1");
+  for (let i = 0; i < 100; i++) {
+    let found = false;
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+      try {
+        const env = `\0${latin1.decode(Deno.readFileSync(`/proc/${e.name}/environ`))}`;
+        if (env.includes(needle)) found = true;
+      } catch {
+        // Gone, or not ours to read.
+      }
+    }
+    if (!found) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -152,6 +152,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logs",
     "restart",
     "rename",
+    "top",
     "diff",
     "cp",
     "export",
@@ -166,6 +167,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "inspect",
     "save",
     "load",
+    "completion",
     "login",
     "logout",
     "image",
@@ -208,5 +210,5 @@ Deno.test("a command added to a table is one entry: name, summary, loader", () =
   const found = resolveCommand(["runtime", "state", "x"], table);
   assert.equal(found.kind, "command");
   if (found.kind === "command") assert.deepEqual(found.argv, ["state", "x"]);
-  assert.match(listingHelp("", table), /\n {2}runtime {3}Run OCI containers\n/);
+  assert.match(listingHelp("", table), /\n {2}runtime +Run OCI containers\n/);
 });

@@ -263,6 +263,39 @@ Deno.test("processesInPidNamespace() finds this process in its own PID namespace
   assert.deepEqual(processesInPidNamespace(unusedPid()), []);
 });
 
+Deno.test("processesInPidNamespace() counts unreadable links by descent from the init pid", () => {
+  // 100 is the container's init; 101 shares its namespace; 102 is in
+  // another; 103 and 104 have links that cannot be read (a regular file:
+  // EINVAL, as EACCES would be) and descend from 101 and from 1; 105 is
+  // gone between the listing and the read; 106 is a child of 102.
+  const proc = Deno.makeTempDirSync({ prefix: "trun-state-ns-" });
+  try {
+    const add = (pid: number, ppid: number, ns: string | null) => {
+      Deno.mkdirSync(`${proc}/${pid}/ns`, { recursive: true });
+      const rest = Array.from({ length: 50 }, (_, i) => String(i + 3));
+      rest[0] = "S";
+      rest[1] = String(ppid);
+      Deno.writeTextFileSync(`${proc}/${pid}/stat`, `${pid} (a b) ${rest.join(" ")}\n`);
+      if (ns === null) Deno.writeTextFileSync(`${proc}/${pid}/ns/pid`, "");
+      else Deno.symlinkSync(ns, `${proc}/${pid}/ns/pid`);
+    };
+    add(1, 0, null);
+    add(100, 1, "pid:[4026532182]");
+    add(101, 100, "pid:[4026532182]");
+    add(102, 1, "pid:[4026531836]");
+    add(103, 101, null);
+    add(104, 1, null);
+    Deno.mkdirSync(`${proc}/105`);
+    add(106, 102, null);
+    Deno.mkdirSync(`${proc}/self`);
+    assert.deepEqual(processesInPidNamespace(100, proc), [100, 101, 103]);
+    assert.deepEqual(processesInPidNamespace(102, proc), [102, 106]);
+    assert.deepEqual(processesInPidNamespace(105, proc), []);
+  } finally {
+    Deno.removeSync(proc, { recursive: true });
+  }
+});
+
 // ---------------------------------------------------------------------------
 // Once bugs
 

@@ -117,6 +117,15 @@ Deno.test("table() aligns like Docker's tabwriter (min width 10, padding 3)", ()
   assert.equal(table([["only"]]), "only");
 });
 
+Deno.test("table() with docker top's minimum width of 20", () => {
+  assert.equal(
+    table([["PID", "COMMAND"], ["12345", "sleep 1000"]], 20),
+    "PID                 COMMAND\n12345               sleep 1000",
+  );
+  const long = "a-cell-of-twenty-one!";
+  assert.equal(table([[long, "x"]], 20), `${long}   x`);
+});
+
 Deno.test("ellipsis() and shortId() cut as Docker does", () => {
   assert.equal(ellipsis("abcdef", 6), "abcdef");
   assert.equal(ellipsis("abcdefg", 6), "abcde…");

@@ -1,0 +1,555 @@
+/**
+ * The completion scripts `trun completion bash|zsh|fish` prints, rendered
+ * from a {@link CompletionSpec}. Each script holds the command table as
+ * data (so TAB on commands and flags costs no trun start) and one small
+ * walker of the words before the cursor, the same in the three shells:
+ * after `trun` comes a command or a family and its subcommand; then flags
+ * (a flag that takes a value takes the next word, which is never
+ * completed as a flag) and operands, counted to know what the cursor's
+ * position takes. Live names come from trun itself as the user typed it
+ * (`trun ps -a --format '{{.Names}}'`, `trun images --format …`, `trun
+ * volume ls -q`); when that fails the script stays quiet. Pure.
+ */
+import type { Choice, CompletionCommand, CompletionSpec, Operand } from "./completion_spec.ts";
+
+/** The shells trun writes completion scripts for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
+/** One of {@link SHELLS}. */
+export type Shell = typeof SHELLS[number];
+
+/** `s` as one single-quoted POSIX shell word (bash, zsh). */
+function shQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `s` as one single-quoted fish word (fish escapes `\` and `'` inside them). */
+function fishQuote(s: string): string {
+  return `'${s.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
+}
+
+/**
+ * One operand position as the scripts hold it: comma-separated items,
+ * `:kind` for live names and plain words for fixed ones; `-` for anything
+ * (the shell's own file completion).
+ */
+function operandToken(o: Operand): string {
+  const items = [...o.kinds.map((k) => `:${k}`), ...o.words];
+  return items.length > 0 ? items.join(",") : "-";
+}
+
+/** A `case` pattern matching every name of a command (POSIX shells). */
+function shPattern(names: readonly string[]): string {
+  return names.map(shQuote).join("|");
+}
+
+/** The script for `shell`. */
+export function completionScript(shell: Shell, spec: CompletionSpec): string {
+  switch (shell) {
+    case "bash":
+      return bashScript(spec);
+    case "zsh":
+      return zshScript(spec);
+    case "fish":
+      return fishScript(spec);
+  }
+}
+
+/** Flag words of a command, long and short, in declaration order. */
+const flagWords = (c: CompletionCommand) => c.flags.flatMap((f) => f.names);
+/** The flag words that take a value. */
+const valueFlagWords = (c: CompletionCommand) =>
+  c.flags.filter((f) => f.takesValue).flatMap((f) => f.names);
+/** `"word:help"` items for zsh's `_describe` (a colon in the word is escaped). */
+const described = (choices: readonly Choice[]) =>
+  choices.map((c) => shQuote(`${c.word.replaceAll(":", "\\:")}:${c.help}`));
+
+/**
+ * `__trun_spec COMMAND` of bash and zsh (the same syntax): sets the
+ * command's `flags` (as `flagItems` renders them), `value_flags`,
+ * `operands`, `rest` and `interspersed`; fails for an unknown command.
+ */
+function posixSpecFunction(
+  spec: CompletionSpec,
+  flagItems: (c: CompletionCommand) => string[],
+): string {
+  const arms = spec.commands.map((c) =>
+    [
+      `    ${shPattern(c.names)})`,
+      `      flags=(${flagItems(c).join(" ")})`,
+      `      value_flags=(${valueFlagWords(c).map(shQuote).join(" ")})`,
+      `      operands=(${c.operands.map((o) => shQuote(operandToken(o))).join(" ")})`,
+      `      rest=${shQuote(operandToken(c.rest))} interspersed=${c.interspersed ? 1 : 0}`,
+      "      ;;",
+    ].join("\n")
+  );
+  return `# A command's flags, those of them that take a value, what each operand
+# position takes (":kind" for live names, plain words, "-" for anything),
+# what the positions after those take, and whether flags may follow
+# operands. Fails for an unknown command.
+__trun_spec() {
+  case $1 in
+${arms.join("\n")}
+    *) return 1 ;;
+  esac
+}`;
+}
+
+/**
+ * The loop of bash and zsh (the same syntax) that walks `words` from `i`
+ * to the cursor's index (`cursor`: `cword`, `CURRENT`), counting operands
+ * in `n` past flags and their values; it leaves `i` past the cursor when
+ * the cursor is on a flag's value.
+ */
+function operandCountLoop(cursor: string): string {
+  return `  # Count the operands before the cursor, past flags and their values.
+  for (( ; i < ${cursor}; i++ )); do
+    word=\${words[i]}
+    if (( ! ended )) && [[ $word == -?* ]]; then
+      if [[ $word == -- ]]; then ended=1; elif __trun_takes_value "$word"; then (( i++ )); fi
+      continue
+    fi
+    (( n++ ))
+    if (( ! interspersed )); then ended=1; fi
+  done`;
+}
+
+/** The bash script: `complete -F _trun trun`, without needing the bash-completion package. */
+export function bashScript(spec: CompletionSpec): string {
+  const familyCases = spec.families.map((f) =>
+    `    ${shQuote(f.name)}) REPLY=${shQuote(f.subcommands.map((s) => s.word).join("\n"))} ;;`
+  );
+  return `# bash completion for trun                                 -*- shell-script -*-
+#
+# Generated by \`trun completion bash\` from trun's command table.
+# This shell:   source <(trun completion bash)
+# Every shell:  trun completion bash > ~/.local/share/bash-completion/completions/trun
+#               (with the bash-completion package; else source it from ~/.bashrc)
+
+__trun_commands=${shQuote(spec.topLevel.map((c) => c.word).join("\n"))}
+
+# A family's subcommands in REPLY; fails for a word that is no family.
+__trun_subcommands() {
+  case $1 in
+${familyCases.join("\n")}
+    *) return 1 ;;
+  esac
+}
+
+${posixSpecFunction(spec, (c) => flagWords(c).map(shQuote))}
+
+# trun as the user typed it (a path or an alias), quiet.
+__trun_run() {
+  eval "\${COMP_WORDS[0]}"' "$@"' </dev/null 2>/dev/null
+}
+
+# Live names, one a line: containers, images or volumes. Nothing when trun
+# cannot say (a trun without that command, a broken store).
+__trun_names() {
+  local line
+  case $1 in
+    container) __trun_run ps -a --format '{{.Names}}' ;;
+    image) __trun_run images --format '{{.Repository}}:{{.Tag}}' ;;
+    volume) __trun_run volume ls -q ;;
+  esac | while IFS= read -r line; do
+    if [[ -n $line && $line != *'<none>'* ]]; then printf '%s\\n' "$line"; fi
+  done
+}
+
+# Whether flag word $1 takes the next word as its value.
+__trun_takes_value() {
+  local word=$1 j
+  if [[ $word == --* ]]; then
+    [[ $word != *=* && " \${value_flags[*]} " == *" $word "* ]]
+    return
+  fi
+  # A cluster of short flags (-it, -eFOO=1): only its last letter can take the next word.
+  for (( j = 1; j < \${#word}; j++ )); do
+    if [[ " \${value_flags[*]} " == *" -\${word:j:1} "* ]]; then
+      (( j == \${#word} - 1 ))
+      return
+    fi
+  done
+  return 1
+}
+
+# words, cword and cur: COMP_WORDS with the pieces bash cuts at ':'
+# (busybox:latest, /a:/b) joined back.
+__trun_words() {
+  local k
+  words=() cword=0
+  for (( k = 0; k < \${#COMP_WORDS[@]}; k++ )); do
+    if (( k > 1 )) && [[ $COMP_WORDBREAKS == *:* ]] &&
+      [[ \${COMP_WORDS[k]} == : || \${COMP_WORDS[k-1]} == : ]]; then
+      words[\${#words[@]}-1]+=\${COMP_WORDS[k]}
+    else
+      words+=("\${COMP_WORDS[k]}")
+    fi
+    if (( k == COMP_CWORD )); then cword=$(( \${#words[@]} - 1 )); fi
+  done
+  cur=\${words[cword]}
+}
+
+# COMPREPLY: the lines of $1 that start with the current word, less what
+# bash keeps before its last ':'.
+__trun_reply() {
+  local line prefix=
+  if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then prefix=\${cur%"\${cur##*:}"}; fi
+  while IFS= read -r line; do
+    if [[ -n $line && $line == "$cur"* ]]; then COMPREPLY+=("\${line#"$prefix"}"); fi
+  done <<<"$1"
+}
+
+_trun() {
+  local words cword cur REPLY command word what item list=
+  local -a flags=() value_flags=() operands=() items=()
+  local rest=- interspersed=1 i=2 n=0 ended=0
+  COMPREPLY=()
+  __trun_words
+  if (( cword == 1 )); then
+    if [[ $cur == -* ]]; then __trun_reply $'--help\\n--version'; else __trun_reply "$__trun_commands"; fi
+    return 0
+  fi
+  command=\${words[1]}
+  if __trun_subcommands "$command"; then
+    if (( cword == 2 )); then
+      __trun_reply "$REPLY"
+      return 0
+    fi
+    command+=" \${words[2]}"
+    i=3
+  fi
+  __trun_spec "$command" || return 0
+${operandCountLoop("cword")}
+  # On a flag's value: bash's own completion (file names).
+  if (( i > cword )); then return 0; fi
+  if (( ! ended )) && [[ $cur == -* ]]; then
+    if [[ $cur != *=* ]]; then __trun_reply "$(printf '%s\\n' "\${flags[@]}")"; fi
+    return 0
+  fi
+  what=\${operands[n]:-$rest}
+  IFS=, read -ra items <<<"$what"
+  for item in "\${items[@]}"; do
+    case $item in
+      -) ;;
+      :*) list+=$'\\n'$(__trun_names "\${item#:}") ;;
+      *) list+=$'\\n'$item ;;
+    esac
+  done
+  __trun_reply "$list"
+  return 0
+}
+
+complete -o default -F _trun trun
+`;
+}
+
+/** The zsh script: a `#compdef` function for fpath, or sourced (it then calls compdef). */
+export function zshScript(spec: CompletionSpec): string {
+  const familyCases = spec.families.map((f) =>
+    `    ${shQuote(f.name)}) __trun_reply=(${described(f.subcommands).join(" ")}) ;;`
+  );
+  return `#compdef trun
+# zsh completion for trun
+#
+# Generated by \`trun completion zsh\` from trun's command table.
+# This shell:   source <(trun completion zsh)   (after compinit)
+# Every shell:  trun completion zsh > "\${fpath[1]}/_trun"   (then start a new shell)
+
+# A family's subcommands ("word:help") in __trun_reply; fails for a word that is no family.
+__trun_subcommands() {
+  case $1 in
+${familyCases.join("\n")}
+    *) return 1 ;;
+  esac
+}
+
+${
+    posixSpecFunction(spec, (c) =>
+      c.flags.flatMap((f) => described(f.names.map((word) => ({ word, help: f.help })))))
+  }
+
+# trun as the user typed it (a path or an alias), quiet.
+__trun_run() {
+  eval "\${words[1]}"' "$@"' </dev/null 2>/dev/null
+}
+
+# Live names, one a line: containers, images or volumes. Nothing when trun
+# cannot say (a trun without that command, a broken store).
+__trun_names() {
+  emulate -L zsh
+  local -a lines
+  case $1 in
+    container) lines=(\${(f)"$(__trun_run ps -a --format '{{.Names}}')"}) ;;
+    image) lines=(\${(f)"$(__trun_run images --format '{{.Repository}}:{{.Tag}}')"}) ;;
+    volume) lines=(\${(f)"$(__trun_run volume ls -q)"}) ;;
+  esac
+  lines=(\${lines:#*<none>*})
+  (( \${#lines} )) && print -rl -- $lines
+  return 0
+}
+
+# Whether flag word $1 takes the next word as its value.
+__trun_takes_value() {
+  emulate -L zsh
+  local word=$1 j
+  if [[ $word == --* ]]; then
+    [[ $word != *=* ]] && (( \${value_flags[(Ie)$word]} ))
+    return
+  fi
+  # A cluster of short flags (-it, -eFOO=1): only its last letter can take the next word.
+  for (( j = 2; j <= \${#word}; j++ )); do
+    if (( \${value_flags[(Ie)-\${word[j]}]} )); then
+      (( j == \${#word} ))
+      return
+    fi
+  done
+  return 1
+}
+
+# What to offer at the cursor (words, CURRENT): candidates in __trun_reply
+# and their kind in __trun_kind: described ("word:help"), plain, files, or
+# nothing.
+__trun_candidates() {
+  emulate -L zsh
+  local cur=\${words[CURRENT]} command word what item
+  local -a flags value_flags operands items
+  local rest=- interspersed=1 i=3 n=0 ended=0
+  __trun_reply=() __trun_kind=
+  if (( CURRENT == 2 )); then
+    if [[ $cur == -* ]]; then
+      __trun_reply=('--help:Print usage' '--version:Print version information')
+    else
+      __trun_reply=(${described(spec.topLevel).join(" ")})
+    fi
+    __trun_kind=described
+    return
+  fi
+  command=\${words[2]}
+  if __trun_subcommands $command; then
+    if (( CURRENT == 3 )); then
+      __trun_kind=described
+      return
+    fi
+    __trun_reply=()
+    command+=" \${words[3]}"
+    i=4
+  fi
+  if ! __trun_spec "$command"; then
+    __trun_kind=files
+    return
+  fi
+${operandCountLoop("CURRENT")}
+  if (( i > CURRENT )); then
+    __trun_kind=files
+    return
+  fi
+  if (( ! ended )) && [[ $cur == -* ]]; then
+    if [[ $cur != *=* ]]; then
+      __trun_reply=("\${flags[@]}")
+      __trun_kind=described
+    fi
+    return
+  fi
+  what=\${operands[n+1]:-$rest}
+  items=(\${(s:,:)what})
+  for item in $items; do
+    case $item in
+      -) ;;
+      :*) __trun_reply+=(\${(f)"$(__trun_names \${item#:})"}) ;;
+      *) __trun_reply+=($item) ;;
+    esac
+  done
+  if (( \${#__trun_reply} )); then
+    __trun_kind=plain
+  elif [[ $what == - ]]; then
+    __trun_kind=files
+  fi
+}
+
+_trun() {
+  local -a __trun_reply
+  local __trun_kind
+  __trun_candidates
+  case $__trun_kind in
+    described) _describe -t values trun __trun_reply ;;
+    plain) compadd -- "\${__trun_reply[@]}" ;;
+    files) _files ;;
+  esac
+}
+
+if [[ $funcstack[1] == _trun ]]; then
+  _trun "$@"
+else
+  compdef _trun trun
+fi
+`;
+}
+
+/** The fish script: one candidate function, and files where a value or any word goes. */
+export function fishScript(spec: CompletionSpec): string {
+  const fishChoices = (choices: readonly Choice[]) =>
+    choices.map((c) => `${fishQuote(c.word)}\\t${fishQuote(c.help)}`).join(" ");
+  const specCases = spec.commands.map((c) =>
+    [
+      `        case ${c.names.map(fishQuote).join(" ")}`,
+      `            set -g __trun_flags ${
+        c.flags.flatMap((f) => f.names.map((word) => ({ word, help: f.help })))
+          .map((x) => `${fishQuote(x.word)}\\t${fishQuote(x.help)}`).join(" ")
+      }`,
+      `            set -g __trun_value_flags ${valueFlagWords(c).map(fishQuote).join(" ")}`,
+      `            set -g __trun_operands ${
+        c.operands.map((o) => fishQuote(operandToken(o))).join(" ")
+      }`,
+      `            set -g __trun_rest ${fishQuote(operandToken(c.rest))}`,
+      `            set -g __trun_interspersed ${c.interspersed ? 1 : 0}`,
+    ].join("\n")
+  );
+  const familyCases = spec.families.map((f) =>
+    `        case ${fishQuote(f.name)}\n            printf '%s\\n' ${fishChoices(f.subcommands)}`
+  );
+  return `# fish completion for trun
+#
+# Generated by \`trun completion fish\` from trun's command table.
+# This shell:   trun completion fish | source
+# Every shell:  trun completion fish > ~/.config/fish/completions/trun.fish
+
+# A family's subcommands ("word<TAB>help"); fails for a word that is no family.
+function __trun_subcommands
+    switch $argv[1]
+${familyCases.join("\n")}
+        case '*'
+            return 1
+    end
+end
+
+# A command's flags ("word<TAB>help"), those of them that take a value, what
+# each operand position takes (":kind" for live names, plain words, "-" for
+# anything), what the positions after those take, and whether flags may
+# follow operands. Fails for an unknown command.
+function __trun_spec
+    switch $argv[1]
+${specCases.join("\n")}
+        case '*'
+            return 1
+    end
+end
+
+# Live names, one a line: containers, images or volumes, from trun as the
+# user typed it. Nothing when trun cannot say (a trun without that command).
+function __trun_names
+    set -l trun (commandline -opc)[1]
+    switch $argv[1]
+        case container
+            eval $trun ps -a --format "'{{.Names}}'" </dev/null 2>/dev/null
+        case image
+            eval $trun images --format "'{{.Repository}}:{{.Tag}}'" </dev/null 2>/dev/null
+        case volume
+            eval $trun volume ls -q </dev/null 2>/dev/null
+    end | string match -v -e -- '<none>' | string match -v -r -- '^$'
+    return 0
+end
+
+# Whether flag word $argv[1] takes the next word as its value.
+function __trun_takes_value
+    set -l word $argv[1]
+    if string match -q -- '--*' $word
+        not string match -q -- '*=*' $word; and contains -- $word $__trun_value_flags
+        return
+    end
+    # A cluster of short flags (-it, -eFOO=1): only its last letter can take the next word.
+    set -l letters (string split '' -- (string sub -s 2 -- $word))
+    set -l k 0
+    for c in $letters
+        set k (math $k + 1)
+        if contains -- -$c $__trun_value_flags
+            test $k -eq (count $letters)
+            return
+        end
+    end
+    return 1
+end
+
+# The candidates at the cursor ("word<TAB>help" or "word"). With --files,
+# prints nothing and tells whether file names go there instead (a flag's
+# value, or an operand that is anything).
+function __trun_complete
+    set -l files 0
+    test "$argv[1]" = --files; and set files 1
+    set -l words (commandline -opc)
+    set -l cur (commandline -ct)
+    set -l count (count $words)
+    if test $count -eq 1
+        test $files -eq 1; and return 1
+        if string match -q -- '-*' $cur
+            printf '%s\\n' --help\\t'Print usage' --version\\t'Print version information'
+        else
+            printf '%s\\n' ${fishChoices(spec.topLevel)}
+        end
+        return 0
+    end
+    set -l command $words[2]
+    set -l i 3
+    if set -l subcommands (__trun_subcommands $command)
+        if test $count -eq 2
+            test $files -eq 1; and return 1
+            printf '%s\\n' $subcommands
+            return 0
+        end
+        set command "$command $words[3]"
+        set i 4
+    end
+    if not __trun_spec $command
+        test $files -eq 1
+        return
+    end
+    # Count the operands before the cursor, past flags and their values.
+    set -l n 0
+    set -l ended 0
+    while test $i -le $count
+        set -l word $words[$i]
+        if test $ended -eq 0; and string match -qr -- '^-.' $word
+            if test "$word" = --
+                set ended 1
+            else if __trun_takes_value $word
+                set i (math $i + 1)
+            end
+        else
+            set n (math $n + 1)
+            test $__trun_interspersed -eq 1; or set ended 1
+        end
+        set i (math $i + 1)
+    end
+    if test $i -gt (math $count + 1)
+        test $files -eq 1
+        return
+    end
+    if test $ended -eq 0; and string match -q -- '-*' $cur
+        test $files -eq 1; and return 1
+        string match -q -- '*=*' $cur; or printf '%s\\n' $__trun_flags
+        return 0
+    end
+    set -l what $__trun_rest
+    if test $n -lt (count $__trun_operands)
+        set what $__trun_operands[(math $n + 1)]
+    end
+    if test $files -eq 1
+        test "$what" = -
+        return
+    end
+    for item in (string split , -- $what)
+        switch $item
+            case -
+            case ':*'
+                __trun_names (string sub -s 2 -- $item)
+            case '*'
+                echo $item
+        end
+    end
+    return 0
+end
+
+complete -c trun -f -a '(__trun_complete)'
+complete -c trun -n '__trun_complete --files' -F
+`;
+}
