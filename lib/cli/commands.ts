@@ -323,17 +323,20 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "volume create",
     summary: "Create a volume",
     load: async () => (await import("./volume.ts")).createCommand,
+    grammar: async () => (await import("./volume.ts")).VOLUME_CREATE,
   },
   {
     name: "volume ls",
     aliases: ["volume list"],
     summary: "List volumes",
     load: async () => (await import("./volume.ts")).lsCommand,
+    grammar: async () => (await import("./volume.ts")).VOLUME_LS,
   },
   {
     name: "volume inspect",
     summary: "Display detailed information on one or more volumes",
     load: async () => (await import("./inspect.ts")).volumeInspectCommand,
+    grammar: async () => (await import("./inspect.ts")).VOLUME_INSPECT,
   },
   {
     name: "volume rm",
@@ -342,12 +345,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     // Volumes hold files of subordinate ids (and -f removes containers).
     storage: true,
     load: async () => (await import("./volume.ts")).rmCommand,
+    grammar: async () => (await import("./volume.ts")).VOLUME_RM,
   },
   {
     name: "volume prune",
     summary: "Remove unused local volumes",
     storage: true,
     load: async () => (await import("./volume.ts")).pruneCommand,
+    grammar: async () => (await import("./volume.ts")).VOLUME_PRUNE,
   },
   { name: "volume", summary: "Manage volumes" },
   {
@@ -365,6 +370,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     // storage user namespace can read.
     storage: true,
     load: async () => (await import("./system.ts")).dfCommand,
+    grammar: async () => (await import("./system.ts")).SYSTEM_DF,
   },
   {
     name: "system prune",
@@ -372,6 +378,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     // Removes writable layers, volumes and image layers.
     storage: true,
     load: async () => (await import("./system.ts")).pruneCommand,
+    grammar: async () => (await import("./system.ts")).SYSTEM_PRUNE,
   },
   { name: "system", summary: "Manage trun" },
 ];

@@ -129,7 +129,8 @@ export function inspectCommand(argv: string[], name = INSPECT.name): Promise<num
 }
 
 /** The grammar of `trun volume inspect`. */
-const VOLUME_INSPECT = defineCommand({
+/** The grammar of `volume inspect`. */
+export const VOLUME_INSPECT = defineCommand({
   name: "volume inspect",
   usage: "[OPTIONS] VOLUME [VOLUME...]",
   summary: "Display detailed information on one or more volumes",

@@ -15,7 +15,8 @@ import { formatFlag } from "./_image_common.ts";
 import type { ContainerRecord, ImageRecord, Store, VolumeRecord } from "../store/mod.ts";
 import type { ContainerStatus } from "../container/status.ts";
 
-const DF = defineCommand({
+/** The grammar of `system df`. */
+export const SYSTEM_DF = defineCommand({
   name: "system df",
   usage: "[OPTIONS]",
   summary: "Show disk usage: images, containers, local volumes, build cache",
@@ -30,7 +31,8 @@ const DF = defineCommand({
   },
 });
 
-const PRUNE = defineCommand({
+/** The grammar of `system prune`. */
+export const SYSTEM_PRUNE = defineCommand({
   name: "system prune",
   usage: "[OPTIONS]",
   summary: "Remove unused data",
@@ -290,8 +292,8 @@ async function verbose(
 }
 
 /** Runs `trun system df`. */
-export async function dfCommand(argv: string[], name = DF.name): Promise<number> {
-  const def = { ...DF, name };
+export async function dfCommand(argv: string[], name = SYSTEM_DF.name): Promise<number> {
+  const def = { ...SYSTEM_DF, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const format = p.flags.verbose ? undefined : formatFlag(def, p.flags.format);
@@ -328,8 +330,8 @@ export function systemPruneWarning(all: boolean, volumes: boolean): string {
  * anonymous unused volumes, then dangling (with `-a`, all unused) images,
  * each section printed as its own prune prints it, then one total.
  */
-export async function pruneCommand(argv: string[], name = PRUNE.name): Promise<number> {
-  const def = { ...PRUNE, name };
+export async function pruneCommand(argv: string[], name = SYSTEM_PRUNE.name): Promise<number> {
+  const def = { ...SYSTEM_PRUNE, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const { confirmPrune, printImagePrune, pruneImages } = await import("./prune.ts");

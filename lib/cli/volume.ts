@@ -13,7 +13,8 @@ import { confirmPrune } from "./prune.ts";
 import { treeSize } from "./ps.ts";
 import { isAnonymous, openStore, type Store, type VolumeRecord } from "../store/mod.ts";
 
-const CREATE = defineCommand({
+/** The grammar of `volume create`. */
+export const VOLUME_CREATE = defineCommand({
   name: "volume create",
   usage: "[OPTIONS] [VOLUME]",
   summary: "Create a volume",
@@ -30,7 +31,8 @@ const CREATE = defineCommand({
   },
 });
 
-const LS = defineCommand({
+/** The grammar of `volume ls`. */
+export const VOLUME_LS = defineCommand({
   name: "volume ls",
   usage: "[OPTIONS]",
   summary: "List volumes",
@@ -51,7 +53,8 @@ const LS = defineCommand({
   },
 });
 
-const RM = defineCommand({
+/** The grammar of `volume rm`. */
+export const VOLUME_RM = defineCommand({
   name: "volume rm",
   usage: "[OPTIONS] VOLUME [VOLUME...]",
   summary: "Remove one or more volumes",
@@ -65,7 +68,8 @@ const RM = defineCommand({
   },
 });
 
-const PRUNE = defineCommand({
+/** The grammar of `volume prune`. */
+export const VOLUME_PRUNE = defineCommand({
   name: "volume prune",
   usage: "[OPTIONS]",
   summary: "Remove unused volumes",
@@ -111,8 +115,8 @@ function keyValues(def: CommandDef, list: readonly string[], what: string): Reco
 }
 
 /** Runs `trun volume create`: prints the volume's name. */
-export function createCommand(argv: string[], name = CREATE.name): Promise<number> {
-  const def = { ...CREATE, name };
+export function createCommand(argv: string[], name = VOLUME_CREATE.name): Promise<number> {
+  const def = { ...VOLUME_CREATE, name };
   const p = parseArgs(def, argv);
   if (p.help) return Promise.resolve(printHelp(def));
   const store = openStore(undefined, { repair: false });
@@ -244,8 +248,8 @@ export function renderVolumes(
 }
 
 /** Runs `trun volume ls`. */
-export function lsCommand(argv: string[], name = LS.name): Promise<number> {
-  const def = { ...LS, name };
+export function lsCommand(argv: string[], name = VOLUME_LS.name): Promise<number> {
+  const def = { ...VOLUME_LS, name };
   const p = parseArgs(def, argv);
   if (p.help) return Promise.resolve(printHelp(def));
   const format = formatFlag(def, p.flags.format);
@@ -293,8 +297,8 @@ export async function removeVolume(store: Store, name: string, force: boolean): 
 }
 
 /** Runs `trun volume rm`: prints each name removed; exit 1 when any failed. */
-export async function rmCommand(argv: string[], name = RM.name): Promise<number> {
-  const def = { ...RM, name };
+export async function rmCommand(argv: string[], name = VOLUME_RM.name): Promise<number> {
+  const def = { ...VOLUME_RM, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const store = openStore(undefined, { repair: false });
@@ -363,8 +367,8 @@ export function printVolumePrune(report: VolumePruneReport, total: boolean): voi
 }
 
 /** Runs `trun volume prune`. */
-export async function pruneCommand(argv: string[], name = PRUNE.name): Promise<number> {
-  const def = { ...PRUNE, name };
+export async function pruneCommand(argv: string[], name = VOLUME_PRUNE.name): Promise<number> {
+  const def = { ...VOLUME_PRUNE, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const filters = parseVolumeFilters(def, p.flags.filter, ["label", "label!"]);
