@@ -536,19 +536,28 @@ function signalResets(): ChildOp[] {
  * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that resets the signals,
  * restores the signal mask and execs (`execTail`). About a millisecond,
  * where `Deno.Command` costs 5–15 ms; used for newuidmap/newgidmap on the
- * `run` path. stdio is inherited, but for stderr when `stderrFd` is given.
- * An exec failure shows as exit status 127.
+ * `run` path. stdio is inherited, but for stderr when `stderrFd` is given;
+ * `passFd` becomes the program's descriptor 3. An exec failure shows as
+ * exit status 127.
  */
 export function spawnProcess(
   path: string,
   argv: string[],
   env: string[],
   stderrFd?: number,
+  passFd?: number,
 ): number {
+  if (passFd !== undefined && passFd <= 3) {
+    throw new Error(`spawnProcess: descriptor ${passFd} cannot be passed as 3`);
+  }
   const ops: ChildOp[] = [
     ...(stderrFd === undefined
       ? []
       : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
+    // dup2 clears close-on-exec: descriptor 3 is the only one passed on.
+    ...(passFd === undefined
+      ? []
+      : [{ call: "dup2" as const, args: [passFd, 3], step: "passing descriptor 3" }]),
     ...execTail({ paths: [path], argv, env }),
   ];
   const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });

@@ -8,13 +8,13 @@
  *
  * `TRUN_MONITOR=trun|conmon` chooses; by default conmon when it is found.
  */
-import { spawnProcess, waitChild } from "../../ffi/child_program.ts";
+import { cloexecPipe, closeFd, spawnProcess, waitChild } from "../../ffi/child_program.ts";
 import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtime.ts";
 import { openStore } from "../store/mod.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import type { ContainerRecord } from "../store/mod.ts";
-import { type BeforeStart, containerPaths, type MonitorReport } from "./detached.ts";
+import { type BeforeStart, containerPaths, type MonitorReport, readLine } from "./detached.ts";
 import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 
@@ -170,10 +170,32 @@ export async function startWithConmon(
       : []),
   ];
   const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-  // conmon forks itself away; the first process returns once the runtime's
-  // create has run (its status tells whether it worked).
-  const status = await waitChild(spawnProcess(conmon, ["conmon", ...args], env));
-  const pid = await readPid(c.pidFile);
+  // conmon forks itself away and reports on its sync pipe, as it does to
+  // Podman: {"data": PID} once the runtime's create has run, or -1.
+  const [syncRead, syncWrite] = cloexecPipe();
+  let status;
+  let created = 0;
+  try {
+    const child = spawnProcess(
+      conmon,
+      ["conmon", ...args],
+      [...env, "_OCI_SYNCPIPE=3"],
+      undefined,
+      syncWrite,
+    );
+    closeFd(syncWrite);
+    const [st, line] = await Promise.all([waitChild(child), readLine(syncRead)]);
+    status = st;
+    try {
+      created = Number((JSON.parse(line) as { data?: number }).data ?? 0);
+    } catch {
+      // No report: conmon failed before the runtime ran.
+    }
+  } finally {
+    closeFd(syncWrite);
+    closeFd(syncRead);
+  }
+  const pid = created > 0 ? await readPid(c.pidFile) : 0;
   if (!(status.exited && status.code === 0) || pid === 0) {
     // The runtime's own error, from its --log, mapped to Docker's exit
     // codes the way Podman maps a runtime's message.

@@ -512,7 +512,7 @@ test("image prune -a removes tagged images too", async () => {
 });
 
 test(
-  "image prune -a keeps an image a running container uses, not one a killed trun left",
+  "image prune -a keeps an image a container uses (also after its client is killed) until rm",
   async () => {
     await using reg = await startFixtureRegistry({ images: [BUSYBOX] });
     await using sb = await trunSandbox();
@@ -537,7 +537,12 @@ test(
       await child.status;
       await reader.cancel();
     }
-    // The killed trun's container record is stale: it no longer pins the image.
+    // As with Docker, the container outlives its killed client and pins the
+    // image until it is removed.
+    const still = await sb.run(["image", "prune", "-a", "-f"]);
+    ok(still);
+    assert.equal(still.stdout, "Total reclaimed space: 0B\n");
+    ok(await sb.run(["rm", "-f", ...lines((await sb.run(["ps", "-a", "-q"])).stdout)]));
     const pruned = await sb.run(["image", "prune", "-a", "-f"]);
     ok(pruned);
     assert.ok(lines(pruned.stdout).includes(`untagged: ${name}:latest`), pruned.stdout);

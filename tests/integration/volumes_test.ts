@@ -72,7 +72,16 @@ test("a named volume outlives rm and a second container sees its data", async ()
   }
   await ok(sb, ["rm", "-f", "-v", id]);
   assert.deepEqual(await volumes(sb), ["data"], "rm -v keeps named volumes");
-  const out = await ok(sb, ["run", "-v", "data:/data:ro", "--rootfs", sb.rootfs, "cat", "/data/f"]);
+  const out = await ok(sb, [
+    "run",
+    "--rm",
+    "-v",
+    "data:/data:ro",
+    "--rootfs",
+    sb.rootfs,
+    "cat",
+    "/data/f",
+  ]);
   assert.equal(out, "hello\n");
   const ro = await sb.run([
     "run",
@@ -129,7 +138,12 @@ test("rm -v and --rm remove anonymous volumes; volume prune the unused anonymous
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.deepEqual(await volumes(sb), []);
-  await ok(sb, ["run", "-v", "/y", "--rootfs", sb.rootfs, "touch", "/y/z"]);
+  await ok(sb, ["run", "--rm", "-v", "/y", "--rootfs", sb.rootfs, "touch", "/y/z"]);
+  assert.deepEqual(await volumes(sb), []);
+  // Without --rm the container stays, and so does its anonymous volume, until rm -v.
+  await ok(sb, ["run", "--name", "kept", "-v", "/w", "--rootfs", sb.rootfs, "touch", "/w/z"]);
+  assert.equal((await volumes(sb)).length, 1);
+  await ok(sb, ["rm", "-v", "kept"]);
   assert.deepEqual(await volumes(sb), []);
 });
 
@@ -201,7 +215,7 @@ test("--mount type=bind,ro binds read-only; a missing source fails as Docker's -
   assert.equal(missing.code, 125);
   assert.match(missing.stderr, /bind source path does not exist: .*\/nope/);
   // -v makes a missing host directory, as Docker does.
-  await ok(sb, ["run", "-v", `${sb.dir}/made:/m`, "--rootfs", sb.rootfs, "touch", "/m/x"]);
+  await ok(sb, ["run", "--rm", "-v", `${sb.dir}/made:/m`, "--rootfs", sb.rootfs, "touch", "/m/x"]);
   assert.ok((await Deno.stat(`${sb.dir}/made/x`)).isFile);
   const bad = await sb.run(["run", "--mount", "type=bind,dst=/m,frob=1", "--rootfs", sb.rootfs]);
   assert.equal(bad.code, 125);
@@ -228,6 +242,7 @@ test("system df counts the volumes made, their sizes and which are in use", asyn
   await using sb = await sandbox();
   await ok(sb, [
     "run",
+    "--rm",
     "-v",
     "big:/d",
     "--rootfs",
@@ -286,7 +301,17 @@ test(
       assert.ok(r.ok, r.stderr);
     }
     const run = (...args: string[]) =>
-      sb.run(["run", "-v", "home:/home/app", "--user", "1000", "--rootfs", rootfs, ...args]);
+      sb.run([
+        "run",
+        "--rm",
+        "-v",
+        "home:/home/app",
+        "--user",
+        "1000",
+        "--rootfs",
+        rootfs,
+        ...args,
+      ]);
     const r = await run(
       "sh",
       "-c",
@@ -305,6 +330,7 @@ test(
     // A fresh volume where the image has nothing is root's, 0755: uid 1000 cannot write, as with Docker.
     const fresh = await sb.run([
       "run",
+      "--rm",
       "-v",
       "fresh:/data",
       "--user",
@@ -319,6 +345,7 @@ test(
     // With nocopy, nothing is copied.
     const nocopy = await sb.run([
       "run",
+      "--rm",
       "-v",
       "bare:/home/app:nocopy",
       "--rootfs",
