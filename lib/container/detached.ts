@@ -27,7 +27,7 @@ import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
-import { sweepExitFiles } from "./ops.ts";
+import { sweepLeftovers } from "./ops.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
@@ -194,7 +194,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
   };
-  sweepExitFiles(store);
+  sweepLeftovers(store);
   try {
     store.addRecord(rec);
   } catch (e) {

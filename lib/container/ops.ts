@@ -9,7 +9,7 @@ import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
-import { containerStatus, exitFilePath, exitsDir, monitorAlive } from "./status.ts";
+import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
@@ -99,37 +99,67 @@ export async function removeContainer(
   const anonymous = (rec.volumes ?? []).filter((v) => v.anonymous).map((v) => v.name);
   if (opts.volumes) removeUnusedVolumes(store, anonymous);
   // With --rm, whoever waits for the exit still has to read its exit file
-  // (sweepExitFiles removes it later); otherwise it goes now.
+  // (sweepLeftovers removes it later); otherwise it goes now.
   if (!rec.autoRemove) {
     const exit = exitFilePath(store.containerDir(rec.id), rec.id);
     for (const f of [exit, `${exit}.runtime.log`]) await Deno.remove(f).catch(() => {});
   }
 }
 
-/** How long the exit file of a removed container stays for whoever waits for it. */
-const EXIT_FILE_GRACE_MS = 5 * 60_000;
-
 /**
- * Removes exit files (and runtime logs) of containers that no longer
- * exist, once they are old enough that nobody waits for them any more.
+ * How long what a container leaves beside the store's records may stay
+ * without a record: an exit file for whoever waits for it, a directory for
+ * a creation still under way.
  */
-export function sweepExitFiles(store: Store, now = Date.now()): void {
-  const dir = exitsDir(store.containerDir("x"));
+const LEFTOVER_GRACE_MS = 5 * 60_000;
+
+/** The entries of `dir` older than the grace period whose container (`idOf`) has no record. */
+function leftovers(
+  dir: string,
+  live: Set<string>,
+  now: number,
+  idOf: (name: string) => string,
+): string[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
   } catch {
-    return;
+    return [];
   }
-  const live = new Set(store.listRecords().map((r) => r.id));
-  for (const e of entries) {
-    const id = e.name.slice(0, 64);
-    if (live.has(id)) continue;
+  return entries.filter((e) => {
+    if (live.has(idOf(e.name))) return false;
     try {
       const mtime = Deno.lstatSync(`${dir}/${e.name}`).mtime?.getTime() ?? now;
-      if (now - mtime > EXIT_FILE_GRACE_MS) Deno.removeSync(`${dir}/${e.name}`);
+      return now - mtime > LEFTOVER_GRACE_MS;
     } catch {
-      // Gone already.
+      return false;
+    }
+  }).map((e) => `${dir}/${e.name}`);
+}
+
+/**
+ * Tidies what killed trun processes left: exit files and runtime logs of
+ * containers that no longer exist, and container directories whose record
+ * was never written (a `run` killed while creating it), once old enough
+ * that nothing is still making them. A directory this process may not
+ * delete (files of other ids) is left to `trun system prune`.
+ */
+export function sweepLeftovers(store: Store, now = Date.now()): void {
+  const live = new Set(store.listRecords().map((r) => r.id));
+  const found = [
+    ...leftovers(`${store.root}/exits`, live, now, (n) => n.slice(0, 64)),
+    ...leftovers(`${store.root}/containers`, live, now, (n) => n),
+  ];
+  for (const path of found) {
+    try {
+      Deno.chmodSync(`${path}/work/work`, 0o700);
+    } catch {
+      // Not a container directory, or never mounted.
+    }
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch {
+      // Gone already, or not ours to delete.
     }
   }
 }
