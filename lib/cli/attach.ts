@@ -4,6 +4,7 @@
  * is trun's) or the detach keys are typed (0).
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
+import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { printHelp } from "./output.ts";
 import type { AttachStreams } from "../container/attach_protocol.ts";
 import type { ContainerRecord } from "../store/mod.ts";
@@ -17,18 +18,24 @@ export const ATTACH = defineCommand({
   maxArgs: 1,
   flags: {
     "no-stdin": { kind: "bool", help: "Do not attach STDIN" },
-    "detach-keys": {
-      kind: "string",
-      value: "KEYS",
-      help: 'Key sequence that detaches from the container (default "ctrl-p,ctrl-q")',
-    },
-    "sig-proxy": {
-      kind: "bool",
-      default: true,
-      help: "Pass received signals on to the container (without a terminal)",
-    },
+    ...ATTACH_FLAGS,
   },
 });
+
+/** The record `ref` names and its directory, or Docker's "No such container". */
+export async function findContainer(
+  ref: string,
+): Promise<{ rec: ContainerRecord; dir: string }> {
+  const { openStore } = await import("../store/mod.ts");
+  const { mustFind } = await import("../container/ops.ts");
+  const store = openStore(undefined, { repair: false });
+  try {
+    const rec = mustFind(store, ref);
+    return { rec, dir: store.containerDir(rec.id) };
+  } finally {
+    store.close();
+  }
+}
 
 /** The detach keys of `--detach-keys`, or Docker's default; a usage error when malformed. */
 export async function detachKeysFlag(
@@ -109,18 +116,8 @@ export async function attachCommand(argv: string[], name = ATTACH.name): Promise
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const detachKeys = await detachKeysFlag(def, p.flags["detach-keys"]);
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
   const { containerStatus } = await import("../container/status.ts");
-  const store = openStore(undefined, { repair: false });
-  let rec;
-  let dir;
-  try {
-    rec = mustFind(store, p.args[0]!);
-    dir = store.containerDir(rec.id);
-  } finally {
-    store.close();
-  }
+  const { rec, dir } = await findContainer(p.args[0]!);
   if (containerStatus(rec) !== "running") {
     throw Object.assign(new Error("you cannot attach to a stopped container, start it first"), {
       exitCode: 1,

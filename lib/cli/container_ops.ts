@@ -4,6 +4,7 @@
  * after a failure, printing each name as given on success, as Docker does.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
+import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { printError, printHelp, println } from "./output.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 
@@ -60,16 +61,7 @@ export const START = defineCommand({
   flags: {
     attach: { short: "a", kind: "bool", help: "Attach STDOUT/STDERR and forward signals" },
     interactive: { short: "i", kind: "bool", help: "Attach the container's STDIN" },
-    "detach-keys": {
-      kind: "string",
-      value: "KEYS",
-      help: 'Key sequence that detaches from the container (default "ctrl-p,ctrl-q")',
-    },
-    "sig-proxy": {
-      kind: "bool",
-      default: true,
-      help: "With -a: pass received signals on to the container (without a terminal)",
-    },
+    ...ATTACH_FLAGS,
   },
 });
 
@@ -223,19 +215,9 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
     if (p.args.length > 1) {
       throw new UsageError(def, "you cannot start and attach multiple containers at once");
     }
-    const { attachToContainer, detachKeysFlag } = await import("./attach.ts");
+    const { attachToContainer, detachKeysFlag, findContainer } = await import("./attach.ts");
     const detachKeys = await detachKeysFlag(def, p.flags["detach-keys"]);
-    const { openStore } = await import("../store/mod.ts");
-    const { mustFind } = await import("../container/ops.ts");
-    const store = openStore(undefined, { repair: false });
-    let rec;
-    let dir;
-    try {
-      rec = mustFind(store, p.args[0]!);
-      dir = store.containerDir(rec.id);
-    } finally {
-      store.close();
-    }
+    const { rec, dir } = await findContainer(p.args[0]!);
     const running = containerStatus(rec) === "running";
     return await attachToContainer(rec, dir, {
       streams: { stdin: p.flags.interactive && rec.stdin === true, stdout: true, stderr: true },

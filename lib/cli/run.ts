@@ -5,6 +5,7 @@
  * reads the files the flags name, and renders errors.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
+import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
@@ -109,16 +110,6 @@ export const RUN = defineCommand({
       value: "STREAM",
       help: "Attach to STDIN, STDOUT or STDERR (default: the output streams, and stdin with -i)",
     },
-    "detach-keys": {
-      kind: "string",
-      value: "KEYS",
-      help: 'Key sequence that detaches from the container (default "ctrl-p,ctrl-q")',
-    },
-    "sig-proxy": {
-      kind: "bool",
-      default: true,
-      help: "Pass received signals on to the container (without -t)",
-    },
     init: {
       kind: "bool",
       help:
@@ -141,6 +132,7 @@ export const RUN = defineCommand({
       value: "SECONDS",
       help: "Seconds `trun stop` waits before SIGKILL (default 10)",
     },
+    ...ATTACH_FLAGS,
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
 });
