@@ -1,6 +1,7 @@
 // Attaching to containers beside their monitor: `run -it` with Ctrl-P
 // Ctrl-Q and `attach` again, `--detach-keys`, stdin of `run -d -i` through
 // `attach`, `-a` choosing streams (stdout and stderr stay two streams),
+// `exec -it` on a terminal,
 // `create` + `start -a`, a foreground run kept as a record, and the
 // terminal resized through the monitor's `ctl` fifo. Every scenario runs
 // with trun's own monitor and with Podman's conmon (when installed), as the
@@ -244,6 +245,18 @@ for (const m of MONITORS) {
     assert.equal(stopped.code, 1);
     assert.match(stopped.stderr, /cannot attach to a stopped container/);
   });
+
+  test(m, "exec -it: a shell on a terminal of its own in a running container", async (sb) => {
+    const d = await sb.run(["run", "-d", "--name", "host", "--rootfs", sb.rootfs, "sleep", "1000"]);
+    assert.equal(d.code, 0, d.stderr);
+    const ex = ptySession(sb, ["exec", "-it", "host", "sh"]);
+    await sleep(1500);
+    await ex.type("tty; echo sum-$((2+3)); exit 3\n");
+    const r = await ex.end();
+    assert.equal(r.code, 3, r.output);
+    assert.match(r.output, /\/dev\/pts\/\d+/);
+    assert.match(r.output, /sum-5/);
+  }, true);
 
   test(m, "the terminal is resized through the monitor's ctl fifo", async (sb) => {
     const d = await sb.run([
