@@ -420,16 +420,24 @@ function lastFlag(def: CommandDef, value: string | undefined, latest: boolean): 
 }
 
 /** Runs `trun ps` (`name`, or `container ls`, names it in help and errors). */
-export function main(argv: string[], name = PS.name): Promise<number> {
+export async function main(argv: string[], name = PS.name): Promise<number> {
   const def = { ...PS, name };
   const p = parseArgs(def, argv);
-  if (p.help) return Promise.resolve(printHelp(def));
+  if (p.help) return printHelp(def);
   const format = formatFlag(def, p.flags.format);
   const filters = parsePsFilters(def, p.flags.filter);
   const last = lastFlag(def, p.flags.last, p.flags.latest);
   // Docker computes sizes for --size, or when a template shows .Size.
   const size = !p.flags.quiet &&
     (p.flags.size || (format.kind === "template" && /\.Size\b/.test(format.source)));
+  if (size) {
+    // Rootless, writable layers hold directories of subordinate ids that
+    // only the storage user namespace may read: the sizes are counted there.
+    const { runTrunForStorage, storageUsernsMapping } = await import(
+      "../runtime/userns_exec.ts"
+    );
+    if (storageUsernsMapping() !== null) return await runTrunForStorage(["ps", ...argv]);
+  }
   const store = openStore();
   try {
     for (const a of filters.ancestors) {
