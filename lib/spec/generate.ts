@@ -94,6 +94,15 @@ export interface RunOptions {
    * INIT_PATH and run as PID 1 in front of the command.
    */
   init?: string;
+  /**
+   * `--security-opt seccomp=…`: none (Docker's default profile),
+   * `unconfined`, or a profile file in Docker's format (its text, read by
+   * the CLI). The security issue's two halves meet here: the flag's parser
+   * fills it, the seccomp compiler reads it.
+   */
+  seccomp?: { kind: "unconfined" } | { kind: "profile"; path: string; text: string };
+  /** `--privileged`: all capabilities, no seccomp, no masked or read-only paths, host devices. */
+  privileged?: boolean;
 }
 
 /** Where `--init`'s binary appears in the container (Podman uses /run/podman-init). */
