@@ -295,6 +295,22 @@ export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 /** keyctl(2) operations. */
 export const KEYCTL = {
   JOIN_SESSION_KEYRING: 1,
+  SETPERM: 5,
+} as const;
+
+/** keyctl(2) special keyring ids (`KEY_SPEC_*`). */
+export const KEY_SPEC = {
+  SESSION_KEYRING: -3,
+} as const;
+
+/** Key permission bits (`KEY_POS_*`, `KEY_USR_*`, `KEY_OTH_*`; keyctl_setperm(3)). */
+export const KEY_PERM = {
+  POS_ALL: 0x3f000000,
+  USR_VIEW: 0x00010000,
+  USR_READ: 0x00020000,
+  USR_SEARCH: 0x00080000,
+  USR_LINK: 0x00100000,
+  OTH_SEARCH: 0x00000008,
 } as const;
 
 // ---------------------------------------------------------------------------

@@ -31,6 +31,7 @@ PACKAGES=(
   crun            # benchmark peer
   zsh             # runs `trun completion zsh` (completion tests)
   fish            # runs `trun completion fish` (completion tests)
+  keyutils        # keyctl: the session keyring tests (security tests)
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }

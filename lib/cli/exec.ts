@@ -21,6 +21,7 @@ export const EXEC = defineCommand({
     "env-file": { kind: "list", value: "FILE", help: "Read environment variables from a file" },
     workdir: { short: "w", kind: "string", value: "DIR", help: "Working directory" },
     user: { short: "u", kind: "string", value: "USER[:GROUP]", help: "User to run as" },
+    privileged: { kind: "bool", help: "Give the command every capability trun has" },
   },
 });
 
@@ -56,6 +57,7 @@ export async function main(argv: string[], name = EXEC.name): Promise<number> {
     interactive: p.flags.interactive,
     tty: p.flags.tty,
     detach: p.flags.detach,
+    privileged: p.flags.privileged,
     env: p.flags.env,
     envFiles,
     ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),

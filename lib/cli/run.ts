@@ -6,6 +6,7 @@
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
+import { SECURITY_FLAGS } from "./security_flags.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
@@ -132,6 +133,7 @@ export const RUN = defineCommand({
       value: "SECONDS",
       help: "Seconds `trun stop` waits before SIGKILL (default 10)",
     },
+    ...SECURITY_FLAGS,
     ...ATTACH_FLAGS,
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
@@ -439,6 +441,21 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       throw new UsageError(def, (e as Error).message);
     }
   }
+  const userns = p.flags.userns ?? "auto";
+  if (userns !== "auto" && userns !== "single") {
+    throw new UsageError(RUN, `unsupported --userns "${userns}": use auto or single`);
+  }
+  const loaded = loadIdMapping();
+  const idMapping = userns === "single" && loaded.mode !== "host"
+    ? singleIdMapping(loaded)
+    : loaded;
+  // Mistakes in the security flags are found before any pull too.
+  const { securityOptions } = await import("./security_flags.ts");
+  try {
+    Object.assign(options, await securityOptions(p.flags, network, idMapping.mode !== "host"));
+  } catch (e) {
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
   if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
   let layers: string[];
   let image: ImageProcessConfig = {};
@@ -464,14 +481,6 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       ...(platform ? { platform } : {}),
     }));
   }
-  const userns = p.flags.userns ?? "auto";
-  if (userns !== "auto" && userns !== "single") {
-    throw new UsageError(RUN, `unsupported --userns "${userns}": use auto or single`);
-  }
-  const loaded = loadIdMapping();
-  const idMapping = userns === "single" && loaded.mode !== "host"
-    ? singleIdMapping(loaded)
-    : loaded;
   if (idMapping.warning) warn(idMapping.warning);
   return await runRecorded(
     p.flags,

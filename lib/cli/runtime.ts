@@ -321,6 +321,7 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
         bundle: p.flags.bundle ?? ".",
         ...(p.flags["pid-file"] ? { pidFile: p.flags["pid-file"] } : {}),
         ...(p.flags["console-socket"] ? { consoleSocket: p.flags["console-socket"] } : {}),
+        ...(p.flags["no-new-keyring"] ? { noNewKeyring: true } : {}),
       });
       return 0;
     }
@@ -333,6 +334,7 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
         detach: p.flags.detach,
         ...(p.flags["pid-file"] ? { pidFile: p.flags["pid-file"] } : {}),
         ...(p.flags["console-socket"] ? { consoleSocket: p.flags["console-socket"] } : {}),
+        ...(p.flags["no-new-keyring"] ? { noNewKeyring: true } : {}),
       });
     }
     case "start": {

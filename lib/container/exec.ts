@@ -10,8 +10,11 @@ import { O } from "../../ffi/syscalls.ts";
 import { processConfig } from "../engine/config.ts";
 import { executablesOf, exitCodeOf } from "../engine/executor.ts";
 import { spawnInContainer } from "../engine/join.ts";
+import { sessionKeyringName } from "../engine/program.ts";
 import type { ContainerConfig } from "../engine/config.ts";
 import { buildEnvironment, type EnvFile } from "../spec/env.ts";
+import { capabilityList, capabilitySets } from "../spec/capabilities.ts";
+import { ownBoundingSet } from "./facts.ts";
 import { resolveUser } from "../spec/user.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import { containerPaths } from "./detached.ts";
@@ -35,6 +38,8 @@ export interface ExecRequest {
   workdir?: string;
   /** `-u`. */
   user?: string;
+  /** `--privileged`: every capability trun has, instead of the container's. */
+  privileged?: boolean;
 }
 
 function readOr(path: string): string | null {
@@ -89,6 +94,15 @@ export async function execInContainer(
     additionalGids: user.additionalGids,
     terminal: req.tty,
   };
+  if (req.privileged) {
+    const available = ownBoundingSet();
+    const sets = capabilitySets(
+      capabilityList({ privileged: true, ...(available ? { available } : {}) }),
+      user.uid,
+      {},
+    );
+    proc.capabilities = processConfig({ ...spec.process, capabilities: sets }).capabilities;
+  }
   delete (proc as { consoleSize?: unknown }).consoleSize;
   if (req.tty) {
     const { terminalSize } = await import("../engine/tty_relay.ts");
@@ -109,6 +123,7 @@ export async function execInContainer(
     const pid = await spawnInContainer(rec.pid, {
       process: proc,
       executables,
+      sessionKeyring: sessionKeyringName(rec.id),
       ...(pair ? { consoleSocket: pair[1] } : {}),
       ...(nul !== undefined ? { stdinFd: nul } : {}),
     });

@@ -12,6 +12,7 @@ import {
   resolveInRootfs,
 } from "../runtime/rootfs_files.ts";
 import type { EtcFileName, HostFacts, RootfsFacts } from "../spec/generate.ts";
+import { capabilitiesInMask } from "../spec/capabilities.ts";
 
 /** A fresh container id: 64 hex digits, like Docker's. */
 export function newContainerId(): string {
@@ -35,13 +36,24 @@ function readHostFile(path: string): string | null {
   }
 }
 
+/**
+ * The capabilities this process may hand on: its bounding set, by name
+ * (proc(5) `CapBnd`); undefined when /proc does not say.
+ */
+export function ownBoundingSet(): string[] | undefined {
+  const line = readHostFile("/proc/self/status")?.split("\n").find((l) => l.startsWith("CapBnd:"));
+  return line ? capabilitiesInMask(line.slice(7)) : undefined;
+}
+
 /** The host facts spec generation needs, read once. */
 export function gatherHostFacts(idMapping: IdMapping): HostFacts {
+  const bounding = ownBoundingSet();
   return {
     idMapping,
     env: Deno.env.toObject(),
     hosts: readHostFile("/etc/hosts"),
     resolvConf: readHostFile("/etc/resolv.conf"),
+    ...(bounding ? { capabilities: bounding } : {}),
   };
 }
 

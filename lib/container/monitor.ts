@@ -16,6 +16,7 @@
  * no output is lost before the client is attached.
  */
 import { cloexecPipe, closeFd, readSome, waitChild, writeFd } from "../../ffi/child_program.ts";
+import { sessionKeyringName } from "../engine/program.ts";
 import { AttachServer } from "./attach_server.ts";
 import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
@@ -174,6 +175,7 @@ async function runOnce(
         // the truth from its pid and start time.
         dieWithParent: false,
         onStarted: (t) => (timings = t),
+        sessionKeyring: sessionKeyringName(id),
         stdio: [nul, outWrite, errWrite],
       });
     } finally {

@@ -220,6 +220,8 @@ export interface LaunchOptions {
    * beside trun's own when only limits are given); absent: stay in trun's.
    */
   cgroupName?: string;
+  /** The container's own session keyring (`sessionKeyringName`); absent: keep trun's. */
+  sessionKeyring?: string;
 }
 
 /** A launched container process. */
@@ -347,6 +349,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
       dieWithParent: opts.dieWithParent,
       setgroups: mapping ? mapping.mode !== "single" : joinedUsernsAllowsSetgroups(c),
       createDevices,
+      ...(opts.sessionKeyring !== undefined ? { sessionKeyring: opts.sessionKeyring } : {}),
       kindOf: hostPathKind,
       containerPathKind: containerPathKind(c, opts.rootfs),
     });

@@ -54,6 +54,8 @@ export interface SpawnInContainerOptions {
   keepPrivileges?: boolean;
   /** The container's cgroup directory, to join. */
   cgroup?: string;
+  /** The container's session keyring (`sessionKeyringName`), to join. */
+  sessionKeyring?: string;
 }
 
 /**
@@ -106,6 +108,7 @@ export async function spawnInContainer(
       ...(opts.stdinFd !== undefined ? { stdinFd: opts.stdinFd } : {}),
       ...(opts.keepPrivileges ? { keepPrivileges: true } : {}),
       ...(cgroupProcs !== undefined ? { cgroupProcs } : {}),
+      ...(opts.sessionKeyring !== undefined ? { sessionKeyring: opts.sessionKeyring } : {}),
     });
     // A plain fork: setns(2) into a user namespace refuses a process that
     // shares its memory with another.

@@ -29,6 +29,9 @@ import {
   encodeOpenHow,
   encodeRlimit,
   encodeWinsize,
+  KEY_PERM,
+  KEY_SPEC,
+  KEYCTL,
   MOUNT_ATTR,
   MOUNT_ATTR_SIZE,
   MS,
@@ -154,6 +157,8 @@ export interface CreateProgramInput {
   setgroups: boolean;
   /** Create device nodes (real root, no new user namespace) instead of binding the host's. */
   createDevices?: boolean;
+  /** The name of the container's own session keyring (`sessionKeyringName`); absent: keep the caller's. */
+  sessionKeyring?: string;
   /** Host facts: what a host path is (bind sources). */
   kindOf: (hostPath: string) => PathKind;
   /** What a path inside the container is (masked and read-only paths); null skips it. */
@@ -811,6 +816,43 @@ function joinNamespaces(b: ProgramBuilder, fds: { type: NamespaceType; fd: numbe
   }
 }
 
+/** The session keyring a container's processes share, named as runc names it. */
+export function sessionKeyringName(containerId: string): string {
+  return `_ses.${containerId}`;
+}
+
+/**
+ * Joins the named session keyring, creating it when it does not exist, so
+ * that the process does not keep its creator's (keyrings(7)): a key added
+ * on the host user's session keyring must not be readable inside, nor one
+ * added inside show up outside. As runc: ENOSYS (a kernel without keys) is
+ * no failure, anything else is. A new keyring is then made searchable, so
+ * that `exec` finds it by name: by its owner, and in a user namespace by
+ * the others (runc's permissions; the possessor keeps all rights).
+ */
+function joinSessionKeyring(
+  b: ProgramBuilder,
+  name: string,
+  created: { userns: boolean } | null,
+): void {
+  b.op({
+    call: "keyctl",
+    args: [KEYCTL.JOIN_SESSION_KEYRING, { str: name }],
+    okErrno: Errno.ENOSYS,
+    step: `joining the session keyring "${name}"`,
+  });
+  if (!created) return;
+  // The permissions join_session_keyring gives a new keyring, plus search.
+  const perm = KEY_PERM.POS_ALL | KEY_PERM.USR_VIEW | KEY_PERM.USR_READ | KEY_PERM.USR_LINK |
+    KEY_PERM.USR_SEARCH | (created.userns ? KEY_PERM.OTH_SEARCH : 0);
+  b.op({
+    call: "keyctl",
+    args: [KEYCTL.SETPERM, KEY_SPEC.SESSION_KEYRING, perm],
+    okErrno: Errno.ENOSYS,
+    step: `making the session keyring "${name}" searchable`,
+  });
+}
+
 /**
  * The container's first process. Order matters: the id maps must be written
  * before anything needs root in the namespace (hence the sync read first);
@@ -858,6 +900,13 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   // through trun's forwarding, not twice through the process group.
   b.op({ call: "setsid", args: [], step: "starting a new session" });
   if (!first) joinNamespaces(b, input.joinFds);
+  // Now in the container's user namespace, as its root: the keyring is
+  // owned there and its name is looked up there.
+  if (input.sessionKeyring !== undefined) {
+    const userns = c.newNamespaces.includes("user") ||
+      c.joinNamespaces.some((j) => j.type === "user");
+    joinSessionKeyring(b, input.sessionKeyring, { userns });
+  }
   if (c.newNamespaces.includes("cgroup")) {
     // Only now: the parent has moved us into the container's cgroup, which
     // becomes the root of the new cgroup namespace.
@@ -1056,6 +1105,8 @@ export interface JoinProgramInput {
   keepPrivileges?: boolean;
   /** The container's `cgroup.procs`, opened for writing: the process joins that cgroup. */
   cgroupProcs?: number;
+  /** The container's session keyring (`sessionKeyringName`), to join as its processes share it. */
+  sessionKeyring?: string;
 }
 
 /**
@@ -1090,6 +1141,8 @@ export function joinProgram(input: JoinProgramInput): ChildOp[] {
   if (input.stdinFd !== undefined) {
     b.op({ call: "dup2", args: [input.stdinFd, 0], step: "setting stdin" });
   }
+  // Still the container's root, before the user switch (as runc's setns init).
+  if (input.sessionKeyring !== undefined) joinSessionKeyring(b, input.sessionKeyring, null);
   if (input.console) b.terminal(input.console, proc.consoleSize);
   if (!input.keepPrivileges) b.identity(proc, input.setgroups);
   b.op({

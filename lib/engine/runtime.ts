@@ -20,7 +20,7 @@ import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./execut
 import { runHooks, runHooksInContainer } from "./hooks.ts";
 import { removeCgroup } from "./cgroup.ts";
 import { spawnInContainer } from "./join.ts";
-import type { RootfsSource } from "./program.ts";
+import { type RootfsSource, sessionKeyringName } from "./program.ts";
 import {
   containerDir,
   type ContainerRecord,
@@ -172,6 +172,8 @@ export interface CreateOptions {
   consoleSocket?: string;
   /** An already connected console socket (takes the place of `consoleSocket`). */
   consoleFd?: number;
+  /** `--no-new-keyring`: the process keeps the caller's session keyring. */
+  noNewKeyring?: boolean;
 }
 
 /** The state of a recorded container with its status forced (for hooks run mid-way). */
@@ -210,6 +212,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       annotations: config.annotations,
       namespaces: config.newNamespaces,
       userns: "none",
+      ...(opts.noNewKeyring ? { noNewKeyring: true } : {}),
     };
     writeRecord(root, rec);
     makeFifo(execFifoPath(root, id), 0o622);
@@ -227,6 +230,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       execFifoPath: execFifoPath(root, id),
       dieWithParent: false,
       cgroupName: id,
+      ...(opts.noNewKeyring ? {} : { sessionKeyring: sessionKeyringName(id) }),
       beforeMounts: async (pid) => {
         const state = hookState(root, withPid(pid), "creating");
         await runHooks("prestart", hooks.prestart, state);
@@ -455,6 +459,7 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
     const pid = await spawnInContainer(rec.pid, {
       process: proc,
       executables,
+      ...(rec.noNewKeyring ? {} : { sessionKeyring: sessionKeyringName(id) }),
       ...(rec.cgroup ? { cgroup: rec.cgroup } : {}),
       ...(socket !== undefined ? { consoleSocket: socket } : {}),
     });

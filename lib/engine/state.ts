@@ -34,6 +34,8 @@ export interface ContainerRecord {
   namespaces: string[];
   /** Whether a new user namespace was made and how its maps were written. */
   userns: "none" | "single" | "subordinate" | "direct";
+  /** Created with `--no-new-keyring`: its processes keep their caller's session keyring. */
+  noNewKeyring?: boolean;
 }
 
 /** Container ids as runc accepts them. */

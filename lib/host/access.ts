@@ -43,6 +43,12 @@ export function canReadWrite(st: Owned, who: Who): boolean {
   return who.uid === 0 || (permBits(st, who) & 6) === 6;
 }
 
+/** Whether `who` may open a file with this stat for reading and/or writing (root always may). */
+export function canOpen(st: Owned, who: Who, want: { read: boolean; write: boolean }): boolean {
+  const bits = (want.read ? 4 : 0) | (want.write ? 2 : 0);
+  return who.uid === 0 || (permBits(st, who) & bits) === bits;
+}
+
 /** Whether `who` may create entries in a directory with this stat (write and search). */
 export function canWriteDir(st: Owned, who: Who): boolean {
   return who.uid === 0 || (permBits(st, who) & 3) === 3;

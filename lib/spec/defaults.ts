@@ -23,7 +23,11 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
   "CAP_SETFCAP",
 ];
 
-/** Docker's masked paths: hidden behind /dev/null (files) or an empty read-only tmpfs (dirs). */
+/**
+ * The masked paths, hidden behind /dev/null (files) or an empty read-only
+ * tmpfs (dirs): Docker's list and Podman's (containers/common) together.
+ * /proc/asound is masked as Docker does (Podman only makes it read-only).
+ */
 export const MASKED_PATHS: readonly string[] = [
   "/proc/asound",
   "/proc/acpi",
@@ -37,9 +41,11 @@ export const MASKED_PATHS: readonly string[] = [
   "/proc/scsi",
   "/sys/firmware",
   "/sys/devices/virtual/powercap",
+  "/sys/fs/selinux",
+  "/sys/dev/block",
 ];
 
-/** Docker's read-only paths. */
+/** The read-only paths (Docker's and Podman's, the same but /proc/asound). */
 export const READONLY_PATHS: readonly string[] = [
   "/proc/bus",
   "/proc/fs",
@@ -54,6 +60,8 @@ export interface StandardMountOptions {
   ownNetwork: boolean;
   /** The pts group (gid 5, "tty") is mapped inside the user namespace. */
   ttyGroupMapped: boolean;
+  /** `--privileged`: /sys is writable, as Docker and Podman leave it. */
+  privileged?: boolean;
 }
 
 /**
@@ -87,19 +95,19 @@ export function standardMounts(opts: StandardMountOptions): Mount[] {
     },
     // sysfs can only be mounted by the owner of the network namespace;
     // sharing the host's network means binding the host's /sys instead (as
-    // rootless Podman and runc do), read-only either way.
+    // rootless Podman and runc do), read-only either way but with --privileged.
     opts.ownNetwork
       ? {
         destination: "/sys",
         type: "sysfs",
         source: "sysfs",
-        options: ["nosuid", "noexec", "nodev", "ro"],
+        options: ["nosuid", "noexec", "nodev", opts.privileged ? "rw" : "ro"],
       }
       : {
         destination: "/sys",
         type: "bind",
         source: "/sys",
-        options: ["rbind", "nosuid", "noexec", "nodev", "ro"],
+        options: ["rbind", "nosuid", "noexec", "nodev", opts.privileged ? "rw" : "ro"],
       },
   ];
 }

@@ -13,7 +13,12 @@ import { buildEnvironment, type EnvFile } from "./env.ts";
 import type { IdMapping, IdRange } from "../runtime/idmap.ts";
 import { resolveUser } from "./user.ts";
 import { mountRequests, ociMounts, type VolumeSource } from "./mounts.ts";
-import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
+import { MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
+import { capabilityList, capabilitySets } from "./capabilities.ts";
+import { type DeviceRequest, deviceSpec } from "./devices.ts";
+import { maskedAndReadonlyPaths } from "./security_opt.ts";
+import { parseSysctls } from "./sysctl.ts";
+import { parseUlimits } from "./ulimit.ts";
 import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
 
 /** The parts of an image config that shape the process (absent for `--rootfs`). */
@@ -55,6 +60,8 @@ export interface HostFacts {
   hosts: string | null;
   /** The host's /etc/resolv.conf, or null. */
   resolvConf: string | null;
+  /** The capabilities trun may pass on (its bounding set); absent: all. */
+  capabilities?: readonly string[];
 }
 
 /** What the user asked for on the command line, already read from files. */
@@ -103,6 +110,25 @@ export interface RunOptions {
   seccomp?: { kind: "unconfined" } | { kind: "profile"; path: string; text: string };
   /** `--privileged`: all capabilities, no seccomp, no masked or read-only paths, host devices. */
   privileged?: boolean;
+  /** `--cap-add`. */
+  capAdd?: string[];
+  /** `--cap-drop`. */
+  capDrop?: string[];
+  /** `--security-opt no-new-privileges`. */
+  noNewPrivileges?: boolean;
+  /** `--security-opt mask=`: more masked paths. */
+  mask?: string[];
+  /** `--security-opt unmask=`: default masked or read-only paths (or ALL) to leave. */
+  unmask?: string[];
+  /** `--ulimit NAME=SOFT[:HARD]` values. */
+  ulimits?: string[];
+  /** `--sysctl NAME=VALUE` values. */
+  sysctls?: string[];
+  /**
+   * `--device`, and with `--privileged` the host's devices: the host nodes
+   * already looked at (the CLI reads them).
+   */
+  devices?: DeviceRequest[];
 }
 
 /** Where `--init`'s binary appears in the container (Podman uses /run/podman-init). */
@@ -214,6 +240,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const mounts = standardMounts({
     ownNetwork: o.network === "none",
     ttyGroupMapped: mapped(mapping, 5, "gid"),
+    ...(o.privileged ? { privileged: true } : {}),
   });
   const files: ContainerFile[] = [];
   const contents = etcFileContents(hostname, o.network, host);
@@ -233,6 +260,8 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       options: ["bind", "ro", "nosuid", "nodev"],
     });
   }
+  const devices = deviceSpec(o.devices ?? [], mapping.mode !== "host");
+  mounts.push(...devices.mounts);
   mounts.push(...ociMounts(requests, input.volumes ?? {}));
 
   const namespaces: Namespace[] = [
@@ -244,7 +273,23 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   if (o.network === "none") namespaces.push({ type: "network" });
   if (mapping.mode !== "host") namespaces.push({ type: "user" });
 
-  const caps = [...DEFAULT_CAPABILITIES];
+  const capRequest = {
+    ...(o.capAdd ? { add: o.capAdd } : {}),
+    ...(o.capDrop ? { drop: o.capDrop } : {}),
+    ...(o.privileged ? { privileged: true } : {}),
+    ...(host.capabilities ? { available: host.capabilities } : {}),
+  };
+  const capabilities = capabilitySets(capabilityList(capRequest), user.uid, capRequest);
+  const paths = maskedAndReadonlyPaths(
+    { masked: MASKED_PATHS, readonly: READONLY_PATHS },
+    {
+      ...(o.mask ? { mask: o.mask } : {}),
+      ...(o.unmask ? { unmask: o.unmask } : {}),
+      ...(o.privileged ? { privileged: true } : {}),
+    },
+  );
+  const rlimits = parseUlimits(o.ulimits ?? []);
+  const sysctl = parseSysctls(o.sysctls ?? [], o.network === "none");
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -261,8 +306,9 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       args,
       env,
       cwd,
-      capabilities: { bounding: caps, effective: caps, permitted: caps },
-      noNewPrivileges: false,
+      capabilities,
+      ...(rlimits.length > 0 ? { rlimits } : {}),
+      noNewPrivileges: o.noNewPrivileges === true,
     },
     root: { path: input.rootPath, readonly: o.readOnly },
     hostname,
@@ -272,8 +318,10 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       ...(mapping.mode === "host"
         ? {}
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
-      maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: [...READONLY_PATHS],
+      maskedPaths: paths.masked,
+      readonlyPaths: paths.readonly,
+      ...(devices.devices.length > 0 ? { devices: devices.devices } : {}),
+      ...(Object.keys(sysctl).length > 0 ? { sysctl } : {}),
     },
   };
   return { spec, files };
