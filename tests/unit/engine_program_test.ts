@@ -8,6 +8,9 @@ import {
   AT,
   CAPABILITIES,
   CLONE,
+  KEY_PERM,
+  KEY_SPEC,
+  KEYCTL,
   MOUNT_ATTR,
   MS,
   O,
@@ -34,6 +37,7 @@ import {
   type PathKind,
   READY_RECORD,
   type RootfsSource,
+  sessionKeyringName,
 } from "../../lib/engine/program.ts";
 import { generateSpec, type RunOptions } from "../../lib/spec/generate.ts";
 import type { Spec } from "../../lib/spec/types.ts";
@@ -98,6 +102,7 @@ function extras(s: Spec): void {
   );
   s.process!.rlimits = [{ type: "RLIMIT_NOFILE", soft: 1024, hard: 4096 }];
   s.process!.capabilities!.inheritable = ["CAP_NET_BIND_SERVICE"];
+  s.process!.capabilities!.permitted = ["CAP_NET_BIND_SERVICE"];
   s.process!.capabilities!.ambient = ["CAP_NET_BIND_SERVICE"];
   s.process!.noNewPrivileges = true;
   s.process!.consoleSize = { height: 24, width: 80 };
@@ -740,6 +745,38 @@ Deno.test("createProgram() names every step and produces every fd it uses", () =
 });
 
 // ---------------------------------------------------------------------------
+// createProgram(): the session keyring
+
+Deno.test("createProgram() joins a new session keyring as root of the user namespace, searchable", () => {
+  assert.ok(!program().some((o) => o.call === "keyctl"), "none unless asked");
+  const ops = program(config(), { sessionKeyring: sessionKeyringName(ID) });
+  const keyctls = ops.flatMap((o, i) => o.call === "keyctl" ? [i] : []);
+  assert.equal(keyctls.length, 2);
+  const [join, perm] = keyctls.map((i) => ops[i]!);
+  assert.deepEqual(join!.args, [KEYCTL.JOIN_SESSION_KEYRING, { str: `_ses.${ID}` }]);
+  // As runc: a kernel without keys is no failure.
+  assert.equal(join!.okErrno, Errno.ENOSYS);
+  assert.deepEqual(perm!.args, [
+    KEYCTL.SETPERM,
+    KEY_SPEC.SESSION_KEYRING,
+    KEY_PERM.POS_ALL | KEY_PERM.USR_VIEW | KEY_PERM.USR_READ | KEY_PERM.USR_LINK |
+    KEY_PERM.USR_SEARCH | KEY_PERM.OTH_SEARCH,
+  ]);
+  // After becoming root in the user namespace, before anything is mounted or the user switch.
+  assert.ok(callAt(ops, "setresuid") < keyctls[0]!);
+  assert.ok(keyctls[1]! < at(ops, (o) => MOUNT_CALLS.has(o.call)));
+  assert.ok(keyctls[1]! < lastAt(ops, (o) => o.call === "setresuid"));
+});
+
+Deno.test("createProgram() without a user namespace makes the keyring searchable by its owner only", () => {
+  const c = config();
+  c.newNamespaces = c.newNamespaces.filter((t) => t !== "user");
+  const ops = program(c, { sessionKeyring: "_ses.x" });
+  const perm = ops.find((o) => o.call === "keyctl" && o.args[0] === KEYCTL.SETPERM)!;
+  assert.equal((perm.args[2] as number) & KEY_PERM.OTH_SEARCH, 0);
+  assert.equal((perm.args[2] as number) & KEY_PERM.USR_SEARCH, KEY_PERM.USR_SEARCH);
+});
+
 // joinProgram()
 
 Deno.test("joinProgram() joins the namespaces in order, forks into the PID namespace, then execs", () => {
@@ -777,6 +814,24 @@ Deno.test("joinProgram() joins the namespaces in order, forks into the PID names
   assert.equal(ops.at(-1)!.call, "execve");
   assert.equal(str(ops.at(-1)!.args[0]), "/bin/sh");
   assert.ok(!ops.some((o) => MOUNT_CALLS.has(o.call) || o.call === "pivot_root"));
+});
+
+Deno.test("joinProgram() joins the container's session keyring after the fork, before the user switch", () => {
+  const c = config({ user: "app" });
+  const base = {
+    process: c.process,
+    executables: ["/bin/sh"],
+    namespaces: [{ type: "user" as const, fd: 10 }],
+    setgroups: true,
+  };
+  assert.ok(!joinProgram(base).some((o) => o.call === "keyctl"));
+  const ops = joinProgram({ ...base, sessionKeyring: sessionKeyringName(ID) });
+  const keyctls = ops.flatMap((o, i) => o.call === "keyctl" ? [i] : []);
+  assert.equal(keyctls.length, 1, "joins by name, changes no permissions");
+  const k = keyctls[0]!;
+  assert.deepEqual(ops[k]!.args, [KEYCTL.JOIN_SESSION_KEYRING, { str: `_ses.${ID}` }]);
+  assert.equal(ops[k]!.okErrno, Errno.ENOSYS);
+  assert.ok(callAt(ops, "clone") < k && k < switchAt(ops, "setresuid"));
 });
 
 Deno.test("joinProgram() opens the terminal after the fork and before the user switch", () => {

@@ -516,6 +516,8 @@ Deno.test("generateSpec() gives Docker's 14 capabilities in bounding, effective 
     bounding: [...DEFAULT_CAPABILITIES],
     effective: [...DEFAULT_CAPABILITIES],
     permitted: [...DEFAULT_CAPABILITIES],
+    inheritable: [],
+    ambient: [],
   });
   for (const c of ["CAP_CHOWN", "CAP_NET_RAW", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"]) {
     assert.ok(caps?.bounding?.includes(c), c);
