@@ -38,17 +38,6 @@ export const SECURITY_FLAGS = {
 /** The values of those flags, as parsed. */
 export type SecurityFlagValues = FlagValues<typeof SECURITY_FLAGS>;
 
-/** Paths the engine already provides on every container's /dev (runc's defaults). */
-const DEFAULT_DEVICE_PATHS = new Set([
-  "/dev/null",
-  "/dev/zero",
-  "/dev/full",
-  "/dev/random",
-  "/dev/urandom",
-  "/dev/tty",
-  "/dev/ptmx",
-]);
-
 /**
  * The run options the security flags give, with every value checked (a
  * mistake is reported before any pull). `rootless` says whether the
@@ -105,11 +94,14 @@ async function deviceRequests(
   const { parseDeviceFlag } = await import("../spec/devices.ts");
   const { deviceNode, hostDevices, rootlessDeviceProblem } = await import("../host/devices.ts");
   const { supplementaryGroups } = await import("../host/access.ts");
+  // The engine gives every container these (runc's defaults), and /dev/ptmx.
+  const { DEFAULT_DEVICES } = await import("../engine/config.ts");
+  const own = new Set([...DEFAULT_DEVICES.map((d) => d.path), "/dev/ptmx"]);
   const out: NonNullable<RunOptions["devices"]> = [];
   if (flags.privileged) {
     for (const d of hostDevices()) {
       // As rootless Podman: the terminals stay the container's own.
-      if (DEFAULT_DEVICE_PATHS.has(d.path) || (rootless && d.path.startsWith("/dev/tty"))) {
+      if (own.has(d.path) || (rootless && d.path.startsWith("/dev/tty"))) {
         continue;
       }
       out.push({ hostPath: d.path, containerPath: d.path, permissions: "rwm", node: d.node });

@@ -15,6 +15,7 @@ import {
 } from "../../lib/spec/generate.ts";
 import { type Mount, OCI_VERSION, type Spec } from "../../lib/spec/types.ts";
 import { parseVolume } from "../../lib/spec/mounts.ts";
+import { type DeviceRequest, parseDeviceFlag } from "../../lib/spec/devices.ts";
 import { hostMode, range, single, subordinate } from "./_mappings.ts";
 
 // ---------------------------------------------------------------------------
@@ -641,4 +642,71 @@ Deno.test("generateSpec() with --init binds the host's init read-only and runs i
     ),
     false,
   );
+});
+
+// ---------------------------------------------------------------------------
+// Security flags (capabilities, masks, --ulimit, --sysctl, --device)
+
+function sec(o: Partial<RunOptions> = {}, h: Partial<HostFacts> = {}): Spec {
+  return spec({ options: o, host: h });
+}
+
+// /dev/fuse at another path in the container, read-only.
+const FUSE: DeviceRequest = {
+  ...parseDeviceFlag("/dev/fuse:/dev/fuse2:r"),
+  node: { type: "c", major: 10, minor: 229, mode: 0o666, uid: 0, gid: 0 },
+};
+
+Deno.test("generateSpec() sets the capability sets for root, --user 1000 and --privileged", () => {
+  assert.deepEqual(sec().process?.capabilities?.inheritable, []);
+  const user = sec({ user: "1000" }).process?.capabilities;
+  assert.deepEqual(user?.bounding, [...DEFAULT_CAPABILITIES]);
+  assert.deepEqual(user?.effective, []);
+  const added = sec({ user: "app", capAdd: ["NET_ADMIN"] }).process?.capabilities;
+  assert.deepEqual(added?.ambient, ["CAP_NET_ADMIN"]);
+  const dropped = sec({ capDrop: ["ALL"] }).process?.capabilities;
+  assert.deepEqual(dropped?.bounding, []);
+  const priv = sec({ privileged: true }, { capabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"] });
+  assert.deepEqual(priv.process?.capabilities?.effective, ["CAP_CHOWN", "CAP_SYS_ADMIN"]);
+});
+
+Deno.test("generateSpec() applies no-new-privileges, masks and --privileged's paths and /sys", () => {
+  assert.equal(sec().process?.noNewPrivileges, false);
+  assert.equal(sec({ noNewPrivileges: true }).process?.noNewPrivileges, true);
+  const s = sec({ unmask: ["/sys/dev/block"], mask: ["/etc/x"] });
+  assert.equal(s.linux?.maskedPaths?.includes("/sys/dev/block"), false);
+  assert.ok(s.linux?.maskedPaths?.includes("/etc/x"));
+  const priv = sec({ privileged: true });
+  assert.deepEqual(priv.linux?.maskedPaths, []);
+  assert.deepEqual(priv.linux?.readonlyPaths, []);
+  const sys = (x: Spec) => x.mounts?.find((m) => m.destination === "/sys")?.options;
+  assert.ok(sys(sec())?.includes("ro"));
+  assert.ok(sys(priv)?.includes("rw"));
+  assert.equal(sys(priv)?.includes("ro"), false);
+});
+
+Deno.test("generateSpec() puts devices in mounts rootless and in linux.devices as root", () => {
+  const rootless = sec({ devices: [FUSE] });
+  assert.ok(rootless.mounts?.some((m) => m.destination === "/dev/fuse2" && m.type === "bind"));
+  assert.equal(rootless.linux?.devices, undefined);
+  const root = sec({ devices: [FUSE] }, { idMapping: hostMode() });
+  assert.equal(root.mounts?.some((m) => m.destination === "/dev/fuse2"), false);
+  assert.equal(root.linux?.devices?.[0]?.path, "/dev/fuse2");
+});
+
+Deno.test("generateSpec() sets linux.sysctl, net.* only with --network none", () => {
+  assert.equal(sec().linux?.sysctl, undefined);
+  assert.deepEqual(sec({ sysctls: ["kernel.shmmax=5"] }).linux?.sysctl, { "kernel.shmmax": "5" });
+  assert.throws(() => sec({ sysctls: ["net.core.somaxconn=5"] }), /host's network namespace/);
+  assert.deepEqual(
+    sec({ network: "none", sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
+    { "net.core.somaxconn": "5" },
+  );
+});
+
+Deno.test("generateSpec() sets process.rlimits from --ulimit", () => {
+  assert.equal(sec().process?.rlimits, undefined);
+  assert.deepEqual(sec({ ulimits: ["nofile=100:200"] }).process?.rlimits, [
+    { type: "RLIMIT_NOFILE", soft: 100, hard: 200 },
+  ]);
 });

@@ -1,4 +1,4 @@
-// Table tests of the security flags in spec generation: capabilities
+// Table tests of the security flags' parsers and decisions: capabilities
 // (--cap-add, --cap-drop, --privileged, --user), --security-opt, masked
 // paths, --ulimit, --sysctl and --device.
 import assert from "node:assert/strict";
@@ -11,41 +11,10 @@ import {
 } from "../../lib/spec/capabilities.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from "../../lib/spec/defaults.ts";
 import { type DeviceRequest, deviceSpec, parseDeviceFlag } from "../../lib/spec/devices.ts";
-import { generateSpec, type HostFacts, type RunOptions } from "../../lib/spec/generate.ts";
 import { maskedAndReadonlyPaths, parseSecurityOpts } from "../../lib/spec/security_opt.ts";
 import { parseSysctls } from "../../lib/spec/sysctl.ts";
 import { parseUlimit, parseUlimits, UNLIMITED } from "../../lib/spec/ulimit.ts";
-import type { Spec } from "../../lib/spec/types.ts";
-import { hostMode, subordinate } from "./_mappings.ts";
 import { rootlessDeviceProblem, splitDev } from "../../lib/host/devices.ts";
-
-const PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-
-function spec(o: Partial<RunOptions> = {}, h: Partial<HostFacts> = {}): Spec {
-  return generateSpec({
-    id: "0123456789abcdef".repeat(4),
-    rootPath: "/r",
-    filesDir: "/f",
-    image: { cmd: ["/bin/sh"] },
-    rootfs: {
-      passwd: PASSWD,
-      group: "root:x:0:\napp:x:1000:\n",
-      etcBindable: { hostname: true, hosts: true, "resolv.conf": true },
-    },
-    options: {
-      args: [],
-      env: [],
-      envFiles: [],
-      groupAdd: [],
-      volumes: [],
-      readOnly: false,
-      network: "host",
-      tty: false,
-      ...o,
-    },
-    host: { idMapping: subordinate(), env: {}, hosts: null, resolvConf: null, ...h },
-  }).spec;
-}
 
 // ---------------------------------------------------------------------------
 // Capabilities
@@ -173,19 +142,6 @@ Deno.test("capabilitySets() gives another user only what --cap-add asked, ambien
   assert.deepEqual(capabilitySets(capabilityList(both), 1000, both).effective, ["CAP_NET_ADMIN"]);
 });
 
-Deno.test("generateSpec() sets the capability sets for root, --user 1000 and --privileged", () => {
-  assert.deepEqual(spec().process?.capabilities?.inheritable, []);
-  const user = spec({ user: "1000" }).process?.capabilities;
-  assert.deepEqual(user?.bounding, [...DEFAULT_CAPABILITIES]);
-  assert.deepEqual(user?.effective, []);
-  const added = spec({ user: "app", capAdd: ["NET_ADMIN"] }).process?.capabilities;
-  assert.deepEqual(added?.ambient, ["CAP_NET_ADMIN"]);
-  const dropped = spec({ capDrop: ["ALL"] }).process?.capabilities;
-  assert.deepEqual(dropped?.bounding, []);
-  const priv = spec({ privileged: true }, { capabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN"] });
-  assert.deepEqual(priv.process?.capabilities?.effective, ["CAP_CHOWN", "CAP_SYS_ADMIN"]);
-});
-
 // ---------------------------------------------------------------------------
 // Masked and read-only paths, --security-opt
 
@@ -291,21 +247,6 @@ for (const [what, opts, masked, readonly] of PATHS) {
   });
 }
 
-Deno.test("generateSpec() applies no-new-privileges, masks and --privileged's paths and /sys", () => {
-  assert.equal(spec().process?.noNewPrivileges, false);
-  assert.equal(spec({ noNewPrivileges: true }).process?.noNewPrivileges, true);
-  const s = spec({ unmask: ["/sys/dev/block"], mask: ["/etc/x"] });
-  assert.equal(s.linux?.maskedPaths?.includes("/sys/dev/block"), false);
-  assert.ok(s.linux?.maskedPaths?.includes("/etc/x"));
-  const priv = spec({ privileged: true });
-  assert.deepEqual(priv.linux?.maskedPaths, []);
-  assert.deepEqual(priv.linux?.readonlyPaths, []);
-  const sys = (x: Spec) => x.mounts?.find((m) => m.destination === "/sys")?.options;
-  assert.ok(sys(spec())?.includes("ro"));
-  assert.ok(sys(priv)?.includes("rw"));
-  assert.equal(sys(priv)?.includes("ro"), false);
-});
-
 // ---------------------------------------------------------------------------
 // --ulimit
 
@@ -334,14 +275,10 @@ for (const [arg, re] of BAD_ULIMITS) {
   Deno.test(`parseUlimit() refuses ${arg}`, () => assert.throws(() => parseUlimit(arg), re));
 }
 
-Deno.test("parseUlimits() lets a later value for the same name win; generateSpec() sets rlimits", () => {
+Deno.test("parseUlimits() lets a later value for the same name win", () => {
   assert.deepEqual(parseUlimits(["nofile=1", "nproc=2", "nofile=3"]), [
     { type: "RLIMIT_NOFILE", soft: 3, hard: 3 },
     { type: "RLIMIT_NPROC", soft: 2, hard: 2 },
-  ]);
-  assert.equal(spec().process?.rlimits, undefined);
-  assert.deepEqual(spec({ ulimits: ["nofile=100:200"] }).process?.rlimits, [
-    { type: "RLIMIT_NOFILE", soft: 100, hard: 200 },
   ]);
 });
 
@@ -371,16 +308,6 @@ for (const [arg, own, re] of BAD_SYSCTLS) {
     assert.throws(() => parseSysctls([arg], own), re);
   });
 }
-
-Deno.test("generateSpec() sets linux.sysctl, net.* only with --network none", () => {
-  assert.equal(spec().linux?.sysctl, undefined);
-  assert.deepEqual(spec({ sysctls: ["kernel.shmmax=5"] }).linux?.sysctl, { "kernel.shmmax": "5" });
-  assert.throws(() => spec({ sysctls: ["net.core.somaxconn=5"] }), /host's network namespace/);
-  assert.deepEqual(
-    spec({ network: "none", sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
-    { "net.core.somaxconn": "5" },
-  );
-});
 
 // ---------------------------------------------------------------------------
 // --device
@@ -445,15 +372,6 @@ Deno.test("deviceSpec() binds the host's node in a user namespace, makes one as 
   // A later request for the same container path wins.
   const later = { ...FUSE, hostPath: "/dev/null" };
   assert.equal(deviceSpec([FUSE, later], true).mounts[0]?.source, "/dev/null");
-});
-
-Deno.test("generateSpec() puts devices in mounts rootless and in linux.devices as root", () => {
-  const rootless = spec({ devices: [FUSE] });
-  assert.ok(rootless.mounts?.some((m) => m.destination === "/dev/fuse2" && m.type === "bind"));
-  assert.equal(rootless.linux?.devices, undefined);
-  const root = spec({ devices: [FUSE] }, { idMapping: hostMode() });
-  assert.equal(root.mounts?.some((m) => m.destination === "/dev/fuse2"), false);
-  assert.equal(root.linux?.devices?.[0]?.path, "/dev/fuse2");
 });
 
 Deno.test("splitDev() splits dev_t as major(3) and minor(3) do", () => {
