@@ -151,6 +151,10 @@ export function explainFailure(
     hint = mapping?.mode === "single"
       ? ": only root is mapped in a single-id mapping; add a subordinate range to /etc/subuid and /etc/subgid"
       : ": the id is outside the user namespace's mapping";
+  } else if (errno === Errno.EPERM && op.call === "prlimit64") {
+    hint = ": a hard limit above trun's own (ulimit -H) can only be raised by real root";
+  } else if (errno === Errno.EDQUOT && op.call === "keyctl") {
+    hint = ": the user's key quota is full (sysctl kernel.keys.maxkeys and maxbytes)";
   } else if (op.call === "chdir" && op.step.includes("working directory")) {
     return new ContainerStartError(
       `${op.step}: ${describeErrno(errno)}`,

@@ -39,6 +39,7 @@ import {
   type RootfsSource,
   sessionKeyringName,
 } from "../../lib/engine/program.ts";
+import { explainFailure } from "../../lib/engine/executor.ts";
 import { generateSpec, type RunOptions } from "../../lib/spec/generate.ts";
 import type { Spec } from "../../lib/spec/types.ts";
 import { subordinate } from "./_mappings.ts";
@@ -930,4 +931,20 @@ Deno.test("createProgram() makes device nodes as real root, with their mode and 
     "no device is bound when it is created",
   );
   assert.ok(program(c).some((o) => o.call === "open_tree" && str(o.args[1]) === "/dev/fuse"));
+});
+
+Deno.test("explainFailure() says why a limit or the session keyring failed", () => {
+  const fail = (op: ChildOp, errno: number) =>
+    explainFailure({ index: 0, errno, op }, ["/bin/sh"], undefined);
+  const limit = fail(
+    { call: "prlimit64", args: [], step: "setting RLIMIT_NOFILE to 1/2" },
+    Errno.EPERM,
+  );
+  assert.match(limit.message, /^setting RLIMIT_NOFILE to 1\/2: .*: a hard limit above trun's own/);
+  assert.equal(limit.exitCode, 125);
+  const keys = fail(
+    { call: "keyctl", args: [], step: `joining the session keyring "_ses.x"` },
+    Errno.EDQUOT,
+  );
+  assert.match(keys.message, /_ses\.x".*: the user's key quota is full/);
 });
