@@ -14,6 +14,7 @@ import {
   trunSandbox,
 } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { podmanSandbox, podmanTools } from "../_harness/podman.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
@@ -347,3 +348,56 @@ test("exec joins the container's session keyring", async () => {
     await sb.run(["rm", "-f", id]);
   }
 }, noKeyctl);
+
+// Side by side with Podman running runc (rootless: Podman as root cannot
+// start containers on this host's hybrid cgroups without more setup). What
+// must match: the sets of a non-root user with --cap-add (Podman's rule),
+// the masked paths, and a session keyring of the container's own. The
+// bounding sets differ on purpose: trun keeps Docker's 14 defaults where
+// Podman 4 drops NET_RAW, MKNOD and AUDIT_WRITE.
+const tools = await podmanTools();
+const podmanMissing = caps.isRoot
+  ? "Podman comparison is rootless: run as the test user"
+  : ["podman", "conmon", "tar", "script"].map((t) => tools.reasons[t]).filter((r) => r).join(
+    "; ",
+  ) ||
+    (!hasKeyctl ? "keyctl missing (install keyutils)" : "");
+const runc = await new Deno.Command("sh", { args: ["-c", "command -v runc"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+
+test(
+  "the same sets, masks and keyring as Podman with runc",
+  async () => {
+    await using sb = await sandbox();
+    const pm = await podmanSandbox(tools, { network: "none" });
+    try {
+      const image = "localhost/trun-security/busybox:latest";
+      await pm.importRootfs(sb.rootfs, image);
+      const script = [
+        "grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status",
+        "echo block=$(ls /sys/dev/block | wc -l)",
+        "echo keys=$(wc -c < /proc/keys)",
+        `${KEY_IN} rdescribe @s | cut -d';' -f1-3,5 | sed 's/[0-9a-f]\\{64\\}/ID/'`,
+      ].join("; ");
+      const flags = ["--user", "1000", "--cap-add", "net_admin", ...KEY_FLAGS];
+      const theirs = await pm.podman([
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        ...flags,
+        image,
+        "sh",
+        "-c",
+        script,
+      ]);
+      assert.equal(theirs.code, 0, `podman: ${theirs.stderr}`);
+      const ours = await runSh(sb, flags, script);
+      assert.match(ours, /^keyring;0;0;_ses\.ID$/m);
+      assert.equal(ours, theirs.stdout);
+    } finally {
+      await pm.cleanup();
+    }
+  },
+  { ignore: podmanMissing !== "" || !runc, why: podmanMissing || "runc missing (install runc)" },
+);
