@@ -827,8 +827,10 @@ export function sessionKeyringName(containerId: string): string {
  * on the host user's session keyring must not be readable inside, nor one
  * added inside show up outside. As runc: ENOSYS (a kernel without keys) is
  * no failure, anything else is. A new keyring is then made searchable, so
- * that `exec` finds it by name: by its owner, and in a user namespace by
- * the others (runc's permissions; the possessor keeps all rights).
+ * that `exec` finds it by name: by others in a user namespace (as runc),
+ * and always by its owner, which runc leaves out (the kernel then checks
+ * the owner's bits, so in a user namespace runc's exec would make a second
+ * keyring of the same name instead of joining the container's).
  */
 function joinSessionKeyring(
   b: ProgramBuilder,
