@@ -828,9 +828,9 @@ export function sessionKeyringName(containerId: string): string {
  * added inside show up outside. As runc: ENOSYS (a kernel without keys) is
  * no failure, anything else is. A new keyring is then made searchable, so
  * that `exec` finds it by name: by others in a user namespace (as runc),
- * and always by its owner, which runc leaves out (the kernel then checks
- * the owner's bits, so in a user namespace runc's exec would make a second
- * keyring of the same name instead of joining the container's).
+ * and always by its owner, which runc adds only without one (an `exec`
+ * as the container's root owns the keyring, so the kernel checks the
+ * owner's bits, not the others').
  */
 function joinSessionKeyring(
   b: ProgramBuilder,
