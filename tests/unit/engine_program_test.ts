@@ -844,24 +844,10 @@ Deno.test("joinProgram() joins the namespaces in order, forks into the PID names
   assert.ok(!ops.some((o) => MOUNT_CALLS.has(o.call) || o.call === "pivot_root"));
 });
 
-Deno.test("joinProgram() is non-dumpable before the first setns and until execve", () => {
-  const c = config({ tty: true });
-  const ops = joinProgram({
-    process: c.process,
-    executables: ["/bin/sh"],
-    namespaces: [{ type: "user", fd: 10 }, { type: "mount", fd: 11 }],
-    errFd: ERR,
-    console: CONSOLE,
-    setgroups: true,
-  });
-  assert.equal(at(ops, isPrctl(PR.SET_DUMPABLE, 0)), 0);
-  assert.ok(!ops.some(isPrctl(PR.SET_DUMPABLE, 1)), "never dumpable again before execve");
-});
-
-Deno.test("joinProgram() closes trun's descriptors but its own before any path is resolved", () => {
-  const c = config({ tty: true });
-  const ops = joinProgram({
-    process: c.process,
+/** The join program of a `-t` exec into user and mount namespaces (fds 10, 11), with every descriptor it takes. */
+function ttyJoin(): ChildOp[] {
+  return joinProgram({
+    process: config({ tty: true }).process,
     executables: ["/bin/sh"],
     namespaces: [{ type: "user", fd: 10 }, { type: "mount", fd: 11 }],
     errFd: ERR,
@@ -870,6 +856,16 @@ Deno.test("joinProgram() closes trun's descriptors but its own before any path i
     cgroupProcs: 14,
     stdinFd: 15,
   });
+}
+
+Deno.test("joinProgram() is non-dumpable before the first setns and until execve", () => {
+  const ops = ttyJoin();
+  assert.equal(at(ops, isPrctl(PR.SET_DUMPABLE, 0)), 0);
+  assert.ok(!ops.some(isPrctl(PR.SET_DUMPABLE, 1)), "never dumpable again before execve");
+});
+
+Deno.test("joinProgram() closes trun's descriptors but its own before any path is resolved", () => {
+  const ops = ttyJoin();
   const closes = ops.flatMap((o, i) => o.call === "close_range" && o.args[2] === 0 ? [i] : []);
   assert.ok(closes.length > 0);
   assert.ok(closes.at(-1)! < callAt(ops, "setns"), "closed before the first setns");
