@@ -205,6 +205,8 @@ export const P = {
 /** prctl(2) options and their sub-options. */
 export const PR = {
   SET_PDEATHSIG: 1,
+  GET_DUMPABLE: 3,
+  SET_DUMPABLE: 4,
   SET_KEEPCAPS: 8,
   CAPBSET_READ: 23,
   CAPBSET_DROP: 24,

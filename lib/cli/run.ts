@@ -7,6 +7,7 @@
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { SECURITY_FLAGS } from "./security_flags.ts";
+import { systemErrorText } from "../util/errors.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
 import type { ImageProcessConfig, RunOptions } from "../spec/generate.ts";
@@ -393,7 +394,7 @@ function readEnvFile(name: string): { name: string; text: string } {
   try {
     return { name, text: Deno.readTextFileSync(name) };
   } catch (e) {
-    throw new Error(`reading env file "${name}": ${e instanceof Error ? e.message : e}`);
+    throw new Error(`reading env file "${name}": ${systemErrorText(e)}`);
   }
 }
 
@@ -406,6 +407,13 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
+  if (p.flags.rootfs && args.length === 0) {
+    // A directory has no Entrypoint or Cmd to fall back on.
+    throw new UsageError(
+      def,
+      `No command specified: give the command to run after the root filesystem directory`,
+    );
+  }
   const network = p.flags.network ?? "host";
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
@@ -476,6 +484,15 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
     }
     const platform = p.flags.platform;
+    if (platform !== undefined) {
+      // Checked here too: an image already present would not be pulled.
+      const { parsePlatform } = await import("../oci/manifest.ts");
+      try {
+        parsePlatform(platform);
+      } catch (e) {
+        throw new UsageError(def, (e as Error).message);
+      }
+    }
     ({ layers, image, imageId } = await imageRootfs(target, {
       pull,
       ...(platform ? { platform } : {}),

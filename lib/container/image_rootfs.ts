@@ -5,6 +5,7 @@
  * run request, and records the container as a user of the image while it
  * runs. Glue between the CLI, the store and the runtime.
  */
+import { normalizePlatform, parsePlatform } from "../oci/manifest.ts";
 import { openStore } from "../store/mod.ts";
 import { runTrunForStorage } from "../runtime/userns_exec.ts";
 import type { ImageProcessConfig } from "../spec/generate.ts";
@@ -28,6 +29,10 @@ export async function imageRootfs(
   const policy = opts.pull ?? "missing";
   let store = openStore();
   let image = policy === "always" ? undefined : store.findImage(target);
+  if (image && opts.platform !== undefined && !platformMatches(image.config, opts.platform)) {
+    // The local image is for another platform: the asked one is missing.
+    image = undefined;
+  }
   if (!image) {
     if (policy === "never") {
       throw new Error(`image "${target}" not found locally, and --pull=never`);
@@ -63,4 +68,19 @@ export async function imageRootfs(
   } finally {
     store.close();
   }
+}
+
+/** Whether an image config is for `--platform` `spec` (os, architecture, and the variant when both say one). */
+function platformMatches(
+  config: { os?: string; architecture?: string; variant?: string },
+  spec: string,
+): boolean {
+  const want = parsePlatform(spec);
+  const have = normalizePlatform({
+    os: config.os ?? "linux",
+    architecture: config.architecture ?? "",
+    ...(config.variant ? { variant: config.variant } : {}),
+  });
+  return have.os === want.os && have.architecture === want.architecture &&
+    (want.variant === undefined || have.variant === undefined || have.variant === want.variant);
 }

@@ -198,6 +198,7 @@ export async function removeHere(
       }
       try {
         await removeContainer(store, rec, opts.force, { volumes: opts.volumes });
+        store.dropLockFile(`container-${id}`);
         return false;
       } catch (e) {
         const denied = e instanceof Deno.errors.PermissionDenied ||

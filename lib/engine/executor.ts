@@ -144,6 +144,17 @@ export function explainFailure(
     }
     return new ContainerStartError(`exec: "${argv0}": ${describeErrno(errno)}`, 126);
   }
+  if (op.step.startsWith("changing to the working directory")) {
+    // Docker's status for a working directory that cannot be entered.
+    const why = errno === Errno.ELOOP
+      ? ": it leads through a /proc magic link (such as /proc/self/fd/N) or a symlink loop; " +
+        "the working directory must be a directory inside the container"
+      : "";
+    return new ContainerStartError(
+      `${op.step}: ${describeErrno(errno)}${why}`,
+      errno === Errno.EACCES ? 126 : 125,
+    );
+  }
   let hint = "";
   if (errno === Errno.ELOOP && op.call === "openat2") {
     hint = ": the image has a symlink on this path, and trun does not mount through symlinks";
@@ -155,11 +166,6 @@ export function explainFailure(
     hint = ": a hard limit above trun's own (ulimit -H) can only be raised by real root";
   } else if (errno === Errno.EDQUOT && op.call === "keyctl") {
     hint = ": the user's key quota is full (sysctl kernel.keys.maxkeys and maxbytes)";
-  } else if (op.call === "chdir" && op.step.includes("working directory")) {
-    return new ContainerStartError(
-      `${op.step}: ${describeErrno(errno)}`,
-      errno === Errno.EACCES ? 126 : 125,
-    );
   }
   return new ContainerStartError(`${op.step}: ${describeErrno(errno)}${hint}`, 125);
 }

@@ -103,6 +103,7 @@ export async function spawnInContainer(
       process: opts.process,
       executables: opts.executables,
       namespaces,
+      errFd: errWrite,
       ...(console ? { console } : {}),
       setgroups,
       ...(opts.stdinFd !== undefined ? { stdinFd: opts.stdinFd } : {}),

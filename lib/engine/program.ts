@@ -644,6 +644,67 @@ export class ProgramBuilder {
     this.close("pts");
   }
 
+  /**
+   * Sets the process's dumpable flag (prctl(2) PR_SET_DUMPABLE). While it
+   * is clear, /proc/PID/exe, mem, fd, cwd, root and environ of the process
+   * can only be opened with CAP_SYS_PTRACE in the user namespace trun was
+   * started in, which no container process has (not even root in a
+   * rootless container, although it runs as the same host user): trun's
+   * binary and memory stay out of reach while the process is a copy of
+   * trun (CVE-2019-5736). execve(2) sets it again for the program (unless
+   * that program is set-id or unreadable), so the exec'd process is as
+   * visible as any other.
+   */
+  dumpable(on: boolean, why: string): void {
+    this.op({ call: "prctl", args: [PR.SET_DUMPABLE, on ? 1 : 0, 0, 0, 0], step: why });
+  }
+
+  /**
+   * Opens "/" as an O_PATH descriptor named `name`: after setns(2) into a
+   * mount namespace, or after pivot_root, that is the container's root.
+   */
+  openRoot(name: string, what: string): void {
+    this.op({
+      call: "openat",
+      args: [AT.FDCWD, { str: "/" }, O.PATH | O.DIRECTORY | O.CLOEXEC],
+      produces: name,
+      step: what,
+    });
+  }
+
+  /**
+   * Enters the working directory `cwd` as a path inside the root `root`
+   * (an fd name), then closes `root`. openat2(2) with RESOLVE_IN_ROOT keeps
+   * `..` and absolute symlinks inside the root, and RESOLVE_NO_MAGICLINKS
+   * refuses /proc/PID/fd/N, /proc/PID/cwd and the like, which could name a
+   * directory outside it (CVE-2024-21626: a leaked host descriptor used as
+   * the working directory). The working directory is then known to be
+   * inside the root. Done after the user switch: the lookup needs the
+   * process's own search permissions, as chdir(2) would.
+   */
+  workingDirectory(cwd: string, root: string): void {
+    const what = `changing to the working directory "${cwd}"`;
+    const dir = this.fresh("cwd");
+    this.op({
+      call: "openat2",
+      args: [
+        { ref: root },
+        { str: splitPath(cwd).join("/") || "." },
+        this.openHow(
+          O.PATH | O.DIRECTORY | O.CLOEXEC,
+          0,
+          RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS,
+        ),
+        OPEN_HOW_SIZE,
+      ],
+      produces: dir,
+      step: what,
+    });
+    this.op({ call: "fchdir", args: [{ ref: dir }], step: what });
+    this.close(dir);
+    this.close(root);
+  }
+
   /** stdin from /dev/null, as `docker run` without `-i`. */
   stdinNull(): void {
     this.op({
@@ -748,6 +809,9 @@ function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): v
  */
 function joinThenCreate(b: ProgramBuilder, input: CreateProgramInput): void {
   const c = input.config;
+  // The joined namespaces may hold another container's processes: from
+  // now until execve this process is a copy of trun (see `dumpable`).
+  b.dumpable(false, "making the process non-dumpable before joining namespaces");
   joinNamespaces(b, input.joinFds);
   const flags = c.newNamespaces.filter((t) => t !== "pid" && t !== "cgroup")
     .reduce((f, t) => f | NAMESPACE_FLAGS[t], 0);
@@ -756,6 +820,11 @@ function joinThenCreate(b: ProgramBuilder, input: CreateProgramInput): void {
   }
   if (c.newNamespaces.includes("user")) {
     if (input.mapsSync === undefined) throw new Error("a new user namespace needs the maps pipe");
+    // The parent (or newuidmap, which checks who owns /proc/PID) writes the
+    // maps: /proc/PID belongs to the user only while the process is
+    // dumpable. It is not yet in the joined PID namespace, so no container
+    // process can see it meanwhile (runc does the same).
+    b.dumpable(true, "letting the parent write the id maps");
     b.op({
       call: "write",
       args: [input.errFd, { bytes: MAPS_RECORD }, MAPS_RECORD.length],
@@ -767,6 +836,7 @@ function joinThenCreate(b: ProgramBuilder, input: CreateProgramInput): void {
       step: "waiting for the id maps",
     });
     b.op({ call: "close", args: [input.mapsSync], step: "closing the maps pipe" });
+    b.dumpable(false, "making the process non-dumpable again");
     becomeRoot(b);
   }
   const newPid = c.newNamespaces.includes("pid");
@@ -1013,6 +1083,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   b.op({ call: "umount2", args: [{ str: "." }, AT.MNT_DETACH], step: "detaching the old root" });
   b.op({ call: "chdir", args: [{ str: "/" }], step: `changing to "/"` });
   b.close("root");
+  b.openRoot("newRoot", "opening the new root");
 
   if (c.hostname !== undefined) {
     const n = new TextEncoder().encode(c.hostname).length;
@@ -1048,11 +1119,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
       step: "setting the parent-death signal again after the user switch",
     });
   }
-  b.op({
-    call: "chdir",
-    args: [{ str: proc.cwd }],
-    step: `changing to the working directory "${proc.cwd}"`,
-  });
+  b.workingDirectory(proc.cwd, "newRoot");
 
   if (input.execFifo !== undefined) {
     // Created: tell `create`, then block until `start` opens the fifo. The
@@ -1094,6 +1161,8 @@ export interface JoinProgramInput {
   executables: string[];
   /** The container's namespaces, as descriptors (user first when present). */
   namespaces: { type: NamespaceType; fd: number }[];
+  /** The error pipe's write end: the only descriptor of trun's kept to the end. */
+  errFd: number;
   /** Where to send the pty master, with `process.terminal`. */
   console?: ConsoleFds;
   /** Whether setgroups(2) is allowed in the container's user namespace. */
@@ -1118,11 +1187,32 @@ export interface JoinProgramInput {
  * PID namespace only moves the children. The middle process reports the
  * final pid on the error pipe and exits; the final process, a child of
  * trun, sets its terminal, privileges and working directory and execs.
+ *
+ * Until execve the process is a copy of trun, in the container's reach:
+ * it is made non-dumpable before the first setns (CVE-2019-5736), and
+ * every descriptor it inherited from trun but the few it needs is closed
+ * before the first path is resolved in the container, and the working
+ * directory is entered inside the container's root (CVE-2024-21626).
  */
 export function joinProgram(input: JoinProgramInput): ChildOp[] {
   const b = new ProgramBuilder();
   const proc = input.process;
+  b.dumpable(false, "making the process non-dumpable before joining the container");
+  // Closed, not only marked close-on-exec: until execve a descriptor is
+  // reachable as /proc/self/fd/N by any path the container controls.
+  closeAllBut(b, [
+    input.errFd,
+    ...input.namespaces.map((n) => n.fd),
+    ...(input.console ? [input.console.socket, input.console.slot] : []),
+    ...(input.stdinFd !== undefined ? [input.stdinFd] : []),
+    ...(input.cgroupProcs !== undefined ? [input.cgroupProcs] : []),
+  ]);
   joinNamespaces(b, input.namespaces);
+  for (const n of input.namespaces) {
+    b.op({ call: "close", args: [n.fd], step: `closing the ${n.type} namespace descriptor` });
+  }
+  // setns(2) into the mount namespace made its root this process's root.
+  b.openRoot("containerRoot", "opening the container's root");
   b.op({
     call: "clone",
     args: [CLONE.PARENT | SIGNALS.SIGCHLD, 0, 0, 0, 0],
@@ -1147,11 +1237,7 @@ export function joinProgram(input: JoinProgramInput): ChildOp[] {
   if (input.sessionKeyring !== undefined) joinSessionKeyring(b, input.sessionKeyring, null);
   if (input.console) b.terminal(input.console, proc.consoleSize);
   if (!input.keepPrivileges) b.identity(proc, input.setgroups);
-  b.op({
-    call: "chdir",
-    args: [{ str: proc.cwd }],
-    step: `changing to the working directory "${proc.cwd}"`,
-  });
+  b.workingDirectory(proc.cwd, "containerRoot");
   b.ops.push(...execTail({
     paths: input.executables,
     argv: proc.args,

@@ -420,8 +420,10 @@ export class RegistryClient {
   /**
    * Downloads a blob to `destPath`, verified. Bytes go to `destPath.partial`
    * and are hashed as they arrive; an existing `.partial` is re-hashed and
-   * resumed with a Range request. Only a complete, verified file is renamed
-   * to `destPath`; a digest mismatch removes the partial file. A process
+   * resumed with a Range request (a resumed download whose digest does not
+   * match is tried once more from zero: the prefix on disk may have been
+   * the bad part). Only a complete, verified file is renamed to
+   * `destPath`; a digest mismatch removes the partial file. A process
    * killed at any point leaves at most a `.partial` that the next call
    * resumes from.
    */
@@ -452,74 +454,85 @@ export class RegistryClient {
     }
     onProgress?.(offset, size);
 
-    if (size === undefined || offset < size) {
-      try {
-        await this.#withEndpoint(async (ep) => {
-          let failures = 0;
-          for (;;) {
-            const headers: Record<string, string> = {};
-            if (offset > 0) headers.range = `bytes=${offset}-`;
-            const res = await this.#authed(ep, `/v2/${repository}/blobs/${digest}`, [
-              pullScope(repository),
-            ], { headers, signal });
-            if (res.status === 416 && offset > 0) {
-              // The registry cannot serve from where we stopped: start over.
-              await res.body?.cancel();
-              await restart();
-              continue;
-            }
-            if (res.status !== 200 && res.status !== 206) {
-              throw await this.#responseError(res, `blob "${digest}"`, repository);
-            }
-            if (res.status === 206 && rangeStart(res.headers.get("content-range")) !== offset) {
-              await res.body?.cancel();
-              await restart();
-              continue;
-            }
-            if (res.status === 200 && offset > 0) await restart(); // Range ignored: full body follows
-            const before = offset;
-            try {
-              await this.#appendBody(res, partial, (chunk) => {
-                if (size !== undefined && offset + chunk.length > size) {
-                  throw new DigestMismatchError(
-                    `Blob "${digest}" of "${where}" is larger than the ${size} bytes its manifest declares: the registry or a proxy sent bad data`,
+    const download = async () => {
+      if (size === undefined || offset < size) {
+        try {
+          await this.#withEndpoint(async (ep) => {
+            let failures = 0;
+            for (;;) {
+              const headers: Record<string, string> = {};
+              if (offset > 0) headers.range = `bytes=${offset}-`;
+              const res = await this.#authed(ep, `/v2/${repository}/blobs/${digest}`, [
+                pullScope(repository),
+              ], { headers, signal });
+              if (res.status === 416 && offset > 0) {
+                // The registry cannot serve from where we stopped: start over.
+                await res.body?.cancel();
+                await restart();
+                continue;
+              }
+              if (res.status !== 200 && res.status !== 206) {
+                throw await this.#responseError(res, `blob "${digest}"`, repository);
+              }
+              if (res.status === 206 && rangeStart(res.headers.get("content-range")) !== offset) {
+                await res.body?.cancel();
+                await restart();
+                continue;
+              }
+              if (res.status === 200 && offset > 0) await restart(); // Range ignored: full body follows
+              const before = offset;
+              try {
+                await this.#appendBody(res, partial, (chunk) => {
+                  if (size !== undefined && offset + chunk.length > size) {
+                    throw new DigestMismatchError(
+                      `Blob "${digest}" of "${where}" is larger than the ${size} bytes its manifest declares: the registry or a proxy sent bad data`,
+                    );
+                  }
+                  hash.update(chunk);
+                  offset += chunk.length;
+                  onProgress?.(offset, size);
+                });
+                if (size !== undefined && offset < size) {
+                  throw new RegistryError(
+                    `The download of blob "${digest}" ended early at ${offset} of ${size} bytes`,
                   );
                 }
-                hash.update(chunk);
-                offset += chunk.length;
-                onProgress?.(offset, size);
-              });
-              if (size !== undefined && offset < size) {
-                throw new RegistryError(
-                  `The download of blob "${digest}" ended early at ${offset} of ${size} bytes`,
-                );
+                return;
+              } catch (e) {
+                if (signal?.aborted) throw signal.reason ?? e;
+                if (!isTransient(e)) throw e;
+                // A try that made progress does not count against the limit: a
+                // long layer over a flaky link should finish, bit by bit.
+                failures = offset > before ? 1 : failures + 1;
+                if (failures >= this.#retry.attempts) {
+                  throw new RegistryError(
+                    `Cannot download blob "${digest}" of "${where}" after ${failures} tries: ${
+                      (e as Error).message
+                    }`,
+                  );
+                }
+                await sleep(this.#backoff(failures), signal);
               }
-              return;
-            } catch (e) {
-              if (signal?.aborted) throw signal.reason ?? e;
-              if (!isTransient(e)) throw e;
-              // A try that made progress does not count against the limit: a
-              // long layer over a flaky link should finish, bit by bit.
-              failures = offset > before ? 1 : failures + 1;
-              if (failures >= this.#retry.attempts) {
-                throw new RegistryError(
-                  `Cannot download blob "${digest}" of "${where}" after ${failures} tries: ${
-                    (e as Error).message
-                  }`,
-                );
-              }
-              await sleep(this.#backoff(failures), signal);
             }
-          }
-        }, signal);
-      } catch (e) {
-        // Bytes that cannot be right must not be resumed from later.
-        if (e instanceof DigestMismatchError) await Deno.remove(partial).catch(() => {});
-        throw e;
+          }, signal);
+        } catch (e) {
+          // Bytes that cannot be right must not be resumed from later.
+          if (e instanceof DigestMismatchError) await Deno.remove(partial).catch(() => {});
+          throw e;
+        }
       }
+    };
+    // A resumed download that does not add up may have started from a
+    // corrupt `.partial` on this disk: once from zero, before blaming the
+    // registry.
+    const resumed = offset > 0;
+    await download();
+    let actual = `${algorithm}:${hash.copy().digest("hex")}`;
+    if (resumed && (actual !== digest || (size !== undefined && offset !== size))) {
+      await restart();
+      await download();
+      actual = `${algorithm}:${hash.copy().digest("hex")}`;
     }
-
-    const actual = `${algorithm}:${hash.digest("hex")}`;
     if (actual !== digest || (size !== undefined && offset !== size)) {
       await Deno.remove(partial).catch(() => {});
       throw new DigestMismatchError(

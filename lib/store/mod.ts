@@ -66,7 +66,7 @@ import {
   type StoredManifest,
   tagImage,
 } from "./images.ts";
-import { takeLease, tryLock, withLock } from "./lock.ts";
+import { sweepFreeLocks, takeLease, tryLock, unlinkHeldLock, withLock } from "./lock.ts";
 import {
   createVolume,
   ensureVolumeDir,
@@ -210,6 +210,11 @@ export class Store implements StoreContext {
     return withLock(this.root, name, fn);
   }
 
+  /** Inside `withLock(name, …)`: deletes that lock's file, for an item that is gone for good. */
+  dropLockFile(name: string): void {
+    unlinkHeldLock(this.root, name);
+  }
+
   /** Unpacks the layers (blobs already stored) in order; returns chain ids bottom to top. */
   ensureLayers(layers: readonly LayerDescriptor[], opts?: EnsureLayersOptions): Promise<string[]> {
     return ensureLayers(this, layers, opts);
@@ -235,9 +240,14 @@ export class Store implements StoreContext {
     tagImage(this, id, reference);
   }
 
-  /** `docker rmi`: untags, deletes when no tag is left, frees unused layers and blobs. */
+  /**
+   * `docker rmi`: untags, deletes when no tag is left, frees unused layers
+   * and blobs, and the lock files nobody holds (the freed items').
+   */
   removeImage(refOrId: string, opts: { force?: boolean } = {}): RemoveImageResult {
-    return removeImage(this, refOrId, opts);
+    const result = removeImage(this, refOrId, opts);
+    if (result.deleted.length > 0) sweepFreeLocks(this.root);
+    return result;
   }
 
   /** Records a running container of image `imageId` (rmi refuses the image meanwhile). */
@@ -345,7 +355,8 @@ export class Store implements StoreContext {
 
   /**
    * Deletes layers no image uses and blobs no manifest needs, skipping any
-   * another trun process holds a lease on (it is about to record them).
+   * another trun process holds a lease on (it is about to record them),
+   * then the lock files nobody holds.
    */
   prune(): PruneResult {
     const out: PruneResult = { layers: [], blobs: [], bytes: 0 };
@@ -373,6 +384,7 @@ export class Store implements StoreContext {
         out.bytes += freed;
       }
     }
+    sweepFreeLocks(this.root);
     return out;
   }
 

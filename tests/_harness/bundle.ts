@@ -33,6 +33,8 @@ export interface RuntimeCli {
   name: "runc" | "trun";
   /** The `--root` state directory. */
   root: string;
+  /** The command line before the verb: `RUNTIME --root ROOT`. */
+  argv: readonly string[];
   /** Runs `RUNTIME --root ROOT ...args` with stdin from /dev/null. */
   run(args: readonly string[]): Promise<CliResult>;
 }
@@ -82,6 +84,7 @@ export function runtimeCli(
   return {
     name,
     root: opts.root,
+    argv: argv0,
     run: async (args) => {
       const n = ++calls;
       const out = `${opts.scratch}/${name}-${n}.out`, err = `${opts.scratch}/${name}-${n}.err`;

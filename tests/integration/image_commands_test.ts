@@ -306,7 +306,7 @@ test("images: Docker's table, --digests, --format json, -q and a reference filte
   assert.deepEqual(lines(template.stdout), ["extra/name:v2"]);
 });
 
-test("tag then rmi: Untagged and Deleted lines; the layers leave the disk", async () => {
+test("tag then rmi: Untagged and Deleted lines; the layers and their locks leave the disk", async () => {
   await using reg = await startFixtureRegistry({ images: [BUSYBOX] });
   await using sb = await trunSandbox();
   const name = `${reg.host}/trun-fixtures/busybox`;
@@ -330,6 +330,9 @@ test("tag then rmi: Untagged and Deleted lines; the layers leave the disk", asyn
   ]);
   await assert.rejects(Deno.lstat(info.GraphDriver.Data.LowerDir), Deno.errors.NotFound);
   assert.equal((await sb.run(["images", "-q"])).stdout, "");
+  // Nor do the lock files of the blobs and layers that went.
+  const locks = await Array.fromAsync(Deno.readDir(`${sb.env.TRUN_ROOT}/locks`)).catch(() => []);
+  assert.deepEqual(locks.map((e) => e.name), []);
 
   const missing = await sb.run(["rmi", "nosuch:tag"]);
   assert.equal(missing.code, 125);

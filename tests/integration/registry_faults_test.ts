@@ -211,6 +211,34 @@ Deno.test("fetchBlob() re-hashes an existing .partial and asks only for the rest
   });
 });
 
+Deno.test("fetchBlob() retries once from zero when a resumed .partial was corrupt on disk", async () => {
+  await using reg = startFaultRegistry();
+  await withTemp(async (dir) => {
+    const layer = reg.image.platforms.amd64!.layers[1]!;
+    const bad = layer.bytes.slice(0, 200_000);
+    bad[1000] = bad[1000]! ^ 0xff;
+    await Deno.writeFile(`${dir}/b.partial`, bad);
+    await clientFor(reg).fetchBlob("test/app", layer.digest, `${dir}/b`, { size: layer.size });
+    assert.deepEqual(await Deno.readFile(`${dir}/b`), layer.bytes);
+    assert.deepEqual(blobRequests(reg, layer.digest).map((r) => r.range), ["bytes=200000-", null]);
+  });
+});
+
+Deno.test("fetchBlob() blames the registry when a download from zero is still wrong", async () => {
+  await using reg = startFaultRegistry();
+  await withTemp(async (dir) => {
+    const layer = reg.image.platforms.amd64!.layers[1]!;
+    await Deno.writeFile(`${dir}/b.partial`, layer.bytes.subarray(0, 200_000));
+    reg.faults.push({ on: "blob", target: layer.digest, times: 2, action: { corrupt: true } });
+    await assert.rejects(
+      clientFor(reg).fetchBlob("test/app", layer.digest, `${dir}/b`, { size: layer.size }),
+      /the registry or a proxy sent bad data/,
+    );
+    assert.equal(blobRequests(reg, layer.digest).length, 2);
+    assert.ok(!(await exists(`${dir}/b.partial`)));
+  });
+});
+
 Deno.test("fetchBlob() starts over when the registry ignores Range (200 instead of 206)", async () => {
   await using reg = startFaultRegistry();
   await withTemp(async (dir) => {

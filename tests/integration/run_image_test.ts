@@ -43,6 +43,27 @@ test("run IMAGE: pulls a missing image, with the pull's output on stderr", gate,
   assert.doesNotMatch(again.stderr, /Unable to find/);
 });
 
+test(
+  "run --platform: checked, and an image present for another platform is not used",
+  gate,
+  async (host) => {
+    await using sb = await trunSandbox();
+    const ref = `${host}/trun-fixtures/busybox:latest`;
+    const pull = await sb.run(["pull", "-q", ref]);
+    assert.equal(pull.code, 0, pull.stderr);
+    const bogus = await sb.run(["run", "--rm", "--platform", "bogus", ref, "true"]);
+    assert.equal(bogus.code, 125);
+    assert.match(bogus.stderr, /Invalid platform "bogus"/);
+    // The image is amd64 only: asking for s390x means pulling it, which fails.
+    const other = await sb.run(["run", "--rm", "--platform", "linux/s390x", ref, "true"]);
+    assert.equal(other.code, 125, other.stderr);
+    assert.match(other.stderr, /Unable to find image/);
+    const same = await sb.run(["run", "--rm", "--platform", "linux/amd64", ref, "true"]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.doesNotMatch(same.stderr, /Unable to find image/);
+  },
+);
+
 test("run IMAGE: the image's Cmd, Env and WorkingDir apply", gate, async (host) => {
   await using sb = await trunSandbox();
   const r = await sb.run(["run", "-i", `${host}/trun-fixtures/layered:latest`], {

@@ -378,6 +378,41 @@ test("exec: the exit status passes through (sh -c 'exit 7' gives 7)", () =>
     }
   }));
 
+// CVE-2024-21626: a host directory descriptor the runtime holds, named as
+// the working directory, must not become the exec'd process's cwd.
+test("exec --cwd /proc/self/fd/7 with fd 7 a host directory the runtime inherited: both refuse", () =>
+  withPair(null, async ({ bundle, dir, runtimes, id }) => {
+    await Deno.mkdir(`${dir}/host-secret`);
+    await Deno.writeTextFile(`${dir}/host-secret/secret`, "host-secret-text\n");
+    for (const rt of runtimes) {
+      const name = id(rt);
+      await startContainer(rt, bundle, name);
+      const out = await new Deno.Command("bash", {
+        args: [
+          "-c",
+          'exec 7<"$1"; shift; exec "$@"',
+          "bash",
+          `${dir}/host-secret`,
+          ...rt.argv,
+          "exec",
+          "--cwd",
+          "/proc/self/fd/7",
+          name,
+          "sh",
+          "-c",
+          "cat secret; pwd",
+        ],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.notEqual(out.code, 0, `${rt.name}: ${stdout}`);
+      assert.doesNotMatch(stdout, /host-secret-text/, rt.name);
+      assert.match(stderr, /\/proc\/self\/fd\/7/, `${rt.name}: ${stderr}`);
+    }
+  }));
+
 test("exec --process FILE runs that process.json (env, cwd, args, status)", () =>
   withPair(null, async ({ bundle, dir, runtimes, id }) => {
     const processJson = `${dir}/process.json`;

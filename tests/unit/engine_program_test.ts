@@ -185,6 +185,29 @@ const isPrctl = (option: number, arg?: number) => (o: ChildOp) =>
   o.call === "prctl" && o.args[0] === option && (arg === undefined || o.args[1] === arg);
 
 /** The step text of a planned mount, as the builder names it. */
+/**
+ * Asserts the working directory is entered as `path` inside the root fd
+ * `root`: openat2 with RESOLVE_IN_ROOT and RESOLVE_NO_MAGICLINKS, then
+ * fchdir to what it opened, and no chdir(2) by path to it.
+ */
+function assertEntersWorkingDirectory(ops: ChildOp[], root: string, path: string): number {
+  const open = at(ops, (o) => o.call === "openat2" && o.step.startsWith("changing to the working"));
+  assert.ok(open >= 0, "an openat2 of the working directory");
+  const o = ops[open]!;
+  assert.deepEqual(o.args[0], { ref: root });
+  assert.equal(str(o.args[1]), path);
+  assert.equal(resolveOf(o), RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS);
+  assert.equal(ops[open + 1]!.call, "fchdir");
+  assert.deepEqual(ops[open + 1]!.args, [{ ref: o.produces! }]);
+  assert.ok(!ops.some((x) => x.call === "chdir" && str(x.args[0]) !== "/"), "no chdir by path");
+  return open;
+}
+
+/** Whether an op resolves a path (the kernel walks a string argument). */
+const resolvesPath = (o: ChildOp) =>
+  o.args.some((a) => typeof a === "object" && ("str" in a || "strs" in a)) &&
+  o.call !== "sethostname" && o.call !== "setdomainname";
+
 function mountStep(m: MountPlan): string {
   return m.kind === "fs"
     ? `mounting ${m.fstype} on "${m.target}"`
@@ -225,6 +248,32 @@ Deno.test("createProgram() joins the given namespaces in order after the sync re
   assert.deepEqual(setns.map((i) => ops[i]!.args), [[40, CLONE.NEWNET], [41, CLONE.NEWIPC]]);
   assert.ok(callAt(ops, "read") < setns[0]!);
   assert.ok(setns[1]! < at(ops, (o) => MOUNT_CALLS.has(o.call)));
+});
+
+Deno.test("createProgram() joining another container's PID namespace is non-dumpable but while its maps are written", () => {
+  const base = config();
+  const c: ContainerConfig = {
+    ...base,
+    newNamespaces: base.newNamespaces.filter((t) => t !== "pid"),
+    joinNamespaces: [{ type: "pid", path: "/proc/42/ns/pid" }],
+  };
+  const ops = program(c, { joinFds: [{ type: "pid", fd: 40 }], mapsSync: 9 });
+  const off = ops.flatMap((o, i) => isPrctl(PR.SET_DUMPABLE, 0)(o) ? [i] : []);
+  const on = ops.flatMap((o, i) => isPrctl(PR.SET_DUMPABLE, 1)(o) ? [i] : []);
+  const setns = callAt(ops, "setns");
+  const ask = at(ops, (o) => o.step === "asking for the id maps");
+  const mapsRead = at(ops, (o) => o.call === "read" && o.args[0] === 9);
+  const fork = callAt(ops, "clone");
+  assert.equal(off.length, 2);
+  assert.equal(on.length, 1);
+  assert.ok(off[0]! < setns, "non-dumpable before the first setns");
+  assert.ok(setns < on[0]! && on[0]! < ask, "dumpable for the parent's map write");
+  assert.ok(
+    mapsRead < off[1]! && off[1]! < fork,
+    "non-dumpable again before entering the PID namespace",
+  );
+  // A container of its own (no joins) stays as it was.
+  assert.ok(!program().some(isPrctl(PR.SET_DUMPABLE)));
 });
 
 Deno.test("createProgram() makes / rslave by default before mounting the root", () => {
@@ -537,7 +586,18 @@ Deno.test("createProgram() creates the working directory in the root, before piv
   const mk = at(ops, (o) => o.call === "mkdirat" && o.step.startsWith(what));
   assert.ok(mk >= 0 && mk < callAt(ops, "pivot_root"));
   const chdir = ops.filter((o) => o.call === "chdir").map((o) => str(o.args[0]));
-  assert.deepEqual(chdir, ["/", "/work"]);
+  assert.deepEqual(chdir, ["/"]);
+});
+
+Deno.test("createProgram() enters the working directory inside the new root, never through a magic link", () => {
+  const ops = program(config({ user: "app" }));
+  const root = at(ops, (o) => o.produces === "newRoot");
+  assert.ok(root > callAt(ops, "pivot_root"));
+  assert.deepEqual(ops[root]!.args, [AT.FDCWD, { str: "/" }, O.PATH | O.DIRECTORY | O.CLOEXEC]);
+  assertEntersWorkingDirectory(ops, "newRoot", "work");
+  assert.ok(
+    switchAt(ops, "setresuid") < at(ops, (o) => o.call === "fchdir" && o.step.includes("working")),
+  );
 });
 
 Deno.test("createProgram() sets the hostname and domain name after pivot_root", () => {
@@ -699,7 +759,8 @@ Deno.test("createProgram() ends in the exec tail, execve over each candidate wit
       closeFds: true,
     });
     assert.deepEqual(ops.slice(-tail.length), tail);
-    assert.equal(ops[ops.length - tail.length - 1]!.call, over.execFifo ? "close" : "chdir");
+    const before = over.execFifo ? "close" : "fchdir";
+    assert.equal(ops[ops.length - tail.length - (over.execFifo ? 1 : 3)]!.call, before);
   }
   const ops = program(c);
   const execs = ops.filter((o) => o.call === "execve");
@@ -792,10 +853,12 @@ Deno.test("joinProgram() joins the namespaces in order, forks into the PID names
     process: c.process,
     executables: ["/bin/sh"],
     namespaces,
+    errFd: ERR,
     setgroups: true,
   });
   const setns = ops.flatMap((o, i) => o.call === "setns" ? [i] : []);
-  assert.deepEqual(setns, [0, 1, 2, 3]);
+  const first = setns[0]!;
+  assert.deepEqual(setns, [first, first + 1, first + 2, first + 3]);
   assert.deepEqual(setns.map((i) => ops[i]!.args), [
     [10, CLONE.NEWUSER],
     [11, CLONE.NEWNS],
@@ -803,15 +866,17 @@ Deno.test("joinProgram() joins the namespaces in order, forks into the PID names
     [13, CLONE.NEWUTS],
   ]);
   const clones = ops.flatMap((o, i) => o.call === "clone" ? [i] : []);
-  assert.deepEqual(clones, [4]);
-  assert.equal(ops[4]!.parentReportsAndExits, true);
-  assert.equal(ops[4]!.args[0], CLONE.PARENT | SIGNALS.SIGCHLD);
+  assert.equal(clones.length, 1);
+  const clone = clones[0]!;
+  assert.ok(clone > first + 3);
+  assert.equal(ops[clone]!.parentReportsAndExits, true);
+  assert.equal(ops[clone]!.args[0], CLONE.PARENT | SIGNALS.SIGCHLD);
   const setuid = switchAt(ops, "setresuid");
-  assert.ok(setuid > 4);
+  assert.ok(setuid > clone);
   assert.deepEqual(ops[setuid]!.args, [1000, 1000, 1000]);
-  assert.ok(callAt(ops, "setgroups") > 4);
+  assert.ok(callAt(ops, "setgroups") > clone);
   assert.ok(at(ops, isPrctl(PR.SET_NO_NEW_PRIVS, 1)) > setuid);
-  assert.deepEqual(ops[callAt(ops, "chdir")]!.args, [{ str: "/work" }]);
+  assert.ok(assertEntersWorkingDirectory(ops, "containerRoot", "work") > setuid);
   assert.equal(ops.at(-1)!.call, "execve");
   assert.equal(str(ops.at(-1)!.args[0]), "/bin/sh");
   assert.ok(!ops.some((o) => MOUNT_CALLS.has(o.call) || o.call === "pivot_root"));
@@ -823,6 +888,7 @@ Deno.test("joinProgram() joins the container's session keyring after the fork, b
     process: c.process,
     executables: ["/bin/sh"],
     namespaces: [{ type: "user" as const, fd: 10 }],
+    errFd: ERR,
     setgroups: true,
   };
   assert.ok(!joinProgram(base).some((o) => o.call === "keyctl"));
@@ -835,12 +901,56 @@ Deno.test("joinProgram() joins the container's session keyring after the fork, b
   assert.ok(callAt(ops, "clone") < k && k < switchAt(ops, "setresuid"));
 });
 
+/** The join program of a `-t` exec into user and mount namespaces (fds 10, 11), with every descriptor it takes. */
+function ttyJoin(): ChildOp[] {
+  return joinProgram({
+    process: config({ tty: true }).process,
+    executables: ["/bin/sh"],
+    namespaces: [{ type: "user", fd: 10 }, { type: "mount", fd: 11 }],
+    errFd: ERR,
+    console: CONSOLE,
+    setgroups: true,
+    cgroupProcs: 14,
+    stdinFd: 15,
+  });
+}
+
+Deno.test("joinProgram() is non-dumpable before the first setns and until execve", () => {
+  const ops = ttyJoin();
+  assert.equal(at(ops, isPrctl(PR.SET_DUMPABLE, 0)), 0);
+  assert.ok(!ops.some(isPrctl(PR.SET_DUMPABLE, 1)), "never dumpable again before execve");
+});
+
+Deno.test("joinProgram() closes trun's descriptors but its own before any path is resolved", () => {
+  const ops = ttyJoin();
+  const closes = ops.flatMap((o, i) => o.call === "close_range" && o.args[2] === 0 ? [i] : []);
+  assert.ok(closes.length > 0);
+  assert.ok(closes.at(-1)! < callAt(ops, "setns"), "closed before the first setns");
+  assert.ok(closes.at(-1)! < at(ops, resolvesPath), "closed before the first path lookup");
+  // Exactly the descriptors the program uses stay open: 3..∞ minus them.
+  const kept = [ERR, 10, 11, 14, 15, CONSOLE.socket, CONSOLE.slot].sort((x, y) => x - y);
+  const open = (fd: number) =>
+    !closes.some((i) => {
+      const [from, to] = ops[i]!.args as number[];
+      return fd >= from! && fd <= to!;
+    });
+  for (let fd = 3; fd < 64; fd++) assert.equal(open(fd), kept.includes(fd), `fd ${fd}`);
+  // The namespace descriptors are closed once joined; the root is opened after the mount join.
+  const lastSetns = lastAt(ops, (o) => o.call === "setns");
+  for (const fd of [10, 11]) {
+    const closed = at(ops, (o) => o.call === "close" && o.args[0] === fd);
+    assert.ok(closed > lastSetns && closed < callAt(ops, "clone"), `fd ${fd} closed after setns`);
+  }
+  assert.ok(at(ops, (o) => o.produces === "containerRoot") > lastSetns);
+});
+
 Deno.test("joinProgram() opens the terminal after the fork and before the user switch", () => {
   const c = config({ tty: true });
   const ops = joinProgram({
     process: c.process,
     executables: ["/bin/sh"],
     namespaces: [{ type: "mount", fd: 11 }],
+    errFd: ERR,
     console: CONSOLE,
     setgroups: false,
   });
@@ -858,6 +968,7 @@ Deno.test("joinProgram() joins the container's cgroup right after the fork, hook
     process: c.process,
     executables: ["/hook"],
     namespaces: [{ type: "mount", fd: 11 }],
+    errFd: ERR,
     setgroups: true,
     cgroupProcs: 14,
     stdinFd: 15,

@@ -4,6 +4,7 @@
  * table, JSON and template output, the writable layer's size, and one run
  * of the command on a temporary store.
  */
+import { IN_USERNS_ENV } from "../../lib/runtime/userns_exec.ts";
 import assert from "node:assert/strict";
 import {
   goQuote,
@@ -377,7 +378,15 @@ Deno.test("trun ps on a store: running by default, -a, --format, bad flags", asy
 
     await Deno.mkdir(`${root}/containers/${cid("bb")}/upper/etc`, { recursive: true });
     await Deno.writeTextFile(`${root}/containers/${cid("bb")}/upper/etc/motd`, "hello\n");
-    const sized = await run("--format", "{{.Names}} {{.Size}}");
+    // Rootless, sizes are counted in the storage user namespace; this test
+    // counts them here, as inside it.
+    Deno.env.set(IN_USERNS_ENV, "1");
+    let sized;
+    try {
+      sized = await run("--format", "{{.Names}} {{.Size}}");
+    } finally {
+      Deno.env.delete(IN_USERNS_ENV);
+    }
     assert.equal(sized.stdout, "alive 6B\n");
 
     const bad = await run("-n", "x");

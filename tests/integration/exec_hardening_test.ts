@@ -1,0 +1,330 @@
+// The process `exec` puts into a running container is a copy of trun until
+// its execve: these tests attack it from inside the container, as runc's
+// CVE-2019-5736 (the runtime binary and memory through /proc/PID/exe and
+// /proc/PID/mem) and CVE-2024-21626 (a host directory descriptor trun holds,
+// used as the working directory) did. Every scenario runs with trun's own
+// monitor and with conmon (when installed), as the test user and as root.
+import assert from "node:assert/strict";
+import {
+  cloexecPipe,
+  closeFd,
+  FORK_RECORD_MARK,
+  readFd,
+  signalProcess,
+  startChildProgram,
+  waitChild,
+  writeFd,
+} from "../../ffi/child_program.ts";
+import { openPath } from "../../ffi/fs.ts";
+import { O, SIGNALS } from "../../ffi/syscalls.ts";
+import { containerPaths } from "../../lib/container/detached.ts";
+import { processConfig } from "../../lib/engine/config.ts";
+import { namespacesToJoin } from "../../lib/engine/join.ts";
+import { joinProgram } from "../../lib/engine/program.ts";
+import {
+  hostCapabilities,
+  MAIN_TS,
+  requires,
+  type TrunSandbox,
+  trunSandbox,
+} from "../_harness/host.ts";
+import { busyboxRootfs } from "../_harness/rootfs.ts";
+
+const caps = await hostCapabilities();
+const base = requires(caps, "userns", "busybox");
+const conmon = await new Deno.Command("sh", { args: ["-c", "command -v conmon"], stdout: "null" })
+  .output().then((o) => o.success, () => false);
+const MONITORS = ["trun", "conmon"] as const;
+const dec = new TextDecoder();
+
+type Sandbox = TrunSandbox & { rootfs: string; monitor: string };
+
+function test(
+  monitor: (typeof MONITORS)[number],
+  name: string,
+  fn: (sb: Sandbox) => Promise<void>,
+) {
+  const skip = monitor === "conmon" && !conmon;
+  Deno.test({
+    name: `${monitor}: ${name}${base.suffix}${
+      skip && !base.ignore ? " (skipped: conmon not installed)" : ""
+    }`,
+    ignore: base.ignore || skip,
+    fn: async () => {
+      const inner = await trunSandbox();
+      const env = { TRUN_MONITOR: monitor };
+      const sb: Sandbox = {
+        ...inner,
+        monitor,
+        rootfs: await busyboxRootfs(),
+        run: (args, opts = {}) => inner.run(args, { ...opts, env: { ...env, ...opts.env } }),
+      };
+      try {
+        await fn(sb);
+      } finally {
+        await inner.cleanup();
+      }
+    },
+  });
+}
+
+/** `run -d --rootfs ROOTFS sleep 1000`; returns the id. */
+async function sleeper(sb: Sandbox): Promise<string> {
+  const r = await sb.run(["run", "-d", "--rootfs", sb.rootfs, "sleep", "1000"]);
+  assert.equal(r.code, 0, `run -d: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** A host directory holding a file the container must never read. */
+async function hostSecret(sb: Sandbox): Promise<string> {
+  const dir = `${sb.dir}/host-secret`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/secret`, "host-secret-text\n");
+  return dir;
+}
+
+/**
+ * Runs trun with descriptor 7 open on the host directory `dir` and not
+ * close-on-exec, as a careless caller (or a runtime bug) would leave it:
+ * the descriptor runc leaked in CVE-2024-21626.
+ */
+async function trunWithLeakedDir(
+  sb: Sandbox,
+  dir: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command("bash", {
+    args: [
+      "-c",
+      'exec 7<"$1"; shift; exec "$@"',
+      "bash",
+      dir,
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      MAIN_TS,
+      ...args,
+    ],
+    env: { NO_COLOR: "1", ...sb.env, TRUN_MONITOR: sb.monitor },
+    stdin: "null",
+  }).output();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Prints one line per way in to process $1 that works from where it runs. */
+const PROBE = `
+P=$1
+test -r /proc/$P/status && echo visible
+for f in exe cwd root; do readlink /proc/$P/$f >/dev/null 2>&1 && echo "readlink $f"; done
+for f in /proc/$P/fd/*; do readlink $f >/dev/null 2>&1 && { echo "readlink fd"; break; }; done
+for f in /proc/$P/fd/*; do (exec 3<$f) 2>/dev/null && { echo "open fd"; break; }; done
+head -c 1 /proc/$P/exe >/dev/null 2>&1 && echo "read exe"
+(: >>/proc/$P/exe) 2>/dev/null && echo "write exe"
+head -c 1 /proc/$P/environ >/dev/null 2>&1 && echo "read environ"
+(exec 3</proc/$P/mem) 2>/dev/null && echo "open mem"
+(cd /proc/$P/cwd) 2>/dev/null && echo "enter cwd"
+exit 0
+`;
+
+/** The pid of host process `pid` in its innermost PID namespace (NSpid of /proc/PID/status). */
+function innerPid(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const ns = status.match(/^NSpid:\s*(.*)$/m)?.[1]?.trim().split(/\s+/);
+  assert.ok(ns && ns.length > 1, `process ${pid} is in a PID namespace of its own: ${ns}`);
+  return Number(ns.at(-1));
+}
+
+/**
+ * Starts the real join program of `exec` into container `id`, stopped
+ * right before its exec tail (a read of one byte on its stdin, a pipe):
+ * the latest point at which it is still a copy of trun. Returns its host
+ * pid and a function that lets it go on to execve `sleep 30`.
+ */
+async function joinPaused(
+  sb: Sandbox,
+  id: string,
+): Promise<{ pid: number; release(): Promise<void> }> {
+  const pid = Number(
+    (await sb.run(["inspect", "--format", "{{.State.Pid}}", id])).stdout.trim(),
+  );
+  assert.ok(pid > 0, `container pid ${pid}`);
+  const spec = JSON.parse(
+    await Deno.readTextFile(containerPaths(`${sb.env.TRUN_ROOT}/containers/${id}`).spec),
+  );
+  const proc = { ...processConfig(spec.process), args: ["sleep", "30"], terminal: false };
+  let setgroups = true;
+  try {
+    setgroups = Deno.readTextFileSync(`/proc/${pid}/setgroups`).trim() !== "deny";
+  } catch {
+    // No user namespace of its own.
+  }
+  const [errRead, errWrite] = cloexecPipe();
+  const [pauseRead, pauseWrite] = cloexecPipe();
+  const namespaces = namespacesToJoin(pid).map((j) => ({
+    type: j.type,
+    fd: openPath(j.path, O.RDONLY | O.CLOEXEC, `opening ${j.path}`),
+  }));
+  const ops = joinProgram({
+    process: proc,
+    executables: ["/bin/sleep"],
+    namespaces,
+    errFd: errWrite,
+    setgroups,
+    stdinFd: pauseRead,
+  });
+  // The exec tail begins with the signal resets (or the close_range when
+  // trun catches no signal): pause just before it.
+  const tail = ops.findIndex((o) =>
+    o.call === "rt_sigaction" || (o.call === "close_range" && o.args[2] !== 0)
+  );
+  assert.ok(tail > 0);
+  ops.splice(tail, 0, {
+    call: "read",
+    args: [0, { scratch: 8 }, 1],
+    step: "pausing before the exec tail (test)",
+  });
+  const child = startChildProgram(ops, { cloneFlags: 0, errFd: errWrite });
+  for (const fd of [errWrite, pauseRead, ...namespaces.map((n) => n.fd)]) closeFd(fd);
+  const first = await readFd(errRead, 16);
+  await waitChild(child.pid);
+  const view = new DataView(first.buffer, first.byteOffset, first.length);
+  if (first.length !== 16 || view.getBigInt64(0, true) !== FORK_RECORD_MARK) {
+    child.release();
+    closeFd(errRead);
+    closeFd(pauseWrite);
+    const f = first.length === 16 ? child.decodeFailure(first) : null;
+    throw new Error(`the join failed: ${f ? `${f.op.step}: errno ${f.errno}` : "no record"}`);
+  }
+  const joined = Number(view.getBigInt64(8, true));
+  return {
+    pid: joined,
+    release: async () => {
+      writeFd(pauseWrite, new Uint8Array([1]));
+      closeFd(pauseWrite);
+      const rest = await readFd(errRead, 16); // EOF: exec'd
+      closeFd(errRead);
+      child.release();
+      assert.equal(rest.length, 0, "the paused join went on to execve");
+    },
+  };
+}
+
+for (const monitor of MONITORS) {
+  test(
+    monitor,
+    "a process exec is joining cannot be reached through /proc from inside",
+    async (sb) => {
+      const id = await sleeper(sb);
+      const joining = await joinPaused(sb, id);
+      let released = false;
+      try {
+        const inside = innerPid(joining.pid);
+        const r = await sb.run(["exec", id, "sh", "-c", PROBE, "sh", String(inside)]);
+        assert.equal(r.code, 0, r.stderr);
+        // Visible (so the probe looked at the right process), and nothing more.
+        assert.deepEqual(r.stdout.trim().split("\n"), ["visible"]);
+        await joining.release();
+        released = true;
+        // execve made it dumpable again: the exec'd program is as visible as any other.
+        const after = await sb.run(["exec", id, "sh", "-c", PROBE, "sh", String(inside)]);
+        assert.equal(after.code, 0, after.stderr);
+        const lines = after.stdout.trim().split("\n");
+        for (const way of ["visible", "readlink exe", "read exe", "readlink fd", "enter cwd"]) {
+          assert.ok(lines.includes(way), `after execve: ${way} (got ${lines.join(", ")})`);
+        }
+      } finally {
+        if (!released) await joining.release().catch(() => {});
+        signalProcess(joining.pid, SIGNALS.SIGKILL);
+        await waitChild(joining.pid).catch(() => {});
+      }
+    },
+  );
+
+  test(
+    monitor,
+    "exec -w through a host descriptor trun inherited fails and reads nothing",
+    async (sb) => {
+      const id = await sleeper(sb);
+      const dir = await hostSecret(sb);
+      const direct = await trunWithLeakedDir(sb, dir, [
+        "exec",
+        "-w",
+        "/proc/self/fd/7",
+        id,
+        "sh",
+        "-c",
+        "cat secret; pwd",
+      ]);
+      assert.equal(direct.code, 125, direct.stdout + direct.stderr);
+      assert.doesNotMatch(direct.stdout, /host-secret-text/);
+      assert.match(direct.stderr, /changing to the working directory "\/proc\/self\/fd\/7"/);
+      // The same through a symlink the container made.
+      const ln = await sb.run(["exec", id, "ln", "-s", "/proc/self/fd/7", "/escape"]);
+      assert.equal(ln.code, 0, ln.stderr);
+      const linked = await trunWithLeakedDir(sb, dir, [
+        "exec",
+        "-w",
+        "/escape",
+        id,
+        "sh",
+        "-c",
+        "cat secret; pwd",
+      ]);
+      assert.equal(linked.code, 125, linked.stdout + linked.stderr);
+      assert.doesNotMatch(linked.stdout, /host-secret-text/);
+      assert.match(linked.stderr, /changing to the working directory "\/escape"/);
+    },
+  );
+
+  test(
+    monitor,
+    "exec -w through /proc magic links is refused, a real directory works",
+    async (sb) => {
+      const id = await sleeper(sb);
+      for (const path of ["/proc/self/cwd", "/proc/1/root/etc", "/proc/self/fd/3"]) {
+        const r = await sb.run(["exec", "-w", path, id, "pwd"]);
+        assert.equal(r.code, 125, `${path}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /changing to the working directory/);
+      }
+      const mk = await sb.run([
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "mkdir -p /data/sub && ln -s /data/sub /link",
+      ]);
+      assert.equal(mk.code, 0, mk.stderr);
+      for (
+        const [path, want] of [["/data/sub", "/data/sub"], ["/link", "/data/sub"], [
+          "/data/sub/../..",
+          "/",
+        ]]
+      ) {
+        const r = await sb.run(["exec", "-w", path!, id, "pwd"]);
+        assert.equal(r.code, 0, `${path}: ${r.stderr}`);
+        assert.equal(r.stdout.trim(), want);
+      }
+    },
+  );
+
+  test(
+    monitor,
+    "an exec'd process holds no descriptor of trun's, even one trun inherited",
+    async (sb) => {
+      const id = await sleeper(sb);
+      const dir = await hostSecret(sb);
+      const r = await trunWithLeakedDir(sb, dir, [
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "ls /proc/self/fd; cat /proc/self/fd/7/secret",
+      ]);
+      assert.doesNotMatch(r.stdout, /host-secret-text/);
+      // ls's own directory descriptor is the only one above stdio.
+      const fds = r.stdout.trim().split(/\s+/).map(Number);
+      assert.deepEqual(fds.filter((fd) => fd > 2).length, 1, r.stdout);
+    },
+  );
+}
