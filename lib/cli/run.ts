@@ -407,13 +407,6 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
-  if (p.flags.rootfs && args.length === 0) {
-    // A directory has no Entrypoint or Cmd to fall back on.
-    throw new UsageError(
-      def,
-      `No command specified: give the command to run after the root filesystem directory`,
-    );
-  }
   const network = p.flags.network ?? "host";
   if (network !== "host" && network !== "none") {
     throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
@@ -468,6 +461,13 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   let layers: string[];
   let image: ImageProcessConfig = {};
   let imageId: string | undefined;
+  if (p.flags.rootfs && args.length === 0) {
+    // A directory has no Entrypoint or Cmd to fall back on.
+    throw new UsageError(
+      def,
+      `No command specified: give the command to run after the root filesystem directory`,
+    );
+  }
   if (p.flags.rootfs) {
     let info: Deno.FileInfo;
     try {
