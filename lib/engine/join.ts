@@ -17,6 +17,7 @@ import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import type { NamespaceType } from "../spec/types.ts";
 import type { ProcessConfig } from "./config.ts";
+import type { SeccompPlan } from "./seccomp_config.ts";
 import { ContainerStartError, explainFailure } from "./executor.ts";
 import { type ConsoleFds, joinProgram, NAMESPACE_FILES } from "./program.ts";
 
@@ -54,6 +55,8 @@ export interface SpawnInContainerOptions {
   keepPrivileges?: boolean;
   /** The container's cgroup directory, to join. */
   cgroup?: string;
+  /** The container's seccomp filter. */
+  seccomp?: SeccompPlan;
 }
 
 /**
@@ -106,6 +109,7 @@ export async function spawnInContainer(
       ...(opts.stdinFd !== undefined ? { stdinFd: opts.stdinFd } : {}),
       ...(opts.keepPrivileges ? { keepPrivileges: true } : {}),
       ...(cgroupProcs !== undefined ? { cgroupProcs } : {}),
+      ...(opts.seccomp ? { seccomp: opts.seccomp } : {}),
     });
     // A plain fork: setns(2) into a user namespace refuses a process that
     // shares its memory with another.

@@ -14,7 +14,15 @@ import type { IdMapping, IdRange } from "../runtime/idmap.ts";
 import { resolveUser } from "./user.ts";
 import { mountRequests, ociMounts, type VolumeSource } from "./mounts.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, standardMounts } from "./defaults.ts";
-import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
+import {
+  type IdMappingEntry,
+  type Namespace,
+  OCI_VERSION,
+  type Seccomp,
+  type Spec,
+} from "./types.ts";
+import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile } from "./seccomp_profile.ts";
+import { parseDockerSeccompProfile } from "./seccomp_docker.ts";
 
 /** The parts of an image config that shape the process (absent for `--rootfs`). */
 export interface ImageProcessConfig {
@@ -55,6 +63,8 @@ export interface HostFacts {
   hosts: string | null;
   /** The host's /etc/resolv.conf, or null. */
   resolvConf: string | null;
+  /** The architecture in Go's names (`amd64`); absent: amd64, the one trun starts containers on. */
+  arch?: string;
 }
 
 /** What the user asked for on the command line, already read from files. */
@@ -176,6 +186,23 @@ function mapped(mapping: IdMapping, id: number, kind: "uid" | "gid"): boolean {
     mapping[kind].some((r) => id >= r.inside && id < r.inside + r.count);
 }
 
+/**
+ * The container's `linux.seccomp`: Docker's default profile, or the
+ * `--security-opt seccomp=` profile, resolved for its bounding
+ * capabilities; none with `seccomp=unconfined` or `--privileged`.
+ */
+export function containerSeccomp(
+  o: Pick<RunOptions, "seccomp" | "privileged">,
+  capabilities: readonly string[],
+  arch: string,
+): Seccomp | undefined {
+  if (o.privileged || o.seccomp?.kind === "unconfined") return undefined;
+  const profile = o.seccomp?.kind === "profile"
+    ? parseDockerSeccompProfile(o.seccomp.text, o.seccomp.path)
+    : DEFAULT_SECCOMP_PROFILE;
+  return resolveSeccompProfile(profile, { capabilities, arch });
+}
+
 /** Builds the container's `config.json` and the files its mounts need. */
 export function generateSpec(input: SpecInput): GeneratedContainer {
   const { options: o, image, host } = input;
@@ -245,6 +272,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   if (mapping.mode !== "host") namespaces.push({ type: "user" });
 
   const caps = [...DEFAULT_CAPABILITIES];
+  const seccomp = containerSeccomp(o, caps, host.arch ?? "amd64");
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -274,6 +302,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
+      ...(seccomp ? { seccomp } : {}),
     },
   };
   return { spec, files };
