@@ -31,6 +31,8 @@ PACKAGES=(
   crun            # benchmark peer
   zsh             # runs `trun completion zsh` (completion tests)
   fish            # runs `trun completion fish` (completion tests)
+  gcc             # builds the static syscall probe of the seccomp tests
+  libc6-dev       # its static libc
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }

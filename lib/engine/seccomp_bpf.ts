@@ -13,10 +13,12 @@
  * 2. The system call number is found by a binary search over ranges of
  *    numbers with the same outcome (about nine comparisons for any call),
  *    instead of one comparison per rule.
- * 3. A call with argument rules runs them in order, each argument compared
- *    as two 32-bit halves (BPF's accumulator is 32 bits wide); the first rule
- *    whose conditions all hold decides, else the first rule without
- *    conditions, else the default action.
+ * 3. A call named by a rule without conditions gets that rule's action (the
+ *    first such rule; libseccomp, which runc and crun use, lets it override
+ *    the call's conditional rules, and the same config.json must act the
+ *    same). Otherwise its argument rules run in order, each argument
+ *    compared as two 32-bit halves (BPF's accumulator is 32 bits wide): the
+ *    first rule whose conditions all hold decides, else the default action.
  *
  * Conditional jumps reach 255 instructions; a longer jump goes through a
  * `ja` (32-bit offset). A program beyond the kernel's 4096 instructions is
@@ -163,17 +165,15 @@ function ruleBlock(rules: SeccompRulePlan[], fallback: number): SockFilter[] {
   return code;
 }
 
-/** The outcome of one system call: its rules up to the first without conditions. */
+/**
+ * The outcome of one system call: a rule without conditions decides alone
+ * (libseccomp, which runc and crun use, lets it override conditional rules
+ * of the call); else its conditional rules in order, then the default.
+ */
 function outcomeOf(rules: SeccompRulePlan[], defaultRet: number): Outcome {
-  const conditional: SeccompRulePlan[] = [];
-  for (const r of rules) {
-    const value = actionReturn(r.action, r.errno);
-    if (r.args.length === 0) {
-      return conditional.length ? { rules: conditional, fallback: value } : { ret: value };
-    }
-    conditional.push(r);
-  }
-  return conditional.length ? { rules: conditional, fallback: defaultRet } : { ret: defaultRet };
+  const always = rules.find((r) => r.args.length === 0);
+  if (always) return { ret: actionReturn(always.action, always.errno) };
+  return rules.length ? { rules, fallback: defaultRet } : { ret: defaultRet };
 }
 
 /** Binary search over `segs` (sorted, covering [segs[0].lo, last.hi]) on the number in A. */

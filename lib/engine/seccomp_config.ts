@@ -32,7 +32,7 @@ export interface SeccompPlan {
   architectures: string[];
   /** SECCOMP_FILTER_FLAG_* names. */
   flags: string[];
-  /** The rules in order: for one system call the first that matches decides. */
+  /** The rules in order (see seccomp_bpf.ts for which one decides). */
   rules: SeccompRulePlan[];
 }
 

@@ -16,12 +16,19 @@
  *   this kernel or profile does not know falls back, as it does without a
  *   filter; `clone3` without CAP_SYS_ADMIN gets ENOSYS too (Docker and Podman
  *   agree there), so glibc falls back to `clone`, whose flags are checked;
- * - a call the profile refuses on purpose gets EPERM: every capability-gated
+ * - a call the profile refuses on purpose gets EPERM: `clone` with a
+ *   namespace flag (one rule per flag), and every capability-gated
  *   group has an EPERM twin for containers without the capability (Podman
  *   lists them explicitly), and the calls Docker leaves out because they are
  *   dangerous (Podman's EPERM list: kexec, swapon, userfaultfd…, plus
  *   Docker's omissions `add_key`, `keyctl`, `request_key`, `io_uring_*`,
  *   `pivot_root`) are named with EPERM.
+ *
+ * `personality` with another persona and `socket` with AF_ALG or AF_VSOCK
+ * get the default ENOSYS, as with Podman's profile: an EPERM twin of an
+ * argument rule would need an unconditional rule for the same call, which
+ * libseccomp (runc, crun) lets override the conditional ones, so the same
+ * config.json would refuse every call there.
  *
  * Docker's allow list is kept where it is newer than Podman's (the futex2
  * calls, `cachestat`, `mseal`, `statmount`…), and `keyctl` stays refused
@@ -67,7 +74,10 @@ export interface SeccompProfile {
   defaultErrnoRet?: number;
   /** Per native architecture (SCMP_ARCH_*), the architectures the filter accepts besides it. */
   archMap: readonly { architecture: string; subArchitectures: readonly string[] }[];
-  /** The rules, in order: for one system call the first rule that matches decides. */
+  /**
+   * The rules, in order. For one system call a rule without conditions
+   * decides alone; else the first whose conditions hold (as libseccomp).
+   */
   rules: readonly ProfileRule[];
   /** SECCOMP_FILTER_FLAG_* names. */
   flags?: readonly string[];
@@ -170,6 +180,15 @@ const REFUSED = names(`_sysctl add_key bdflush create_module get_kernel_syms io_
 const CLONE_NAMESPACE_FLAGS = CLONE.NEWNS | CLONE.NEWCGROUP | CLONE.NEWUTS | CLONE.NEWIPC |
   CLONE.NEWUSER | CLONE.NEWPID | CLONE.NEWNET;
 
+/** The namespace flags one by one. */
+function namespaceFlags(): number[] {
+  const out: number[] = [];
+  for (let bit = 1; bit <= CLONE_NAMESPACE_FLAGS; bit *= 2) {
+    if (CLONE_NAMESPACE_FLAGS & bit) out.push(bit);
+  }
+  return out;
+}
+
 /** The personas `personality` may set: PER_LINUX, PER_LINUX32, UNAME26, both, and a query (-1). */
 const PERSONAS = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
@@ -185,8 +204,9 @@ function capsAllowing(name: string): string[] {
 function capabilityRefusals(): ProfileRule[] {
   const byCaps = new Map<string, string[]>();
   for (const name of new Set(CAPABILITY_GROUPS.flatMap((g) => g.names))) {
-    // ptrace and process_vm_* are allowed to everyone on Linux ≥ 4.8 (below).
-    if (PTRACE_SINCE_4_8.includes(name)) continue;
+    // ptrace and process_vm_* are allowed to everyone on Linux ≥ 4.8 (below);
+    // clone and clone3 have argument and ENOSYS rules of their own.
+    if (PTRACE_SINCE_4_8.includes(name) || name === "clone" || name === "clone3") continue;
     const key = capsAllowing(name).join(" ");
     byCaps.set(key, [...(byCaps.get(key) ?? []), name]);
   }
@@ -239,6 +259,16 @@ export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = {
       args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: "SCMP_CMP_MASKED_EQ" }],
       excludes: { caps: ["CAP_SYS_ADMIN"] },
     },
+    // ...and EPERM with any of them: one rule per flag, so no rule of clone
+    // overlaps another of a different action (libseccomp, which runc and
+    // crun use, lets an unconditional rule override conditional ones).
+    ...namespaceFlags().map((flag): ProfileRule => ({
+      names: ["clone"],
+      action: ERRNO,
+      errnoRet: Errno.EPERM,
+      args: [{ index: 0, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
+      excludes: { caps: ["CAP_SYS_ADMIN"] },
+    })),
     // glibc falls back to clone on ENOSYS; clone3's flags sit in memory a filter cannot read.
     {
       names: ["clone3"],
@@ -246,8 +276,6 @@ export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = {
       errnoRet: Errno.ENOSYS,
       excludes: { caps: ["CAP_SYS_ADMIN"] },
     },
-    // Arguments that no rule above allowed.
-    { names: ["socket", "personality"], action: ERRNO, errnoRet: Errno.EPERM },
     ...capabilityRefusals(),
     { names: REFUSED, action: ERRNO, errnoRet: Errno.EPERM },
   ],
