@@ -10,6 +10,7 @@ import { findTool, hostCapabilities, requires, trunSandbox } from "../_harness/h
 import { busyboxRootfs } from "../_harness/rootfs.ts";
 import { runcSpecBundle, type RuntimeCli, runtimeCli, type Spec } from "../_harness/bundle.ts";
 import { syscallProbe } from "../_harness/syscall_probe.ts";
+import { podmanSandbox, podmanTools } from "../_harness/podman.ts";
 import { SYSCALL_TABLE_X86_64 } from "../../ffi/syscall_table_x86_64.ts";
 import { CLONE, SIGNALS } from "../../ffi/syscalls.ts";
 import { Errno } from "../../ffi/errno.ts";
@@ -18,6 +19,7 @@ import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile } from "../../lib/spec/s
 const caps = await hostCapabilities();
 const probe = await syscallProbe();
 const RUNC = await findTool("runc");
+const tools = await podmanTools();
 
 type Gate = { ignore: boolean; suffix: string };
 
@@ -31,6 +33,17 @@ const PROBE = withProbe(BASE);
 const RUNC_GATE: Gate = RUNC === null
   ? { ignore: true, suffix: " (skipped: runc missing (install runc))" }
   : withProbe(requires(caps, "userns", "busybox"));
+
+/** Rootless Podman (its own store), with runc as the reference runtime beside trun-runc. */
+function podmanGate(): Gate {
+  if (caps.isRoot) return { ignore: true, suffix: " (skipped: the Podman comparison is rootless)" };
+  const missing = (["podman", "conmon", "script", "tar"] as const).filter((t) => tools[t] === null)
+    .map((t) => tools.reasons[t] ?? t);
+  if (RUNC === null) missing.push("runc missing (install runc)");
+  const g = withProbe(requires(caps, "userns", "newuidmap", "idmap", "busybox"));
+  if (g.ignore || missing.length === 0) return g;
+  return { ignore: true, suffix: ` (skipped: ${missing.join("; ")})` };
+}
 
 function test(name: string, gate: Gate, fn: () => Promise<void>) {
   Deno.test({ name: `seccomp: ${name}${gate.suffix}`, ignore: gate.ignore, fn });
@@ -318,5 +331,69 @@ test(
       out.trun.stdout,
       new RegExp(`^getpid\\(0,0x4211\\) status ${128 + SIGNALS.SIGSYS}$`, "m"),
     );
+  },
+);
+
+// ---------------------------------------------------------------------------
+// Podman
+
+/**
+ * What Podman's own default profile (containers/common) makes of the probe
+ * rows, where it differs from trun's (Docker's) default: it allows unshare,
+ * setns, mount, keyctl and every socket family to every container, and leaves add_key,
+ * request_key and io_uring unnamed (ENOSYS), and allows clone3 (the kernel refuses its NULL arguments).
+ */
+const PODMAN_DIFFERS: Record<string, string | null> = {
+  "add_key": ENOSYS,
+  "request_key": ENOSYS,
+  "keyctl": null,
+  "io_uring_setup": ENOSYS,
+  "open_by_handle_at": EPERM,
+  "unshare(CLONE_NEWUSER)": null,
+  "clone(CLONE_NEWUSER)": null,
+  "clone(CLONE_NEWNS|CLONE_NEWPID)": null,
+  "setns": null,
+  "mount": null,
+  "socket(AF_VSOCK)": "ok",
+  "clone3": `errno=${Errno.EINVAL}`,
+};
+
+test(
+  "Podman's default profile acts the same through runc and through trun-runc",
+  podmanGate(),
+  async () => {
+    const pm = await podmanSandbox(tools, { network: "none" });
+    try {
+      const image = "localhost/trun-seccomp/busybox:latest";
+      await pm.importRootfs(await busyboxRootfs(), image);
+      // Rows whose call could succeed (and fork or change namespaces) under Podman's
+      // profile are left out: their results are kernel answers, not the filter's.
+      const rows = [...REFUSED, ...ALLOWED].filter(([l]) => PODMAN_DIFFERS[l] !== null);
+      const script = `grep ^Seccomp: /proc/self/status\n${probeScript(rows)}`;
+      const outputs: Record<string, string> = {};
+      for (const runtime of [RUNC!, pm.runtime]) {
+        const r = await pm.podman([
+          "--runtime",
+          runtime,
+          "run",
+          "--rm",
+          ...probeMount(),
+          image,
+          "sh",
+          "-c",
+          script,
+        ], { timeoutMs: 60_000 });
+        assert.equal(r.code, 0, `${runtime}: ${r.stderr}`);
+        assert.match(r.stdout, /^Seccomp:\s+2$/m, runtime);
+        outputs[runtime] = r.stdout;
+      }
+      assert.equal(outputs[pm.runtime], outputs[RUNC!], "trun-runc and runc under Podman");
+      const got = parse(outputs[RUNC!]!, rows);
+      for (const [label, , , trunDefault] of rows) {
+        assert.equal(got.get(label), PODMAN_DIFFERS[label] ?? trunDefault, `Podman: ${label}`);
+      }
+    } finally {
+      await pm.cleanup();
+    }
   },
 );
