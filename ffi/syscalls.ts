@@ -351,6 +351,8 @@ export const BPF = {
   JGT_K: 0x25,
   /** BPF_JMP | BPF_JGE | BPF_K (unsigned). */
   JGE_K: 0x35,
+  /** BPF_JMP | BPF_JSET | BPF_K: jump when A & k (libseccomp uses it; trun does not). */
+  JSET_K: 0x45,
   /** BPF_RET | BPF_K: return k. */
   RET_K: 0x06,
   /** The most instructions a filter may have (BPF_MAXINSNS). */

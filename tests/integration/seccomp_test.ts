@@ -340,8 +340,9 @@ test(
 /**
  * What Podman's own default profile (containers/common) makes of the probe
  * rows, where it differs from trun's (Docker's) default: it allows unshare,
- * setns, mount, keyctl and every socket family to every container, and leaves add_key,
- * request_key and io_uring unnamed (ENOSYS), and allows clone3 (the kernel refuses its NULL arguments).
+ * setns, mount, keyctl, clone3 (the kernel answers EINVAL to its NULL
+ * arguments) and every socket family to every container, and leaves
+ * add_key, request_key and io_uring unnamed (ENOSYS).
  */
 const PODMAN_DIFFERS: Record<string, string | null> = {
   "add_key": ENOSYS,

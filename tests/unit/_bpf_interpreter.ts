@@ -68,6 +68,9 @@ export function runFilter(
       case BPF.JGE_K:
         next(a >= i.k ? i.jt : i.jf);
         break;
+      case BPF.JSET_K:
+        next((a & i.k) !== 0 ? i.jt : i.jf);
+        break;
       case BPF.RET_K:
         return { ret: i.k >>> 0, steps };
       default:
