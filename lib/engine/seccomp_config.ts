@@ -8,7 +8,13 @@
  */
 import { Errno } from "../../ffi/errno.ts";
 import { SpecError } from "./config.ts";
-import type { SeccompAction, SeccompArg, SeccompOperator } from "../spec/types.ts";
+import {
+  SECCOMP_ACTIONS,
+  SECCOMP_OPERATORS,
+  type SeccompAction,
+  type SeccompArg,
+  type SeccompOperator,
+} from "../spec/types.ts";
 
 /** One rule, checked: all `args` must hold for `action`; `errno` is its return data. */
 export interface SeccompRulePlan {
@@ -37,26 +43,9 @@ export interface SeccompPlan {
 }
 
 /** The actions trun compiles (SCMP_ACT_NOTIFY needs a listener, which trun does not have). */
-const ACTIONS = new Set<string>([
-  "SCMP_ACT_KILL",
-  "SCMP_ACT_KILL_PROCESS",
-  "SCMP_ACT_KILL_THREAD",
-  "SCMP_ACT_TRAP",
-  "SCMP_ACT_ERRNO",
-  "SCMP_ACT_TRACE",
-  "SCMP_ACT_ALLOW",
-  "SCMP_ACT_LOG",
-]);
+const ACTIONS = new Set<string>(SECCOMP_ACTIONS.filter((a) => a !== "SCMP_ACT_NOTIFY"));
 
-const OPERATORS = new Set<string>([
-  "SCMP_CMP_NE",
-  "SCMP_CMP_LT",
-  "SCMP_CMP_LE",
-  "SCMP_CMP_EQ",
-  "SCMP_CMP_GE",
-  "SCMP_CMP_GT",
-  "SCMP_CMP_MASKED_EQ",
-]);
+const OPERATORS = new Set<string>(SECCOMP_OPERATORS);
 
 /** The architectures libseccomp names; trun's filter compiles x86-64 system calls. */
 const ARCHITECTURES = new Set<string>([

@@ -6,32 +6,14 @@
  * Podman's `errno` names) are ignored; a wrong type or value is an error
  * naming the file and the field.
  */
-import type { SeccompAction, SeccompArg, SeccompOperator } from "./types.ts";
+import {
+  SECCOMP_ACTIONS,
+  SECCOMP_OPERATORS,
+  type SeccompAction,
+  type SeccompArg,
+  type SeccompOperator,
+} from "./types.ts";
 import type { ProfileRule, RuleFilter, SeccompProfile } from "./seccomp_profile.ts";
-
-/** The actions of Docker's format (and the OCI spec's). */
-export const SECCOMP_ACTIONS: readonly SeccompAction[] = [
-  "SCMP_ACT_KILL",
-  "SCMP_ACT_KILL_PROCESS",
-  "SCMP_ACT_KILL_THREAD",
-  "SCMP_ACT_TRAP",
-  "SCMP_ACT_ERRNO",
-  "SCMP_ACT_TRACE",
-  "SCMP_ACT_ALLOW",
-  "SCMP_ACT_LOG",
-  "SCMP_ACT_NOTIFY",
-];
-
-/** The argument comparisons of Docker's format (and the OCI spec's). */
-export const SECCOMP_OPERATORS: readonly SeccompOperator[] = [
-  "SCMP_CMP_NE",
-  "SCMP_CMP_LT",
-  "SCMP_CMP_LE",
-  "SCMP_CMP_EQ",
-  "SCMP_CMP_GE",
-  "SCMP_CMP_GT",
-  "SCMP_CMP_MASKED_EQ",
-];
 
 type Json = Record<string, unknown>;
 

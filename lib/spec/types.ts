@@ -213,6 +213,30 @@ export type SeccompOperator =
   | "SCMP_CMP_GT"
   | "SCMP_CMP_MASKED_EQ";
 
+/** The seccomp actions of the OCI spec (and of Docker's profile format). */
+export const SECCOMP_ACTIONS: readonly SeccompAction[] = [
+  "SCMP_ACT_KILL",
+  "SCMP_ACT_KILL_PROCESS",
+  "SCMP_ACT_KILL_THREAD",
+  "SCMP_ACT_TRAP",
+  "SCMP_ACT_ERRNO",
+  "SCMP_ACT_TRACE",
+  "SCMP_ACT_ALLOW",
+  "SCMP_ACT_LOG",
+  "SCMP_ACT_NOTIFY",
+];
+
+/** The argument comparisons of the OCI spec (and of Docker's profile format). */
+export const SECCOMP_OPERATORS: readonly SeccompOperator[] = [
+  "SCMP_CMP_NE",
+  "SCMP_CMP_LT",
+  "SCMP_CMP_LE",
+  "SCMP_CMP_EQ",
+  "SCMP_CMP_GE",
+  "SCMP_CMP_GT",
+  "SCMP_CMP_MASKED_EQ",
+];
+
 /** One argument condition: `args[index] op value` (MASKED_EQ: `args[index] & value == valueTwo`). */
 export interface SeccompArg {
   /** Which argument, 0–5. */
