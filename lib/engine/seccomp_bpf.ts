@@ -176,21 +176,36 @@ function outcomeOf(rules: SeccompRulePlan[], defaultRet: number): Outcome {
   return rules.length ? { rules, fallback: defaultRet } : { ret: defaultRet };
 }
 
-/** Binary search over `segs` (sorted, covering [segs[0].lo, last.hi]) on the number in A. */
-function search(segs: Segment[]): SockFilter[] {
-  if (segs.length === 1) {
-    const o = segs[0]!.outcome;
-    return "ret" in o ? [ret(o.ret)] : ruleBlock(o.rules, o.fallback);
+/** The code of one segment: a return, or its argument rules. */
+function leaf(seg: Segment): SockFilter[] {
+  const o = seg.outcome;
+  return "ret" in o ? [ret(o.ret)] : ruleBlock(o.rules, o.fallback);
+}
+
+/**
+ * Binary search over `segs[lo, hi)` (sorted, contiguous) on the number in
+ * A, appended to `out`; `leaves` holds each segment's code.
+ */
+function search(
+  segs: Segment[],
+  leaves: SockFilter[][],
+  lo: number,
+  hi: number,
+  out: SockFilter[],
+): void {
+  if (hi - lo === 1) {
+    out.push(...leaves[lo]!);
+    return;
   }
-  const mid = segs.length >> 1;
-  const left = search(segs.slice(0, mid));
-  const right = search(segs.slice(mid));
+  const mid = (lo + hi) >> 1;
+  const left: SockFilter[] = [];
+  search(segs, leaves, lo, mid, left);
   const pivot = segs[mid]!.lo;
-  if (left.length <= BPF.MAX_JUMP) {
-    return [ins(BPF.JGE_K, pivot, left.length, 0), ...left, ...right];
-  }
+  if (left.length <= BPF.MAX_JUMP) out.push(ins(BPF.JGE_K, pivot, left.length, 0));
   // Too far for an 8-bit offset: jump over the left half with `ja`.
-  return [ins(BPF.JGE_K, pivot, 0, 1), ins(BPF.JA, left.length), ...left, ...right];
+  else out.push(ins(BPF.JGE_K, pivot, 0, 1), ins(BPF.JA, left.length));
+  for (const i of left) out.push(i);
+  search(segs, leaves, mid, hi, out);
 }
 
 /**
@@ -229,8 +244,8 @@ export function compileSeccomp(
     ins(BPF.JEQ_K, AUDIT_ARCH.X86_64, 1, 0),
     ret(SECCOMP_RET.KILL_PROCESS),
     ins(BPF.LD_W_ABS, SECCOMP_DATA.NR),
-    ...search(segs),
   ];
+  search(segs, segs.map(leaf), 0, segs.length, program);
   if (program.length > BPF.MAX_INSNS) {
     throw new Error(
       `the seccomp filter needs ${program.length} instructions; the kernel takes at most ${BPF.MAX_INSNS}`,
