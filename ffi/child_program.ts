@@ -14,6 +14,7 @@ import {
   AT,
   CLONE,
   encodeRightsMessage,
+  encodeSockFprog,
   F,
   MAP,
   MSGHDR_SIZE,
@@ -25,6 +26,8 @@ import {
   SIGACTION_SIZE,
   SIGNALS,
   SIGSET_SIZE,
+  SOCK_FILTER_SIZE,
+  SOCK_FPROG_SIZE,
   type SyscallName,
   syscallTable,
   W,
@@ -51,7 +54,12 @@ export type OpArg =
    * A pointer to a struct msghdr that sends descriptor `fd` with
    * SCM_RIGHTS and `name` as the data (runc's console-socket message).
    */
-  | { sendFd: { fd: number; name: string } };
+  | { sendFd: { fd: number; name: string } }
+  /**
+   * A pointer to a struct sock_fprog over a copy of the encoded BPF
+   * program (struct sock_filter[]), for seccomp(2).
+   */
+  | { seccompFilter: Uint8Array };
 
 /** One raw system call of the child program. */
 export interface ChildOp {
@@ -206,6 +214,7 @@ function dataSize(ops: ChildOp[]): number {
       } else if ("bytes" in a) n += a.bytes.length + 32;
       else if ("scratch" in a) n += a.scratch + 32;
       else if ("sendFd" in a) n += a.sendFd.name.length * 3 + 256;
+      else if ("seccompFilter" in a) n += a.seccompFilter.length + SOCK_FPROG_SIZE + 64;
     }
   }
   return n;
@@ -303,7 +312,10 @@ export function startChildProgram(ops: ChildOp[], opts: StartOptions): StartedCh
         shared.set(a, value);
       } else if ("scratch" in a) value = arena.put(new Uint8Array(a.scratch));
       else if ("sendFd" in a) value = putSendFdMessage(arena, a.sendFd.fd, a.sendFd.name);
-      else if ("ref" in a) {
+      else if ("seccompFilter" in a) {
+        const program = arena.put(a.seccompFilter);
+        value = arena.put(encodeSockFprog(a.seccompFilter.length / SOCK_FILTER_SIZE, program));
+      } else if ("ref" in a) {
         value = cellFor(a.ref);
         indirect |= 1 << k;
       } else value = savedMask;

@@ -294,6 +294,131 @@ export const CAP_LAST_CAP = 40;
 /** `_LINUX_CAPABILITY_VERSION_3`: the capget(2)/capset(2) header version (two 32-bit words per set). */
 export const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 
+/** seccomp(2) operations and SECCOMP_FILTER_FLAG_* flags. */
+export const SECCOMP = {
+  SET_MODE_FILTER: 1,
+  FILTER_FLAG_TSYNC: 1,
+  FILTER_FLAG_LOG: 2,
+  FILTER_FLAG_SPEC_ALLOW: 4,
+  FILTER_FLAG_NEW_LISTENER: 8,
+  FILTER_FLAG_TSYNC_ESRCH: 16,
+  FILTER_FLAG_WAIT_KILLABLE_RECV: 32,
+} as const;
+
+/** What a seccomp filter returns (SECCOMP_RET_*): the action, or'ed with 16 bits of data. */
+export const SECCOMP_RET = {
+  KILL_PROCESS: 0x80000000,
+  KILL_THREAD: 0x00000000,
+  TRAP: 0x00030000,
+  ERRNO: 0x00050000,
+  USER_NOTIF: 0x7fc00000,
+  TRACE: 0x7ff00000,
+  LOG: 0x7ffc0000,
+  ALLOW: 0x7fff0000,
+  DATA: 0x0000ffff,
+} as const;
+
+/** `seccomp_data.arch` values (AUDIT_ARCH_*, linux/audit.h). */
+export const AUDIT_ARCH = {
+  X86_64: 0xc000003e,
+  I386: 0x40000003,
+  AARCH64: 0xc00000b7,
+} as const;
+
+/** The bit x32 system calls carry in their number on x86-64 (`__X32_SYSCALL_BIT`). */
+export const X32_SYSCALL_BIT = 0x40000000;
+
+/** Offsets in struct seccomp_data {i32 nr; u32 arch; u64 instruction_pointer; u64 args[6]}. */
+export const SECCOMP_DATA = {
+  NR: 0,
+  ARCH: 4,
+  /** args[i] is at ARGS + 8 * i; little-endian: its low half first. */
+  ARGS: 16,
+} as const;
+
+/**
+ * Classic BPF opcodes (linux/bpf_common.h) as seccomp filters use them:
+ * class | size | mode, or class | op | source.
+ */
+export const BPF = {
+  /** BPF_LD | BPF_W | BPF_ABS: A = 32-bit word at offset k of seccomp_data. */
+  LD_W_ABS: 0x20,
+  /** BPF_ALU | BPF_AND | BPF_K: A &= k. */
+  ALU_AND_K: 0x54,
+  /** BPF_JMP | BPF_JA: pc += k. */
+  JA: 0x05,
+  /** BPF_JMP | BPF_JEQ | BPF_K. */
+  JEQ_K: 0x15,
+  /** BPF_JMP | BPF_JGT | BPF_K (unsigned). */
+  JGT_K: 0x25,
+  /** BPF_JMP | BPF_JGE | BPF_K (unsigned). */
+  JGE_K: 0x35,
+  /** BPF_JMP | BPF_JSET | BPF_K: jump when A & k (libseccomp uses it; trun does not). */
+  JSET_K: 0x45,
+  /** BPF_RET | BPF_K: return k. */
+  RET_K: 0x06,
+  /** The most instructions a filter may have (BPF_MAXINSNS). */
+  MAX_INSNS: 4096,
+  /** The farthest a conditional jump reaches (an 8-bit offset). */
+  MAX_JUMP: 255,
+} as const;
+
+/** Bytes of struct sock_filter {u16 code; u8 jt; u8 jf; u32 k}. */
+export const SOCK_FILTER_SIZE = 8;
+
+/** One classic BPF instruction. */
+export interface SockFilter {
+  /** Opcode. */
+  code: number;
+  /** Jump offset when the condition holds. */
+  jt: number;
+  /** Jump offset when it does not. */
+  jf: number;
+  /** The constant. */
+  k: number;
+}
+
+/** A program as the kernel reads it: struct sock_filter[] (little-endian). */
+export function encodeSockFilters(program: readonly SockFilter[]): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(program.length * SOCK_FILTER_SIZE);
+  const v = new DataView(b.buffer);
+  program.forEach((ins, i) => {
+    const o = i * SOCK_FILTER_SIZE;
+    v.setUint16(o, ins.code, true);
+    v.setUint8(o + 2, ins.jt);
+    v.setUint8(o + 3, ins.jf);
+    v.setUint32(o + 4, ins.k >>> 0, true);
+  });
+  return b;
+}
+
+/** The instructions of an encoded struct sock_filter[]. */
+export function decodeSockFilters(bytes: Uint8Array): SockFilter[] {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: SockFilter[] = [];
+  for (let o = 0; o + SOCK_FILTER_SIZE <= bytes.length; o += SOCK_FILTER_SIZE) {
+    out.push({
+      code: v.getUint16(o, true),
+      jt: v.getUint8(o + 2),
+      jf: v.getUint8(o + 3),
+      k: v.getUint32(o + 4, true),
+    });
+  }
+  return out;
+}
+
+/** Bytes of struct sock_fprog {u16 len; (6 bytes of padding); struct sock_filter *filter}. */
+export const SOCK_FPROG_SIZE = 16;
+
+/** struct sock_fprog for seccomp(2): `count` instructions at address `filter`. */
+export function encodeSockFprog(count: number, filter: bigint): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(SOCK_FPROG_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, count, true);
+  v.setBigUint64(8, filter, true);
+  return b;
+}
+
 /** keyctl(2) operations. */
 export const KEYCTL = {
   JOIN_SESSION_KEYRING: 1,

@@ -32,6 +32,8 @@ PACKAGES=(
   zsh             # runs `trun completion zsh` (completion tests)
   fish            # runs `trun completion fish` (completion tests)
   keyutils        # keyctl: the session keyring tests (security tests)
+  gcc             # builds the static syscall probe of the seccomp tests
+  libc6-dev       # its static libc
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }

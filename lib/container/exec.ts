@@ -11,6 +11,7 @@ import { processConfig } from "../engine/config.ts";
 import { executablesOf, exitCodeOf } from "../engine/executor.ts";
 import { spawnInContainer } from "../engine/join.ts";
 import { sessionKeyringName } from "../engine/program.ts";
+import { seccompPlan } from "../engine/seccomp_config.ts";
 import type { ContainerConfig } from "../engine/config.ts";
 import { buildEnvironment, type EnvFile } from "../spec/env.ts";
 import { capabilityList, capabilitySets } from "../spec/capabilities.ts";
@@ -64,6 +65,8 @@ export async function execInContainer(
   }
   const spec = JSON.parse(Deno.readTextFileSync(containerPaths(dir).spec));
   const base = processConfig(spec.process);
+  // The container's filter applies to every process in it.
+  const seccomp = spec.linux?.seccomp ? seccompPlan(spec.linux.seccomp) : undefined;
   // The container's own account files, as it sees them now.
   const root = `/proc/${rec.pid}/root`;
   let user = { uid: base.uid, gid: base.gid, additionalGids: base.additionalGids, home: "/" };
@@ -126,6 +129,7 @@ export async function execInContainer(
       sessionKeyring: sessionKeyringName(rec.id),
       ...(pair ? { consoleSocket: pair[1] } : {}),
       ...(nul !== undefined ? { stdinFd: nul } : {}),
+      ...(seccomp ? { seccomp } : {}),
     });
     if (req.detach) return 0;
     if (received) {

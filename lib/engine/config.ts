@@ -9,6 +9,7 @@ import { CAPABILITIES, RLIMITS } from "../../ffi/syscalls.ts";
 import type { IdRange } from "../runtime/idmap.ts";
 import { normalizePath } from "../util/path.ts";
 import type { Hook, Hooks, NamespaceType, Resources } from "../spec/types.ts";
+import { type SeccompPlan, seccompPlan } from "./seccomp_config.ts";
 
 /** A config.json the engine cannot run; the message names the field. */
 export class SpecError extends Error {
@@ -192,6 +193,8 @@ export interface ContainerConfig {
   rootfsPropagation: { type: Propagation; recursive: boolean };
   /** The process. */
   process: ProcessConfig;
+  /** The seccomp filter of every process of the container (`linux.seccomp`). */
+  seccomp?: SeccompPlan;
   /** cgroup path, when set. */
   cgroupsPath?: string;
   /** Whether the spec asks for resource limits (not only device rules). */
@@ -597,12 +600,9 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
     "readonlyPaths",
     "mountLabel",
   ], "linux");
-  if (linux.seccomp !== undefined) {
-    throw new SpecError(
-      "linux.seccomp",
-      "trun does not install seccomp filters yet; remove it (with Podman: --security-opt seccomp=unconfined)",
-    );
-  }
+  const seccomp = linux.seccomp === undefined || linux.seccomp === null
+    ? undefined
+    : seccompPlan(linux.seccomp);
   if (linux.mountLabel !== undefined && linux.mountLabel !== "") {
     throw new SpecError("linux.mountLabel", "trun does not apply SELinux labels; leave it empty");
   }
@@ -753,6 +753,7 @@ export function containerConfig(spec: unknown, bundle: string): ContainerConfig 
     sysctl,
     rootfsPropagation,
     process,
+    ...(seccomp ? { seccomp } : {}),
     ...(cgroupsPath ? { cgroupsPath } : {}),
     hasResourceLimits,
     ...(resources && hasResourceLimits ? { resources: resources as Resources } : {}),

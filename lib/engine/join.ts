@@ -17,6 +17,7 @@ import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import type { NamespaceType } from "../spec/types.ts";
 import type { ProcessConfig } from "./config.ts";
+import type { SeccompPlan } from "./seccomp_config.ts";
 import { ContainerStartError, explainFailure } from "./executor.ts";
 import { type ConsoleFds, joinProgram, NAMESPACE_FILES } from "./program.ts";
 
@@ -56,6 +57,8 @@ export interface SpawnInContainerOptions {
   cgroup?: string;
   /** The container's session keyring (`sessionKeyringName`), to join. */
   sessionKeyring?: string;
+  /** The container's seccomp filter. */
+  seccomp?: SeccompPlan;
 }
 
 /**
@@ -110,6 +113,7 @@ export async function spawnInContainer(
       ...(opts.keepPrivileges ? { keepPrivileges: true } : {}),
       ...(cgroupProcs !== undefined ? { cgroupProcs } : {}),
       ...(opts.sessionKeyring !== undefined ? { sessionKeyring: opts.sessionKeyring } : {}),
+      ...(opts.seccomp ? { seccomp: opts.seccomp } : {}),
     });
     // A plain fork: setns(2) into a user namespace refuses a process that
     // shares its memory with another.

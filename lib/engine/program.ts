@@ -40,6 +40,7 @@ import {
   PR,
   RESOLVE,
   S,
+  SECCOMP,
   SIGNALS,
   TTY,
 } from "../../ffi/syscalls.ts";
@@ -53,6 +54,8 @@ import {
   type Propagation,
 } from "./config.ts";
 import type { NamespaceType } from "../spec/types.ts";
+import type { SeccompPlan } from "./seccomp_config.ts";
+import { compiledSeccomp, seccompFlags } from "./seccomp_bpf.ts";
 
 /** Symlinks in a container's tmpfs /dev: name → link text. */
 export const DEV_SYMLINKS: Readonly<Record<string, string>> = {
@@ -590,6 +593,22 @@ export class ProgramBuilder {
   }
 
   /**
+   * Installs the seccomp filter (seccomp(2) SECCOMP_SET_MODE_FILTER). The
+   * kernel takes it from a process with no_new_privs set, or with
+   * CAP_SYS_ADMIN in its user namespace: so, as runc does, without
+   * no_new_privs it goes in before the capabilities are dropped (the ops
+   * after it are calls the default profile allows), and with no_new_privs
+   * as late as possible, just before the exec tail.
+   */
+  seccomp(plan: SeccompPlan): void {
+    this.op({
+      call: "seccomp",
+      args: [SECCOMP.SET_MODE_FILTER, seccompFlags(plan), { seccompFilter: compiledSeccomp(plan) }],
+      step: "installing the seccomp filter",
+    });
+  }
+
+  /**
    * The terminal: a pty from the container's own devpts (so `tty` names a
    * device the container sees), its master sent over the console socket
    * (SCM_RIGHTS), its slave made stdin, stdout, stderr and the controlling
@@ -1110,6 +1129,8 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
     });
   }
 
+  const seccomp = input.config.seccomp;
+  if (seccomp && !proc.noNewPrivileges) b.seccomp(seccomp);
   b.identity(proc, input.setgroups);
   if (input.dieWithParent) {
     // The kernel clears the parent-death signal when the uid or gid changes.
@@ -1144,6 +1165,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
     b.close("fifo");
   }
 
+  if (seccomp && proc.noNewPrivileges) b.seccomp(seccomp);
   b.ops.push(...execTail({
     paths: input.executables,
     argv: proc.args,
@@ -1178,6 +1200,8 @@ export interface JoinProgramInput {
   cgroupProcs?: number;
   /** The container's session keyring (`sessionKeyringName`), to join as its processes share it. */
   sessionKeyring?: string;
+  /** The container's seccomp filter (not for hooks, which keep the runtime's privileges). */
+  seccomp?: SeccompPlan;
 }
 
 /**
@@ -1236,8 +1260,11 @@ export function joinProgram(input: JoinProgramInput): ChildOp[] {
   // Still the container's root, before the user switch (as runc's setns init).
   if (input.sessionKeyring !== undefined) joinSessionKeyring(b, input.sessionKeyring, null);
   if (input.console) b.terminal(input.console, proc.consoleSize);
+  const seccomp = input.keepPrivileges ? undefined : input.seccomp;
+  if (seccomp && !proc.noNewPrivileges) b.seccomp(seccomp);
   if (!input.keepPrivileges) b.identity(proc, input.setgroups);
   b.workingDirectory(proc.cwd, "containerRoot");
+  if (seccomp && proc.noNewPrivileges) b.seccomp(seccomp);
   b.ops.push(...execTail({
     paths: input.executables,
     argv: proc.args,

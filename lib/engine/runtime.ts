@@ -443,6 +443,8 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
   }
   const proc = processConfig(opts.process);
   const executables = executablesOf({ process: proc } as ContainerConfig);
+  // The exec'd process gets the container's filter, as runc does.
+  const seccomp = savedConfig(root, rec).seccomp;
   let socket: number | undefined;
   let pair: [number, number] | undefined;
   let relay: TtyRelay | undefined;
@@ -462,6 +464,7 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
       ...(rec.noNewKeyring ? {} : { sessionKeyring: sessionKeyringName(id) }),
       ...(rec.cgroup ? { cgroup: rec.cgroup } : {}),
       ...(socket !== undefined ? { consoleSocket: socket } : {}),
+      ...(seccomp ? { seccomp } : {}),
     });
     writePidFile(opts.pidFile, pid);
     if (opts.detach) return 0;

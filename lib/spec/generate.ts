@@ -19,7 +19,15 @@ import { type DeviceRequest, deviceSpec } from "./devices.ts";
 import { maskedAndReadonlyPaths } from "./security_opt.ts";
 import { parseSysctls } from "./sysctl.ts";
 import { parseUlimits } from "./ulimit.ts";
-import { type IdMappingEntry, type Namespace, OCI_VERSION, type Spec } from "./types.ts";
+import {
+  type IdMappingEntry,
+  type Namespace,
+  OCI_VERSION,
+  type Seccomp,
+  type Spec,
+} from "./types.ts";
+import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile } from "./seccomp_profile.ts";
+import { parseDockerSeccompProfile } from "./seccomp_docker.ts";
 
 /** The parts of an image config that shape the process (absent for `--rootfs`). */
 export interface ImageProcessConfig {
@@ -62,6 +70,8 @@ export interface HostFacts {
   resolvConf: string | null;
   /** The capabilities trun may pass on (its bounding set); absent: all. */
   capabilities?: readonly string[];
+  /** The architecture in Go's names (`amd64`); absent: amd64, the one trun starts containers on. */
+  arch?: string;
 }
 
 /** What the user asked for on the command line, already read from files. */
@@ -202,6 +212,23 @@ function mapped(mapping: IdMapping, id: number, kind: "uid" | "gid"): boolean {
     mapping[kind].some((r) => id >= r.inside && id < r.inside + r.count);
 }
 
+/**
+ * The container's `linux.seccomp`: Docker's default profile, or the
+ * `--security-opt seccomp=` profile, resolved for its bounding
+ * capabilities; none with `seccomp=unconfined` or `--privileged`.
+ */
+export function containerSeccomp(
+  o: Pick<RunOptions, "seccomp" | "privileged">,
+  capabilities: readonly string[],
+  arch: string,
+): Seccomp | undefined {
+  if (o.privileged || o.seccomp?.kind === "unconfined") return undefined;
+  const profile = o.seccomp?.kind === "profile"
+    ? parseDockerSeccompProfile(o.seccomp.text, o.seccomp.path)
+    : DEFAULT_SECCOMP_PROFILE;
+  return resolveSeccompProfile(profile, { capabilities, arch });
+}
+
 /** Builds the container's `config.json` and the files its mounts need. */
 export function generateSpec(input: SpecInput): GeneratedContainer {
   const { options: o, image, host } = input;
@@ -290,6 +317,8 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
   const sysctl = parseSysctls(o.sysctls ?? [], o.network === "none");
+  // The filter follows the capabilities the container ends up with.
+  const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -322,6 +351,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       readonlyPaths: paths.readonly,
       ...(devices.devices.length > 0 ? { devices: devices.devices } : {}),
       ...(Object.keys(sysctl).length > 0 ? { sysctl } : {}),
+      ...(seccomp ? { seccomp } : {}),
     },
   };
   return { spec, files };

@@ -191,14 +191,88 @@ export interface Device {
   gid?: number;
 }
 
-/** `linux.seccomp` (shape only; see the engine for what is honoured). */
+/** A seccomp action (config-linux.md "Seccomp"); `SCMP_ACT_KILL` is `SCMP_ACT_KILL_THREAD`. */
+export type SeccompAction =
+  | "SCMP_ACT_KILL"
+  | "SCMP_ACT_KILL_PROCESS"
+  | "SCMP_ACT_KILL_THREAD"
+  | "SCMP_ACT_TRAP"
+  | "SCMP_ACT_ERRNO"
+  | "SCMP_ACT_TRACE"
+  | "SCMP_ACT_ALLOW"
+  | "SCMP_ACT_LOG"
+  | "SCMP_ACT_NOTIFY";
+
+/** How a seccomp rule compares an argument (unsigned 64-bit). */
+export type SeccompOperator =
+  | "SCMP_CMP_NE"
+  | "SCMP_CMP_LT"
+  | "SCMP_CMP_LE"
+  | "SCMP_CMP_EQ"
+  | "SCMP_CMP_GE"
+  | "SCMP_CMP_GT"
+  | "SCMP_CMP_MASKED_EQ";
+
+/** The seccomp actions of the OCI spec (and of Docker's profile format). */
+export const SECCOMP_ACTIONS: readonly SeccompAction[] = [
+  "SCMP_ACT_KILL",
+  "SCMP_ACT_KILL_PROCESS",
+  "SCMP_ACT_KILL_THREAD",
+  "SCMP_ACT_TRAP",
+  "SCMP_ACT_ERRNO",
+  "SCMP_ACT_TRACE",
+  "SCMP_ACT_ALLOW",
+  "SCMP_ACT_LOG",
+  "SCMP_ACT_NOTIFY",
+];
+
+/** The argument comparisons of the OCI spec (and of Docker's profile format). */
+export const SECCOMP_OPERATORS: readonly SeccompOperator[] = [
+  "SCMP_CMP_NE",
+  "SCMP_CMP_LT",
+  "SCMP_CMP_LE",
+  "SCMP_CMP_EQ",
+  "SCMP_CMP_GE",
+  "SCMP_CMP_GT",
+  "SCMP_CMP_MASKED_EQ",
+];
+
+/** One argument condition: `args[index] op value` (MASKED_EQ: `args[index] & value == valueTwo`). */
+export interface SeccompArg {
+  /** Which argument, 0–5. */
+  index: number;
+  /** The value compared with (the mask for MASKED_EQ). */
+  value: number;
+  /** The second value (the datum for MASKED_EQ). */
+  valueTwo?: number;
+  /** The comparison. */
+  op: SeccompOperator;
+}
+
+/** One rule of `linux.seccomp.syscalls`: all `args` must hold for `action` to apply. */
+export interface SeccompSyscall {
+  /** System call names. */
+  names: string[];
+  /** What happens when the rule matches. */
+  action: SeccompAction;
+  /** The errno of SCMP_ACT_ERRNO (default EPERM) or the data of SCMP_ACT_TRACE. */
+  errnoRet?: number;
+  /** Conditions on the arguments, all of which must hold. */
+  args?: SeccompArg[];
+}
+
+/** `linux.seccomp`. */
 export interface Seccomp {
   /** Action when no rule matches. */
-  defaultAction: string;
+  defaultAction: SeccompAction;
+  /** The errno of a default SCMP_ACT_ERRNO (default EPERM). */
+  defaultErrnoRet?: number;
+  /** SCMP_ARCH_* names the filter accepts (empty: the native one). */
+  architectures?: string[];
+  /** SECCOMP_FILTER_FLAG_* names. */
+  flags?: string[];
   /** Rules. */
-  syscalls?: unknown[];
-  /** Other fields. */
-  [key: string]: unknown;
+  syscalls?: SeccompSyscall[];
 }
 
 /** `linux.resources` (cgroup limits; the shape follows config-linux.md). */

@@ -194,10 +194,6 @@ export async function podmanSandbox(
     paths.containersConf,
     [
       "[containers]",
-      // trun refuses `linux.seccomp` for now (it installs no filters yet),
-      // so every container runs unconfined, as `--security-opt
-      // seccomp=unconfined` would ask; Podman 4.3 honours this key.
-      'seccomp_profile = "unconfined"',
       // Logs in a file under the store, not in the journal.
       'log_driver = "k8s-file"',
       // Rootless Podman 4.3 defaults to slirp4netns; without it, no network.

@@ -1,6 +1,7 @@
 // Table tests of config.json → ContainerConfig: what the engine decides from
 // trun's own generated spec and from Podman's, and what it refuses.
 import assert from "node:assert/strict";
+import { Errno } from "../../ffi/errno.ts";
 import {
   containerConfig,
   DEFAULT_DEVICES,
@@ -12,7 +13,7 @@ import {
 import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { DEFAULT_CAPABILITIES } from "../../lib/spec/defaults.ts";
 import { generateSpec, type RunOptions } from "../../lib/spec/generate.ts";
-import type { Linux, Mount, Namespace, Process, Spec } from "../../lib/spec/types.ts";
+import type { Linux, Mount, Namespace, Process, Seccomp, Spec } from "../../lib/spec/types.ts";
 import { hostMode, subordinate } from "./_mappings.ts";
 
 const BUNDLE = "/run/bundles/c1";
@@ -72,7 +73,7 @@ function podman(): Record<string, unknown> {
   return JSON.parse(Deno.readTextFileSync(url));
 }
 
-/** Podman's config.json without `linux.seccomp`, which trun refuses for now. */
+/** Podman's config.json without `linux.seccomp` (the tests of other fields need no filter). */
 function podmanWithoutSeccomp(): Record<string, unknown> {
   const doc = podman();
   delete (doc.linux as Record<string, unknown>).seccomp;
@@ -282,8 +283,17 @@ for (const [what, rlimit, want] of RLIMITS) {
 // ---------------------------------------------------------------------------
 // (b) Podman's config.json
 
-Deno.test("containerConfig() refuses Podman's config.json for its linux.seccomp", () => {
-  assertRefuses(() => containerConfig(podman(), BUNDLE), "linux.seccomp", /seccomp=unconfined/);
+Deno.test("containerConfig() accepts Podman's config.json with its linux.seccomp", () => {
+  const c = containerConfig(podman(), BUNDLE);
+  assert.equal(c.seccomp?.defaultAction, "SCMP_ACT_ERRNO");
+  assert.equal(c.seccomp?.defaultErrno, Errno.ENOSYS);
+  assert.deepEqual(c.seccomp?.architectures, [
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+  ]);
+  assert.equal(c.seccomp?.rules[0]?.errno, Errno.EPERM);
+  assert.ok(c.seccomp?.rules.some((r) => r.names.includes("personality") && r.args.length === 1));
 });
 
 Deno.test("containerConfig() accepts Podman's config.json without seccomp", () => {
@@ -465,9 +475,97 @@ const REFUSALS: [string, (d: Doc) => void, string, RegExp?][] = [
   ["a missing process", (d) => Reflect.deleteProperty(d, "process"), "process", /is required/],
   ["ociVersion 2.0.0", (d) => d.ociVersion = "2.0.0", "ociVersion", /"2.0.0"/],
   [
-    "seccomp",
-    (d) => d.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW" },
-    "linux.seccomp",
+    "a seccomp filter without defaultAction",
+    (d) => d.linux.seccomp = {} as unknown as Seccomp,
+    "linux.seccomp.defaultAction",
+    /unknown action/,
+  ],
+  [
+    "seccomp notification (no listener)",
+    (d) => d.linux.seccomp = { defaultAction: "SCMP_ACT_NOTIFY" },
+    "linux.seccomp.defaultAction",
+    /listener/,
+  ],
+  [
+    "a seccomp listenerPath",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        listenerPath: "/run/x.sock",
+      } as unknown as Seccomp,
+    "linux.seccomp.listenerPath",
+    /listener/,
+  ],
+  [
+    "an unknown seccomp architecture",
+    (d) => d.linux.seccomp = { defaultAction: "SCMP_ACT_ALLOW", architectures: ["SCMP_ARCH_Z80"] },
+    "linux.seccomp.architectures[0]",
+    /SCMP_ARCH_Z80/,
+  ],
+  [
+    "the seccomp flag NEW_LISTENER",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        flags: ["SECCOMP_FILTER_FLAG_NEW_LISTENER"],
+      },
+    "linux.seccomp.flags[0]",
+    /NEW_LISTENER/,
+  ],
+  [
+    "a seccomp rule without names",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{ names: [], action: "SCMP_ACT_ERRNO" }],
+      },
+    "linux.seccomp.syscalls[0].names",
+  ],
+  [
+    "a seccomp rule with an unknown action",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{ names: ["read"], action: "SCMP_ACT_MAYBE" as "SCMP_ACT_LOG" }],
+      },
+    "linux.seccomp.syscalls[0].action",
+    /SCMP_ACT_MAYBE/,
+  ],
+  [
+    "a seccomp errnoRet beyond 16 bits",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{ names: ["read"], action: "SCMP_ACT_ERRNO", errnoRet: 70000 }],
+      },
+    "linux.seccomp.syscalls[0].errnoRet",
+  ],
+  [
+    "a seccomp argument index 6",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{
+          names: ["read"],
+          action: "SCMP_ACT_ERRNO",
+          args: [{ index: 6, value: 0, op: "SCMP_CMP_EQ" }],
+        }],
+      },
+    "linux.seccomp.syscalls[0].args[0].index",
+  ],
+  [
+    "a seccomp argument operator that does not exist",
+    (d) =>
+      d.linux.seccomp = {
+        defaultAction: "SCMP_ACT_ALLOW",
+        syscalls: [{
+          names: ["read"],
+          action: "SCMP_ACT_ERRNO",
+          args: [{ index: 0, value: 0, op: "SCMP_CMP_XOR" as "SCMP_CMP_EQ" }],
+        }],
+      },
+    "linux.seccomp.syscalls[0].args[0].op",
+    /SCMP_CMP_XOR/,
   ],
   ["no mount namespace", (d) => d.linux.namespaces = [], "linux.namespaces", /mount namespace/],
   ["an empty args", (d) => d.process.args = [], "process.args"],

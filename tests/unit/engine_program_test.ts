@@ -18,6 +18,7 @@ import {
   RESOLVE,
   RLIMITS,
   S,
+  SECCOMP,
   SIGNALS,
   TTY,
 } from "../../ffi/syscalls.ts";
@@ -1058,4 +1059,59 @@ Deno.test("explainFailure() says why a limit or the session keyring failed", () 
     Errno.EDQUOT,
   );
   assert.match(keys.message, /_ses\.x".*: the user's key quota is full/);
+});
+
+// ---------------------------------------------------------------------------
+// Seccomp
+
+const seccompAt = (ops: ChildOp[]) => callAt(ops, "seccomp");
+
+Deno.test("createProgram() installs the filter before dropping capabilities without no_new_privs", () => {
+  const ops = program(config({ user: "app" }));
+  const i = seccompAt(ops);
+  assert.ok(i >= 0, "a seccomp op");
+  assert.equal(ops.filter((o) => o.call === "seccomp").length, 1);
+  // It needs CAP_SYS_ADMIN in the user namespace: before the bounding drops, user switch and capset.
+  assert.ok(i < at(ops, isPrctl(PR.CAPBSET_DROP)));
+  assert.ok(i < switchAt(ops, "setresuid") && i < callAt(ops, "capset"));
+  assert.equal(ops[i]!.args[0], SECCOMP.SET_MODE_FILTER);
+  const filter = (ops[i]!.args[2] as { seccompFilter: Uint8Array }).seccompFilter;
+  assert.ok(filter.length > 0 && filter.length % 8 === 0);
+});
+
+Deno.test("createProgram() installs the filter last, after no_new_privs, when the spec asks for it", () => {
+  const ops = program(config({ user: "app" }, extras), { execFifo: FIFO });
+  const i = seccompAt(ops);
+  assert.ok(i > at(ops, isPrctl(PR.SET_NO_NEW_PRIVS, 1)));
+  assert.ok(i > at(ops, (o) => o.produces === "fifo"), "after the wait for start");
+  assert.ok(
+    ops.slice(i + 1).every((o) =>
+      ["rt_sigaction", "close_range", "rt_sigprocmask", "execve"].includes(o.call)
+    ),
+  );
+});
+
+Deno.test("createProgram() installs no filter with seccomp=unconfined or --privileged", () => {
+  assert.equal(seccompAt(program(config({ seccomp: { kind: "unconfined" } }))), -1);
+  assert.equal(seccompAt(program(config({ privileged: true }))), -1);
+});
+
+Deno.test("joinProgram() gives an exec'd process the container's filter, hooks none", () => {
+  const c = config({ user: "app" });
+  const base = {
+    process: c.process,
+    executables: ["/bin/sh"],
+    namespaces: [{ type: "mount" as const, fd: 11 }],
+    setgroups: true,
+    errFd: ERR,
+  };
+  const ops = joinProgram({ ...base, seccomp: c.seccomp! });
+  const i = seccompAt(ops);
+  assert.ok(
+    i > callAt(ops, "clone") && i < switchAt(ops, "setresuid") && i < callAt(ops, "capset"),
+  );
+  const nnp = config({ user: "app" }, extras);
+  const late = joinProgram({ ...base, process: nnp.process, seccomp: nnp.seccomp! });
+  assert.ok(seccompAt(late) > at(late, isPrctl(PR.SET_NO_NEW_PRIVS, 1)));
+  assert.equal(seccompAt(joinProgram({ ...base, seccomp: c.seccomp!, keepPrivileges: true })), -1);
 });

@@ -16,6 +16,7 @@ import {
 import { type Mount, OCI_VERSION, type Spec } from "../../lib/spec/types.ts";
 import { parseVolume } from "../../lib/spec/mounts.ts";
 import { type DeviceRequest, parseDeviceFlag } from "../../lib/spec/devices.ts";
+import { Errno } from "../../ffi/errno.ts";
 import { hostMode, range, single, subordinate } from "./_mappings.ts";
 
 // ---------------------------------------------------------------------------
@@ -709,4 +710,41 @@ Deno.test("generateSpec() sets process.rlimits from --ulimit", () => {
   assert.deepEqual(sec({ ulimits: ["nofile=100:200"] }).process?.rlimits, [
     { type: "RLIMIT_NOFILE", soft: 100, hard: 200 },
   ]);
+});
+
+// ---------------------------------------------------------------------------
+// Seccomp
+
+Deno.test("generateSpec() gives a container Docker's default seccomp profile for its capabilities", () => {
+  const s = spec().linux!.seccomp!;
+  assert.equal(s.defaultAction, "SCMP_ACT_ERRNO");
+  assert.equal(s.defaultErrnoRet, Errno.ENOSYS);
+  assert.deepEqual(s.architectures, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+  const allowed = s.syscalls!.filter((r) => r.action === "SCMP_ACT_ALLOW" && !r.args);
+  assert.ok(allowed.some((r) => r.names.includes("read")));
+  assert.ok(allowed.some((r) => r.names.includes("chroot"))); // CAP_SYS_CHROOT is a default
+  assert.ok(!allowed.some((r) => r.names.includes("mount"))); // CAP_SYS_ADMIN is not
+});
+
+Deno.test("generateSpec() leaves seccomp out for seccomp=unconfined and --privileged", () => {
+  assert.equal(spec({ options: { seccomp: { kind: "unconfined" } } }).linux!.seccomp, undefined);
+  assert.equal(spec({ options: { privileged: true } }).linux!.seccomp, undefined);
+});
+
+Deno.test("generateSpec() reads a seccomp=PROFILE.json in Docker's format", () => {
+  const text = JSON.stringify({
+    defaultAction: "SCMP_ACT_ALLOW",
+    syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }],
+  });
+  const s = spec({ options: { seccomp: { kind: "profile", path: "/p.json", text } } }).linux!
+    .seccomp!;
+  assert.deepEqual(s, {
+    defaultAction: "SCMP_ACT_ALLOW",
+    architectures: [],
+    syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }],
+  });
+  assert.throws(
+    () => spec({ options: { seccomp: { kind: "profile", path: "/bad.json", text: "{" } } }),
+    /seccomp profile "\/bad.json" is not valid JSON/,
+  );
 });
