@@ -261,8 +261,20 @@ test("--device gives the host's node at the container path; a missing one fails 
   assert.match(r.stderr, /error gathering device information .*"\/dev\/nonexistent"/);
 });
 
-/** Flags and a command prefix that run the host's keyctl inside a busybox container. */
-const KEY_FLAGS = ["-v", `${KEYCTL}:/k/keyctl:ro`, "-v", `${LIBDIR}:/k/lib:ro`];
+/**
+ * Flags and a command prefix that run the host's keyctl inside a busybox
+ * container. Docker's default seccomp profile refuses keyctl and add_key
+ * (tests/integration/seccomp_test.ts checks that), so these containers run
+ * unconfined: the keyring's isolation is what is tested here.
+ */
+const KEY_FLAGS = [
+  "--security-opt",
+  "seccomp=unconfined",
+  "-v",
+  `${KEYCTL}:/k/keyctl:ro`,
+  "-v",
+  `${LIBDIR}:/k/lib:ro`,
+];
 const KEY_IN = "/k/lib/ld-linux-x86-64.so.2 --library-path /k/lib /k/keyctl";
 
 const noKeyctl = { ignore: !hasKeyctl, why: "keyctl missing (install keyutils)" };
