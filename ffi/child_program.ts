@@ -544,13 +544,25 @@ function signalResets(): ChildOp[] {
 }
 
 /**
+ * Namespaces and first ops for a spawned program: it is cloned with
+ * `cloneFlags` and runs `ops` before anything else (the seal of trun's
+ * binary, lib/runtime/exe_seal.ts).
+ */
+export interface SpawnSetup {
+  /** clone(2) namespace flags. */
+  cloneFlags: number;
+  /** Ops run first. */
+  ops: ChildOp[];
+}
+
+/**
  * Starts a program as a plain child of trun (no namespaces), the way
  * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that resets the signals,
  * restores the signal mask and execs (`execTail`). About a millisecond,
  * where `Deno.Command` costs 5–15 ms; used for newuidmap/newgidmap on the
  * `run` path. stdio is inherited, but for stderr when `stderrFd` is given;
  * `passFd` becomes the program's descriptor 3. An exec failure shows as
- * exit status 127.
+ * exit status 127 (so does a failed `setup` op).
  */
 export function spawnProcess(
   path: string,
@@ -558,11 +570,13 @@ export function spawnProcess(
   env: string[],
   stderrFd?: number,
   passFd?: number,
+  setup?: SpawnSetup,
 ): number {
   if (passFd !== undefined && passFd <= 3) {
     throw new Error(`spawnProcess: descriptor ${passFd} cannot be passed as 3`);
   }
   const ops: ChildOp[] = [
+    ...(setup?.ops ?? []),
     ...(stderrFd === undefined
       ? []
       : [{ call: "dup2" as const, args: [stderrFd, 2], step: "redirecting stderr" }]),
@@ -572,7 +586,11 @@ export function spawnProcess(
       : [{ call: "dup2" as const, args: [passFd, 3], step: "passing descriptor 3" }]),
     ...execTail({ paths: [path], argv, env }),
   ];
-  const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
+  const child = startChildProgram(ops, {
+    cloneFlags: setup?.cloneFlags ?? 0,
+    errFd: -1,
+    vfork: true,
+  });
   // With CLONE_VFORK the stub returns only after the child's execve or exit,
   // so the arena is no longer in use.
   child.release();
@@ -590,9 +608,10 @@ export function spawnDetached(
   path: string,
   argv: string[],
   env: string[],
-  opts: { stderrPath: string; passFd: number },
+  opts: { stderrPath: string; passFd: number; setup?: SpawnSetup | undefined },
 ): number {
   const ops: ChildOp[] = [
+    ...(opts.setup?.ops ?? []),
     { call: "setsid", args: [], step: "starting a new session" },
     {
       call: "openat",
@@ -621,7 +640,11 @@ export function spawnDetached(
       : { call: "dup2", args: [opts.passFd, 3], step: "passing the ready pipe" },
     ...execTail({ paths: [path], argv, env, closeFds: false }),
   ];
-  const child = startChildProgram(ops, { cloneFlags: 0, errFd: -1, vfork: true });
+  const child = startChildProgram(ops, {
+    cloneFlags: opts.setup?.cloneFlags ?? 0,
+    errFd: -1,
+    vfork: true,
+  });
   child.release();
   return child.pid;
 }

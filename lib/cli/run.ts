@@ -236,14 +236,27 @@ async function runRecorded(
   const detached = await import("../container/detached.ts");
   const { chosenConmon } = await import("../container/conmon.ts");
   const { newContainerId } = await import("../container/facts.ts");
+  const { capabilityList } = await import("../spec/capabilities.ts");
+  const { sealQuestionOfNames } = await import("../runtime/exe_seal.ts");
   const open = () => openStore(undefined, { repair: false });
   const store = openStore();
   const id = newContainerId();
   // trun's own monitor starts now, so its start-up overlaps the record's
   // creation (conmon starts after, as it runs the runtime's create).
-  const pending = mode === "create" || chosenConmon()
-    ? undefined
-    : detached.spawnMonitor(id, store.containerDir(id), mode === "foreground");
+  const pending = mode === "create" || chosenConmon() ? undefined : detached.spawnMonitor(
+    id,
+    store.containerDir(id),
+    mode === "foreground",
+    // The spec does not exist yet: the same capability list it will hold.
+    sealQuestionOfNames(
+      capabilityList({
+        ...(what.options.capAdd ? { add: what.options.capAdd } : {}),
+        ...(what.options.capDrop ? { drop: what.options.capDrop } : {}),
+        ...(what.options.privileged ? { privileged: true } : {}),
+      }),
+      what.idMapping.mode !== "host",
+    ),
+  );
   let rec;
   let dir;
   try {

@@ -13,8 +13,15 @@ import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtim
 import { openStore } from "../store/mod.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
+import { exeSealSetup } from "../runtime/exe_seal.ts";
 import type { ContainerRecord } from "../store/mod.ts";
-import { type BeforeStart, containerPaths, type MonitorReport, readLine } from "./detached.ts";
+import {
+  type BeforeStart,
+  containerPaths,
+  type MonitorReport,
+  readLine,
+  specSealQuestion,
+} from "./detached.ts";
 import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 
@@ -182,6 +189,9 @@ export async function startWithConmon(
       [...env, "_OCI_SYNCPIPE=3"],
       undefined,
       syncWrite,
+      // conmon runs trun's create, which clones the container's first
+      // process: from a read-only view of trun's binary when needed.
+      exeSealSetup(specSealQuestion(dir)),
     );
     closeFd(syncWrite);
     const [st, line] = await Promise.all([waitChild(child), readLine(syncRead)]);

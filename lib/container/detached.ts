@@ -14,6 +14,7 @@
 import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_program.ts";
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
+import { exeSealSetup, type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
 import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
@@ -250,8 +251,18 @@ export interface PendingMonitor {
   log: string;
 }
 
-/** Starts trun's monitor for container `id` (directory `dir`), to be driven by `startMonitor`. */
-export function spawnMonitor(id: string, dir: string, waitAttach: boolean): PendingMonitor {
+/**
+ * Starts trun's monitor for container `id` (directory `dir`), to be driven
+ * by `startMonitor`. The container's first process is cloned from the
+ * monitor: when `seal` says its root could reach trun's binary, the
+ * monitor runs from a read-only view of it (lib/runtime/exe_seal.ts).
+ */
+export function spawnMonitor(
+  id: string,
+  dir: string,
+  waitAttach: boolean,
+  seal: SealQuestion,
+): PendingMonitor {
   const log = containerPaths(dir).monitorLog;
   Deno.mkdirSync(exitsDir(dir), { recursive: true, mode: 0o700 });
   const [mine, theirs] = socketPair();
@@ -265,7 +276,11 @@ export function spawnMonitor(id: string, dir: string, waitAttach: boolean): Pend
       ...(waitAttach ? ["--wait-attach"] : []),
     ]);
     const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    spawnDetached(argv[0]!, argv, env, { stderrPath: log, passFd: theirs });
+    spawnDetached(argv[0]!, argv, env, {
+      stderrPath: log,
+      passFd: theirs,
+      setup: exeSealSetup(seal),
+    });
   } catch (e) {
     closeFd(mine);
     throw e;
@@ -273,6 +288,11 @@ export function spawnMonitor(id: string, dir: string, waitAttach: boolean): Pend
     closeFd(theirs);
   }
   return { sock: mine, log };
+}
+
+/** The seal question (lib/runtime/exe_seal.ts) of the spec saved in container directory `dir`. */
+export function specSealQuestion(dir: string): SealQuestion {
+  return sealQuestionOfSpec(JSON.parse(Deno.readTextFileSync(containerPaths(dir).spec)));
 }
 
 /** Lets a pending monitor go without a container (its record could not be made). */
@@ -290,7 +310,12 @@ export async function startMonitor(
   rec: ContainerRecord,
   dir: string,
   beforeStart?: BeforeStart,
-  pending: PendingMonitor = spawnMonitor(rec.id, dir, beforeStart !== undefined),
+  pending: PendingMonitor = spawnMonitor(
+    rec.id,
+    dir,
+    beforeStart !== undefined,
+    specSealQuestion(dir),
+  ),
 ): Promise<MonitorReport> {
   const mine = pending.sock;
   const noReport = (): MonitorReport => ({

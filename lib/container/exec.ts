@@ -17,6 +17,7 @@ import { buildEnvironment, type EnvFile } from "../spec/env.ts";
 import { capabilityList, capabilitySets } from "../spec/capabilities.ts";
 import { ownBoundingSet } from "./facts.ts";
 import { resolveUser } from "../spec/user.ts";
+import { exeSealNeeded, hasOwnUserNamespace, reexecSealed } from "../runtime/exe_seal.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import { containerPaths } from "./detached.ts";
 import { containerStatus } from "./status.ts";
@@ -106,6 +107,14 @@ export async function execInContainer(
     );
     proc.capabilities = processConfig({ ...spec.process, capabilities: sets }).capabilities;
   }
+  // The joining process is a clone of this one: seal trun's binary first
+  // when the container's root could reach it (exe_seal.ts). Nothing was
+  // changed yet, so the command can start over.
+  const question = {
+    bounding: [...base.capabilities.bounding, ...proc.capabilities.bounding],
+    ownUserNamespace: hasOwnUserNamespace(rec.pid),
+  };
+  if (exeSealNeeded(question)) reexecSealed();
   delete (proc as { consoleSize?: unknown }).consoleSize;
   if (req.tty) {
     const { terminalSize } = await import("../engine/tty_relay.ts");

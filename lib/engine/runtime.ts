@@ -13,6 +13,12 @@ import { closeFd, signalProcess, waitChild } from "../../ffi/child_program.ts";
 import { makeFifo, openPath, readNow, statBasic } from "../../ffi/fs.ts";
 import { connectUnix, receiveFd, socketPair } from "../../ffi/socket.ts";
 import { O, SIGNALS } from "../../ffi/syscalls.ts";
+import {
+  exeSealNeeded,
+  hasOwnUserNamespace,
+  reexecSealed,
+  sealQuestionOfSpec,
+} from "../runtime/exe_seal.ts";
 import { resolveEntry } from "../runtime/rootfs_files.ts";
 import type { Hook, State } from "../spec/types.ts";
 import { type ContainerConfig, containerConfig, processConfig } from "./config.ts";
@@ -185,6 +191,9 @@ function hookState(root: string, rec: ContainerRecord, status: State["status"]):
 export async function create(root: string, id: string, opts: CreateOptions): Promise<number> {
   const bundle = Deno.realPathSync(opts.bundle);
   const { spec, config } = loadBundle(bundle);
+  // The container's first process is cloned from this one: before any side
+  // effect, as the command starts over (exe_seal.ts).
+  if (exeSealNeeded(sealQuestionOfSpec(spec))) reexecSealed();
   for (const w of config.warnings) warning(w);
   const rootfs = rootfsOf(config);
   checkExecutable(config, rootfs);
@@ -399,7 +408,8 @@ async function relayFrom(sock: number): Promise<TtyRelay | undefined> {
  * terminal itself, as runc does.
  */
 export async function run(root: string, id: string, opts: RunOptions): Promise<number> {
-  const { config } = loadBundle(Deno.realPathSync(opts.bundle));
+  const { spec, config } = loadBundle(Deno.realPathSync(opts.bundle));
+  if (exeSealNeeded(sealQuestionOfSpec(spec))) reexecSealed();
   let pair: [number, number] | undefined;
   if (config.process.terminal && !opts.consoleSocket) {
     if (opts.detach) throw new RuntimeError("a detached terminal needs --console-socket");
@@ -443,8 +453,14 @@ export async function exec(root: string, id: string, opts: ExecOptions): Promise
   }
   const proc = processConfig(opts.process);
   const executables = executablesOf({ process: proc } as ContainerConfig);
+  const saved = savedConfig(root, rec);
+  const question = {
+    bounding: [...saved.process.capabilities.bounding, ...proc.capabilities.bounding],
+    ownUserNamespace: hasOwnUserNamespace(rec.pid),
+  };
+  if (exeSealNeeded(question)) reexecSealed();
   // The exec'd process gets the container's filter, as runc does.
-  const seccomp = savedConfig(root, rec).seccomp;
+  const seccomp = saved.seccomp;
   let socket: number | undefined;
   let pair: [number, number] | undefined;
   let relay: TtyRelay | undefined;

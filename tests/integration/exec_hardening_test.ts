@@ -5,22 +5,10 @@
 // used as the working directory) did. Every scenario runs with trun's own
 // monitor and with conmon (when installed), as the test user and as root.
 import assert from "node:assert/strict";
-import {
-  cloexecPipe,
-  closeFd,
-  FORK_RECORD_MARK,
-  readFd,
-  signalProcess,
-  startChildProgram,
-  waitChild,
-  writeFd,
-} from "../../ffi/child_program.ts";
-import { openPath } from "../../ffi/fs.ts";
-import { O, SIGNALS } from "../../ffi/syscalls.ts";
+import { signalProcess, waitChild } from "../../ffi/child_program.ts";
+import { SIGNALS } from "../../ffi/syscalls.ts";
 import { containerPaths } from "../../lib/container/detached.ts";
-import { processConfig } from "../../lib/engine/config.ts";
-import { namespacesToJoin } from "../../lib/engine/join.ts";
-import { joinProgram } from "../../lib/engine/program.ts";
+import { type HeldJoin, holdJoin } from "../_harness/held_join.ts";
 import {
   hostCapabilities,
   MAIN_TS,
@@ -135,79 +123,13 @@ function innerPid(pid: number): number {
   return Number(ns.at(-1));
 }
 
-/**
- * Starts the real join program of `exec` into container `id`, stopped
- * right before its exec tail (a read of one byte on its stdin, a pipe):
- * the latest point at which it is still a copy of trun. Returns its host
- * pid and a function that lets it go on to execve `sleep 30`.
- */
-async function joinPaused(
-  sb: Sandbox,
-  id: string,
-): Promise<{ pid: number; release(): Promise<void> }> {
+/** `holdJoin` for container `id` of the sandbox. */
+async function joinPaused(sb: Sandbox, id: string): Promise<HeldJoin> {
   const pid = Number(
     (await sb.run(["inspect", "--format", "{{.State.Pid}}", id])).stdout.trim(),
   );
   assert.ok(pid > 0, `container pid ${pid}`);
-  const spec = JSON.parse(
-    await Deno.readTextFile(containerPaths(`${sb.env.TRUN_ROOT}/containers/${id}`).spec),
-  );
-  const proc = { ...processConfig(spec.process), args: ["sleep", "30"], terminal: false };
-  let setgroups = true;
-  try {
-    setgroups = Deno.readTextFileSync(`/proc/${pid}/setgroups`).trim() !== "deny";
-  } catch {
-    // No user namespace of its own.
-  }
-  const [errRead, errWrite] = cloexecPipe();
-  const [pauseRead, pauseWrite] = cloexecPipe();
-  const namespaces = namespacesToJoin(pid).map((j) => ({
-    type: j.type,
-    fd: openPath(j.path, O.RDONLY | O.CLOEXEC, `opening ${j.path}`),
-  }));
-  const ops = joinProgram({
-    process: proc,
-    executables: ["/bin/sleep"],
-    namespaces,
-    errFd: errWrite,
-    setgroups,
-    stdinFd: pauseRead,
-  });
-  // The exec tail begins with the signal resets (or the close_range when
-  // trun catches no signal): pause just before it.
-  const tail = ops.findIndex((o) =>
-    o.call === "rt_sigaction" || (o.call === "close_range" && o.args[2] !== 0)
-  );
-  assert.ok(tail > 0);
-  ops.splice(tail, 0, {
-    call: "read",
-    args: [0, { scratch: 8 }, 1],
-    step: "pausing before the exec tail (test)",
-  });
-  const child = startChildProgram(ops, { cloneFlags: 0, errFd: errWrite });
-  for (const fd of [errWrite, pauseRead, ...namespaces.map((n) => n.fd)]) closeFd(fd);
-  const first = await readFd(errRead, 16);
-  await waitChild(child.pid);
-  const view = new DataView(first.buffer, first.byteOffset, first.length);
-  if (first.length !== 16 || view.getBigInt64(0, true) !== FORK_RECORD_MARK) {
-    child.release();
-    closeFd(errRead);
-    closeFd(pauseWrite);
-    const f = first.length === 16 ? child.decodeFailure(first) : null;
-    throw new Error(`the join failed: ${f ? `${f.op.step}: errno ${f.errno}` : "no record"}`);
-  }
-  const joined = Number(view.getBigInt64(8, true));
-  return {
-    pid: joined,
-    release: async () => {
-      writeFd(pauseWrite, new Uint8Array([1]));
-      closeFd(pauseWrite);
-      const rest = await readFd(errRead, 16); // EOF: exec'd
-      closeFd(errRead);
-      child.release();
-      assert.equal(rest.length, 0, "the paused join went on to execve");
-    },
-  };
+  return await holdJoin(pid, containerPaths(`${sb.env.TRUN_ROOT}/containers/${id}`).spec);
 }
 
 for (const monitor of MONITORS) {
