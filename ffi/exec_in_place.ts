@@ -8,10 +8,7 @@
  * context).
  */
 import { addressOf, cString, sys, sysTry } from "./syscall.ts";
-import { AT, CLONE } from "./syscalls.ts";
-
-/** access(2) mode bit: write permission. */
-const W_OK = 2;
+import { ACCESS, AT, CLONE } from "./syscalls.ts";
 
 /**
  * Gives the calling (main) thread a mount namespace of its own, a copy of
@@ -45,7 +42,7 @@ export function mountSimple(
  * the mount the path resolves through, magic links of /proc included.
  */
 export function writeAccessErrno(path: string): number {
-  const r = sysTry("faccessat2", [AT.FDCWD, cString(path), W_OK, 0]);
+  const r = sysTry("faccessat2", [AT.FDCWD, cString(path), ACCESS.W_OK, 0]);
   return r < 0n ? Number(-r) : 0;
 }
 

@@ -469,6 +469,12 @@ export const RESOLVE = {
   IN_ROOT: 0x10,
 } as const;
 
+/** access(2) modes. */
+export const ACCESS = {
+  /** Write permission (W_OK). */
+  W_OK: 2,
+} as const;
+
 /** Flags of the *at family, close_range(2), umount2(2) and the new mount API. */
 export const AT = {
   FDCWD: -100,

@@ -91,4 +91,3 @@ export async function holdJoin(pid: number, specPath: string): Promise<HeldJoin>
     },
   };
 }
-
