@@ -323,6 +323,8 @@ export const AUDIT_ARCH = {
   X86_64: 0xc000003e,
   I386: 0x40000003,
   AARCH64: 0xc00000b7,
+  /** AArch32 (compat) calls on an arm64 kernel. */
+  ARM: 0x40000028,
 } as const;
 
 /** The bit x32 system calls carry in their number on x86-64 (`__X32_SYSCALL_BIT`). */
