@@ -3,6 +3,7 @@
  * stdio to a container beside its monitor, until it exits (its exit status
  * is trun's) or the detach keys are typed (0).
  */
+import { findContainer } from "./_container_common.ts";
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { printHelp } from "./output.ts";
@@ -21,21 +22,6 @@ export const ATTACH = defineCommand({
     ...ATTACH_FLAGS,
   },
 });
-
-/** The record `ref` names and its directory, or Docker's "No such container". */
-export async function findContainer(
-  ref: string,
-): Promise<{ rec: ContainerRecord; dir: string }> {
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
-  const store = openStore(undefined, { repair: false });
-  try {
-    const rec = mustFind(store, ref);
-    return { rec, dir: store.containerDir(rec.id) };
-  } finally {
-    store.close();
-  }
-}
 
 /** The detach keys of `--detach-keys`, or Docker's default; a usage error when malformed. */
 export async function detachKeysFlag(

@@ -5,9 +5,9 @@
  * and export open the container's root (lib/container/container_root.ts)
  * and move tar streams (lib/container/copy.ts).
  */
+import { findContainer } from "./_container_common.ts";
 import { defineCommand, parseArgs } from "./args.ts";
 import { printHelp, println } from "./output.ts";
-import type { ContainerRecord } from "../store/mod.ts";
 
 /** The grammar of `trun diff`. */
 export const DIFF = defineCommand({
@@ -61,19 +61,6 @@ export const EXPORT = defineCommand({
 /** An error with the docker CLI's exit status 1. */
 function failure(message: string): Error {
   return Object.assign(new Error(message), { exitCode: 1 });
-}
-
-/** The record `ref` names and its directory (or Docker's "No such container"). */
-async function findContainer(ref: string): Promise<{ rec: ContainerRecord; dir: string }> {
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
-  const store = openStore(undefined, { repair: false });
-  try {
-    const rec = mustFind(store, ref);
-    return { rec, dir: store.containerDir(rec.id) };
-  } finally {
-    store.close();
-  }
 }
 
 /** `trun diff`: `A`, `C` and `D` lines for what the container changed in its image. */

@@ -215,7 +215,8 @@ export async function startCommand(argv: string[], name = START.name): Promise<n
     if (p.args.length > 1) {
       throw new UsageError(def, "you cannot start and attach multiple containers at once");
     }
-    const { attachToContainer, detachKeysFlag, findContainer } = await import("./attach.ts");
+    const { attachToContainer, detachKeysFlag } = await import("./attach.ts");
+    const { findContainer } = await import("./_container_common.ts");
     const detachKeys = await detachKeysFlag(def, p.flags["detach-keys"]);
     const { rec, dir } = await findContainer(p.args[0]!);
     const running = containerStatus(rec) === "running";

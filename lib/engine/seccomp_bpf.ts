@@ -1,15 +1,19 @@
 /**
  * Compiles a checked seccomp filter (`SeccompPlan`) to classic BPF for
- * x86-64, the program seccomp(2) installs. Pure: the result is a list of
- * instructions, unit-tested by running it in an interpreter.
+ * x86-64 or aarch64 (the machine's own by default), the program seccomp(2)
+ * installs. Pure: the result is a list of instructions, unit-tested by
+ * running it in an interpreter.
  *
  * Layout:
- * 1. `seccomp_data.arch` must be AUDIT_ARCH_X86_64; any other (i386 through
- *    `int 0x80`) kills the process, as libseccomp's default bad-architecture
- *    action does. trun compiles x86-64 numbers only, so SCMP_ARCH_X86 and
- *    SCMP_ARCH_X32 in `architectures` are accepted but not compiled: their
- *    system calls are killed too, and so are x32 calls (numbers with
- *    `__X32_SYSCALL_BIT`).
+ * 1. `seccomp_data.arch` must be the target's AUDIT_ARCH (AUDIT_ARCH_X86_64
+ *    or AUDIT_ARCH_AARCH64); any other (i386 through `int 0x80`, AArch32
+ *    compat) kills the process, as libseccomp's default bad-architecture
+ *    action does. trun compiles native numbers only, so SCMP_ARCH_X86,
+ *    SCMP_ARCH_X32 and SCMP_ARCH_ARM in `architectures` are accepted but not
+ *    compiled: their system calls are killed too, and so are x32 calls on
+ *    x86-64 (numbers with `__X32_SYSCALL_BIT`, which share the x86-64 arch
+ *    value). aarch64 has no such second ABI: every number past the table
+ *    gets the default action.
  * 2. The system call number is found by a binary search over ranges of
  *    numbers with the same outcome (about nine comparisons for any call),
  *    instead of one comparison per rule.
@@ -24,6 +28,7 @@
  * `ja` (32-bit offset). A program beyond the kernel's 4096 instructions is
  * an error.
  */
+import { SYSCALL_TABLE_AARCH64 } from "../../ffi/syscall_table_aarch64.ts";
 import { SYSCALL_TABLE_X86_64 } from "../../ffi/syscall_table_x86_64.ts";
 import {
   AUDIT_ARCH,
@@ -37,6 +42,37 @@ import {
 } from "../../ffi/syscalls.ts";
 import type { SeccompAction, SeccompArg } from "../spec/types.ts";
 import type { SeccompPlan, SeccompRulePlan } from "./seccomp_config.ts";
+
+/** An architecture trun compiles filters for. */
+export interface SeccompArch {
+  /** libseccomp's name of it (SCMP_ARCH_*). */
+  name: string;
+  /** The `seccomp_data.arch` of its native system calls (AUDIT_ARCH_*). */
+  audit: number;
+  /** Its system call numbers by name. */
+  table: Readonly<Record<string, number>>;
+  /**
+   * Numbers from this one up belong to another ABI with the same arch value
+   * (x32 on x86-64); the filter kills them.
+   */
+  foreignFrom?: number;
+}
+
+/** The architectures trun compiles filters for, by `Deno.build.arch`. */
+export const SECCOMP_ARCHES = {
+  "x86_64": {
+    name: "SCMP_ARCH_X86_64",
+    audit: AUDIT_ARCH.X86_64,
+    table: SYSCALL_TABLE_X86_64,
+    foreignFrom: X32_SYSCALL_BIT,
+  },
+  aarch64: { name: "SCMP_ARCH_AARCH64", audit: AUDIT_ARCH.AARCH64, table: SYSCALL_TABLE_AARCH64 },
+} as const satisfies Record<string, SeccompArch>;
+
+/** The architecture of the machine (`Deno.build.arch`): aarch64 there, else x86-64. */
+export function nativeSeccompArch(denoArch: string = Deno.build.arch): SeccompArch {
+  return denoArch === "aarch64" ? SECCOMP_ARCHES.aarch64 : SECCOMP_ARCHES.x86_64;
+}
 
 /** The value a filter returns for an action and its errno (or trace data). */
 export function actionReturn(action: SeccompAction, errno: number): number {
@@ -209,13 +245,15 @@ function search(
 }
 
 /**
- * Compiles a plan for x86-64; `table` maps names to numbers (names it lacks
- * are skipped, as libseccomp skips calls an architecture does not have).
+ * Compiles a plan for `arch` (the machine's by default); names its table
+ * lacks are skipped, as libseccomp skips calls an architecture does not
+ * have (`open` or `fork` on aarch64).
  */
 export function compileSeccomp(
   plan: SeccompPlan,
-  table: Readonly<Record<string, number>> = SYSCALL_TABLE_X86_64,
+  arch: SeccompArch = nativeSeccompArch(),
 ): SockFilter[] {
+  const table = arch.table;
   const defaultRet = actionReturn(plan.defaultAction, plan.defaultErrno);
   const byNumber = new Map<number, SeccompRulePlan[]>();
   for (const rule of plan.rules) {
@@ -236,12 +274,13 @@ export function compileSeccomp(
     else segs.push({ lo, hi, outcome });
   };
   for (let nr = 0; nr <= maxNr; nr++) add(nr, nr, outcomeOf(byNumber.get(nr) ?? [], defaultRet));
-  add(maxNr + 1, X32_SYSCALL_BIT - 1, { ret: defaultRet });
-  add(X32_SYSCALL_BIT, 0xffffffff, { ret: SECCOMP_RET.KILL_PROCESS });
+  const foreign = arch.foreignFrom ?? 0x1_0000_0000;
+  add(maxNr + 1, foreign - 1, { ret: defaultRet });
+  if (foreign <= 0xffffffff) add(foreign, 0xffffffff, { ret: SECCOMP_RET.KILL_PROCESS });
 
   const program = [
     ins(BPF.LD_W_ABS, SECCOMP_DATA.ARCH),
-    ins(BPF.JEQ_K, AUDIT_ARCH.X86_64, 1, 0),
+    ins(BPF.JEQ_K, arch.audit, 1, 0),
     ret(SECCOMP_RET.KILL_PROCESS),
     ins(BPF.LD_W_ABS, SECCOMP_DATA.NR),
   ];
@@ -254,7 +293,10 @@ export function compileSeccomp(
   return program;
 }
 
-/** The plan compiled and encoded as the kernel reads it (struct sock_filter[]). */
-export function compiledSeccomp(plan: SeccompPlan): Uint8Array<ArrayBuffer> {
-  return encodeSockFilters(compileSeccomp(plan));
+/** The plan compiled for the machine and encoded as the kernel reads it (struct sock_filter[]). */
+export function compiledSeccomp(
+  plan: SeccompPlan,
+  arch: SeccompArch = nativeSeccompArch(),
+): Uint8Array<ArrayBuffer> {
+  return encodeSockFilters(compileSeccomp(plan, arch));
 }

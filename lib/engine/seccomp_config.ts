@@ -47,7 +47,7 @@ const ACTIONS = new Set<string>(SECCOMP_ACTIONS.filter((a) => a !== "SCMP_ACT_NO
 
 const OPERATORS = new Set<string>(SECCOMP_OPERATORS);
 
-/** The architectures libseccomp names; trun's filter compiles x86-64 system calls. */
+/** The architectures libseccomp names; trun's filter compiles the machine's own (x86-64 or aarch64). */
 const ARCHITECTURES = new Set<string>([
   "SCMP_ARCH_X86",
   "SCMP_ARCH_X86_64",

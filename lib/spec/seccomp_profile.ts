@@ -33,8 +33,8 @@
  * Docker's allow list is kept where it is newer than Podman's (the futex2
  * calls, `cachestat`, `mseal`, `statmount`…), and `keyctl` stays refused
  * as in Docker (Podman allows it). Rules only for s390, ppc64le, riscv64 and
- * MIPS are left out: trun compiles x86-64 filters (aarch64 names are kept for
- * when it runs there).
+ * MIPS are left out: trun compiles x86-64 and aarch64 filters (names the
+ * target lacks, such as `open` or `fork` on aarch64, are skipped there).
  */
 import { Errno } from "../../ffi/errno.ts";
 import { CLONE } from "../../ffi/syscalls.ts";

@@ -1,9 +1,11 @@
 // The seccomp chain without a kernel: Docker's default profile resolved for
 // a container's capabilities, Docker's profile format, linux.seccomp checked
 // by the engine, and the compiled BPF run in a test interpreter over every
-// x86-64 system call, argument rules, architectures and program size.
+// x86-64 and aarch64 system call, argument rules, architectures and program
+// size; and the aarch64 number table itself.
 import assert from "node:assert/strict";
 import { Errno } from "../../ffi/errno.ts";
+import { SYSCALL_TABLE_AARCH64 } from "../../ffi/syscall_table_aarch64.ts";
 import { SYSCALL_TABLE_X86_64 } from "../../ffi/syscall_table_x86_64.ts";
 import {
   AUDIT_ARCH,
@@ -13,7 +15,12 @@ import {
   SIGNALS,
   type SockFilter,
 } from "../../ffi/syscalls.ts";
-import { compileSeccomp } from "../../lib/engine/seccomp_bpf.ts";
+import {
+  compileSeccomp as compileFor,
+  nativeSeccompArch,
+  SECCOMP_ARCHES,
+  type SeccompArch,
+} from "../../lib/engine/seccomp_bpf.ts";
 import {
   type SeccompPlan,
   seccompPlan,
@@ -35,25 +42,37 @@ const ENOSYS = SECCOMP_RET.ERRNO | Errno.ENOSYS;
 const KILL = SECCOMP_RET.KILL_PROCESS;
 const X86_64 = AUDIT_ARCH.X86_64;
 const MAX_NR = Math.max(...Object.values(SYSCALL_TABLE_X86_64));
+const X86: SeccompArch = SECCOMP_ARCHES.x86_64;
+const ARM64: SeccompArch = SECCOMP_ARCHES.aarch64;
 
-/** The engine's plan of a profile resolved for `caps`. */
+/** Compiles for x86-64 whatever the machine, as most tests here read x86-64 numbers. */
+const compileSeccomp = (plan: SeccompPlan, arch: SeccompArch = X86) => compileFor(plan, arch);
+
+/** The engine's plan of a profile resolved for `caps` on `goArch` (`amd64`, `arm64`). */
 function planOf(
   profile: SeccompProfile,
   caps: readonly string[] = DEFAULT_CAPABILITIES,
+  goArch = "amd64",
 ): SeccompPlan {
-  return seccompPlan(resolveSeccompProfile(profile, { capabilities: caps, arch: "amd64" }));
+  return seccompPlan(resolveSeccompProfile(profile, { capabilities: caps, arch: goArch }));
 }
 
-const nr = (name: string): number => {
-  const n = SYSCALL_TABLE_X86_64[name];
-  if (n === undefined) throw new Error(`no system call ${name}`);
+/** The number of `name` on `arch`. */
+const nr = (name: string, arch: SeccompArch = X86): number => {
+  const n = arch.table[name];
+  if (n === undefined) throw new Error(`no system call ${name} on ${arch.name}`);
   return n;
 };
 
-/** What the filter returns for `name(args…)` on x86-64. */
-function verdict(program: SockFilter[], name: string | number, args: bigint[] = []): number {
-  return runFilter(program, { nr: typeof name === "number" ? name : nr(name), arch: X86_64, args })
-    .ret;
+/** What the filter returns for `name(args…)` on `arch` (x86-64 unless given). */
+function verdict(
+  program: SockFilter[],
+  name: string | number,
+  args: bigint[] = [],
+  arch: SeccompArch = X86,
+): number {
+  const n = typeof name === "number" ? name : nr(name, arch);
+  return runFilter(program, { nr: n, arch: arch.audit, args }).ret;
 }
 
 // ---------------------------------------------------------------------------
@@ -123,14 +142,15 @@ function probes(plan: SeccompPlan): bigint[][] {
   return out;
 }
 
-function assertMatchesReference(plan: SeccompPlan): void {
-  const program = compileSeccomp(plan);
+/** Runs the plan compiled for `arch` over every number of its table against the reference. */
+function assertMatchesReference(plan: SeccompPlan, arch: SeccompArch = X86): void {
+  const program = compileSeccomp(plan, arch);
   const args = probes(plan);
-  for (const [name, n] of Object.entries(SYSCALL_TABLE_X86_64)) {
+  for (const [name, n] of Object.entries(arch.table)) {
     const conditional = plan.rules.some((r) => r.names.includes(name) && r.args.length > 0);
     for (const a of conditional ? args : [[]]) {
       assert.equal(
-        runFilter(program, { nr: n, arch: X86_64, args: a }).ret,
+        runFilter(program, { nr: n, arch: arch.audit, args: a }).ret,
         reference(plan, name, a),
         `${name}(${a.join(", ")})`,
       );
@@ -456,4 +476,255 @@ Deno.test("compiling the default filter takes a few milliseconds at most", () =>
   for (let i = 0; i < 20; i++) compileSeccomp(plan);
   const each = (performance.now() - t0) / 20;
   assert.ok(each < 5, `${each.toFixed(2)} ms per compile`);
+});
+
+// ---------------------------------------------------------------------------
+// aarch64: the number table and the default filter compiled for it
+
+/** Numbers checked against the kernel (scripts/syscall.tbl, asm-generic/unistd.h). */
+const AARCH64_NUMBERS: [string, number][] = [
+  ["io_setup", 0],
+  ["getcwd", 17],
+  ["lookup_dcookie", 18],
+  ["dup", 23],
+  ["fcntl", 25],
+  ["ioctl", 29],
+  ["mkdirat", 34],
+  ["renameat", 38],
+  ["umount2", 39],
+  ["mount", 40],
+  ["pivot_root", 41],
+  ["nfsservctl", 42],
+  ["statfs", 43],
+  ["fstatfs", 44],
+  ["truncate", 45],
+  ["ftruncate", 46],
+  ["openat", 56],
+  ["close", 57],
+  ["getdents64", 61],
+  ["lseek", 62],
+  ["read", 63],
+  ["write", 64],
+  ["sendfile", 71],
+  ["pselect6", 72],
+  ["ppoll", 73],
+  ["newfstatat", 79],
+  ["fstat", 80],
+  ["sync_file_range", 84],
+  ["personality", 92],
+  ["exit", 93],
+  ["exit_group", 94],
+  ["unshare", 97],
+  ["futex", 98],
+  ["nanosleep", 101],
+  ["kexec_load", 104],
+  ["ptrace", 117],
+  ["rt_sigreturn", 139],
+  ["reboot", 142],
+  ["uname", 160],
+  ["sethostname", 161],
+  ["getrlimit", 163],
+  ["setrlimit", 164],
+  ["prctl", 167],
+  ["getpid", 172],
+  ["gettid", 178],
+  ["socket", 198],
+  ["recvmmsg", 243],
+  ["add_key", 217],
+  ["request_key", 218],
+  ["keyctl", 219],
+  ["clone", 220],
+  ["execve", 221],
+  ["mmap", 222],
+  ["fadvise64", 223],
+  ["mprotect", 226],
+  ["perf_event_open", 241],
+  ["wait4", 260],
+  ["prlimit64", 261],
+  ["open_by_handle_at", 265],
+  ["setns", 268],
+  ["seccomp", 277],
+  ["bpf", 280],
+  ["userfaultfd", 282],
+  ["statx", 291],
+  ["rseq", 293],
+  ["kexec_file_load", 294],
+  ["pidfd_send_signal", 424],
+  ["io_uring_setup", 425],
+  ["io_uring_enter", 426],
+  ["io_uring_register", 427],
+  ["clone3", 435],
+  ["close_range", 436],
+  ["openat2", 437],
+  ["memfd_secret", 447],
+  ["futex_waitv", 449],
+  ["cachestat", 451],
+  ["fchmodat2", 452],
+  ["map_shadow_stack", 453],
+  ["futex_requeue", 456],
+  ["statmount", 457],
+  ["listmount", 458],
+  ["lsm_get_self_attr", 459],
+  ["lsm_set_self_attr", 460],
+  ["lsm_list_modules", 461],
+  ["mseal", 462],
+  ["setxattrat", 463],
+  ["getxattrat", 464],
+  ["listxattrat", 465],
+  ["removexattrat", 466],
+  ["open_tree_attr", 467],
+  ["file_getattr", 468],
+  ["file_setattr", 469],
+];
+
+Deno.test("the aarch64 table has the kernel's numbers", () => {
+  for (const [name, n] of AARCH64_NUMBERS) assert.equal(SYSCALL_TABLE_AARCH64[name], n, name);
+});
+
+Deno.test("the aarch64 table fills the generic layout once: 0–243, 260–294, 424–469", () => {
+  const numbers = Object.values(SYSCALL_TABLE_AARCH64).sort((a, b) => a - b);
+  assert.equal(new Set(numbers).size, numbers.length, "a number given to two names");
+  const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+  // 244–259 are per-architecture (arm64 has none); 295–423 are unused on 64-bit.
+  assert.deepEqual(numbers, [...range(0, 243), ...range(260, 294), ...range(424, 469)]);
+  assert.equal(numbers.length, 325);
+  // The x86-64 table ends at the same kernel: its newest calls are here too.
+  for (const name of ["file_getattr", "file_setattr", "open_tree_attr", "mseal"]) {
+    assert.ok(name in SYSCALL_TABLE_X86_64 && name in SYSCALL_TABLE_AARCH64, name);
+  }
+});
+
+/**
+ * The default profile's calls that arm64 lacks though x86-64 has them: the
+ * legacy calls the generic table replaced (open → openat, fork → clone…)
+ * and x86-only ones. 32-bit names (fcntl64, *_time64…) are absent from both.
+ */
+const ABSENT_ON_AARCH64 = `_sysctl access alarm arch_prctl chmod chown creat create_module dup2
+  epoll_create epoll_ctl_old epoll_wait epoll_wait_old eventfd fork futimesat get_kernel_syms
+  get_thread_area getdents getpgrp inotify_init ioperm iopl lchown link lstat mkdir mknod
+  modify_ldt open pause pipe poll query_module readlink rename rmdir select set_thread_area
+  signalfd stat symlink sysfs time unlink uretprobe uselib ustat utime utimes vfork`.split(/\s+/);
+
+Deno.test("the default profile's names on aarch64: present with a number, or known to be absent", () => {
+  const names = new Set(DEFAULT_SECCOMP_PROFILE.rules.flatMap((r) => r.names));
+  const absent = [...names].filter((n) => !(n in SYSCALL_TABLE_AARCH64));
+  assert.deepEqual(absent.filter((n) => n in SYSCALL_TABLE_X86_64).sort(), ABSENT_ON_AARCH64);
+  for (const n of absent.filter((n) => !(n in SYSCALL_TABLE_X86_64))) {
+    assert.doesNotMatch(n, /^(open|openat|read|write|clone|execve|stat|fstat|mmap|futex)$/);
+  }
+  // What a libc on arm64 calls instead.
+  for (const n of ["openat", "clone", "pipe2", "ppoll", "dup3", "newfstatat", "renameat2"]) {
+    assert.ok(names.has(n) && n in SYSCALL_TABLE_AARCH64, n);
+  }
+  // Every arm64 name is an x86-64 name too (same generic calls, same kernel).
+  assert.deepEqual(
+    Object.keys(SYSCALL_TABLE_AARCH64).filter((n) => !(n in SYSCALL_TABLE_X86_64)),
+    [],
+  );
+});
+
+Deno.test("the default filter for aarch64 gives every aarch64 system call what the profile says", () => {
+  assertMatchesReference(planOf(DEFAULT_SECCOMP_PROFILE, DEFAULT_CAPABILITIES, "arm64"), ARM64);
+  assertMatchesReference(
+    planOf(DEFAULT_SECCOMP_PROFILE, ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"], "arm64"),
+    ARM64,
+  );
+});
+
+Deno.test("the default filter for aarch64: allowed, refused (EPERM) and unknown (ENOSYS) calls", () => {
+  const program = compileSeccomp(
+    planOf(DEFAULT_SECCOMP_PROFILE, DEFAULT_CAPABILITIES, "arm64"),
+    ARM64,
+  );
+  const expected: [string, number][] = [
+    ...DEFAULT_VERDICTS.filter(([name]) => name in SYSCALL_TABLE_AARCH64),
+    ["openat", ALLOW],
+    ["renameat", ALLOW],
+    ["getrlimit", ALLOW],
+    ["memfd_secret", ALLOW],
+    ["newfstatat", ALLOW],
+    ["fstat", ALLOW],
+    ["mmap", ALLOW],
+    ["fadvise64", ALLOW],
+    ["sync_file_range", ALLOW],
+    ["mseal", ALLOW],
+    ["nfsservctl", EPERM],
+    ["setxattrat", ALLOW],
+  ];
+  assert.ok(expected.length > DEFAULT_VERDICTS.length - 5, "the x86-64 verdicts mostly apply");
+  for (const [name, want] of expected) {
+    assert.equal(verdict(program, name, [], ARM64), want, name);
+  }
+  // The same call gets the same verdict on both architectures.
+  const x86 = planOf(DEFAULT_SECCOMP_PROFILE);
+  const arm = planOf(DEFAULT_SECCOMP_PROFILE, DEFAULT_CAPABILITIES, "arm64");
+  for (const name of Object.keys(SYSCALL_TABLE_AARCH64)) {
+    assert.equal(reference(arm, name, []), reference(x86, name, []), name);
+  }
+  // Beyond the table: a newer kernel's calls (listns is 470), asm-generic's
+  // legacy numbers (1024 was `open`) and x32-looking numbers all get ENOSYS;
+  // aarch64 has no second ABI on the same arch value to kill.
+  for (const n of [470, 1024, 1079, 0x4000_0000 | 63, 0xffff_ffff]) {
+    assert.equal(verdict(program, n, [], ARM64), ENOSYS, `${n}`);
+  }
+});
+
+Deno.test("the default filter for aarch64: clone flags, personality and socket as on x86-64", () => {
+  const caps = DEFAULT_CAPABILITIES;
+  const program = compileSeccomp(planOf(DEFAULT_SECCOMP_PROFILE, caps, "arm64"), ARM64);
+  const admin = compileSeccomp(
+    planOf(DEFAULT_SECCOMP_PROFILE, [...caps, "CAP_SYS_ADMIN"], "arm64"),
+    ARM64,
+  );
+  const fork = BigInt(SIGNALS.SIGCHLD);
+  assert.equal(verdict(program, "clone", [fork], ARM64), ALLOW);
+  assert.equal(verdict(program, "clone", [0x3d0f00n], ARM64), ALLOW);
+  for (const flag of [CLONE.NEWUSER, CLONE.NEWNS, CLONE.NEWPID, CLONE.NEWNET]) {
+    assert.equal(verdict(program, "clone", [fork | BigInt(flag)], ARM64), EPERM);
+    assert.equal(verdict(admin, "clone", [fork | BigInt(flag)], ARM64), ALLOW);
+  }
+  assert.equal(verdict(program, "clone3", [], ARM64), ENOSYS);
+  assert.equal(verdict(admin, "clone3", [], ARM64), ALLOW);
+  assert.equal(verdict(program, "personality", [0x8n], ARM64), ALLOW);
+  assert.equal(verdict(program, "personality", [0x40000n], ARM64), ENOSYS);
+  assert.equal(verdict(program, "socket", [2n, 1n, 0n], ARM64), ALLOW);
+  assert.equal(verdict(program, "socket", [38n], ARM64), ENOSYS);
+});
+
+Deno.test("the aarch64 filter kills x86-64, AArch32 and other architectures; x86-64's kills aarch64", () => {
+  const arm = compileSeccomp(planOf(DEFAULT_SECCOMP_PROFILE, DEFAULT_CAPABILITIES, "arm64"), ARM64);
+  assert.equal(arm[1]!.k, AUDIT_ARCH.AARCH64);
+  for (const arch of [AUDIT_ARCH.X86_64, AUDIT_ARCH.ARM, AUDIT_ARCH.I386, 0]) {
+    assert.equal(runFilter(arm, { nr: nr("read", ARM64), arch }).ret, KILL, arch.toString(16));
+  }
+  assert.equal(runFilter(arm, { nr: nr("read", ARM64), arch: AUDIT_ARCH.AARCH64 }).ret, ALLOW);
+  const x86 = compileSeccomp(planOf(DEFAULT_SECCOMP_PROFILE));
+  // read on arm64 is 63, x86-64's `shmdt`… the arch check must come first.
+  assert.equal(runFilter(x86, { nr: 63, arch: AUDIT_ARCH.AARCH64 }).ret, KILL);
+});
+
+Deno.test("the default filter for aarch64 is small and finds any call in a few comparisons", () => {
+  const program = compileSeccomp(
+    planOf(DEFAULT_SECCOMP_PROFILE, DEFAULT_CAPABILITIES, "arm64"),
+    ARM64,
+  );
+  assert.ok(program.length < 600, `${program.length} instructions`);
+  let worst = 0;
+  for (let n = 0; n <= 469; n++) {
+    worst = Math.max(worst, runFilter(program, { nr: n, arch: AUDIT_ARCH.AARCH64 }).steps);
+  }
+  assert.ok(worst < 40, `worst path ${worst} instructions`);
+});
+
+Deno.test("the machine's architecture picks the table: x86-64 here, aarch64 on arm64", () => {
+  assert.equal(nativeSeccompArch("x86_64"), SECCOMP_ARCHES.x86_64);
+  assert.equal(nativeSeccompArch("aarch64"), SECCOMP_ARCHES.aarch64);
+  const plan = planOf(DEFAULT_SECCOMP_PROFILE);
+  assert.deepEqual(compileFor(plan), compileFor(plan, nativeSeccompArch(Deno.build.arch)));
+  if (Deno.build.arch === "x86_64") assert.deepEqual(compileFor(plan), compileFor(plan, X86));
+  // The profile's native architecture names the same one the compiler targets.
+  const arm = resolveSeccompProfile(DEFAULT_SECCOMP_PROFILE, { capabilities: [], arch: "arm64" });
+  assert.equal(arm.architectures?.[0], ARM64.name);
+  const x86 = resolveSeccompProfile(DEFAULT_SECCOMP_PROFILE, { capabilities: [], arch: "amd64" });
+  assert.equal(x86.architectures?.[0], X86.name);
 });
