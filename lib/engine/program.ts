@@ -781,10 +781,12 @@ function mountRoot(b: ProgramBuilder, rootPath: string, rootfs: RootfsSource): v
   if (rootfs.kind === "layered") {
     const { upper, work } = rootfs;
     const what = `mounting the overlay root on "${rootPath}"`;
+    // nodev: a device node an image layer carries is never opened through
+    // the root (trun has no device cgroup; /dev is a tmpfs of its own).
     const overlay = b.newFilesystem(
       "overlay",
       overlayOptions(rootfs.lowers, upper, work, rootfs.lowerdirAppend),
-      0,
+      MOUNT_ATTR.NODEV,
       what,
     );
     b.op({

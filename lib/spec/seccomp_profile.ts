@@ -30,6 +30,10 @@
  * libseccomp (runc, crun) lets override the conditional ones, so the same
  * config.json would refuse every call there.
  *
+ * One addition of trun's own: `mknod`/`mknodat` of character and block
+ * devices get EPERM (files, fifos and sockets are allowed), because trun
+ * has no device cgroup to refuse opening them (see nodeRules).
+ *
  * Docker's allow list is kept where it is newer than Podman's (the futex2
  * calls, `cachestat`, `mseal`, `statmount`…), and `keyctl` stays refused
  * as in Docker (Podman allows it). Rules only for s390, ppc64le, riscv64 and
@@ -110,7 +114,7 @@ const ALLOWED = names(`
   io_submit ioctl ioprio_get ioprio_set ipc kill landlock_add_rule landlock_create_ruleset
   landlock_restrict_self lchown lchown32 lgetxattr link linkat listen listmount listxattr
   listxattrat llistxattr lremovexattr lseek lsetxattr lstat lstat64 madvise map_shadow_stack
-  membarrier memfd_create memfd_secret mincore mkdir mkdirat mknod mknodat mlock mlock2 mlockall
+  membarrier memfd_create memfd_secret mincore mkdir mkdirat mlock mlock2 mlockall
   mmap mmap2 mprotect mq_getsetattr mq_notify mq_open mq_timedreceive mq_timedreceive_time64
   mq_timedsend mq_timedsend_time64 mq_unlink mremap mseal msgctl msgget msgrcv msgsnd msync
   munlock munlockall munmap name_to_handle_at nanosleep newfstatat open openat openat2 pause
@@ -187,6 +191,33 @@ function namespaceFlags(): number[] {
     if (CLONE_NAMESPACE_FLAGS & bit) out.push(bit);
   }
   return out;
+}
+
+/** The file type bits of mknod's mode, and the types it may make without a device cgroup. */
+const S_IFMT = 0o170000;
+const NODE_TYPES_ALLOWED = [0, 0o100000, 0o010000, 0o140000]; // regular (both spellings), fifo, socket
+const NODE_TYPES_REFUSED = [0o020000, 0o060000]; // character and block devices
+
+/**
+ * `mknod`/`mknodat` by the type they make: files, fifos and sockets are
+ * allowed; device nodes are refused (EPERM). Docker allows them and relies
+ * on its device cgroup to refuse opening them; trun has no device cgroup
+ * yet, and a real-root container with CAP_MKNOD could otherwise make and
+ * open a host disk. Rootless it changes nothing: a user namespace cannot
+ * make device nodes anyway. `--privileged` (no filter) and `--device`
+ * (made by trun) still give devices.
+ */
+function nodeRules(): ProfileRule[] {
+  const rule = (name: string, index: number, type: number, refused: boolean): ProfileRule => ({
+    names: [name],
+    action: refused ? ERRNO : ALLOW,
+    ...(refused ? { errnoRet: Errno.EPERM } : {}),
+    args: [{ index, value: S_IFMT, valueTwo: type, op: "SCMP_CMP_MASKED_EQ" }],
+  });
+  return [["mknod", 1], ["mknodat", 2]].flatMap(([name, index]) => [
+    ...NODE_TYPES_ALLOWED.map((t) => rule(name as string, index as number, t, false)),
+    ...NODE_TYPES_REFUSED.map((t) => rule(name as string, index as number, t, true)),
+  ]);
 }
 
 /** The personas `personality` may set: PER_LINUX, PER_LINUX32, UNAME26, both, and a query (-1). */
@@ -276,6 +307,7 @@ export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = {
       errnoRet: Errno.ENOSYS,
       excludes: { caps: ["CAP_SYS_ADMIN"] },
     },
+    ...nodeRules(),
     ...capabilityRefusals(),
     { names: REFUSED, action: ERRNO, errnoRet: Errno.EPERM },
   ],

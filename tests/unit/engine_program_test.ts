@@ -293,6 +293,9 @@ Deno.test("createProgram() mounts an overlay root of the layers and the writable
   assert.ok(!ops.some((o) => o.call === "mount" && str(o.args[1]) === SCRATCH));
   const fsopen = callAt(ops, "fsopen");
   assert.equal(str(ops[fsopen]!.args[0]), "overlay");
+  // nodev: device nodes an image carries are never opened through the root.
+  const fsmount = ops.findIndex((o, i) => i > fsopen && o.call === "fsmount");
+  assert.equal(ops[fsmount]!.args[2], MOUNT_ATTR.NODEV);
   const options = ops.slice(fsopen).filter((o) =>
     o.call === "fsconfig" && o.args[1] !== AT.FSCONFIG_CMD_CREATE
   ).slice(0, 5).map((o) =>
