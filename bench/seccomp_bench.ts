@@ -99,31 +99,17 @@ try {
   };
   const loop =
     `for i in $(seq ${repeat}); do time dd bs=1 count=${count} if=/dev/zero of=/dev/null; done`;
+  /** `run [-d] --bundle B ID` of a runtime with runc's command line. */
+  const runtime =
+    (cmd: string, pre: string[], root: string) => (id: string, bundle: string, detach = false) =>
+      sh(
+        cmd,
+        [...pre, "--root", root, "run", ...(detach ? ["-d"] : []), "--bundle", bundle, id],
+        detach,
+      );
   const runtimes = {
-    runc: (id: string, bundle: string, detach = false) =>
-      sh("runc", [
-        "--root",
-        `${tmp}/runc-root`,
-        "run",
-        ...(detach ? ["-d"] : []),
-        "--bundle",
-        bundle,
-        id,
-      ], detach),
-    trun: (id: string, bundle: string, detach = false) =>
-      sh(Deno.execPath(), [
-        "run",
-        "-A",
-        main,
-        "runtime",
-        "--root",
-        `${tmp}/trun-root`,
-        "run",
-        ...(detach ? ["-d"] : []),
-        "--bundle",
-        bundle,
-        id,
-      ], detach),
+    runc: runtime("runc", [], `${tmp}/runc-root`),
+    trun: runtime(Deno.execPath(), ["run", "-A", main, "runtime"], `${tmp}/trun-root`),
   };
   for (const [name, profile] of Object.entries(profiles)) {
     for (

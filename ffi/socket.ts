@@ -117,31 +117,35 @@ export function listenSeqpacket(dir: string, name: string): number {
   } catch {
     // No old socket.
   }
-  const fd = Number(
-    sys("socket", [AF.UNIX, SOCK.SEQPACKET | SOCK.CLOEXEC, 0], "creating a socket"),
-  );
-  const { addr, dirFd } = addressIn(dir, name);
-  try {
+  return seqpacketAt(dir, name, (fd, addr) => {
     sys("bind", [fd, addr, SOCKADDR_UN_SIZE], `binding the socket "${path}"`);
     Deno.chmodSync(path, 0o700);
     sys("listen", [fd, 10], `listening on "${path}"`);
-  } catch (e) {
-    sys("close", [fd]);
-    throw e;
-  } finally {
-    sys("close", [dirFd]);
-  }
-  return fd;
+  });
 }
 
 /** Connects to the SOCK_SEQPACKET socket at `dir/name`; returns the descriptor (O_CLOEXEC). */
 export function connectSeqpacket(dir: string, name: string): number {
+  return seqpacketAt(dir, name, (fd, addr) => {
+    sys("connect", [fd, addr, SOCKADDR_UN_SIZE], `connecting to "${dir}/${name}"`);
+  });
+}
+
+/**
+ * A new SOCK_SEQPACKET socket (O_CLOEXEC), with `use` run on it and the
+ * address of `dir/name`; closed again if `use` throws.
+ */
+function seqpacketAt(
+  dir: string,
+  name: string,
+  use: (fd: number, addr: Uint8Array<ArrayBuffer>) => void,
+): number {
   const fd = Number(
     sys("socket", [AF.UNIX, SOCK.SEQPACKET | SOCK.CLOEXEC, 0], "creating a socket"),
   );
   const { addr, dirFd } = addressIn(dir, name);
   try {
-    sys("connect", [fd, addr, SOCKADDR_UN_SIZE], `connecting to "${dir}/${name}"`);
+    use(fd, addr);
   } catch (e) {
     sys("close", [fd]);
     throw e;
@@ -153,8 +157,7 @@ export function connectSeqpacket(dir: string, name: string): number {
 
 /** Waits (on a worker thread) for a connection on listening socket `fd`; -1 on error. */
 export async function acceptConnection(fd: number): Promise<number> {
-  const conn = Number(await sysBlocking("accept4", [fd, 0, 0, SOCK.CLOEXEC]));
-  return conn;
+  return Number(await sysBlocking("accept4", [fd, 0, 0, SOCK.CLOEXEC]));
 }
 
 /** Waits (on a worker thread) for one message of up to `n` bytes; empty at EOF or on error. */

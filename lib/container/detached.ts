@@ -124,7 +124,8 @@ export function containerPaths(dir: string): ContainerPaths {
 export function createDetached(input: DetachedInput): ContainerRecord {
   const { store } = input;
   const id = input.id ?? newContainerId();
-  const taken = new Set(store.listRecords().map((r) => r.name));
+  const records = store.listRecords();
+  const taken = new Set(records.map((r) => r.name));
   const name = input.name === undefined ? generateName(taken) : validateName(input.name);
   if (taken.has(name)) {
     throw Object.assign(
@@ -195,7 +196,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
   };
-  sweepLeftovers(store);
+  sweepLeftovers(store, records);
   try {
     store.addRecord(rec);
   } catch (e) {

@@ -144,8 +144,12 @@ function leftovers(
  * that nothing is still making them. A directory this process may not
  * delete (files of other ids) is left to `trun system prune`.
  */
-export function sweepLeftovers(store: Store, now = Date.now()): void {
-  const live = new Set(store.listRecords().map((r) => r.id));
+export function sweepLeftovers(
+  store: Store,
+  records: readonly ContainerRecord[] = store.listRecords(),
+  now = Date.now(),
+): void {
+  const live = new Set(records.map((r) => r.id));
   const found = [
     ...leftovers(`${store.root}/exits`, live, now, (n) => n.slice(0, 64)),
     ...leftovers(`${store.root}/containers`, live, now, (n) => n),

@@ -23,14 +23,8 @@ async function fsSandbox(): Promise<Sandbox> {
     run: (args, opts = {}) =>
       inner.run(args, { ...opts, env: { TRUN_MONITOR: "trun", ...opts.env } }),
   };
-  const rootfs = await busyboxRootfs();
-  const cleanup = async () => {
-    const ls = await sb.run(["ps", "-a", "-q", "--no-trunc"]);
-    const ids = ls.code === 0 ? ls.stdout.split("\n").filter((l) => l !== "") : [];
-    if (ids.length > 0) await sb.run(["rm", "-f", ...ids]);
-    await inner.cleanup();
-  };
-  return { ...sb, rootfs, cleanup, [Symbol.asyncDispose]: cleanup };
+  // trunSandbox's cleanup removes the containers a test left.
+  return { ...sb, rootfs: await busyboxRootfs() };
 }
 
 /** `run -d --name NAME --rootfs ROOTFS sh -c SCRIPT`. */

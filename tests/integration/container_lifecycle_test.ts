@@ -33,7 +33,7 @@ function test(name: string, fn: () => Promise<void>) {
 /** The monitor of the test running now. */
 let current: (typeof MONITORS)[number] = "trun";
 
-/** A sandbox whose containers are removed (forced) when the test ends. */
+/** A sandbox whose commands use the monitor of the test running (its cleanup removes containers left). */
 async function lifecycleSandbox(): Promise<TrunSandbox & { rootfs: string }> {
   const inner = await trunSandbox();
   const env = { TRUN_MONITOR: current };
@@ -41,14 +41,8 @@ async function lifecycleSandbox(): Promise<TrunSandbox & { rootfs: string }> {
     ...inner,
     run: (args, opts = {}) => inner.run(args, { ...opts, env: { ...env, ...opts.env } }),
   };
-  const rootfs = await busyboxRootfs();
-  const cleanup = async () => {
-    const ls = await sb.run(["ps", "-a", "-q", "--no-trunc"]);
-    const ids = ls.code === 0 ? ls.stdout.split("\n").filter((l) => l !== "") : [];
-    if (ids.length > 0) await sb.run(["rm", "-f", ...ids]);
-    await inner.cleanup();
-  };
-  return { ...sb, rootfs, cleanup, [Symbol.asyncDispose]: cleanup };
+  // trunSandbox's cleanup removes the containers a test left.
+  return { ...sb, rootfs: await busyboxRootfs() };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
