@@ -342,8 +342,9 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "volume rm",
     aliases: ["volume remove"],
     summary: "Remove one or more volumes",
-    // Volumes hold files of subordinate ids (and -f removes containers).
-    storage: true,
+    // Not a storage command: -f kills the volume's containers from the
+    // caller's own user namespace; files of subordinate ids go through the
+    // storage helper only when they must (lib/cli/volume.ts removeVolume).
     load: async () => (await import("./volume.ts")).rmCommand,
     grammar: async () => (await import("./volume.ts")).VOLUME_RM,
   },
@@ -355,6 +356,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./volume.ts")).VOLUME_PRUNE,
   },
   { name: "volume", summary: "Manage volumes" },
+  {
+    name: "volume-sweep",
+    summary: "(internal) delete the data of removed volumes",
+    hidden: true,
+    // Their files may belong to subordinate ids.
+    storage: true,
+    load: async () => (await import("./volume.ts")).sweepCommand,
+  },
   {
     name: "volume-copyup",
     summary: "(internal) copy an image's content into an empty volume",
