@@ -98,6 +98,14 @@ const COPYUP = defineCommand({
   flags: { layer: { kind: "list", value: "DIR", help: "A layer of the root, top first" } },
 });
 
+const SWEEP = defineCommand({
+  name: "volume-sweep",
+  usage: "",
+  summary: "(internal) delete the data of removed volumes",
+  maxArgs: 0,
+  flags: {},
+});
+
 /** A volume error, with the daemon's exit status (1). */
 function volumeError(message: string): Error {
   return Object.assign(new Error(message), { exitCode: 1 });
@@ -358,7 +366,9 @@ export async function rmCommand(argv: string[], name = VOLUME_RM.name): Promise<
 }
 
 /** Runs `trun volume-sweep` (internal): deletes the data of removed volumes. */
-export function sweepCommand(): Promise<number> {
+export function sweepCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(SWEEP, argv);
+  if (p.help) return Promise.resolve(printHelp(SWEEP));
   const store = openStore(undefined, { repair: false });
   try {
     store.sweepVolumeLeftovers();

@@ -85,9 +85,8 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "system df",
     "system prune",
     "volume prune",
-    "volume remove",
-    "volume rm",
     "volume-copyup",
+    "volume-sweep",
   ]);
 });
 
