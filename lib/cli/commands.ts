@@ -176,6 +176,15 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./container_ops.ts")).PRUNE,
   },
   {
+    name: "container commit",
+    aliases: ["commit"],
+    summary: "Create a new image from a container's changes",
+    // Reads a writable layer of subordinate ids and unpacks the new layer.
+    storage: true,
+    load: async () => (await import("./commit.ts")).commitCommand,
+    grammar: async () => (await import("./commit.ts")).COMMIT,
+  },
+  {
     name: "container diff",
     aliases: ["diff"],
     summary: "Inspect changes to files or directories on a container's filesystem",
@@ -284,6 +293,15 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "Save one or more images to a tar archive (streamed to stdout by default)",
     load: async () => (await import("./save_load.ts")).saveCommand,
     grammar: async () => (await import("./save_load.ts")).SAVE,
+  },
+  {
+    name: "image import",
+    aliases: ["import"],
+    summary: "Import the contents from a tarball to create a filesystem image",
+    // Unpacks files of any owner into the store.
+    storage: true,
+    load: async () => (await import("./commit.ts")).importCommand,
+    grammar: async () => (await import("./commit.ts")).IMPORT,
   },
   {
     name: "image load",

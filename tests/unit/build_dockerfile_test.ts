@@ -399,3 +399,36 @@ Deno.test("evaluateStage(): HEALTHCHECK, ONBUILD and errors that name the line",
   assert.equal(parseDuration("500ms"), 5e8);
   assert.throws(() => parseDuration("5 s"), /invalid duration/);
 });
+
+Deno.test("applyChanges() applies --change instructions to a config, and names a bad one", async () => {
+  const { applyChanges } = await import("../../lib/build/changes.ts");
+  const base: ImageRuntimeConfig = { Env: ["PATH=/bin"], Cmd: ["sh"], WorkingDir: "/srv" };
+  const out = applyChanges(base, [
+    'CMD ["/app", "--serve"]',
+    "ENV MODE=prod PATH=/app/bin:$PATH",
+    "EXPOSE 8080",
+    "WORKDIR data",
+    "LABEL version=2",
+  ]);
+  assert.deepEqual(out, {
+    Env: ["PATH=/app/bin:/bin", "MODE=prod"],
+    Cmd: ["/app", "--serve"],
+    WorkingDir: "/srv/data",
+    ExposedPorts: { "8080/tcp": {} },
+    Labels: { version: "2" },
+  });
+  assert.deepEqual(base.Cmd, ["sh"], "the input is not changed");
+  assert.throws(
+    () => applyChanges(base, ["RUN make"]),
+    /invalid --change "RUN make": RUN is not a valid change command/,
+  );
+  assert.throws(
+    () => applyChanges(base, ["BOGUS x"]),
+    /invalid --change "BOGUS x": unknown instruction: BOGUS/,
+  );
+  assert.throws(
+    () => applyChanges(base, ["ENV A"]),
+    /invalid --change "ENV A": ENV must have two arguments/,
+  );
+  assert.throws(() => applyChanges(base, ["CMD a\nRUN b"]), /a change is one line/);
+});

@@ -71,14 +71,18 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
 Deno.test("COMMANDS: the storage commands are the ones that read, add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "commit",
+    "container commit",
     "container diff",
     "container prune",
     "diff",
+    "image import",
     "image load",
     "image prune",
     "image pull",
     "image remove",
     "image rm",
+    "import",
     "load",
     "pull",
     "rmi",
@@ -152,6 +156,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "restart",
     "rename",
     "top",
+    "commit",
     "diff",
     "cp",
     "export",
@@ -165,6 +170,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "history",
     "inspect",
     "save",
+    "import",
     "load",
     "completion",
     "login",
@@ -185,6 +191,7 @@ Deno.test("listingHelp() lists a family's subcommands alphabetically", () => {
   );
   assert.deepEqual(rows, [
     "history",
+    "import",
     "inspect",
     "load",
     "ls",
