@@ -32,6 +32,8 @@ export const PROXY_ARGS = new Set([
 /** A RUN, ready for the executor. */
 export interface RunStep {
   kind: "run";
+  /** The image config once this step is done (set by evaluateStage). */
+  config?: ImageRuntimeConfig;
   /** The instruction. */
   ins: Instruction;
   /** The command: exec form, or the shell with the command (here-documents inline). */
@@ -53,6 +55,8 @@ export interface RunStep {
 /** A COPY or ADD, ready for the executor. */
 export interface CopyStep {
   kind: "copy";
+  /** The image config once this step is done (set by evaluateStage). */
+  config?: ImageRuntimeConfig;
   /** The instruction. */
   ins: Instruction;
   /** ADD (archives unpacked, URLs) rather than COPY. */
@@ -80,6 +84,8 @@ export interface CopyStep {
 /** A WORKDIR: the directory is made if missing. */
 export interface WorkdirStep {
   kind: "workdir";
+  /** The image config once this step is done (set by evaluateStage). */
+  config?: ImageRuntimeConfig;
   /** The instruction. */
   ins: Instruction;
   /** The absolute path. */
@@ -91,6 +97,8 @@ export interface WorkdirStep {
 /** An instruction that only changes the config. */
 export interface ConfigStep {
   kind: "config";
+  /** The image config once this step is done (set by evaluateStage). */
+  config?: ImageRuntimeConfig;
   /** The instruction. */
   ins: Instruction;
 }
@@ -255,6 +263,7 @@ export function evaluateStage(input: EvaluateInput): EvaluatedStage {
       default:
         throw new DockerfileError(ins.line, `${ins.keyword.toUpperCase()} is not allowed here`);
     }
+    steps.at(-1)!.config = structuredClone(config);
   }
   return { steps, config, ...(author !== undefined ? { author } : {}), declaredArgs };
 }

@@ -295,6 +295,23 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./save_load.ts")).SAVE,
   },
   {
+    name: "image build",
+    aliases: ["build"],
+    summary: "Build an image from a Dockerfile",
+    // Not `storage`: RUN starts containers as `trun run` does; each step's
+    // store work goes to the storage helper (`build-step`).
+    load: async () => (await import("./build.ts")).buildCommand,
+    grammar: async () => (await import("./build.ts")).BUILD,
+  },
+  {
+    name: "build-step",
+    summary: "(internal) run one build step's store work",
+    hidden: true,
+    // Reads image layers and writes new ones of any owner.
+    storage: true,
+    load: async () => (await import("./build.ts")).buildStepCommand,
+  },
+  {
     name: "image import",
     aliases: ["import"],
     summary: "Import the contents from a tarball to create a filesystem image",

@@ -137,6 +137,7 @@ export async function commitCommand(argv: string[], name = COMMIT.name): Promise
       committedConfig(image.config.config ?? {}, rec, facts),
       p.flags.change,
     );
+    const { upperLayer } = await import("../container/writable_layer.ts");
     const layer = await upperLayer(containerPaths(store.containerDir(rec.id)).upper, rec);
     let made: ImageRecord;
     try {
@@ -161,24 +162,6 @@ export async function commitCommand(argv: string[], name = COMMIT.name): Promise
     store.close();
   }
   return 0;
-}
-
-/** The writable layer at `upper` as an image layer tar (whiteouts in OCI's form). */
-async function upperLayer(upper: string, rec: ContainerRecord) {
-  const { openAt2 } = await import("../../ffi/fs.ts");
-  const { AT, O } = await import("../../ffi/syscalls.ts");
-  const { closeFd } = await import("../../ffi/child_program.ts");
-  const { packTree } = await import("../oci/tree_tar.ts");
-  let fd: number;
-  try {
-    fd = openAt2(AT.FDCWD, upper, O.PATH | O.DIRECTORY | O.CLOEXEC, 0, `opening "${upper}"`);
-  } catch (e) {
-    throw failure(
-      `reading the writable layer of container ${rec.id.slice(0, 12)}: ${(e as Error).message}`,
-    );
-  }
-  const packed = await packTree([{ fd, name: null }], { layer: true });
-  return { stream: packed.stream, done: packed.done, close: () => closeFd(fd) };
 }
 
 /** `trun import`: a root file system tar (plain, gzip or zstd; a file or stdin) as an image. */

@@ -71,6 +71,7 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
 Deno.test("COMMANDS: the storage commands are the ones that read, add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "build-step",
     "commit",
     "container commit",
     "container diff",
@@ -170,6 +171,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "history",
     "inspect",
     "save",
+    "build",
     "import",
     "load",
     "completion",
@@ -190,6 +192,7 @@ Deno.test("listingHelp() lists a family's subcommands alphabetically", () => {
     l.trim().split(/\s+/)[0]
   );
   assert.deepEqual(rows, [
+    "build",
     "history",
     "import",
     "inspect",
