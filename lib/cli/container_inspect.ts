@@ -29,6 +29,8 @@ export interface ContainerFacts {
   workingDir?: string;
   /** The bundle's hostname. */
   hostname?: string;
+  /** The bundle's domain name. */
+  domainname?: string;
   /** `uid:gid` of the bundle's process, when not root. */
   user?: string;
   /** Which of `hostname`, `hosts`, `resolv.conf` trun wrote for it (in `userdata/etc`). */
@@ -184,6 +186,8 @@ export function inspectContainer(
     Platform: "linux",
     HostConfig: {
       Binds: m.binds,
+      // Records from before trun had networks ran in the host's.
+      NetworkMode: rec.network?.mode ?? "host",
       AutoRemove: rec.autoRemove,
       RestartPolicy: {
         Name: rec.restartPolicy?.name ?? "no",
@@ -209,7 +213,7 @@ export function inspectContainer(
   out.Mounts = m.mounts;
   out.Config = {
     Hostname: facts.hostname ?? shortId(rec.id),
-    Domainname: "",
+    Domainname: facts.domainname ?? "",
     User: facts.user ?? "",
     Tty: rec.tty,
     Env: facts.env ?? null,
@@ -269,6 +273,7 @@ export function containerFacts(
   }
   const spec = readJson(`${dir}/userdata/config.json`) as {
     hostname?: unknown;
+    domainname?: unknown;
     process?: { env?: unknown; cwd?: unknown; user?: { uid?: unknown; gid?: unknown } };
   } | undefined;
   if (spec !== undefined) {
@@ -276,6 +281,7 @@ export function containerFacts(
     if (Array.isArray(p?.env)) facts.env = p.env.filter((e): e is string => typeof e === "string");
     if (typeof p?.cwd === "string") facts.workingDir = p.cwd;
     if (typeof spec.hostname === "string") facts.hostname = spec.hostname;
+    if (typeof spec.domainname === "string") facts.domainname = spec.domainname;
     const uid = p?.user?.uid;
     const gid = p?.user?.gid;
     if (typeof uid === "number" && (uid !== 0 || (typeof gid === "number" && gid !== 0))) {

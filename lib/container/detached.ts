@@ -28,6 +28,13 @@ import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
+import {
+  joinedContainer,
+  joinedMode,
+  lookUpNetworkPeer,
+  refreshNetworkPeer,
+} from "./network_peer.ts";
+import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
 
@@ -137,6 +144,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   }
   const dir = store.containerDir(id);
   const p = containerPaths(dir);
+  const network = input.options.network;
+  const networkPeer = network.kind === "container"
+    ? lookUpNetworkPeer(store, network.container, input.idMapping)
+    : undefined;
   const generated = generateSpec({
     id,
     rootPath: p.merged,
@@ -146,6 +157,8 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     options: input.options,
     host: gatherHostFacts(input.idMapping),
     ...(input.volumes ? { volumes: input.volumes.sources } : {}),
+    name,
+    ...(networkPeer ? { networkPeer } : {}),
   });
   for (const d of [p.upper, p.work, p.merged, p.userdata]) {
     Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -195,6 +208,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
+    network: { mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network) },
   };
   sweepLeftovers(store, records);
   try {
@@ -353,6 +367,16 @@ export async function startDetached(
   pending?: PendingMonitor,
 ): Promise<MonitorReport> {
   if (pending) return await startMonitor(rec, dir, beforeStart, pending);
+  if (joinedContainer(rec) !== undefined) {
+    const store = (await import("../store/mod.ts")).openStore();
+    try {
+      refreshNetworkPeer(store, rec, dir);
+    } catch (e) {
+      return { ok: false, error: (e as Error).message, exitCode: 125 };
+    } finally {
+      store.close();
+    }
+  }
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
   return conmon

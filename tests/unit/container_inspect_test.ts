@@ -151,9 +151,15 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(out.HostsPath, "");
   assert.deepEqual(out.HostConfig, {
     Binds: null,
+    NetworkMode: "host",
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
   });
+  const joined = { ...rec, network: { mode: `container:${cid("peer")}` } };
+  assert.equal(
+    (inspectContainer(joined, "created", FACTS).HostConfig as Record<string, unknown>).NetworkMode,
+    `container:${cid("peer")}`,
+  );
   assert.deepEqual(out.Mounts, []);
   assert.deepEqual(out.NetworkSettings, {});
   assert.deepEqual(out.GraphDriver, {
