@@ -33,6 +33,11 @@ function fail(message: string): Error {
   return Object.assign(new Error(message), { exitCode: 125 });
 }
 
+/** A uid_map text on one line, for messages. */
+function mapLines(text: string): string {
+  return text.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")).join(", ");
+}
+
 function readText(path: string): string | undefined {
   try {
     return Deno.readTextFileSync(path);
@@ -66,7 +71,7 @@ export function lookUpNetworkPeer(
     if (!idMapMatches(text, mapping!, kind)) {
       throw fail(
         `cannot join network of container ${ref}: its user namespace maps ${kind}s differently ` +
-          `(${text.trim().split("\n").join(", ")}) from this container's; its network ` +
+          `(${mapLines(text)}) from this container's; its network ` +
           "namespace belongs to that user namespace, which this container would enter: " +
           "use the same --userns for both",
       );
