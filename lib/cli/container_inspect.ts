@@ -188,6 +188,10 @@ export function inspectContainer(
       Binds: m.binds,
       // Records from before trun had networks ran in the host's.
       NetworkMode: rec.network?.mode ?? "host",
+      Dns: rec.network?.names?.dns ?? [],
+      DnsOptions: rec.network?.names?.dnsOptions ?? [],
+      DnsSearch: rec.network?.names?.dnsSearch ?? [],
+      ExtraHosts: rec.network?.names?.extraHosts ?? null,
       AutoRemove: rec.autoRemove,
       RestartPolicy: {
         Name: rec.restartPolicy?.name ?? "no",

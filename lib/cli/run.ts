@@ -472,7 +472,13 @@ async function nameOptions(
     ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
     ...(flags.domainname !== undefined ? { domainname: flags.domainname } : {}),
     ...(flags["add-host"].length
-      ? { addHosts: checked("add-host", flags["add-host"], etc.parseExtraHost) }
+      ? {
+        // Kept as Docker keeps them: NAME:ADDRESS, brackets dropped.
+        addHosts: checked("add-host", flags["add-host"], etc.parseExtraHost).map((v) => {
+          const e = etc.parseExtraHost(v);
+          return `${e.name}:${e.address}`;
+        }),
+      }
       : {}),
     ...(flags.dns.length
       ? { dns: checked("dns", flags.dns, etc.checkDnsServer).map((v) => v.trim()) }

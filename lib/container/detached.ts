@@ -208,7 +208,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
-    network: { mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network) },
+    network: {
+      mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network),
+      ...namesOf(input.options),
+    },
   };
   sweepLeftovers(store, records);
   try {
@@ -218,6 +221,17 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
   return rec;
+}
+
+/** The record's `network.names`, when the container was given any. */
+function namesOf(o: RunOptions): Pick<NonNullable<ContainerRecord["network"]>, "names"> {
+  const names = {
+    ...(o.dns?.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch?.length ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions?.length ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.addHosts?.length ? { extraHosts: o.addHosts } : {}),
+  };
+  return Object.keys(names).length > 0 ? { names } : {};
 }
 
 /** The record's `mountFlags`, when the container has any. */

@@ -95,6 +95,8 @@ export interface ContainerRecord {
 export interface ContainerNetwork {
   /** The mode as `--network` spells it (`formatNetworkMode`); `container:<full id>` when joined. */
   mode: string;
+  /** `--dns`, `--dns-search`, `--dns-option` and `--add-host` as given (inspect's HostConfig). */
+  names?: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[]; extraHosts?: string[] };
 }
 
 /** A volume a container mounts. */

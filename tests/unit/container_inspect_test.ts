@@ -152,6 +152,10 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.deepEqual(out.HostConfig, {
     Binds: null,
     NetworkMode: "host",
+    Dns: [],
+    DnsOptions: [],
+    DnsSearch: [],
+    ExtraHosts: null,
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
   });
@@ -159,6 +163,23 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(
     (inspectContainer(joined, "created", FACTS).HostConfig as Record<string, unknown>).NetworkMode,
     `container:${cid("peer")}`,
+  );
+  const named = {
+    ...rec,
+    network: {
+      mode: "none",
+      names: {
+        dns: ["1.1.1.1"],
+        dnsSearch: ["a.org"],
+        dnsOptions: ["ndots:2"],
+        extraHosts: ["db:10.0.0.5"],
+      },
+    },
+  };
+  const hc = inspectContainer(named, "created", FACTS).HostConfig as Record<string, unknown>;
+  assert.deepEqual(
+    [hc.NetworkMode, hc.Dns, hc.DnsSearch, hc.DnsOptions, hc.ExtraHosts],
+    ["none", ["1.1.1.1"], ["a.org"], ["ndots:2"], ["db:10.0.0.5"]],
   );
   assert.deepEqual(out.Mounts, []);
   assert.deepEqual(out.NetworkSettings, {});
