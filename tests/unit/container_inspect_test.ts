@@ -253,6 +253,24 @@ Deno.test("containerFacts() reads the bundle, the layer list and the etc files",
       const out = inspectContainer(rec, "created", facts);
       assert.equal(out.HostsPath, `${dir}/userdata/etc/hosts`);
       assert.equal((out.Config as { WorkingDir: string }).WorkingDir, "/srv");
+      // A container in another's network shows that one's files, and its own domain name.
+      await Deno.remove(`${dir}/userdata/etc/hosts`);
+      await Deno.writeTextFile(
+        `${dir}/userdata/config.json`,
+        JSON.stringify({
+          hostname: "peerhost",
+          domainname: "example.org",
+          mounts: [
+            { destination: "/etc/hosts", type: "bind", source: "/s/peer/userdata/etc/hosts" },
+            { destination: "/etc/passwd", type: "bind", source: "/elsewhere" },
+          ],
+        }),
+      );
+      const joined = { ...rec, network: { mode: `container:${cid("e0")}` } };
+      const shared = inspectContainer(joined, "running", containerFacts(store, joined));
+      assert.equal(shared.HostsPath, "/s/peer/userdata/etc/hosts");
+      assert.equal(shared.ResolvConfPath, "");
+      assert.equal((shared.Config as { Domainname: string }).Domainname, "example.org");
     } finally {
       store.close();
     }
