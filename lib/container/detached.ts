@@ -28,12 +28,7 @@ import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
-import {
-  joinedContainer,
-  joinedMode,
-  lookUpNetworkPeer,
-  refreshNetworkPeer,
-} from "./network_peer.ts";
+import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer.ts";
 import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
@@ -381,16 +376,8 @@ export async function startDetached(
   pending?: PendingMonitor,
 ): Promise<MonitorReport> {
   if (pending) return await startMonitor(rec, dir, beforeStart, pending);
-  if (joinedContainer(rec) !== undefined) {
-    const store = (await import("../store/mod.ts")).openStore();
-    try {
-      refreshNetworkPeer(store, rec, dir);
-    } catch (e) {
-      return { ok: false, error: (e as Error).message, exitCode: 125 };
-    } finally {
-      store.close();
-    }
-  }
+  const blocked = networkPeerBlocks(rec, dir);
+  if (blocked !== undefined) return { ok: false, error: blocked, exitCode: 125 };
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
   return conmon

@@ -14,7 +14,7 @@ import { idMapMatches } from "../runtime/idmap.ts";
 import type { EtcFileName, NetworkPeer } from "../spec/generate.ts";
 import { peerNamespaces } from "../spec/generate.ts";
 import type { Namespace } from "../spec/types.ts";
-import type { ContainerRecord, Store } from "../store/mod.ts";
+import { type ContainerRecord, openStore, type Store } from "../store/mod.ts";
 import { containerPaths } from "./detached.ts";
 import { containerStatus } from "./status.ts";
 
@@ -120,4 +120,22 @@ export function refreshNetworkPeer(store: Store, rec: ContainerRecord, dir: stri
   spec.linux = { ...spec.linux, namespaces };
   Deno.writeTextFileSync(`${path}.tmp`, JSON.stringify(spec));
   Deno.renameSync(`${path}.tmp`, path);
+}
+
+/**
+ * `refreshNetworkPeer` with a store of its own, for the starters (start,
+ * and the monitors' restarts): undefined when the container may start,
+ * else why not.
+ */
+export function networkPeerBlocks(rec: ContainerRecord, dir: string): string | undefined {
+  if (joinedContainer(rec) === undefined) return undefined;
+  const store = openStore(undefined, { repair: false });
+  try {
+    refreshNetworkPeer(store, rec, dir);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    store.close();
+  }
 }
