@@ -271,3 +271,30 @@ rootlessTest(
     );
   },
 );
+
+test("a created container:NAME container joins the other's current namespace when it starts", async () => {
+  await using sb = await sandbox();
+  await detached(sb, ["--name", "moving", "--network", "none"], "sleep 600");
+  const r = await sb.run([
+    "create",
+    "--name",
+    "joiner",
+    "--network",
+    "container:moving",
+    "--rootfs",
+    sb.rootfs,
+    "sleep",
+    "600",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  // Started again, the other container has a new process and a new namespace.
+  assert.equal((await sb.run(["restart", "-t", "0", "moving"])).code, 0);
+  assert.equal((await sb.run(["start", "joiner"])).code, 0);
+  const ns = async (name: string) =>
+    (await sb.run(["exec", name, "readlink", "/proc/self/ns/net"])).stdout;
+  assert.equal(await ns("joiner"), await ns("moving"));
+  assert.equal((await sb.run(["stop", "-t", "0", "moving", "joiner"])).code, 0);
+  const again = await sb.run(["start", "joiner"]);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /cannot join network of a non running container/);
+});
