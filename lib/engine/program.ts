@@ -1112,7 +1112,7 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   b.openRoot("newRoot", "opening the new root");
 
   // A new network namespace starts with its loopback down; containers
-  // expect 127.0.0.1 to work (Docker's and crun's do this too).
+  // expect 127.0.0.1 to work, as in Docker's and Podman's.
   if (c.newNamespaces.includes("network")) {
     b.op({
       call: "socket",
