@@ -29,10 +29,14 @@ export interface ContainerFacts {
   workingDir?: string;
   /** The bundle's hostname. */
   hostname?: string;
+  /** The bundle's domain name. */
+  domainname?: string;
   /** `uid:gid` of the bundle's process, when not root. */
   user?: string;
   /** Which of `hostname`, `hosts`, `resolv.conf` trun wrote for it (in `userdata/etc`). */
   etcFiles: string[];
+  /** With `--network container:`, the other container's files it shares, by name. */
+  sharedEtcFiles?: Record<string, string>;
   /** With `--size`: bytes of the writable layer and of the image under it. */
   size?: { rw: number; rootFs: number };
   /** `<store>/volumes`: where a volume's `_data` is. */
@@ -154,7 +158,10 @@ export function inspectContainer(
 ): Record<string, unknown> {
   const { dir } = facts;
   const m = inspectMounts(rec, facts.volumesDir ?? "");
-  const etc = (name: string) => facts.etcFiles.includes(name) ? `${dir}/userdata/etc/${name}` : "";
+  const etc = (name: string) =>
+    facts.etcFiles.includes(name)
+      ? `${dir}/userdata/etc/${name}`
+      : facts.sharedEtcFiles?.[name] ?? "";
   const out: Record<string, unknown> = {
     Id: rec.id,
     Created: rec.created,
@@ -184,6 +191,12 @@ export function inspectContainer(
     Platform: "linux",
     HostConfig: {
       Binds: m.binds,
+      // Records from before trun had networks ran in the host's.
+      NetworkMode: rec.network?.mode ?? "host",
+      Dns: rec.network?.names?.dns ?? [],
+      DnsOptions: rec.network?.names?.dnsOptions ?? [],
+      DnsSearch: rec.network?.names?.dnsSearch ?? [],
+      ExtraHosts: rec.network?.names?.extraHosts ?? null,
       AutoRemove: rec.autoRemove,
       RestartPolicy: {
         Name: rec.restartPolicy?.name ?? "no",
@@ -209,7 +222,7 @@ export function inspectContainer(
   out.Mounts = m.mounts;
   out.Config = {
     Hostname: facts.hostname ?? shortId(rec.id),
-    Domainname: "",
+    Domainname: facts.domainname ?? "",
     User: facts.user ?? "",
     Tty: rec.tty,
     Env: facts.env ?? null,
@@ -269,6 +282,8 @@ export function containerFacts(
   }
   const spec = readJson(`${dir}/userdata/config.json`) as {
     hostname?: unknown;
+    domainname?: unknown;
+    mounts?: unknown;
     process?: { env?: unknown; cwd?: unknown; user?: { uid?: unknown; gid?: unknown } };
   } | undefined;
   if (spec !== undefined) {
@@ -276,6 +291,19 @@ export function containerFacts(
     if (Array.isArray(p?.env)) facts.env = p.env.filter((e): e is string => typeof e === "string");
     if (typeof p?.cwd === "string") facts.workingDir = p.cwd;
     if (typeof spec.hostname === "string") facts.hostname = spec.hostname;
+    if (typeof spec.domainname === "string") facts.domainname = spec.domainname;
+    if (rec.network?.mode.startsWith("container:") && Array.isArray(spec.mounts)) {
+      // Bound from the joined container's directory (lib/container/network_peer.ts).
+      for (const m of spec.mounts as { destination?: unknown; source?: unknown }[]) {
+        const name = typeof m.destination === "string" && m.destination.match(/^\/etc\/(.+)$/)?.[1];
+        if (
+          name && ["hostname", "hosts", "resolv.conf"].includes(name) &&
+          typeof m.source === "string"
+        ) {
+          (facts.sharedEtcFiles ??= {})[name] = m.source;
+        }
+      }
+    }
     const uid = p?.user?.uid;
     const gid = p?.user?.gid;
     if (typeof uid === "number" && (uid !== 0 || (typeof gid === "number" && gid !== 0))) {

@@ -151,9 +151,36 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(out.HostsPath, "");
   assert.deepEqual(out.HostConfig, {
     Binds: null,
+    NetworkMode: "host",
+    Dns: [],
+    DnsOptions: [],
+    DnsSearch: [],
+    ExtraHosts: null,
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
   });
+  const joined = { ...rec, network: { mode: `container:${cid("peer")}` } };
+  assert.equal(
+    (inspectContainer(joined, "created", FACTS).HostConfig as Record<string, unknown>).NetworkMode,
+    `container:${cid("peer")}`,
+  );
+  const named = {
+    ...rec,
+    network: {
+      mode: "none",
+      names: {
+        dns: ["1.1.1.1"],
+        dnsSearch: ["a.org"],
+        dnsOptions: ["ndots:2"],
+        extraHosts: ["db:10.0.0.5"],
+      },
+    },
+  };
+  const hc = inspectContainer(named, "created", FACTS).HostConfig as Record<string, unknown>;
+  assert.deepEqual(
+    [hc.NetworkMode, hc.Dns, hc.DnsSearch, hc.DnsOptions, hc.ExtraHosts],
+    ["none", ["1.1.1.1"], ["a.org"], ["ndots:2"], ["db:10.0.0.5"]],
+  );
   assert.deepEqual(out.Mounts, []);
   assert.deepEqual(out.NetworkSettings, {});
   assert.deepEqual(out.GraphDriver, {
@@ -226,6 +253,24 @@ Deno.test("containerFacts() reads the bundle, the layer list and the etc files",
       const out = inspectContainer(rec, "created", facts);
       assert.equal(out.HostsPath, `${dir}/userdata/etc/hosts`);
       assert.equal((out.Config as { WorkingDir: string }).WorkingDir, "/srv");
+      // A container in another's network shows that one's files, and its own domain name.
+      await Deno.remove(`${dir}/userdata/etc/hosts`);
+      await Deno.writeTextFile(
+        `${dir}/userdata/config.json`,
+        JSON.stringify({
+          hostname: "peerhost",
+          domainname: "example.org",
+          mounts: [
+            { destination: "/etc/hosts", type: "bind", source: "/s/peer/userdata/etc/hosts" },
+            { destination: "/etc/passwd", type: "bind", source: "/elsewhere" },
+          ],
+        }),
+      );
+      const joined = { ...rec, network: { mode: `container:${cid("e0")}` } };
+      const shared = inspectContainer(joined, "running", containerFacts(store, joined));
+      assert.equal(shared.HostsPath, "/s/peer/userdata/etc/hosts");
+      assert.equal(shared.ResolvConfPath, "");
+      assert.equal((shared.Config as { Domainname: string }).Domainname, "example.org");
     } finally {
       store.close();
     }
