@@ -87,6 +87,8 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
+  /** Its own cgroup v2 directory, when it was placed in one (absent: derived from its process). */
+  cgroup?: string;
 }
 
 /** A volume a container mounts. */
