@@ -33,11 +33,16 @@ export function cgroupDirOf(pid: number, proc = "/proc"): string | null {
 }
 
 /**
- * Whether a cgroup holds only `members` (every pid in its `cgroup.procs`
- * is one of them, and there is at least one). Pure.
+ * Whether a cgroup holds only `members`: every pid in its `cgroup.procs`
+ * (read before the members were listed) is one of them or has exited
+ * since (`gone`), and there is at least one. Pure.
  */
-export function holdsOnly(procs: readonly number[], members: ReadonlySet<number>): boolean {
-  return procs.length > 0 && procs.every((p) => members.has(p));
+export function holdsOnly(
+  procs: readonly number[],
+  members: ReadonlySet<number>,
+  gone: (pid: number) => boolean = () => false,
+): boolean {
+  return procs.length > 0 && procs.every((p) => members.has(p) || gone(p));
 }
 
 /**
@@ -59,8 +64,12 @@ export function containerCgroup(pid: number, recorded?: string): CgroupLookup {
   }
   const at = dir.replace(/^\/sys\/fs\/cgroup(\/unified)?/, "") || "/";
   if (at === "/") return { why: "it runs in the root cgroup" };
+  // The cgroup's list first: a process forked meanwhile is then in the
+  // namespace's list, and one that exited meanwhile is gone.
+  const procs = cgroupPids(dir);
   const members = new Set([pid, ...processesInPidNamespace(pid)]);
-  if (!holdsOnly(cgroupPids(dir), members)) {
+  const gone = (p: number) => read(`/proc/${p}/stat`) === null;
+  if (!holdsOnly(procs, members, gone)) {
     return { why: `it shares the cgroup "${at}" with processes outside it` };
   }
   return { dir };

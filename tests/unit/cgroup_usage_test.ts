@@ -85,6 +85,8 @@ Deno.test("holdsOnly() takes a cgroup for a container's only when nothing else i
   assert.equal(holdsOnly([10, 12], members), true);
   assert.equal(holdsOnly([10, 99], members), false);
   assert.equal(holdsOnly([], members), false);
+  // A process listed, then gone before the members were listed.
+  assert.equal(holdsOnly([10, 99], members, (p) => p === 99), true);
 });
 
 Deno.test("the cgroup file parsers read cpu.stat, memory.stat and io.stat", () => {
