@@ -4,8 +4,7 @@
  * through each container's own cgroup (lib/container/pause.ts).
  */
 import { defineCommand, parseArgs } from "./args.ts";
-import { printError, printHelp, println } from "./output.ts";
-import { messageOf } from "./_image_common.ts";
+import { printHelp } from "./output.ts";
 
 /** The grammar of `trun pause`. */
 export const PAUSE = defineCommand({
@@ -30,27 +29,9 @@ async function eachFrozen(argv: string[], name: string, frozen: boolean): Promis
   const def = { ...(frozen ? PAUSE : UNPAUSE), name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
+  const { eachRecord } = await import("./container_ops.ts");
   const { pauseContainer, unpauseContainer } = await import("../container/pause.ts");
-  let failed = false;
-  for (const ref of p.args) {
-    try {
-      const store = openStore(undefined, { repair: false });
-      let rec;
-      try {
-        rec = mustFind(store, ref);
-      } finally {
-        store.close();
-      }
-      await (frozen ? pauseContainer(rec) : unpauseContainer(rec));
-      println(ref);
-    } catch (e) {
-      failed = true;
-      printError(messageOf(e));
-    }
-  }
-  return failed ? 1 : 0;
+  return await eachRecord(p.args, (rec) => frozen ? pauseContainer(rec) : unpauseContainer(rec));
 }
 
 /** `trun pause`. */

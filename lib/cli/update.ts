@@ -3,7 +3,7 @@
  * policy for one or more containers, running or not, as `docker update`.
  */
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
-import { printError, printHelp, println, warn } from "./output.ts";
+import { printHelp, warn } from "./output.ts";
 import { messageOf } from "./_image_common.ts";
 import { RESOURCE_FLAGS, resourceFlagValues } from "./resource_flags.ts";
 import type { RestartPolicy } from "../container/restart.ts";
@@ -54,32 +54,19 @@ export async function main(argv: string[], name = UPDATE.name): Promise<number> 
       { exitCode: 1 },
     );
   }
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
+  const { eachRecord } = await import("./container_ops.ts");
   const { updateContainerResources } = await import("../container/update.ts");
-  let failed = false;
-  for (const ref of p.args) {
-    const store = openStore(undefined, { repair: false });
-    try {
-      const rec = mustFind(store, ref);
-      if (restart !== undefined && rec.autoRemove && restart.name !== "no") {
-        throw new Error(
-          `Cannot update container ${rec.id}: Restart policy cannot be updated because AutoRemove is enabled for the container`,
-        );
-      }
-      if (hasResources(change)) {
-        for (const w of updateContainerResources(rec, store.containerDir(rec.id), change)) warn(w);
-      }
-      if (restart !== undefined) {
-        store.updateRecord(rec.id, (r) => ({ ...r, restartPolicy: restart }));
-      }
-      println(ref);
-    } catch (e) {
-      failed = true;
-      printError(messageOf(e));
-    } finally {
-      store.close();
+  return await eachRecord(p.args, (rec, dir, store) => {
+    if (restart !== undefined && rec.autoRemove && restart.name !== "no") {
+      throw new Error(
+        `Cannot update container ${rec.id}: Restart policy cannot be updated because AutoRemove is enabled for the container`,
+      );
     }
-  }
-  return failed ? 1 : 0;
+    if (hasResources(change)) {
+      for (const w of updateContainerResources(rec, dir, change)) warn(w);
+    }
+    if (restart !== undefined) {
+      store.updateRecord(rec.id, (r) => ({ ...r, restartPolicy: restart }));
+    }
+  });
 }

@@ -126,6 +126,12 @@ test(
       "p1",
     ]);
     assert.equal(r.stdout.trim(), "paused true true");
+    r = await sb.run(["exec", "p1", "true"]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      new RegExp(`Container ${id} is paused, unpause the container before exec`),
+    );
     r = await sb.run(["ps", "--filter", "status=paused", "--format", "{{.Names}}"]);
     assert.equal(r.stdout, "p1\n");
     r = await sb.run(["pause", "p1"]);
