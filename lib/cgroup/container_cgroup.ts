@@ -24,9 +24,12 @@ export function cgroupPids(dir: string): number[] {
   return (read(`${dir}/cgroup.procs`) ?? "").split("\n").filter((l) => l !== "").map(Number);
 }
 
+/** The cgroup2 mount point, read once per process (`ps` asks for each container). */
+let mountPoint: string | null | undefined;
+
 /** The cgroup v2 directory process `pid` is in (host path), or null when there is none. */
 export function cgroupDirOf(pid: number, proc = "/proc"): string | null {
-  const mount = cgroup2Mount(read(`${proc}/self/mountinfo`) ?? "");
+  const mount = mountPoint ??= cgroup2Mount(read(`${proc}/self/mountinfo`) ?? "");
   const path = ownCgroup(read(`${proc}/${pid}/cgroup`) ?? "");
   if (mount === null || path === null) return null;
   return `${mount}${path === "/" ? "" : path.trimEnd()}`;
