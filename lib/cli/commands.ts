@@ -168,6 +168,34 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./top.ts")).TOP,
   },
   {
+    name: "container pause",
+    aliases: ["pause"],
+    summary: "Pause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).pauseCommand,
+    grammar: async () => (await import("./pause.ts")).PAUSE,
+  },
+  {
+    name: "container unpause",
+    aliases: ["unpause"],
+    summary: "Unpause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).unpauseCommand,
+    grammar: async () => (await import("./pause.ts")).UNPAUSE,
+  },
+  {
+    name: "container stats",
+    aliases: ["stats"],
+    summary: "Display a live stream of container(s) resource usage statistics",
+    load: async () => (await import("./stats.ts")).main,
+    grammar: async () => (await import("./stats.ts")).STATS,
+  },
+  {
+    name: "container update",
+    aliases: ["update"],
+    summary: "Update configuration of one or more containers",
+    load: async () => (await import("./update.ts")).main,
+    grammar: async () => (await import("./update.ts")).UPDATE,
+  },
+  {
     name: "container prune",
     summary: "Remove all stopped containers",
     // Writable layers hold files of subordinate ids.

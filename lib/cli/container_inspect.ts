@@ -10,9 +10,12 @@
  */
 import { shortId } from "./format.ts";
 import { treeSize } from "./ps.ts";
-import { type ContainerStatus, logPath } from "../container/status.ts";
+import { type ContainerStatus, containerStatus, logPath } from "../container/status.ts";
+import { isPaused } from "../container/pause.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { type MountRequest, mountRequests } from "../spec/mounts.ts";
+import { hostConfigResources } from "../spec/resources.ts";
+import type { Resources } from "../spec/types.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -41,6 +44,10 @@ export interface ContainerFacts {
   size?: { rw: number; rootFs: number };
   /** `<store>/volumes`: where a volume's `_data` is. */
   volumesDir?: string;
+  /** The bundle's `linux.resources` (HostConfig's Memory, NanoCpus, PidsLimit…). */
+  resources?: Resources;
+  /** Whether it is paused now (its cgroup frozen). */
+  paused?: boolean;
 }
 
 /** What inspect shows of a container's mounts: Mounts, and HostConfig's and Config's parts. */
@@ -168,9 +175,9 @@ export function inspectContainer(
     Path: rec.command[0] ?? "",
     Args: rec.command.slice(1),
     State: {
-      Status: status,
+      Status: facts.paused ? "paused" : status,
       Running: status === "running",
-      Paused: false,
+      Paused: facts.paused === true,
       Restarting: false,
       OOMKilled: false,
       Dead: false,
@@ -204,6 +211,7 @@ export function inspectContainer(
       },
       ...(m.tmpfs ? { Tmpfs: m.tmpfs } : {}),
       ...(m.hostMounts ? { Mounts: m.hostMounts } : {}),
+      ...hostConfigResources(facts.resources),
     },
     GraphDriver: {
       Data: {
@@ -281,6 +289,7 @@ export function containerFacts(
     }
   }
   const spec = readJson(`${dir}/userdata/config.json`) as {
+    linux?: { resources?: Resources };
     hostname?: unknown;
     domainname?: unknown;
     mounts?: unknown;
@@ -304,12 +313,14 @@ export function containerFacts(
         }
       }
     }
+    if (spec.linux?.resources) facts.resources = spec.linux.resources;
     const uid = p?.user?.uid;
     const gid = p?.user?.gid;
     if (typeof uid === "number" && (uid !== 0 || (typeof gid === "number" && gid !== 0))) {
       facts.user = typeof gid === "number" ? `${uid}:${gid}` : String(uid);
     }
   }
+  if (containerStatus(rec) === "running" && isPaused(rec)) facts.paused = true;
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
     try {
       Deno.statSync(`${dir}/userdata/etc/${name}`);

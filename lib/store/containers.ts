@@ -89,6 +89,8 @@ export interface ContainerRecord {
   mountFlags?: MountFlags;
   /** Its network (absent in records made before trun had networks: the host's). */
   network?: ContainerNetwork;
+  /** Its own cgroup v2 directory, when it was placed in one (absent: derived from its process). */
+  cgroup?: string;
 }
 
 /** A container's network, as the record keeps it (plain JSON). */

@@ -14,6 +14,7 @@ import {
 import { containerInspectCommand, inspectCommand } from "../../lib/cli/inspect.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { openStore } from "../../lib/store/mod.ts";
+import { hostConfigResources } from "../../lib/spec/resources.ts";
 import type { ContainerStatus } from "../../lib/container/status.ts";
 import { capture, cid, containerRecord, IMAGE_ID, withRecords } from "./_container_records.ts";
 
@@ -158,6 +159,7 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
     ExtraHosts: null,
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
+    ...hostConfigResources(undefined),
   });
   const joined = { ...rec, network: { mode: `container:${cid("peer")}` } };
   assert.equal(
@@ -396,4 +398,27 @@ Deno.test("inspectContainer() shows binds, volumes and tmpfs as Docker's Mounts 
     { Type: "tmpfs", Target: "/t", TmpfsOptions: { SizeBytes: 1048576, Mode: 0o700 } },
   ]);
   assert.deepEqual((out.Config as Record<string, unknown>).Volumes, { "/anon": {} });
+});
+
+Deno.test("inspectContainer() shows a paused container and its limits as Docker does", () => {
+  const rec = containerRecord({ id: cid("ef"), name: "p", state: "running", pid: 42 });
+  const out = inspectContainer(rec, "running", {
+    ...FACTS,
+    paused: true,
+    resources: {
+      memory: { limit: 64 * 1024 * 1024 },
+      cpu: { quota: 50000, period: 100000 },
+      pids: { limit: 10 },
+    },
+  });
+  const state = out.State as Record<string, unknown>;
+  assert.equal(state.Status, "paused");
+  assert.equal(state.Running, true);
+  assert.equal(state.Paused, true);
+  const host = out.HostConfig as Record<string, unknown>;
+  assert.equal(host.Memory, 64 * 1024 * 1024);
+  assert.equal(host.NanoCpus, 500_000_000);
+  assert.equal(host.CpuQuota, 50000);
+  assert.equal(host.PidsLimit, 10);
+  assert.equal(host.MemorySwap, 0);
 });
