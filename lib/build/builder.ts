@@ -233,8 +233,17 @@ function cacheKey(parent: string | undefined, parts: unknown): string {
   }`;
 }
 
-/** Runs one step (or finds it in the cache); returns the new state. */
+/** Runs one step (or finds it in the cache); returns the new state. Errors name the line. */
 async function runStep(s: Step, state: State, x: StepContext): Promise<State> {
+  try {
+    return await runStepUnnamed(s, state, x);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+    throw new BuildError(s.ins.line, `${s.ins.keyword.toUpperCase()}: ${(e as Error).message}`);
+  }
+}
+
+async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<State> {
   const { be, req } = x;
   const config = s.config ?? state.config;
   const nop = `/bin/sh -c #(nop) ${s.ins.original}`;
@@ -308,13 +317,7 @@ async function runStep(s: Step, state: State, x: StepContext): Promise<State> {
     if (!req.quiet) be.print(" ---> Using cache");
     return { image: hit, config };
   }
-  let id: string;
-  try {
-    id = await make();
-  } catch (e) {
-    if (e instanceof BuildError) throw e;
-    throw new BuildError(s.ins.line, `${s.ins.keyword.toUpperCase()}: ${(e as Error).message}`);
-  }
+  const id = await make();
   be.remember(key, id);
   return { image: id, config };
 }

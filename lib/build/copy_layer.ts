@@ -88,8 +88,9 @@ export async function copyEntries(r: CopyRequest): Promise<LayerEntry[]> {
     const { e } = item;
     const hostPath = `${r.source.dir}/${e.rel}`;
     if (e.info.isDirectory) {
-      // A directory's content goes into the destination, not the directory.
-      put(dirEntry(r.dest, e.info, owner, r.mode));
+      // A directory's content goes into the destination, not the directory,
+      // which is made 0755 when new (BuildKit's rule).
+      put({ path: r.dest, type: "dir", mode: 0o755, ...owner, mtime: e.info.mtime ?? new Date() });
       for (const c of walkContext(r.source, e.rel)) {
         const rel = e.rel === "" ? c.rel : c.rel.slice(e.rel.length + 1);
         put(entryOf(posix.join(r.dest, rel), `${r.source.dir}/${c.rel}`, c.info, owner, r.mode));

@@ -90,6 +90,8 @@ export async function runStoreStep(store: Store, req: StoreStepRequest): Promise
     const { copyEntries, layerTar } = await import("./copy_layer.ts");
     let entries;
     if (req.kind === "workdir") {
+      // The new directory (the empty source) is 0755, as Docker makes it.
+      Deno.chmodSync(empty, 0o755);
       const have = existing(req.path);
       if (have?.isDirectory) return (await recordLocalImage(store, common)).id;
       entries = await copyEntries({

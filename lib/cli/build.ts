@@ -129,7 +129,16 @@ export async function buildCommand(argv: string[], name = BUILD.name): Promise<n
       quiet: p.flags.quiet,
     };
     const { build } = await import("../build/builder.ts");
-    const id = await build(req, await backend());
+    let id: string;
+    try {
+      id = await build(req, await backend());
+    } catch (e) {
+      // A failed build is docker build's exit status 1, whatever failed.
+      if (e instanceof Error && (e as { exitCode?: number }).exitCode === undefined) {
+        throw Object.assign(e, { exitCode: 1 });
+      }
+      throw e;
+    }
     const { openStore } = await import("../store/mod.ts");
     const store = openStore();
     try {

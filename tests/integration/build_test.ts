@@ -1,0 +1,231 @@
+// trun build for real: multi-stage builds with COPY --from, ARG and ENV
+// substitution, here-documents, .dockerignore, USER and --chown owners,
+// RUN layers with whiteouts, the cache (hits, misses, --no-cache), and a
+// failing RUN that names its line and leaves no container. The base image
+// is a busybox root file system imported with `trun import`. Runs as the
+// test user and as root.
+import assert from "node:assert/strict";
+import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
+import { busyboxRootfs } from "../_harness/rootfs.ts";
+
+const caps = await hostCapabilities();
+const base = requires(caps, "userns", "busybox");
+
+function test(name: string, fn: () => Promise<void>) {
+  Deno.test({ name: `${name}${base.suffix}`, ignore: base.ignore, fn });
+}
+
+type Sandbox = TrunSandbox & { ctx: string };
+
+/** A sandbox with `bb:base` (busybox, imported) and an empty context directory. */
+async function sandbox(): Promise<Sandbox> {
+  const sb = await trunSandbox();
+  const rootfs = await busyboxRootfs(`${sb.dir}/rootfs`);
+  const tar = `${sb.dir}/rootfs.tar`;
+  const out = await new Deno.Command("tar", {
+    args: ["-C", rootfs, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "."],
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  await ok(sb, ["import", "-c", 'CMD ["sh"]', tar, "bb:base"]);
+  const ctx = `${sb.dir}/ctx`;
+  await Deno.mkdir(ctx);
+  return { ...sb, ctx };
+}
+
+async function ok(sb: TrunSandbox, args: string[], stdin?: string): Promise<string> {
+  const r = await sb.run(args, stdin !== undefined ? { stdin } : {});
+  assert.equal(r.code, 0, `trun ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Writes files under the context (parents made). */
+async function files(sb: Sandbox, tree: Record<string, string>): Promise<void> {
+  for (const [rel, content] of Object.entries(tree)) {
+    const path = `${sb.ctx}/${rel}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(path, content);
+  }
+}
+
+const MULTI = `# syntax=docker/dockerfile:1
+ARG BASE=bb:base
+FROM \${BASE} AS builder
+ARG GREETING=hello
+ENV OUT=/out NAME="two words"
+WORKDIR /src
+COPY app/ ./
+RUN mkdir -p $OUT && cat main.txt > $OUT/result && echo "$GREETING $NAME" >> $OUT/result
+RUN <<EOF
+echo "heredoc sees $GREETING" > $OUT/heredoc
+EOF
+
+FROM bb:base
+ARG PORT=8080
+LABEL org.example.stage=final version=\${PORT}
+ENV APP_HOME=/srv/app
+WORKDIR $APP_HOME
+COPY --from=builder /out/ ./
+COPY --chown=app:app --chmod=0640 secret.txt owned.txt
+COPY <<-EOT /etc/motd
+\twelcome to $APP_HOME
+\tEOT
+USER app
+RUN touch /tmp/made-by-user
+EXPOSE \${PORT}/tcp
+CMD ["cat", "result"]
+`;
+
+test("a multi-stage build with substitution, here-documents, .dockerignore and owners", async () => {
+  await using sb = await sandbox();
+  await files(sb, {
+    "Dockerfile": MULTI,
+    "app/main.txt": "main\n",
+    "app/notes.log": "ignored\n",
+    "app/keep.log": "kept\n",
+    "secret.txt": "s3cret\n",
+    ".dockerignore": "**/*.log\n!app/keep.log\n",
+  });
+  const out = await ok(sb, ["build", "-t", "app:1", "--build-arg", "GREETING=hi", sb.ctx]);
+  assert.match(out, /^Step 1\/19 : FROM \$\{BASE\} AS builder$/m);
+  assert.match(out, /Successfully built [0-9a-f]{12}\nSuccessfully tagged app:1\n$/);
+  assert.equal(await ok(sb, ["run", "--rm", "app:1"]), "main\nhi two words\n");
+  const check = [
+    "cat heredoc",
+    "ls /src 2>&1 | head -1",
+    "stat -c '%U:%G %a' owned.txt",
+    "stat -c '%U' /tmp/made-by-user",
+    "cat /etc/motd",
+    "id -un",
+  ].join("; ");
+  assert.equal(
+    await ok(sb, ["run", "--rm", "app:1", "sh", "-c", check]),
+    "heredoc sees hi\nls: /src: No such file or directory\napp:app 640\napp\nwelcome to /srv/app\napp\n",
+  );
+  const config = JSON.parse(await ok(sb, ["inspect", "-f", "{{json .Config}}", "app:1"]));
+  assert.deepEqual(config.Cmd, ["cat", "result"]);
+  assert.equal(config.WorkingDir, "/srv/app");
+  assert.equal(config.User, "app");
+  assert.deepEqual(config.ExposedPorts, { "8080/tcp": {} });
+  assert.deepEqual(config.Labels, { "org.example.stage": "final", version: "8080" });
+  assert.ok(config.Env.includes("APP_HOME=/srv/app"));
+  assert.ok(!config.Env.some((e: string) => e.startsWith("OUT=")), "the builder's ENV stays there");
+
+  // .dockerignore: notes.log never reached the builder stage, keep.log did.
+  await files(sb, { "Dockerfile.probe": "FROM bb:base\nCOPY app/ /app/\nCMD ls /app\n" });
+  await ok(sb, ["build", "-q", "-f", `${sb.ctx}/Dockerfile.probe`, "-t", "probe", sb.ctx]);
+  assert.equal(await ok(sb, ["run", "--rm", "probe", "ls", "/app"]), "keep.log\nmain.txt\n");
+});
+
+test("a RUN's layer holds what it created and changed, and whiteouts for what it deleted", async () => {
+  await using sb = await sandbox();
+  await files(sb, {
+    "Dockerfile":
+      "FROM bb:base\nRUN echo new > /etc/created && echo x >> /etc/passwd && rm /bin/vi\n",
+  });
+  await ok(sb, ["build", "-t", "changed", sb.ctx]);
+  const saved = `${sb.dir}/saved.tar`;
+  await ok(sb, ["save", "-o", saved, "changed"]);
+  const dir = `${sb.dir}/saved`;
+  await Deno.mkdir(dir);
+  await tar(["-xf", saved, "-C", dir]);
+  const manifest = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+  const layers: string[] = manifest[0].Layers;
+  assert.equal(layers.length, 2);
+  const listing = (await tar(["-tf", `${dir}/${layers[1]}`])).split("\n").filter((l) => l);
+  for (const want of ["etc/created", "etc/passwd", "bin/.wh.vi"]) {
+    assert.ok(listing.includes(want), `${want} in ${listing.join(", ")}`);
+  }
+  assert.ok(!listing.some((l) => l.startsWith("bin/") && l !== "bin/" && l !== "bin/.wh.vi"));
+  assert.equal(
+    await ok(sb, [
+      "run",
+      "--rm",
+      "changed",
+      "sh",
+      "-c",
+      "cat /etc/created; test -e /bin/vi || echo gone",
+    ]),
+    "new\ngone\n",
+  );
+});
+
+async function tar(args: string[]): Promise<string> {
+  const out = await new Deno.Command("tar", { args }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout);
+}
+
+test("the cache: a rebuild makes no container; a changed file rebuilds from its COPY on", async () => {
+  await using sb = await sandbox();
+  await files(sb, {
+    "Dockerfile":
+      "FROM bb:base\nRUN echo one > /one\nCOPY input.txt /input.txt\nRUN cat /input.txt /one > /both\n",
+    "input.txt": "v1\n",
+  });
+  const first = await ok(sb, ["build", "-t", "cached", sb.ctx]);
+  assert.equal(first.match(/Running in/g)?.length, 2);
+  const again = await ok(sb, ["build", "-t", "cached", sb.ctx]);
+  assert.equal(again.match(/Using cache/g)?.length, 3, again);
+  assert.doesNotMatch(again, /Running in/);
+  assert.equal(lastId(again), lastId(first));
+  assert.equal(await ok(sb, ["ps", "-a", "-q"]), "", "no container stays behind");
+
+  await Deno.writeTextFile(`${sb.ctx}/input.txt`, "v2\n");
+  const changed = await ok(sb, ["build", "-t", "cached", sb.ctx]);
+  assert.equal(changed.match(/Using cache/g)?.length, 1, "only the first RUN is reused");
+  assert.equal(changed.match(/Running in/g)?.length, 1);
+  assert.equal(await ok(sb, ["run", "--rm", "cached", "cat", "/both"]), "v2\none\n");
+
+  const none = await ok(sb, ["build", "--no-cache", "-q", sb.ctx]);
+  assert.match(none, /^sha256:[0-9a-f]{64}\n$/, "-q prints the id alone");
+  assert.notEqual(none.trim().slice(7, 19), lastId(changed));
+  // The steps' images are hidden without -a, as Docker's intermediate images.
+  const shown = (await ok(sb, ["images", "-q"])).split("\n").filter((l) => l);
+  const all = (await ok(sb, ["images", "-a", "-q"])).split("\n").filter((l) => l);
+  assert.ok(all.length > shown.length + 3, `${all.length} vs ${shown.length}`);
+});
+
+function lastId(out: string): string {
+  return out.match(/Successfully built ([0-9a-f]{12})/)?.[1] ?? "";
+}
+
+test("a failing RUN names its line and exit code, and leaves no container", async () => {
+  await using sb = await sandbox();
+  await files(sb, {
+    "Dockerfile": "FROM bb:base\n\nRUN echo before\nRUN exit 3\nRUN echo after\n",
+  });
+  const r = await sb.run(["build", sb.ctx]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /Dockerfile:4: The command '\/bin\/sh -c exit 3' returned a non-zero code: 3/,
+  );
+  assert.doesNotMatch(r.stdout, /after/);
+  assert.equal(await ok(sb, ["ps", "-a", "-q"]), "");
+
+  await Deno.writeTextFile(`${sb.ctx}/Dockerfile`, "FROM bb:base\nRUNN x\n");
+  const bad = await sb.run(["build", sb.ctx]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /Dockerfile:2: unknown instruction: RUNN/);
+  const missing = await sb.run(["build", "-f", "-", sb.ctx], {
+    stdin: "FROM bb:base\nCOPY nope /x\n",
+  });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Dockerfile:2: COPY: "nope" not found in the build context/);
+});
+
+test("a Dockerfile on stdin with no context, --iidfile and --target", async () => {
+  await using sb = await sandbox();
+  const iid = `${sb.dir}/iid`;
+  const out = await ok(
+    sb,
+    ["build", "--iidfile", iid, "--target", "first", "-t", "t", "-"],
+    "FROM bb:base AS first\nENV STAGE=first\nFROM bb:base AS second\nRUN exit 9\n",
+  );
+  assert.doesNotMatch(out, /exit 9/, "the second stage is not needed for --target first");
+  assert.equal(
+    await Deno.readTextFile(iid),
+    `sha256:${(await ok(sb, ["inspect", "-f", "{{.Id}}", "t"])).trim().replace(/^sha256:/, "")}`,
+  );
+  assert.equal(await ok(sb, ["run", "--rm", "t", "sh", "-c", "echo $STAGE"]), "first\n");
+});
