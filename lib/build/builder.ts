@@ -21,6 +21,7 @@ import {
 import type { StoreStepRequest } from "./store_steps.ts";
 import type { ImageRuntimeConfig } from "../oci/manifest.ts";
 import { hostPlatform } from "../oci/manifest.ts";
+import { DEFAULT_PATH } from "../spec/env.ts";
 import type { HistoryEntry } from "../image/local_image.ts";
 import {
   type BuildContext,
@@ -129,6 +130,13 @@ export async function build(req: BuildRequest, be: BuildBackend): Promise<string
     step(stage.from.original);
     let state = await baseOf(stage, staged.stages, results, req, be);
     if (state.image) done(state.image);
+    if (!(state.config.Env ?? []).some((e) => e.startsWith("PATH="))) {
+      // Docker's builder gives a base without PATH the default one.
+      state = {
+        ...state,
+        config: { ...state.config, Env: [`PATH=${DEFAULT_PATH}`, ...(state.config.Env ?? [])] },
+      };
+    }
     const evaluated = evaluateStage({
       stage: withTriggers(stage, state.config),
       stages: staged.stages,

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { podmanSandbox, podmanTools } from "../_harness/podman.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
@@ -228,4 +229,139 @@ test("a Dockerfile on stdin with no context, --iidfile and --target", async () =
     `sha256:${(await ok(sb, ["inspect", "-f", "{{.Id}}", "t"])).trim().replace(/^sha256:/, "")}`,
   );
   assert.equal(await ok(sb, ["run", "--rm", "t", "sh", "-c", "echo $STAGE"]), "first\n");
+});
+
+// Side by side with `podman build` (Buildah): the same Dockerfile must give
+// the same root file system and config. Podman 4.3 has no here-documents
+// and no COPY --chmod, so this Dockerfile does without them.
+const tools = await podmanTools();
+const podmanGate = (() => {
+  if (caps.isRoot) return " (skipped: the Podman comparison is rootless: run as the test user)";
+  const missing = (["podman", "conmon", "tar", "script"] as const).filter((t) => tools[t] === null)
+    .map((t) => tools.reasons[t] ?? t);
+  return missing.length > 0 ? ` (skipped: ${missing.join("; ")})` : "";
+})();
+
+const COMPARED = `ARG BASE=localhost/bb:base
+FROM \${BASE} AS builder
+ARG GREETING=hello
+ENV OUT=/out NAME="two words"
+WORKDIR /src
+COPY app/ ./
+RUN mkdir -p $OUT && cat main.txt > $OUT/result && echo "$GREETING $NAME" >> $OUT/result
+
+FROM \${BASE}
+ARG PORT=8080
+LABEL org.example.stage=final version=\${PORT}
+ENV APP_HOME=/srv/app
+WORKDIR $APP_HOME
+COPY --from=builder /out/ ./
+COPY --chown=app:app secret.txt owned.txt
+COPY app/sub /opt/sub/
+RUN rm /bin/vi && echo changed >> /etc/passwd && mkdir -p /var/cache/x && touch /var/cache/x/y && ln -s /srv/app/result /srv/link
+USER app
+EXPOSE \${PORT}/tcp
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat result"]
+`;
+
+/** Path → type, mode, owner, link target and content hash, from an exported root file system tar. */
+async function rootfsEntries(tarPath: string): Promise<Map<string, string>> {
+  const tarStream = (await import("tar-stream")).default;
+  const { createHash } = await import("node:crypto");
+  const extract = tarStream.extract();
+  const out = new Map<string, string>();
+  using f = await Deno.open(tarPath);
+  const feed = (async () => {
+    for await (const chunk of f.readable) {
+      if (!extract.write(chunk)) await new Promise<void>((r) => extract.once("drain", () => r()));
+    }
+    (extract as unknown as { end(): void }).end();
+  })();
+  type Entry = { header: import("tar-stream").Header } & AsyncIterable<Uint8Array>;
+  for await (const e of extract as unknown as AsyncIterable<Entry>) {
+    const h = createHash("sha256");
+    for await (const c of e) h.update(c);
+    const name = e.header.name.replace(/^\.?\//, "").replace(/\/$/, "");
+    // What each engine puts at run time, not what the build made.
+    if (/^(proc|sys|dev|run)(\/|$)|^etc\/(hosts|hostname|resolv\.conf|mtab)$/.test(name)) continue;
+    const hx = e.header;
+    out.set(
+      name,
+      `${hx.type} ${((hx.mode ?? 0) & 0o7777).toString(8)} ${hx.uid}:${hx.gid} ${hx.linkname ?? ""} ${
+        hx.type === "file" ? h.digest("hex").slice(0, 16) : ""
+      }`,
+    );
+  }
+  await feed;
+  return out;
+}
+
+Deno.test({
+  name: `the same Dockerfile built by podman build gives the same files and config${podmanGate}`,
+  ignore: base.ignore || podmanGate !== "",
+  fn: async () => {
+    await using sb = await sandbox();
+    await ok(sb, ["tag", "bb:base", "localhost/bb:base"]);
+    await files(sb, {
+      "Dockerfile": COMPARED,
+      "app/main.txt": "main\n",
+      "app/notes.log": "ignored\n",
+      "app/sub/deep.txt": "deep\n",
+      "secret.txt": "s3cret\n",
+      ".dockerignore": "**/*.log\n",
+    });
+    await Deno.chmod(sb.ctx, 0o755);
+    const pm = await podmanSandbox(tools, { network: "none" });
+    try {
+      await pm.importRootfs(await busyboxRootfs(), "localhost/bb:base");
+      const built = await pm.podman(
+        [
+          "build",
+          "--network",
+          "none",
+          "-t",
+          "localhost/app:1",
+          "--build-arg",
+          "GREETING=hi",
+          sb.ctx,
+        ],
+        { timeoutMs: 180_000 },
+      );
+      assert.equal(built.code, 0, `podman build: ${built.stderr}\n${built.stdout}`);
+      await ok(sb, ["build", "-t", "localhost/app:1", "--build-arg", "GREETING=hi", sb.ctx]);
+
+      const podmanTar = `${pm.dir}/podman.tar`;
+      const trunTar = `${sb.dir}/trun.tar`;
+      const created = await pm.podman(["create", "--name", "cmp", "localhost/app:1"]);
+      assert.equal(created.code, 0, created.stderr);
+      const exported = await pm.podman(["export", "-o", podmanTar, "cmp"]);
+      assert.equal(exported.code, 0, exported.stderr);
+      await ok(sb, ["create", "--name", "cmp", "localhost/app:1"]);
+      await ok(sb, ["export", "-o", trunTar, "cmp"]);
+      const [theirs, mine] = [await rootfsEntries(podmanTar), await rootfsEntries(trunTar)];
+      const differences = [...new Set([...theirs.keys(), ...mine.keys()])].sort()
+        .filter((p) => theirs.get(p) !== mine.get(p))
+        .map((p) => `${p}: podman ${theirs.get(p) ?? "-"} | trun ${mine.get(p) ?? "-"}`);
+      assert.deepEqual(differences, [], differences.join("\n"));
+
+      const fields = ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels"];
+      const pick = (c: Record<string, unknown>) => {
+        const labels = { ...(c.Labels as Record<string, string> ?? {}) };
+        delete labels["io.buildah.version"];
+        return Object.fromEntries(fields.map((f) => [f, f === "Labels" ? labels : c[f] ?? null]));
+      };
+      const podmanConfig = await pm.podman([
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        "localhost/app:1",
+      ]);
+      assert.equal(podmanConfig.code, 0, podmanConfig.stderr);
+      const trunConfig = await ok(sb, ["inspect", "-f", "{{json .Config}}", "localhost/app:1"]);
+      assert.deepEqual(pick(JSON.parse(trunConfig)), pick(JSON.parse(podmanConfig.stdout)));
+    } finally {
+      await pm.cleanup();
+    }
+  },
 });
