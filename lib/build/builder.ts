@@ -19,6 +19,7 @@ import {
   targetStage,
 } from "./stages.ts";
 import type { StoreStepRequest } from "./store_steps.ts";
+import { parseRunMount } from "./run_mounts.ts";
 import type { ImageRuntimeConfig } from "../oci/manifest.ts";
 import { hostPlatform } from "../oci/manifest.ts";
 import { DEFAULT_PATH } from "../spec/env.ts";
@@ -53,6 +54,8 @@ export interface BuildRequest {
   network?: string;
   /** `-q`: no progress, RUN output discarded. */
   quiet: boolean;
+  /** `--secret`s by id: a file, or an environment variable's value. */
+  secrets?: Record<string, { src?: string; env?: string }>;
 }
 
 /** What the builder needs from the rest of trun (the CLI gives real ones; tests may not). */
@@ -69,10 +72,16 @@ export interface BuildBackend {
   /** Runs a store step; returns the new image id. */
   storeStep(req: StoreStepRequest): Promise<string>;
   /** Runs RUN's command in a container of image `image`; returns its exit code and the container. */
-  runStep(image: string, step: RunStep, network: string | undefined, quiet: boolean): Promise<{
-    code: number;
-    container: string;
-  }>;
+  runStep(image: string, step: RunStep, opts: {
+    /** `--network`. */
+    network?: string;
+    /** More `trun run` flags (the mounts). */
+    flags: string[];
+    /** Discard the output. */
+    quiet: boolean;
+  }): Promise<{ code: number; container: string }>;
+  /** The store directory of cache mount `id` (made if missing). */
+  cacheMountDir(id: string): string;
   /** Removes a step's container. */
   removeContainer(container: string): Promise<void>;
   /** Progress and warnings. */
@@ -283,6 +292,7 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
       const args = s.args.length > 0 ? `|${s.args.length} ${s.args.join(" ")} ` : "";
       const createdBy = `${args}${s.argv.join(" ")}`;
       const network = runNetwork(s, req);
+      const mounts = runMountFlags(s, x);
       key = cacheKey(state.image, [
         "run",
         s.argv,
@@ -290,7 +300,7 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
         s.user,
         s.workdir,
         network,
-        s.mounts,
+        mounts.key,
         config,
       ]);
       make = async () => {
@@ -300,11 +310,12 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
             "RUN needs a base image: FROM scratch has no shell to run",
           );
         }
-        if (s.mounts.length > 0) {
-          throw new BuildError(s.ins.line, "RUN --mount is not supported by trun build yet");
-        }
         if (!req.quiet) be.print(" ---> Running in a new container");
-        const { code, container } = await be.runStep(state.image, s, network, req.quiet);
+        const { code, container } = await be.runStep(state.image, s, {
+          ...(network ? { network } : {}),
+          flags: mounts.flags,
+          quiet: req.quiet,
+        });
         try {
           if (code !== 0) {
             throw new BuildError(
@@ -312,7 +323,13 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
               `The command '${s.argv.join(" ")}' returned a non-zero code: ${code}`,
             );
           }
-          return await be.storeStep({ kind: "commit", ...base, container, history: { createdBy } });
+          return await be.storeStep({
+            kind: "commit",
+            ...base,
+            container,
+            mountPoints: mounts.targets,
+            history: { createdBy },
+          });
         } finally {
           await be.removeContainer(container);
         }
@@ -328,6 +345,60 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
   const id = await make();
   be.remember(key, id);
   return { image: id, config };
+}
+
+/**
+ * RUN's `--mount`s as `trun run` flags, the mount points to keep out of
+ * the layer, and what the cache key depends on (a bind mount's content; a
+ * cache's id; never a secret's value, as BuildKit).
+ */
+function runMountFlags(s: RunStep, x: StepContext): {
+  flags: string[];
+  targets: string[];
+  key: unknown[];
+} {
+  const flags: string[] = [];
+  const targets: string[] = [];
+  const key: unknown[] = [];
+  for (const value of s.mounts) {
+    const m = parseRunMount(value, s.workdir);
+    if ("from" in m && m.from !== undefined) {
+      throw new Error(
+        `--mount from=${m.from}: mounting from a stage or image is not supported yet`,
+      );
+    }
+    if (m.type === "bind") {
+      const entries = resolveSource(x.context, m.source);
+      const e = entries[0]!;
+      const all = e.info.isDirectory ? [e, ...walkContext(x.context, e.rel)] : [e];
+      flags.push("-v", `${x.context.dir}/${e.rel}:${m.target}:ro`);
+      key.push(["bind", m.target, hashEntries(x.context, all)]);
+    } else if (m.type === "cache") {
+      flags.push("-v", `${x.be.cacheMountDir(m.id)}:${m.target}`);
+      key.push(["cache", m.id, m.target]);
+    } else if (m.type === "tmpfs") {
+      flags.push("--tmpfs", m.size ? `${m.target}:size=${m.size}` : m.target);
+      key.push(["tmpfs", m.target]);
+    } else {
+      const secret = x.req.secrets?.[m.id];
+      if (!secret) {
+        if (m.required) {
+          throw new Error(`secret "${m.id}" not found: give it with --secret id=${m.id},src=FILE`);
+        }
+        continue;
+      }
+      let file = secret.src;
+      if (file === undefined) {
+        const value = Deno.env.get(secret.env!) ?? "";
+        file = Deno.makeTempFileSync({ prefix: "trun-secret-" });
+        Deno.writeTextFileSync(file, value);
+      }
+      flags.push("-v", `${file}:${m.target}:ro`);
+      key.push(["secret", m.id, m.target]);
+    }
+    targets.push(m.target);
+  }
+  return { flags, targets, key };
 }
 
 /** RUN --network, else the build's --network. */

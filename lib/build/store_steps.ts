@@ -25,7 +25,12 @@ interface StepBase {
 /** A step request, as JSON between the builder and the store's side. */
 export type StoreStepRequest =
   | StepBase & { kind: "config" }
-  | StepBase & { kind: "commit"; container: string }
+  | StepBase & {
+    kind: "commit";
+    container: string;
+    /** Where RUN's mounts were: their mount points stay out of the layer. */
+    mountPoints?: string[];
+  }
   | StepBase & {
     kind: "copy";
     /** The context directory (COPY from the context). */
@@ -64,7 +69,19 @@ export async function runStoreStep(store: Store, req: StoreStepRequest): Promise
     const { upperLayer } = await import("../container/writable_layer.ts");
     const rec = store.findRecord(req.container);
     if (!rec) throw new Error(`build: container ${req.container} is gone`);
-    const layer = await upperLayer(`${store.containerDir(rec.id)}/upper`, rec);
+    const upper = `${store.containerDir(rec.id)}/upper`;
+    if (req.mountPoints?.length) {
+      const empty = Deno.makeTempDirSync({ prefix: "trun-build-empty-" });
+      const { openImageRoot } = await import("./image_root.ts");
+      const root = parent ? openImageRoot(store, parent.id, empty) : { path: empty, close() {} };
+      try {
+        pruneMountPoints(upper, req.mountPoints, (p) => exists(`${root.path}${p}`));
+      } finally {
+        root.close();
+        Deno.removeSync(empty, { recursive: true });
+      }
+    }
+    const layer = await upperLayer(upper, rec);
     try {
       const made = await recordLocalImage(store, { ...common, layer: layer.stream });
       await layer.done;
@@ -162,4 +179,39 @@ export function chownIds(spec: string, rootPath: string): { uid: number; gid: nu
   };
   const uid = id(user, "user");
   return { uid, gid: group === undefined || group === "" ? uid : id(group, "group") };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes from a RUN container's writable layer the mount points its
+ * `--mount`s needed (an empty file or directory), and the directories made
+ * only to hold them, so that neither secrets' nor caches' places show in
+ * the image. What the image already had stays.
+ */
+export function pruneMountPoints(
+  upper: string,
+  targets: readonly string[],
+  inImage: (path: string) => boolean,
+): void {
+  for (const target of targets) {
+    for (let p = target; p !== "/" && p !== "."; p = p.slice(0, p.lastIndexOf("/")) || "/") {
+      if (inImage(p)) break;
+      try {
+        const info = Deno.lstatSync(`${upper}${p}`);
+        if (info.isDirectory && [...Deno.readDirSync(`${upper}${p}`)].length > 0) break;
+        if (info.isFile && info.size > 0) break;
+        Deno.removeSync(`${upper}${p}`);
+      } catch {
+        break;
+      }
+    }
+  }
 }

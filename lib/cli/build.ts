@@ -8,6 +8,7 @@ import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import type { BuildBackend, BuildRequest } from "../build/builder.ts";
 import type { StoreStepRequest } from "../build/store_steps.ts";
+import { parseSecret } from "../build/run_mounts.ts";
 
 /** The grammar of `trun build`. */
 export const BUILD = defineCommand({
@@ -45,6 +46,11 @@ export const BUILD = defineCommand({
       value: "MODE",
       help: "The network of RUN instructions (as run's --network)",
     },
+    secret: {
+      kind: "list",
+      value: "id=ID,src=FILE",
+      help: "A secret for RUN --mount=type=secret (a file, or env=VAR); never in a layer",
+    },
   },
 });
 
@@ -73,6 +79,28 @@ function buildArgs(values: string[]): Record<string, string> {
       const env = Deno.env.get(v);
       if (env !== undefined) out[v] = env;
     }
+  }
+  return out;
+}
+
+/** `--secret` values by id; a missing file is an error now, not at the RUN. */
+function secrets(values: string[]): Record<string, { src?: string; env?: string }> {
+  const out: Record<string, { src?: string; env?: string }> = {};
+  for (const v of values) {
+    let s;
+    try {
+      s = parseSecret(v);
+    } catch (e) {
+      throw new UsageError(BUILD, (e as Error).message);
+    }
+    if (s.src !== undefined) {
+      try {
+        s.src = Deno.realPathSync(s.src);
+      } catch {
+        throw failure(`secret "${s.id}": "${s.src}" not found`);
+      }
+    }
+    out[s.id] = { ...(s.src ? { src: s.src } : {}), ...(s.env ? { env: s.env } : {}) };
   }
   return out;
 }
@@ -127,6 +155,7 @@ export async function buildCommand(argv: string[], name = BUILD.name): Promise<n
       labels: labels(p.flags.label),
       ...(p.flags.network ? { network: p.flags.network } : {}),
       quiet: p.flags.quiet,
+      secrets: secrets(p.flags.secret),
     };
     const { build } = await import("../build/builder.ts");
     let id: string;
@@ -245,6 +274,7 @@ async function backend(): Promise<BuildBackend> {
   const { storageUsernsMapping, runTrunForStorage } = await import("../runtime/userns_exec.ts");
   const { selfCommand } = await import("../runtime/self_exec.ts");
   const { runStoreStep } = await import("../build/store_steps.ts");
+  const { cacheDirName } = await import("../build/run_mounts.ts");
   const withStore = <T>(f: (s: ReturnType<typeof openStore>) => T): T => {
     const store = openStore(undefined, { repair: false });
     try {
@@ -294,7 +324,12 @@ async function backend(): Promise<BuildBackend> {
         Deno.removeSync(dir, { recursive: true });
       }
     },
-    async runStep(image, step, network, quiet) {
+    cacheMountDir(id) {
+      const dir = withStore((s) => `${s.root}/build-mounts/${cacheDirName(id)}`);
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      return dir;
+    },
+    async runStep(image, step, { network, flags, quiet }) {
       const container = `trun-build-${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
       const args = [
         "run",
@@ -307,6 +342,7 @@ async function backend(): Promise<BuildBackend> {
         ...(step.user ? ["-u", step.user] : []),
         ...(network ? ["--network", network] : []),
         ...step.env.flatMap((e) => ["-e", e]),
+        ...flags,
         image,
         ...step.argv,
       ];

@@ -288,9 +288,9 @@ async function rootfsEntries(tarPath: string): Promise<Map<string, string>> {
     const hx = e.header;
     out.set(
       name,
-      `${hx.type} ${((hx.mode ?? 0) & 0o7777).toString(8)} ${hx.uid}:${hx.gid} ${hx.linkname ?? ""} ${
-        hx.type === "file" ? h.digest("hex").slice(0, 16) : ""
-      }`,
+      `${hx.type} ${((hx.mode ?? 0) & 0o7777).toString(8)} ${hx.uid}:${hx.gid} ${
+        hx.linkname ?? ""
+      } ${hx.type === "file" ? h.digest("hex").slice(0, 16) : ""}`,
     );
   }
   await feed;
@@ -364,4 +364,51 @@ Deno.test({
       await pm.cleanup();
     }
   },
+});
+
+test("RUN --mount: a secret never reaches a layer; a cache persists; bind and tmpfs mounts", async () => {
+  await using sb = await sandbox();
+  const token = `tok-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(`${sb.dir}/token.txt`, token);
+  await files(sb, {
+    "Dockerfile": [
+      "FROM bb:base",
+      "RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /secret-length",
+      "RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count",
+      "RUN --mount=type=bind,source=data,target=/data cp /data/x /copied",
+      "RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && ls /scratch > /tmpfs-listing",
+      "",
+    ].join("\n"),
+    "data/x": "from the context\n",
+  });
+  const secret = ["--secret", `id=token,src=${sb.dir}/token.txt`];
+  await ok(sb, ["build", ...secret, "-t", "mounts", sb.ctx]);
+  const check =
+    "cat /secret-length /count /copied /tmpfs-listing; ls -d /run/secrets /cache /data /scratch 2>&1; true";
+  assert.equal(
+    await ok(sb, ["run", "--rm", "mounts", "sh", "-c", check]),
+    `${token.length}\n1\nfrom the context\nt\n` +
+      "ls: /run/secrets: No such file or directory\nls: /cache: No such file or directory\n" +
+      "ls: /data: No such file or directory\nls: /scratch: No such file or directory\n",
+  );
+  const saved = `${sb.dir}/mounts.tar`;
+  await ok(sb, ["save", "-o", saved, "mounts"]);
+  const bytes = await Deno.readFile(saved);
+  assert.ok(!new TextDecoder("latin1").decode(bytes).includes(token), "the secret is in no layer");
+
+  // The cache mount keeps its content for the next build.
+  await ok(sb, ["build", "--no-cache", ...secret, "-t", "mounts", sb.ctx]);
+  assert.equal(await ok(sb, ["run", "--rm", "mounts", "cat", "/count"]), "2\n");
+  // Without --secret the mount is left out (it is not required): the RUN
+  // that reads it fails on its own.
+  const missing = await sb.run(["build", "--no-cache", sb.ctx]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /Dockerfile:2: The command .* returned a non-zero code/);
+  await Deno.writeTextFile(
+    `${sb.ctx}/Dockerfile`,
+    "FROM bb:base\nRUN --mount=type=secret,id=nope,required=true true\n",
+  );
+  const required = await sb.run(["build", sb.ctx]);
+  assert.equal(required.code, 1);
+  assert.match(required.stderr, /Dockerfile:2: RUN: secret "nope" not found/);
 });

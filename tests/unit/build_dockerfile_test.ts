@@ -432,3 +432,40 @@ Deno.test("applyChanges() applies --change instructions to a config, and names a
   );
   assert.throws(() => applyChanges(base, ["CMD a\nRUN b"]), /a change is one line/);
 });
+
+Deno.test("parseRunMount() and parseSecret() read BuildKit's mount and secret syntax", async () => {
+  const { parseRunMount, parseSecret, cacheDirName } = await import(
+    "../../lib/build/run_mounts.ts"
+  );
+  assert.deepEqual(parseRunMount("type=cache,target=.cache", "/app"), {
+    type: "cache",
+    target: "/app/.cache",
+    id: "/app/.cache",
+  });
+  assert.deepEqual(parseRunMount("target=/src,source=lib", "/"), {
+    type: "bind",
+    target: "/src",
+    source: "lib",
+  });
+  assert.deepEqual(parseRunMount("type=secret,id=npm", "/"), {
+    type: "secret",
+    id: "npm",
+    target: "/run/secrets/npm",
+    required: false,
+  });
+  assert.deepEqual(parseRunMount("type=tmpfs,dst=/t,size=1m", "/"), {
+    type: "tmpfs",
+    target: "/t",
+    size: "1m",
+  });
+  assert.throws(
+    () => parseRunMount("type=ssh", "/"),
+    /type "ssh" is not bind, cache, tmpfs or secret/,
+  );
+  assert.throws(() => parseRunMount("type=cache", "/"), /target= is required/);
+  assert.throws(() => parseRunMount("type=tmpfs,target=/t,id=x", "/"), /"id" is not an option/);
+  assert.deepEqual(parseSecret("id=a,src=/f"), { id: "a", src: "/f" });
+  assert.deepEqual(parseSecret("id=TOKEN,type=env"), { id: "TOKEN", env: "TOKEN" });
+  assert.throws(() => parseSecret("src=/f"), /id= is required/);
+  assert.equal(cacheDirName("/root/.cache/go build"), "_2Froot_2F.cache_2Fgo_20build");
+});
