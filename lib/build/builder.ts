@@ -266,6 +266,7 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
   const nop = `/bin/sh -c #(nop) ${s.ins.original}`;
   let key: string;
   let make: () => Promise<string>;
+  let after: (() => void) | undefined;
   const base = {
     ...(state.image ? { parent: state.image } : {}),
     config,
@@ -283,7 +284,8 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
         be.storeStep({ kind: "workdir", ...base, path: s.path, history: { createdBy: nop } });
       break;
     case "copy": {
-      const { request, inputs } = copyRequest(s, x, base, nop);
+      const { request, inputs, cleanup } = await copyRequest(s, x, base, nop);
+      after = cleanup;
       key = cacheKey(state.image, ["copy", inputs, config, nop]);
       make = () => be.storeStep(request);
       break;
@@ -337,14 +339,18 @@ async function runStepUnnamed(s: Step, state: State, x: StepContext): Promise<St
       break;
     }
   }
-  const hit = req.noCache ? undefined : be.cached(key);
-  if (hit) {
-    if (!req.quiet) be.print(" ---> Using cache");
-    return { image: hit, config };
+  try {
+    const hit = req.noCache ? undefined : be.cached(key);
+    if (hit) {
+      if (!req.quiet) be.print(" ---> Using cache");
+      return { image: hit, config };
+    }
+    const id = await make();
+    be.remember(key, id);
+    return { image: id, config };
+  } finally {
+    after?.();
   }
-  const id = await make();
-  be.remember(key, id);
-  return { image: id, config };
 }
 
 /**
@@ -407,13 +413,13 @@ function runNetwork(s: RunStep, req: BuildRequest): string | undefined {
   return n === "default" ? undefined : n;
 }
 
-/** The store request of a COPY/ADD, and what its cache key depends on. */
-function copyRequest(
+/** The store request of a COPY/ADD, what its cache key depends on, and what to clean after. */
+async function copyRequest(
   s: CopyStep,
   x: StepContext,
   base: { parent?: string; config: ImageRuntimeConfig; author?: string },
   createdBy: string,
-): { request: StoreStepRequest; inputs: unknown } {
+): Promise<{ request: StoreStepRequest; inputs: unknown; cleanup?: () => void }> {
   const common = {
     ...base,
     kind: "copy" as const,
@@ -428,24 +434,40 @@ function copyRequest(
   };
   const flags = [s.dest, s.destIsDir, s.chown, s.chmod, s.add, s.heredocs, s.sources];
   if (s.from) {
-    const fromImage = "stage" in s.from ? x.results.get(s.from.stage)?.image : undefined;
-    if ("stage" in s.from && fromImage === undefined) {
-      throw new BuildError(s.ins.line, "COPY --from names a stage that has no image");
+    let fromImage: string | undefined;
+    if ("stage" in s.from) {
+      fromImage = x.results.get(s.from.stage)?.image;
+      if (fromImage === undefined) {
+        throw new BuildError(s.ins.line, "COPY --from names a stage that has no image");
+      }
+    } else {
+      // An image: pulled as a base would be.
+      fromImage = (await x.be.baseImage(s.from.image, x.req.pull)).id;
     }
-    if ("image" in s.from) {
-      throw new BuildError(
-        s.ins.line,
-        `COPY --from=${s.from.image}: copying from an image is not supported yet; ` +
-          `add a stage "FROM ${s.from.image} AS src" and copy --from=src`,
-      );
-    }
-    return { request: { ...common, fromImage: fromImage! }, inputs: [fromImage, flags] };
+    return { request: { ...common, fromImage }, inputs: [fromImage, flags] };
   }
-  if (s.sources.some((src) => /^[a-z]+:\/\//i.test(src))) {
-    throw new BuildError(
-      s.ins.line,
-      `${s.add ? "ADD" : "COPY"} from a URL is not supported: download it into the context`,
-    );
+  const urls = s.sources.filter((src) => /^[a-z]+:\/\//i.test(src));
+  if (urls.length > 0) {
+    if (!s.add) throw new Error("source can't be a URL for COPY: use ADD");
+    if (urls.length !== s.sources.length) {
+      throw new Error("ADD with URLs takes URLs only: put local files in a COPY of their own");
+    }
+    const dir = Deno.makeTempDirSync({ prefix: "trun-build-add-" });
+    const names: string[] = [];
+    try {
+      for (const url of urls) names.push(await download(url, dir));
+    } catch (e) {
+      Deno.removeSync(dir, { recursive: true });
+      throw e;
+    }
+    const downloaded = { dir, ignored: () => false };
+    const entries = names.map((n) => ({ rel: n, info: Deno.lstatSync(`${dir}/${n}`) }));
+    return {
+      // Docker's rules for URLs: mode 0600 unless --chmod, never unpacked.
+      request: { ...common, sources: names, add: false, chmod: s.chmod ?? "0600", contextDir: dir },
+      inputs: [hashEntries(downloaded, entries), flags],
+      cleanup: () => Deno.removeSync(dir, { recursive: true }),
+    };
   }
   // The cache sees the content of what is copied, after .dockerignore.
   const entries = s.sources.filter((src) => !src.startsWith("<<")).flatMap((src) =>
@@ -461,4 +483,31 @@ function copyRequest(
     },
     inputs: [hashEntries(x.context, entries), flags],
   };
+}
+
+/** Downloads `url` into `dir` under the last part of its path (ADD's name); returns the name. */
+async function download(url: string, dir: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+  } catch (e) {
+    throw new Error(
+      `downloading "${url}": ${(e as Error).message}; the network may not allow it: ` +
+        "download the file into the context and COPY it",
+    );
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`downloading "${url}": ${res.status} ${res.statusText}`);
+  }
+  const name = decodeURIComponent(new URL(url).pathname.split("/").filter((p) => p).at(-1) ?? "") ||
+    "download";
+  const path = `${dir}/${name.replaceAll("/", "_")}`;
+  await Deno.writeFile(path, res.body!);
+  const modified = res.headers.get("last-modified");
+  if (modified) {
+    const t = new Date(modified);
+    if (!Number.isNaN(t.getTime())) Deno.utimeSync(path, t, t);
+  }
+  return path.slice(dir.length + 1);
 }

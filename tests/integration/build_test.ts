@@ -412,3 +412,54 @@ test("RUN --mount: a secret never reaches a layer; a cache persists; bind and tm
   assert.equal(required.code, 1);
   assert.match(required.stderr, /Dockerfile:2: RUN: secret "nope" not found/);
 });
+
+test("ADD from a URL (a server on loopback), COPY --from an image, and a URL that fails", async () => {
+  await using sb = await sandbox();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req) =>
+      new URL(req.url).pathname === "/files/hello.txt"
+        ? new Response("hello over http\n", {
+          headers: { "last-modified": "Wed, 01 Jan 2020 00:00:00 GMT" },
+        })
+        : new Response("no", { status: 404 }),
+  );
+  try {
+    const port = server.addr.port;
+    await files(sb, {
+      "Dockerfile": [
+        "FROM bb:base",
+        `ADD http://127.0.0.1:${port}/files/hello.txt /dl/`,
+        "COPY --from=bb:base /bin/busybox /opt/bb/busybox",
+        "",
+      ].join("\n"),
+    });
+    await ok(sb, ["build", "-t", "urls", sb.ctx]);
+    assert.equal(
+      await ok(sb, [
+        "run",
+        "--rm",
+        "urls",
+        "sh",
+        "-c",
+        "cat /dl/hello.txt; stat -c '%a %Y' /dl/hello.txt; /opt/bb/busybox true && echo ran",
+      ]),
+      "hello over http\n600 1577836800\nran\n",
+    );
+    await Deno.writeTextFile(
+      `${sb.ctx}/Dockerfile`,
+      `FROM bb:base\nADD http://127.0.0.1:${port}/missing /x\n`,
+    );
+    const notFound = await sb.run(["build", sb.ctx]);
+    assert.equal(notFound.code, 1);
+    assert.match(notFound.stderr, /Dockerfile:2: ADD: downloading ".*\/missing": 404/);
+    await Deno.writeTextFile(
+      `${sb.ctx}/Dockerfile`,
+      "FROM bb:base\nCOPY http://127.0.0.1:1/x /x\n",
+    );
+    const copyUrl = await sb.run(["build", sb.ctx]);
+    assert.match(copyUrl.stderr, /Dockerfile:2: COPY: source can't be a URL for COPY: use ADD/);
+  } finally {
+    await server.shutdown();
+  }
+});
