@@ -463,3 +463,20 @@ test("ADD from a URL (a server on loopback), COPY --from an image, and a URL tha
     await server.shutdown();
   }
 });
+
+test("a context tar on stdin (gzip), with its Dockerfile inside", async () => {
+  await using sb = await sandbox();
+  await files(sb, {
+    "Dockerfile": "FROM bb:base\nCOPY . /ctx/\nCMD ls /ctx\n",
+    "one.txt": "1\n",
+    "sub/two.txt": "2\n",
+  });
+  const packed = await new Deno.Command("sh", {
+    args: ["-c", `tar -C ${sb.ctx} -cf - . | gzip -c`],
+    stdout: "piped",
+  }).output();
+  assert.ok(packed.success);
+  const r = await sb.run(["build", "-t", "fromtar", "-"], { stdin: packed.stdout });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await ok(sb, ["run", "--rm", "fromtar"]), "Dockerfile\none.txt\nsub\n");
+});
