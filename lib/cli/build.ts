@@ -56,7 +56,7 @@ export const BUILD = defineCommand({
 
 const STEP = defineCommand({
   name: "build-step",
-  usage: "REQUEST-FILE",
+  usage: "SOCKET",
   summary: "(internal) run one build step's store work",
   minArgs: 1,
   maxArgs: 1,
@@ -159,14 +159,17 @@ export async function buildCommand(argv: string[], name = BUILD.name): Promise<n
     };
     const { build } = await import("../build/builder.ts");
     let id: string;
+    const be = await backend();
     try {
-      id = await build(req, await backend());
+      id = await build(req, be);
     } catch (e) {
       // A failed build is docker build's exit status 1, whatever failed.
       if (e instanceof Error && (e as { exitCode?: number }).exitCode === undefined) {
         throw Object.assign(e, { exitCode: 1 });
       }
       throw e;
+    } finally {
+      await be.close();
     }
     const { openStore } = await import("../store/mod.ts");
     const store = openStore();
@@ -269,7 +272,7 @@ async function readInputs(path: string, file: string | undefined): Promise<{
 }
 
 /** The real backend: the store, pulls, and containers started as `trun run` starts them. */
-async function backend(): Promise<BuildBackend> {
+async function backend(): Promise<BuildBackend & { close(): Promise<void> }> {
   const { openStore } = await import("../store/mod.ts");
   const { storageUsernsMapping, runTrunForStorage } = await import("../runtime/userns_exec.ts");
   const { selfCommand } = await import("../runtime/self_exec.ts");
@@ -284,6 +287,7 @@ async function backend(): Promise<BuildBackend> {
     }
   };
   const err = (line: string) => Deno.stderr.writeSync(new TextEncoder().encode(`${line}\n`));
+  let helper: StepHelper | undefined;
   return {
     async baseImage(ref, pull) {
       const { imageRootfs } = await import("../container/image_rootfs.ts");
@@ -302,27 +306,16 @@ async function backend(): Promise<BuildBackend> {
           store.close();
         }
       }
-      const dir = Deno.makeTempDirSync({ prefix: "trun-build-step-" });
-      try {
-        Deno.writeTextFileSync(`${dir}/request.json`, JSON.stringify(req));
-        const code = await runTrunForStorage(["build-step", `${dir}/request.json`], {
-          quiet: true,
-          // A mount namespace of its own, where image layers can be mounted.
-          mountNamespace: true,
-        });
-        let result: { id?: string; error?: string } = {};
-        try {
-          result = JSON.parse(Deno.readTextFileSync(`${dir}/request.json.out`));
-        } catch {
-          // No answer: the helper failed before writing one.
-        }
-        if (code !== 0 || !result.id) {
-          throw new Error(result.error ?? `the storage helper failed (exit ${code})`);
-        }
-        return result.id;
-      } finally {
-        Deno.removeSync(dir, { recursive: true });
-      }
+      helper ??= await startStepHelper(runTrunForStorage);
+      const result = JSON.parse(await helper.ask(JSON.stringify(req))) as {
+        id?: string;
+        error?: string;
+      };
+      if (!result.id) throw new Error(result.error ?? "the storage helper gave no answer");
+      return result.id;
+    },
+    async close() {
+      await helper?.close();
     },
     cacheMountDir(id) {
       const dir = withStore((s) => `${s.root}/build-mounts/${cacheDirName(id)}`);
@@ -365,23 +358,109 @@ async function backend(): Promise<BuildBackend> {
   };
 }
 
-/** Runs `trun build-step REQUEST-FILE` (internal): the answer goes to REQUEST-FILE.out. */
+/** A storage helper that runs the build's store steps, one JSON line each way. */
+interface StepHelper {
+  /** Sends one request line; resolves with the answer line. */
+  ask(line: string): Promise<string>;
+  /** Ends the helper and removes its socket. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `trun build-step SOCKET` in the storage user namespace (with a
+ * mount namespace of its own, where image layers can be mounted) and
+ * connects to it: one helper for the whole build, instead of one start of
+ * trun per step.
+ */
+async function startStepHelper(
+  runTrunForStorage: typeof import("../runtime/userns_exec.ts").runTrunForStorage,
+): Promise<StepHelper> {
+  const dir = Deno.makeTempDirSync({ prefix: "trun-build-" });
+  const socket = `${dir}/steps.sock`;
+  let exited = false;
+  const done = runTrunForStorage(["build-step", socket], { quiet: true, mountNamespace: true })
+    .finally(() => (exited = true));
+  let conn: Deno.UnixConn | undefined;
+  for (let i = 0; i < 400 && !exited && conn === undefined; i++) {
+    try {
+      conn = await Deno.connect({ transport: "unix", path: socket });
+    } catch {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  if (conn === undefined) {
+    Deno.removeSync(dir, { recursive: true });
+    throw new Error(`the storage helper for build steps did not start (exit ${await done})`);
+  }
+  const c = conn;
+  const lines = readLines(c);
+  return {
+    async ask(line) {
+      await c.write(new TextEncoder().encode(`${line}\n`));
+      const answer = await lines.next();
+      if (answer.done) {
+        throw new Error(`the storage helper for build steps ended (exit ${await done})`);
+      }
+      return answer.value;
+    },
+    async close() {
+      c.close();
+      await done;
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+/** Newline-separated lines read from `conn`. */
+async function* readLines(conn: Deno.Conn): AsyncGenerator<string> {
+  const dec = new TextDecoder();
+  let buffered = "";
+  const buf = new Uint8Array(65536);
+  for (;;) {
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+    }
+    let n: number | null;
+    try {
+      n = await conn.read(buf);
+    } catch {
+      return;
+    }
+    if (n === null) return;
+    buffered += dec.decode(buf.subarray(0, n), { stream: true });
+  }
+}
+
+/**
+ * Runs `trun build-step SOCKET` (internal): listens on SOCKET for one
+ * connection and answers each JSON request line with `{"id"}` or
+ * `{"error"}`, until the builder hangs up.
+ */
 export async function buildStepCommand(argv: string[]): Promise<number> {
   const p = parseArgs(STEP, argv);
   if (p.help) return printHelp(STEP);
-  const file = p.args[0]!;
   const { openStore } = await import("../store/mod.ts");
   const { runStoreStep } = await import("../build/store_steps.ts");
-  const req = JSON.parse(Deno.readTextFileSync(file)) as StoreStepRequest;
-  const store = openStore(undefined, { repair: false });
+  const listener = Deno.listen({ transport: "unix", path: p.args[0]! });
+  const conn = await listener.accept();
+  listener.close();
   try {
-    const id = await runStoreStep(store, req);
-    Deno.writeTextFileSync(`${file}.out`, JSON.stringify({ id }));
-    return 0;
-  } catch (e) {
-    Deno.writeTextFileSync(`${file}.out`, JSON.stringify({ error: (e as Error).message }));
-    return 1;
+    for await (const line of readLines(conn)) {
+      let answer;
+      const store = openStore(undefined, { repair: false });
+      try {
+        answer = { id: await runStoreStep(store, JSON.parse(line) as StoreStepRequest) };
+      } catch (e) {
+        answer = { error: (e as Error).message };
+      } finally {
+        store.close();
+      }
+      await conn.write(new TextEncoder().encode(`${JSON.stringify(answer)}\n`));
+    }
   } finally {
-    store.close();
+    conn.close();
   }
+  return 0;
 }
