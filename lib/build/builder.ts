@@ -199,6 +199,17 @@ async function baseOf(
   req: BuildRequest,
   be: BuildBackend,
 ): Promise<State> {
+  if (stage.platform !== undefined) {
+    const want = stage.platform.split("/");
+    const host = hostPlatform();
+    if (want[0] !== host.os || (want[1] !== undefined && want[1] !== host.architecture)) {
+      throw new BuildError(
+        stage.from.line,
+        `FROM --platform=${stage.platform}: trun builds for this host's platform ` +
+          `(${host.os}/${host.architecture}) only`,
+      );
+    }
+  }
   if (stage.base.toLowerCase() === "scratch") return { config: {} };
   const earlier = findStage(stages, stage.base, stage.index);
   if (earlier) return results.get(earlier.index)!;
