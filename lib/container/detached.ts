@@ -77,6 +77,11 @@ export interface DetachedInput {
   onSpec?: (spec: GeneratedContainer["spec"]) => void;
   /** Its volumes, made ready by `prepareVolumes` (lib/container/volumes.ts). */
   volumes?: PreparedVolumes;
+  /**
+   * Where its cgroup goes (lib/host/cgroup.ts `decideCgroup`): the parent as
+   * a hierarchy path and as a directory; absent: no cgroup of its own.
+   */
+  cgroup?: { parent: string; parentDir: string };
 }
 
 /** The paths inside a container's directory. */
@@ -144,7 +149,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     image: input.imageConfig,
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
     options: input.options,
-    host: gatherHostFacts(input.idMapping),
+    host: {
+      ...gatherHostFacts(input.idMapping),
+      ...(input.cgroup ? { cgroupParent: input.cgroup.parent } : {}),
+    },
     ...(input.volumes ? { volumes: input.volumes.sources } : {}),
   });
   for (const d of [p.upper, p.work, p.merged, p.userdata]) {
@@ -195,8 +203,9 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
+    ...(input.cgroup ? { cgroup: `${input.cgroup.parentDir}/${id}` } : {}),
   };
-  sweepLeftovers(store, records);
+  sweepLeftovers(store, records, Date.now(), input.cgroup?.parentDir);
   try {
     store.addRecord(rec);
   } catch (e) {

@@ -24,7 +24,7 @@ import type { Hook, State } from "../spec/types.ts";
 import { type ContainerConfig, containerConfig, processConfig } from "./config.ts";
 import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./executor.ts";
 import { runHooks, runHooksInContainer } from "./hooks.ts";
-import { removeCgroup } from "./cgroup.ts";
+import { killCgroup, removeCgroup } from "./cgroup.ts";
 import { spawnInContainer } from "./join.ts";
 import { type RootfsSource, sessionKeyringName } from "./program.ts";
 import {
@@ -365,8 +365,11 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     if (!force) {
       throw new RuntimeError(`cannot delete container ${id} that is not stopped: ${status}`);
     }
-    for (const pid of [rec.pid, ...containerProcesses(rec)]) {
-      signalProcess(pid, SIGNALS.SIGKILL);
+    // The whole cgroup at once where the kernel offers it (Linux 5.14).
+    if (!rec.cgroup || !killCgroup(rec.cgroup)) {
+      for (const pid of [rec.pid, ...containerProcesses(rec)]) {
+        signalProcess(pid, SIGNALS.SIGKILL);
+      }
     }
     // PID 1 of the namespace going takes every other process with it.
     for (let i = 0; isAlive(rec) && i < 10000; i++) await new Promise((r) => setTimeout(r, 1));
@@ -379,7 +382,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     // A half-created container has no readable config: nothing to run.
   }
   const state = stateOf(root, rec);
-  if (rec.cgroup) removeCgroup(rec.cgroup);
+  if (rec.cgroup) await removeCgroup(rec.cgroup);
   Deno.removeSync(containerDir(root, id), { recursive: true });
   if (hooks.length > 0) {
     await runHooks("poststop", hooks, state).catch((e) => warning(e.message));

@@ -87,6 +87,12 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
+  /**
+   * Its own cgroup v2 directory (absolute, e.g.
+   * `/sys/fs/cgroup/user.slice/…/trun/<id>`), made when it starts and
+   * removed when it stops; absent: it runs in its monitor's cgroup.
+   */
+  cgroup?: string;
 }
 
 /** A volume a container mounts. */
