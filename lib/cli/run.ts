@@ -554,7 +554,7 @@ async function containerCgroup(
   options: RunOptions,
 ): Promise<{ parent: string; parentDir: string } | undefined> {
   const { resourceRequest } = await import("./resource_flags.ts");
-  const { FLAGS_OF_FILE, ociResources } = await import("../spec/resources.ts");
+  const { flagOfFile, ociResources } = await import("../spec/resources.ts");
   const resources = ociResources(await resourceRequest(flags));
   if (resources) options.resources = resources;
   const { resourceFiles } = await import("../engine/cgroup.ts");
@@ -569,7 +569,7 @@ async function containerCgroup(
     probeCgroups("", who, readMountInfo()),
     mode,
     files,
-    (f) => FLAGS_OF_FILE[f] ?? f,
+    (f) => flagOfFile(f, flags),
     currentUserName(uid),
     uid,
   );

@@ -335,11 +335,12 @@ export function decideCgroup(
     const lackingFlags = [
       ...new Set(files.filter((f) => lacking.includes(controllerOf(f))).map(flagOf)),
     ];
-    missing = `the cgroup ${report.delegated} offers no ${lacking.join(", ")} controller ` +
-      `(it offers: ${offered.join(", ") || "none"})`;
+    missing = `the cgroup ${report.delegated} offers no ${lacking.join(", ")} controller` +
+      `${lacking.length > 1 ? "s" : ""} (it offers: ${offered.join(", ") || "none"})`;
     hint = report.version === "hybrid"
-      ? "this host's cgroup v2 is hybrid, with those controllers on cgroup v1: boot with " +
-        "systemd.unified_cgroup_hierarchy=1 for pure cgroup v2, and " + DELEGATE_HINT
+      ? "this host's cgroup v2 is hybrid, with them on cgroup v1: boot with " +
+        "systemd.unified_cgroup_hierarchy=1 for pure cgroup v2" +
+        (uid === 0 ? "" : `, and ${DELEGATE_HINT}`)
       : uid === 0
       ? `enable them in the cgroup.subtree_control of the cgroups above ${report.delegated}`
       : DELEGATE_HINT;

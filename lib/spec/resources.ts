@@ -286,3 +286,16 @@ export const FLAGS_OF_FILE: Readonly<Record<string, string>> = {
   "pids.max": "--pids-limit",
   "io.weight": "--blkio-weight",
 };
+
+/**
+ * The flag the user gave that asks for cgroup v2 file `file`: swap and
+ * the CFS quota come from `--memory` and `--cpu-quota`/`--cpu-period`
+ * when `--memory-swap` and `--cpus` were not given.
+ */
+export function flagOfFile(file: string, given: ResourceFlagValues): string {
+  if (file === "memory.swap.max" && given["memory-swap"] === undefined) return "--memory";
+  if (file === "cpu.max" && given.cpus === undefined) {
+    return given["cpu-quota"] !== undefined ? "--cpu-quota" : "--cpu-period";
+  }
+  return FLAGS_OF_FILE[file] ?? file;
+}

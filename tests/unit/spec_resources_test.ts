@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   checkResources,
+  flagOfFile,
   ociResources,
   parseCpuset,
   parseResourceFlags,
@@ -140,4 +141,15 @@ Deno.test("parseCpuset() reads ranges and lists, refuses the malformed", () => {
   assert.deepEqual(parseCpuset("0-2,5"), [0, 1, 2, 5]);
   assert.equal(parseCpuset("a"), null);
   assert.equal(parseCpuset("3-1"), null);
+});
+
+Deno.test("flagOfFile() names the flags the user gave", () => {
+  assert.equal(flagOfFile("memory.swap.max", { memory: "1g" }), "--memory");
+  assert.equal(
+    flagOfFile("memory.swap.max", { memory: "1g", "memory-swap": "2g" }),
+    "--memory-swap",
+  );
+  assert.equal(flagOfFile("cpu.max", { cpus: "1" }), "--cpus");
+  assert.equal(flagOfFile("cpu.max", { "cpu-quota": "50000" }), "--cpu-quota");
+  assert.equal(flagOfFile("pids.max", { "pids-limit": "5" }), "--pids-limit");
 });
