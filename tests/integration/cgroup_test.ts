@@ -152,6 +152,14 @@ for (const monitor of MONITORS) {
     assert.equal((await sb.run(["rm", id])).code, 0);
   });
 
+  test("exec runs in the container's cgroup", async (sb) => {
+    const { id } = await sleeper(sb);
+    const r = await sb.run(["exec", id, "cat", "/proc/self/cgroup"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.split("\n").includes("0::/"), r.stdout);
+    assert.equal((await sb.run(["rm", "-f", id])).code, 0);
+  });
+
   test("rm -f kills the whole cgroup (cgroup.kill) and removes it", async (sb) => {
     const { id } = await sleeper(sb);
     const dir = `${parent}/${id}`;
