@@ -8,17 +8,14 @@
 // cannot enforce and --cgroups=required. Every scenario runs with trun's
 // own monitor and with Podman's conmon (when installed).
 import assert from "node:assert/strict";
-import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
-import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { hostCapabilities, requires, trunSandbox } from "../_harness/host.ts";
+import { MONITORS, type MonitorSandbox, monitorTest } from "../_harness/monitors.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox", "cgroupDelegated");
 const parent = caps.cgroupDelegated ?? "";
 /** The parent as a hierarchy path (as /proc/PID/cgroup shows it). */
 const HIERARCHY_PARENT = parent.replace(/^\/sys\/fs\/cgroup(\/unified)?/, "");
-const conmon = await new Deno.Command("sh", { args: ["-c", "command -v conmon"], stdout: "null" })
-  .output().then((o) => o.success, () => false);
-const MONITORS = ["trun", "conmon"] as const;
 
 /** Controllers the delegated root offers (the parent's parent's cgroup.controllers). */
 function offered(): string[] {
@@ -51,17 +48,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
   return true;
 }
 
-type Sandbox = TrunSandbox & { rootfs: string };
-
-async function sandbox(monitor: string): Promise<Sandbox> {
-  const inner = await trunSandbox();
-  return {
-    ...inner,
-    run: (args, opts = {}) =>
-      inner.run(args, { ...opts, env: { TRUN_MONITOR: monitor, ...opts.env } }),
-    rootfs: await busyboxRootfs(),
-  };
-}
+type Sandbox = MonitorSandbox;
 
 /** `run -d … sleep 1000`; returns its id and host pid. */
 async function sleeper(sb: Sandbox, flags: string[] = []): Promise<{ id: string; pid: number }> {
@@ -95,18 +82,8 @@ async function strayEnd(stray: Deno.ChildProcess): Promise<string> {
 }
 
 for (const monitor of MONITORS) {
-  const skip = monitor === "conmon" && !conmon;
   const test = (name: string, fn: (sb: Sandbox) => Promise<void>) =>
-    Deno.test({
-      name: `${monitor}: ${name}${base.suffix}${
-        skip && !base.ignore ? " (skipped: conmon not installed)" : ""
-      }`,
-      ignore: base.ignore || skip,
-      fn: async () => {
-        await using sb = await sandbox(monitor);
-        await fn(sb);
-      },
-    });
+    monitorTest(monitor, base, name, fn);
 
   test("the first instruction already runs in the container's own cgroup, seen as / from inside", async (sb) => {
     // cat is the container's first program: what it reads is where it was exec'd.
