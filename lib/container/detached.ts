@@ -15,7 +15,7 @@ import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_progr
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { exeSealSetup, type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
-import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
+import { NO_CGROUP_ANNOTATION, ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import {
@@ -171,6 +171,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   // ROOTFS_ANNOTATION in lib/engine/runtime.ts).
   generated.spec.annotations = {
     ...generated.spec.annotations,
+    ...(input.cgroup ? {} : { [NO_CGROUP_ANNOTATION]: "true" }),
     [ROOTFS_ANNOTATION]: JSON.stringify({
       lowers: layout.lowers,
       upper: p.upper,

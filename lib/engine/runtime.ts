@@ -49,6 +49,14 @@ import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
  */
 export const ROOTFS_ANNOTATION = "run.trun.rootfs.overlay";
 
+/**
+ * An annotation with which trun's own bundles say that the container gets
+ * no cgroup of its own (`--cgroups=disabled`, or a host without a delegated
+ * cgroup v2, about which `run` has warned): the runtime then places it
+ * nowhere, though `linux.resources` records the limits asked for.
+ */
+export const NO_CGROUP_ANNOTATION = "run.trun.cgroup.none";
+
 /** The root a bundle asks for: its annotation's overlay, or root.path itself. */
 function rootfsOf(config: ContainerConfig): RootfsSource {
   const text = config.annotations[ROOTFS_ANNOTATION];
@@ -238,7 +246,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       stdinNull: false,
       execFifoPath: execFifoPath(root, id),
       dieWithParent: false,
-      cgroupName: id,
+      ...(config.annotations[NO_CGROUP_ANNOTATION] === "true" ? {} : { cgroupName: id }),
       ...(opts.noNewKeyring ? {} : { sessionKeyring: sessionKeyringName(id) }),
       beforeMounts: async (pid) => {
         const state = hookState(root, withPid(pid), "creating");
