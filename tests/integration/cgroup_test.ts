@@ -186,13 +186,13 @@ for (const monitor of MONITORS) {
         "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max 2>/dev/null; echo ran",
       ]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /ran\n$/);
+      assert.match(r.stdout, /ran\n$/, `stdout: ${r.stdout}; stderr: ${r.stderr}`);
       const warnings = r.stderr.split("\n").filter((l) => l.startsWith("trun: warning:"));
       if (lacking.length === 0) {
         assert.deepEqual(warnings, []);
         assert.match(r.stdout, /^67108864\n100000 100000\nran\n$/);
       } else {
-        assert.equal(warnings.length, 1, r.stderr);
+        assert.equal(warnings.length, 1, `stderr: ${r.stderr}`);
         assert.match(
           warnings[0]!,
           new RegExp(
