@@ -267,7 +267,11 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     });
     // Created: this process exits and leaves the container to whoever
     // reaps orphans here (conmon as subreaper, or init).
-    for (const w of launched.placement.warnings) warning(w);
+    // trun's own bundles: `run` has told the user already what its cgroup
+    // cannot enforce (and conmon may pass this on to the same terminal).
+    if (config.annotations[ROOTFS_ANNOTATION] === undefined) {
+      for (const w of launched.placement.warnings) warning(w);
+    }
     if (launched.placement.dir) rec.cgroup = launched.placement.dir;
     rec.pid = launched.pid;
     rec.startTime = processStat(launched.pid)?.startTime ?? "";
