@@ -168,12 +168,49 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./top.ts")).TOP,
   },
   {
+    name: "container pause",
+    aliases: ["pause"],
+    summary: "Pause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).pauseCommand,
+    grammar: async () => (await import("./pause.ts")).PAUSE,
+  },
+  {
+    name: "container unpause",
+    aliases: ["unpause"],
+    summary: "Unpause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).unpauseCommand,
+    grammar: async () => (await import("./pause.ts")).UNPAUSE,
+  },
+  {
+    name: "container stats",
+    aliases: ["stats"],
+    summary: "Display a live stream of container(s) resource usage statistics",
+    load: async () => (await import("./stats.ts")).main,
+    grammar: async () => (await import("./stats.ts")).STATS,
+  },
+  {
+    name: "container update",
+    aliases: ["update"],
+    summary: "Update configuration of one or more containers",
+    load: async () => (await import("./update.ts")).main,
+    grammar: async () => (await import("./update.ts")).UPDATE,
+  },
+  {
     name: "container prune",
     summary: "Remove all stopped containers",
     // Writable layers hold files of subordinate ids.
     storage: true,
     load: async () => (await import("./container_ops.ts")).pruneCommand,
     grammar: async () => (await import("./container_ops.ts")).PRUNE,
+  },
+  {
+    name: "container commit",
+    aliases: ["commit"],
+    summary: "Create a new image from a container's changes",
+    // Reads a writable layer of subordinate ids and unpacks the new layer.
+    storage: true,
+    load: async () => (await import("./commit.ts")).commitCommand,
+    grammar: async () => (await import("./commit.ts")).COMMIT,
   },
   {
     name: "container diff",
@@ -286,6 +323,32 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./save_load.ts")).SAVE,
   },
   {
+    name: "image build",
+    aliases: ["build"],
+    summary: "Build an image from a Dockerfile",
+    // Not `storage`: RUN starts containers as `trun run` does; each step's
+    // store work goes to the storage helper (`build-step`).
+    load: async () => (await import("./build.ts")).buildCommand,
+    grammar: async () => (await import("./build.ts")).BUILD,
+  },
+  {
+    name: "build-step",
+    summary: "(internal) run one build step's store work",
+    hidden: true,
+    // Reads image layers and writes new ones of any owner.
+    storage: true,
+    load: async () => (await import("./build.ts")).buildStepCommand,
+  },
+  {
+    name: "image import",
+    aliases: ["import"],
+    summary: "Import the contents from a tarball to create a filesystem image",
+    // Unpacks files of any owner into the store.
+    storage: true,
+    load: async () => (await import("./commit.ts")).importCommand,
+    grammar: async () => (await import("./commit.ts")).IMPORT,
+  },
+  {
     name: "image load",
     aliases: ["load"],
     summary: "Load images from a tar archive or stdin",
@@ -342,8 +405,9 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "volume rm",
     aliases: ["volume remove"],
     summary: "Remove one or more volumes",
-    // Volumes hold files of subordinate ids (and -f removes containers).
-    storage: true,
+    // Not a storage command: -f kills the volume's containers from the
+    // caller's own user namespace; files of subordinate ids go through the
+    // storage helper only when they must (lib/cli/volume.ts removeVolume).
     load: async () => (await import("./volume.ts")).rmCommand,
     grammar: async () => (await import("./volume.ts")).VOLUME_RM,
   },
@@ -355,6 +419,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./volume.ts")).VOLUME_PRUNE,
   },
   { name: "volume", summary: "Manage volumes" },
+  {
+    name: "volume-sweep",
+    summary: "(internal) delete the data of removed volumes",
+    hidden: true,
+    // Their files may belong to subordinate ids.
+    storage: true,
+    load: async () => (await import("./volume.ts")).sweepCommand,
+  },
   {
     name: "volume-copyup",
     summary: "(internal) copy an image's content into an empty volume",

@@ -1,34 +1,74 @@
 /**
- * Docker's resource flags (`--memory`, `--cpus`, `--pids-limit`…), which
- * `run`, `create` and `update` share, and `run`/`create`'s `--cgroups`:
- * their grammar, and turning them into a checked request (lib/spec/
- * resources.ts holds the rules and messages).
+ * Docker's resource flags of `run`, `create` and `update` (`--memory`,
+ * `--cpus`, `--pids-limit`, …), in a module of their own that imports
+ * only types, so that each command's grammar can take them cheaply.
  */
-import type { FlagDefs, FlagValues } from "./args.ts";
-import type { ResourceRequest } from "../spec/resources.ts";
+import type { ResourceFlags } from "../spec/resources.ts";
 
-/** The resource flags' grammar, spread into a command's. */
+/** The resource flags, as Docker spells them. */
 export const RESOURCE_FLAGS = {
-  memory: { short: "m", kind: "string", value: "BYTES", help: "Memory limit (e.g. 512m, 1g)" },
-  "memory-swap": {
-    kind: "string",
-    value: "BYTES",
-    help: "Memory plus swap limit; -1 for unlimited swap (default: twice --memory)",
-  },
-  "memory-reservation": { kind: "string", value: "BYTES", help: "Memory soft limit" },
-  cpus: { kind: "string", value: "N", help: "Number of CPUs (e.g. 1.5)" },
-  "cpu-period": { kind: "string", value: "MICROSECONDS", help: "CPU CFS period" },
-  "cpu-quota": { kind: "string", value: "MICROSECONDS", help: "CPU CFS quota per period" },
-  "cpu-shares": { short: "c", kind: "string", value: "N", help: "CPU shares (relative weight)" },
-  "cpuset-cpus": { kind: "string", value: "LIST", help: "CPUs to run on (0-3, 0,1)" },
-  "cpuset-mems": { kind: "string", value: "LIST", help: "Memory nodes to use (0-3, 0,1)" },
-  "pids-limit": { kind: "string", value: "N", help: "Process limit (-1 for unlimited)" },
   "blkio-weight": {
     kind: "string",
-    value: "N",
-    help: "Block I/O weight (10 to 1000; 0 to leave unset)",
+    value: "uint16",
+    help: "Block IO (relative weight), between 10 and 1000, or 0 to disable",
   },
-} as const satisfies FlagDefs;
+  "cpu-period": {
+    kind: "string",
+    value: "int",
+    help: "Limit CPU CFS (Completely Fair Scheduler) period",
+  },
+  "cpu-quota": {
+    kind: "string",
+    value: "int",
+    help: "Limit CPU CFS (Completely Fair Scheduler) quota",
+  },
+  "cpu-shares": { short: "c", kind: "string", value: "int", help: "CPU shares (relative weight)" },
+  cpus: { kind: "string", value: "decimal", help: "Number of CPUs" },
+  "cpuset-cpus": {
+    kind: "string",
+    value: "string",
+    help: "CPUs in which to allow execution (0-3, 0,1)",
+  },
+  "cpuset-mems": {
+    kind: "string",
+    value: "string",
+    help: "MEMs in which to allow execution (0-3, 0,1)",
+  },
+  memory: { short: "m", kind: "string", value: "bytes", help: "Memory limit" },
+  "memory-reservation": { kind: "string", value: "bytes", help: "Memory soft limit" },
+  "memory-swap": {
+    kind: "string",
+    value: "bytes",
+    help: "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+  },
+  "pids-limit": {
+    kind: "string",
+    value: "int",
+    help: "Tune container pids limit (set -1 for unlimited)",
+  },
+} as const;
+
+/** The values of {@link RESOURCE_FLAGS} as parsed, for `resourcesFromFlags`. */
+export function resourceFlagValues(
+  f: { [K in keyof typeof RESOURCE_FLAGS]: string | undefined },
+): ResourceFlags {
+  const out: ResourceFlags = {};
+  const set = (k: keyof ResourceFlags, v: string | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  set("blkioWeight", f["blkio-weight"]);
+  set("cpuPeriod", f["cpu-period"]);
+  set("cpuQuota", f["cpu-quota"]);
+  set("cpuShares", f["cpu-shares"]);
+  set("cpus", f.cpus);
+  set("cpusetCpus", f["cpuset-cpus"]);
+  set("cpusetMems", f["cpuset-mems"]);
+  set("memory", f.memory);
+  set("memoryReservation", f["memory-reservation"]);
+  set("memorySwap", f["memory-swap"]);
+  set("pidsLimit", f["pids-limit"]);
+  return out;
+}
 
 /** `run`/`create`'s `--cgroups`. */
 export const CGROUPS_FLAG = {
@@ -38,10 +78,7 @@ export const CGROUPS_FLAG = {
     help:
       "enabled (default: a cgroup of its own where the host delegates one), disabled, or required (refuse to run without enforced limits)",
   },
-} as const satisfies FlagDefs;
-
-/** The values of the resource flags, as parsed. */
-export type ResourceFlagSet = FlagValues<typeof RESOURCE_FLAGS>;
+} as const;
 
 /** What `--cgroups` may say. */
 export type CgroupsMode = "enabled" | "disabled" | "required";
@@ -50,40 +87,7 @@ export type CgroupsMode = "enabled" | "disabled" | "required";
 export function cgroupsMode(value: string | undefined): CgroupsMode {
   const mode = value ?? "enabled";
   if (mode !== "enabled" && mode !== "disabled" && mode !== "required") {
-    throw new Error(
-      `invalid --cgroups "${mode}": use enabled, disabled or required`,
-    );
+    throw new Error(`invalid --cgroups "${mode}": use enabled, disabled or required`);
   }
   return mode;
-}
-
-/** A sysfs list of what is online (`0-1`), or undefined when it cannot be read. */
-function readOnline(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The request the flags make, parsed and checked with Docker's messages
- * (exit 125); `update` for `trun update`'s rules.
- */
-export async function resourceRequest(
-  flags: ResourceFlagSet,
-  update = false,
-): Promise<ResourceRequest> {
-  const { checkResources, parseResourceFlags } = await import("../spec/resources.ts");
-  const request = parseResourceFlags(flags);
-  checkResources(request, {
-    cpus: navigator.hardwareConcurrency,
-    ...optional("onlineCpus", readOnline("/sys/devices/system/cpu/online")),
-    ...optional("onlineMems", readOnline("/sys/devices/system/node/online")),
-  }, update);
-  return request;
-}
-
-function optional<K extends string>(key: K, v: string | undefined): Partial<Record<K, string>> {
-  return v === undefined ? {} : { [key]: v } as Record<K, string>;
 }

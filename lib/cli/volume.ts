@@ -98,6 +98,14 @@ const COPYUP = defineCommand({
   flags: { layer: { kind: "list", value: "DIR", help: "A layer of the root, top first" } },
 });
 
+const SWEEP = defineCommand({
+  name: "volume-sweep",
+  usage: "",
+  summary: "(internal) delete the data of removed volumes",
+  maxArgs: 0,
+  flags: {},
+});
+
 /** A volume error, with the daemon's exit status (1). */
 function volumeError(message: string): Error {
   return Object.assign(new Error(message), { exitCode: 1 });
@@ -271,29 +279,63 @@ export function lsCommand(argv: string[], name = VOLUME_LS.name): Promise<number
 /**
  * Removes volume `name`, refusing one in use (`force`: its containers are
  * removed first, as Podman's `volume rm -f`; a foreground `trun run` still
- * using it is never removed). Returns false when there is no such volume.
+ * using it is never removed). Runs in the caller's own process, so running
+ * containers are killed from the user namespace that owns them (see
+ * removeHere); the volume's files, which may belong to subordinate ids, go
+ * through the storage user namespace when this process may not delete
+ * them. Returns false when there is no such volume.
  */
-export async function removeVolume(store: Store, name: string, force: boolean): Promise<boolean> {
-  if (store.getVolume(name) === undefined) return false;
-  const users = store.volumeUsers().get(name) ?? [];
-  if (users.length > 0) {
-    const records = users.map((id) => store.findRecord(id));
-    if (!force || records.some((r) => r === undefined)) {
-      throw volumeError(
-        `remove ${name}: volume is in use - [${users.join(", ")}]: remove ${
-          users.length === 1 ? "that container" : "those containers"
-        } first${
-          force
-            ? " (a foreground trun run uses it)"
-            : `, or use --force to remove ${users.length === 1 ? "it" : "them"} too`
-        }`,
-      );
+export async function removeVolume(
+  open: () => Store,
+  name: string,
+  force: boolean,
+): Promise<boolean> {
+  let store = open();
+  try {
+    if (store.getVolume(name) === undefined) return false;
+    const users = store.volumeUsers().get(name) ?? [];
+    if (users.length > 0) {
+      const records = users.map((id) => store.findRecord(id));
+      if (!force || records.some((r) => r === undefined)) {
+        throw volumeError(
+          `remove ${name}: volume is in use - [${users.join(", ")}]: remove ${
+            users.length === 1 ? "that container" : "those containers"
+          } first${
+            force
+              ? " (a foreground trun run uses it)"
+              : `, or use --force to remove ${users.length === 1 ? "it" : "them"} too`
+          }`,
+        );
+      }
+      store.close();
+      const { removeHere } = await import("../container/ops.ts");
+      for (const id of users) await removeHere(open, id, { force: true, volumes: true });
+      store = open();
     }
-    const { removeContainer } = await import("../container/ops.ts");
-    for (const rec of records) await removeContainer(store, rec!, true, { volumes: true });
+    try {
+      store.removeVolume(name);
+      return true;
+    } catch (e) {
+      const denied = e instanceof Deno.errors.PermissionDenied ||
+        e instanceof Deno.errors.NotCapable;
+      const { runTrunForStorage, storageUsernsMapping } = await import(
+        "../runtime/userns_exec.ts"
+      );
+      if (!denied || storageUsernsMapping() === null) throw e;
+      // The volume is gone from the store and its data set aside
+      // (`.del-*`); the storage user namespace may delete what is left.
+      const code = await runTrunForStorage(["volume-sweep"], { quiet: true });
+      if (code !== 0) {
+        throw volumeError(
+          `remove ${name}: its files could not be deleted in the storage user namespace; ` +
+            `"trun volume prune" retries`,
+        );
+      }
+      return true;
+    }
+  } finally {
+    store.close();
   }
-  store.removeVolume(name);
-  return true;
 }
 
 /** Runs `trun volume rm`: prints each name removed; exit 1 when any failed. */
@@ -301,25 +343,39 @@ export async function rmCommand(argv: string[], name = VOLUME_RM.name): Promise<
   const def = { ...VOLUME_RM, name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  const store = openStore(undefined, { repair: false });
-  let failed = false;
+  const open = () => openStore(undefined, { repair: false });
+  const store = open();
   try {
     store.sweepVolumeLeftovers();
-    for (const v of p.args) {
-      try {
-        if (!await removeVolume(store, v, p.flags.force) && !p.flags.force) {
-          throw volumeError(`No such volume: ${v}`);
-        }
-        println(v);
-      } catch (e) {
-        failed = true;
-        printError(messageOf(e));
-      }
-    }
   } finally {
     store.close();
   }
+  let failed = false;
+  for (const v of p.args) {
+    try {
+      if (!await removeVolume(open, v, p.flags.force) && !p.flags.force) {
+        throw volumeError(`No such volume: ${v}`);
+      }
+      println(v);
+    } catch (e) {
+      failed = true;
+      printError(messageOf(e));
+    }
+  }
   return failed ? 1 : 0;
+}
+
+/** Runs `trun volume-sweep` (internal): deletes the data of removed volumes. */
+export function sweepCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(SWEEP, argv);
+  if (p.help) return Promise.resolve(printHelp(SWEEP));
+  const store = openStore(undefined, { repair: false });
+  try {
+    store.sweepVolumeLeftovers();
+  } finally {
+    store.close();
+  }
+  return Promise.resolve(0);
 }
 
 /** What {@link pruneVolumes} removed. */

@@ -10,6 +10,7 @@ import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import { killCgroup } from "../engine/cgroup.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
+import { thawIfPaused } from "./pause.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
 
@@ -37,15 +38,21 @@ export async function waitGone(rec: ContainerRecord, ms: number): Promise<boolea
   return true;
 }
 
-/** Sends `signal` (a name or number) to the container's first process. */
-export function killContainer(rec: ContainerRecord, signal: string): void {
+/**
+ * Sends `signal` (a name or number) to the container's first process; a
+ * paused container is thawed after SIGKILL or its stop signal, so that it
+ * acts on it (Docker's rule; other signals wait for `unpause`).
+ */
+export async function killContainer(rec: ContainerRecord, signal: string): Promise<void> {
   if (containerStatus(rec) !== "running") {
     throw Object.assign(
       new Error(`cannot kill container ${rec.id.slice(0, 12)}: it is not running`),
       { exitCode: 1 },
     );
   }
-  signalProcess(rec.pid, parseSignal(signal));
+  const n = parseSignal(signal);
+  signalProcess(rec.pid, n);
+  if (n === SIGNALS.SIGKILL || n === parseSignal(rec.stopSignal)) await thawIfPaused(rec);
 }
 
 /**
@@ -55,6 +62,7 @@ export function killContainer(rec: ContainerRecord, signal: string): void {
 export async function stopContainer(rec: ContainerRecord, timeout: number): Promise<void> {
   if (containerStatus(rec) !== "running") return;
   signalProcess(rec.pid, parseSignal(rec.stopSignal));
+  await thawIfPaused(rec);
   if (await waitGone(rec, timeout < 0 ? 2 ** 31 : timeout * 1000)) return;
   killAll(rec);
   await waitGone(rec, 10_000);
@@ -96,6 +104,7 @@ export async function removeContainer(
       );
     }
     killAll(rec);
+    await thawIfPaused(rec);
     await waitGone(rec, 10_000);
   }
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));

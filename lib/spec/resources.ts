@@ -1,277 +1,282 @@
 /**
- * Docker's resource flags (`--memory`, `--cpus`, `--pids-limit`…): their
- * values as Docker's CLI parses them, Docker's checks with its messages,
- * and the spec's `linux.resources` they become (the runtime-spec's
- * v1-flavoured numbers; lib/engine/cgroup.ts writes them to cgroup v2
- * files). Pure: the host's CPU count and online CPUs are arguments.
+ * Docker's resource flags (`--memory`, `--cpus`, `--pids-limit`, …) as OCI
+ * `linux.resources`, with Docker's units, checks and messages; shared by
+ * `run`/`create` and `update`. Pure: the host's CPU count is a parameter.
  */
-import { parseByteSize } from "./mounts.ts";
 import type { Resources } from "./types.ts";
 
-/** The limits a user asked for, in Docker's HostConfig terms (absent: not asked). */
-export interface ResourceRequest {
-  /** `-m/--memory`, bytes (0: unlimited). */
-  memory?: number;
-  /** `--memory-swap`, bytes of memory plus swap (-1: unlimited swap). */
-  memorySwap?: number;
-  /** `--memory-reservation`, bytes. */
-  memoryReservation?: number;
-  /** `--cpus`, in billionths of a CPU. */
-  nanoCpus?: number;
-  /** `--cpu-period`, microseconds. */
-  cpuPeriod?: number;
-  /** `--cpu-quota`, microseconds per period. */
-  cpuQuota?: number;
-  /** `-c/--cpu-shares`, relative weight. */
-  cpuShares?: number;
-  /** `--cpuset-cpus` (`0-3`, `0,1`). */
+/** The resource flags as given on the command line (each absent when not given). */
+export interface ResourceFlags {
+  /** `-m/--memory`. */
+  memory?: string;
+  /** `--memory-swap` (memory plus swap; -1 unlimited). */
+  memorySwap?: string;
+  /** `--memory-reservation`. */
+  memoryReservation?: string;
+  /** `--cpus`. */
+  cpus?: string;
+  /** `-c/--cpu-shares`. */
+  cpuShares?: string;
+  /** `--cpu-period`. */
+  cpuPeriod?: string;
+  /** `--cpu-quota`. */
+  cpuQuota?: string;
+  /** `--cpuset-cpus`. */
   cpusetCpus?: string;
   /** `--cpuset-mems`. */
   cpusetMems?: string;
-  /** `--pids-limit` (-1 or 0: unlimited). */
-  pidsLimit?: number;
-  /** `--blkio-weight` (10 to 1000; 0: unset). */
-  blkioWeight?: number;
+  /** `--pids-limit` (-1 or 0 unlimited). */
+  pidsLimit?: string;
+  /** `--blkio-weight`. */
+  blkioWeight?: string;
 }
 
-/** The flags' values as given (strings), by flag name; undefined: not given. */
-export type ResourceFlagValues = Partial<
-  Record<
-    | "memory"
-    | "memory-swap"
-    | "memory-reservation"
-    | "cpus"
-    | "cpu-period"
-    | "cpu-quota"
-    | "cpu-shares"
-    | "cpuset-cpus"
-    | "cpuset-mems"
-    | "pids-limit"
-    | "blkio-weight",
-    string | undefined
-  >
->;
-
-/** How each flag is named in Docker's "invalid argument" message (with its short form). */
-const FLAG_NAMES: Record<keyof ResourceFlagValues, string> = {
-  memory: "-m, --memory",
-  "memory-swap": "--memory-swap",
-  "memory-reservation": "--memory-reservation",
-  cpus: "--cpus",
-  "cpu-period": "--cpu-period",
-  "cpu-quota": "--cpu-quota",
-  "cpu-shares": "-c, --cpu-shares",
-  "cpuset-cpus": "--cpuset-cpus",
-  "cpuset-mems": "--cpuset-mems",
-  "pids-limit": "--pids-limit",
-  "blkio-weight": "--blkio-weight",
-};
-
-/** A flag value Docker's CLI would refuse (its wording; exit 125). */
-function invalid(flag: keyof ResourceFlagValues, value: string, why: string): Error {
-  return Object.assign(
-    new Error(`invalid argument "${value}" for "${FLAG_NAMES[flag]}" flag: ${why}`),
-    { exitCode: 125 },
-  );
-}
-
-/** A request Docker's daemon would refuse (its wording; exit 125). */
-function refused(message: string): Error {
-  return Object.assign(new Error(message), { exitCode: 125 });
-}
-
-/** Docker's memory flag values: RAMInBytes units (`512m`, `1g`), `-1` only for swap. */
-function bytes(flag: keyof ResourceFlagValues, v: string, allowUnlimited: boolean): number {
-  if (allowUnlimited && v === "-1") return -1;
-  const n = parseByteSize(v);
-  if (n === undefined) throw invalid(flag, v, `invalid size: '${v}'`);
-  return n;
-}
-
-/** An integer flag (Go's strconv: optional sign, decimal digits). */
-function integer(flag: keyof ResourceFlagValues, v: string): number {
-  if (!/^[+-]?\d+$/.test(v)) {
-    throw invalid(flag, v, `strconv.ParseInt: parsing "${v}": invalid syntax`);
+/** A value Docker refuses, with Docker's message (exit 125 for run, 1 for update). */
+export class ResourceError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ResourceError";
   }
-  return Number(v);
 }
 
-/** `--cpus` as Docker parses it: a decimal number, at most 9 fractional digits. */
-function nanoCpus(v: string): number {
-  const m = /^(\d*)(?:\.(\d*))?$/.exec(v);
-  if (!m || (m[1] === "" && (m[2] ?? "") === "")) {
-    throw invalid("cpus", v, `failed to parse ${v} as a rational number`);
+/** Docker's smallest memory limit and reservation (linuxMinMemory): 6 MiB. */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+
+/** The CFS period `--cpus` uses (100 ms, in µs). */
+export const CPU_PERIOD_DEFAULT = 100_000;
+
+const UNIT_POWERS: Record<string, number> = { "": 0, k: 1, m: 2, g: 3, t: 4, p: 5 };
+
+/**
+ * A memory size as go-units' `RAMInBytes` reads it: a number (fractions
+ * allowed) and an optional binary unit, `b`, `k`, `m`, `g`, `t`, `p`, with
+ * or without `b`/`ib` ("512m", "1.5GiB", "1024"). `flag` names the flag in
+ * Docker's error.
+ */
+export function parseMemoryBytes(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(text.trim());
+  if (!m || (m[1]!.match(/\./g) ?? []).length > 1) {
+    throw new ResourceError(
+      `invalid argument "${text}" for "${flag}" flag: invalid size: '${text}'`,
+    );
   }
-  const frac = m[2] ?? "";
-  if (frac.replace(/0+$/, "").length > 9) throw invalid("cpus", v, "value is too precise");
-  return Number(m[1] || "0") * 1e9 + Number(frac.padEnd(9, "0").slice(0, 9));
+  return Math.floor(Number(m[1]) * 1024 ** UNIT_POWERS[(m[2] ?? "").toLowerCase()]!);
 }
 
-/** Parses the flags' strings into a request (a malformed value: Docker's CLI message). */
-export function parseResourceFlags(f: ResourceFlagValues): ResourceRequest {
-  const r: ResourceRequest = {};
-  if (f.memory !== undefined) r.memory = bytes("memory", f.memory, false);
-  if (f["memory-swap"] !== undefined) {
-    r.memorySwap = bytes("memory-swap", f["memory-swap"], true);
+/** Like {@link parseMemoryBytes}, with `-1` for unlimited (`--memory-swap`). */
+export function parseMemorySwap(text: string): number {
+  if (text.trim() === "-1") return -1;
+  return parseMemoryBytes(text, "--memory-swap");
+}
+
+/**
+ * `--cpus` as nano-CPUs, Docker's `NanoCPUs`: a decimal such as "1.5";
+ * `hostCpus` bounds it ("Range of CPUs is from 0.01 to 2.00, as there are
+ * only 2 CPUs available").
+ */
+export function parseNanoCpus(text: string, hostCpus: number): number {
+  if (!/^\d*\.?\d+$|^\d+\.$/.test(text.trim())) {
+    throw new ResourceError(
+      `invalid argument "${text}" for "--cpus" flag: failed to parse ${text} as a rational number`,
+    );
   }
-  if (f["memory-reservation"] !== undefined) {
-    r.memoryReservation = bytes("memory-reservation", f["memory-reservation"], false);
+  const nano = Math.round(Number(text) * 1e9);
+  if (nano !== 0 && (nano < 1e7 || nano > hostCpus * 1e9)) {
+    throw new ResourceError(
+      `Range of CPUs is from 0.01 to ${
+        hostCpus.toFixed(2)
+      }, as there are only ${hostCpus} CPUs available`,
+    );
   }
-  if (f.cpus !== undefined) r.nanoCpus = nanoCpus(f.cpus);
-  if (f["cpu-period"] !== undefined) r.cpuPeriod = integer("cpu-period", f["cpu-period"]);
-  if (f["cpu-quota"] !== undefined) r.cpuQuota = integer("cpu-quota", f["cpu-quota"]);
-  if (f["cpu-shares"] !== undefined) r.cpuShares = integer("cpu-shares", f["cpu-shares"]);
-  if (f["cpuset-cpus"] !== undefined) r.cpusetCpus = f["cpuset-cpus"];
-  if (f["cpuset-mems"] !== undefined) r.cpusetMems = f["cpuset-mems"];
-  if (f["pids-limit"] !== undefined) r.pidsLimit = integer("pids-limit", f["pids-limit"]);
-  if (f["blkio-weight"] !== undefined) {
-    const w = integer("blkio-weight", f["blkio-weight"]);
-    if (w < 0 || w > 65535) {
-      throw invalid("blkio-weight", f["blkio-weight"], "value out of range");
+  return nano;
+}
+
+/** An integer flag value, or Docker's (pflag's) message. */
+function parseInteger(text: string, flag: string): number {
+  if (!/^[+-]?\d+$/.test(text.trim())) {
+    throw new ResourceError(
+      `invalid argument "${text}" for "${flag}" flag: strconv.ParseInt: parsing "${text}": invalid syntax`,
+    );
+  }
+  return Number(text);
+}
+
+/** A cpuset list ("0-2,4"), checked as Docker's `parsers.ParseUintList`. */
+function checkCpuset(text: string, what: "cpus" | "mems"): string {
+  const ok = text.split(",").every((part) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    return m !== null && (m[2] === undefined || Number(m[1]) <= Number(m[2]));
+  });
+  if (!ok) throw new ResourceError(`Invalid value ${text} for cpuset ${what}`);
+  return text;
+}
+
+/**
+ * The flags' values as `linux.resources` (only what was given), checked
+ * as dockerd checks a new container: minimum memory, swap not below
+ * memory, reservation not above it, `--cpus` not with `--cpu-period` or
+ * `--cpu-quota`, the CFS and blkio ranges.
+ */
+export function resourcesFromFlags(f: ResourceFlags, hostCpus: number): Resources {
+  const r = parseResourceFlags(f, hostCpus);
+  checkResources(r);
+  return r;
+}
+
+/**
+ * The flags' values as `linux.resources`, each value parsed but the whole
+ * not checked (`update` checks it merged with the container's current
+ * limits, {@link updateResources}).
+ */
+export function parseResourceFlags(f: ResourceFlags, hostCpus: number): Resources {
+  const r: Resources = {};
+  const memory: NonNullable<Resources["memory"]> = {};
+  if (f.memory !== undefined) memory.limit = parseMemoryBytes(f.memory, "-m, --memory");
+  if (f.memoryReservation !== undefined) {
+    memory.reservation = parseMemoryBytes(f.memoryReservation, "--memory-reservation");
+  }
+  if (f.memorySwap !== undefined) memory.swap = parseMemorySwap(f.memorySwap);
+  if (Object.keys(memory).length > 0) r.memory = memory;
+  const cpu: NonNullable<Resources["cpu"]> = {};
+  if (f.cpuShares !== undefined) cpu.shares = parseInteger(f.cpuShares, "-c, --cpu-shares");
+  if (f.cpus !== undefined) {
+    if (f.cpuPeriod !== undefined) {
+      throw new ResourceError("Conflicting options: Nano CPUs and CPU Period cannot both be set");
     }
-    r.blkioWeight = w;
+    if (f.cpuQuota !== undefined) {
+      throw new ResourceError("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    }
+    const nano = parseNanoCpus(f.cpus, hostCpus);
+    if (nano > 0) {
+      cpu.period = CPU_PERIOD_DEFAULT;
+      cpu.quota = Math.round(nano * CPU_PERIOD_DEFAULT / 1e9);
+    }
+  }
+  if (f.cpuPeriod !== undefined) cpu.period = parseInteger(f.cpuPeriod, "--cpu-period");
+  if (f.cpuQuota !== undefined) cpu.quota = parseInteger(f.cpuQuota, "--cpu-quota");
+  if (f.cpusetCpus !== undefined) cpu.cpus = checkCpuset(f.cpusetCpus, "cpus");
+  if (f.cpusetMems !== undefined) cpu.mems = checkCpuset(f.cpusetMems, "mems");
+  if (Object.keys(cpu).length > 0) r.cpu = cpu;
+  if (f.pidsLimit !== undefined) {
+    const n = parseInteger(f.pidsLimit, "--pids-limit");
+    // Docker: zero or less is unlimited.
+    r.pids = { limit: n > 0 ? n : -1 };
+  }
+  if (f.blkioWeight !== undefined) {
+    r.blockIO = { weight: parseInteger(f.blkioWeight, "--blkio-weight") };
   }
   return r;
 }
 
-/** Whether a request asks for anything at all. */
-export function hasResources(r: ResourceRequest): boolean {
-  return Object.values(r).some((v) => v !== undefined);
-}
-
-/** Docker's smallest memory limit and reservation: 6 MiB. */
-const MIN_MEMORY = 6 * 1024 * 1024;
-
-/** Parses a cpuset list (`0-3,5`) into its members; null when malformed. */
-export function parseCpuset(list: string): number[] | null {
-  const out = new Set<number>();
-  for (const part of list.split(",")) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) return null;
-    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) return null;
-    for (let i = a; i <= b; i++) out.add(i);
+/** dockerd's checks of a container's resources (`verifyPlatformContainerResources`). */
+export function checkResources(r: Resources): void {
+  const m = r.memory ?? {};
+  if (m.limit !== undefined && m.limit > 0 && m.limit < MIN_MEMORY) {
+    throw new ResourceError("Minimum memory limit allowed is 6MB");
   }
-  return [...out];
-}
-
-/** What the checks need to know about the host. */
-export interface ResourceHost {
-  /** Number of CPUs (Docker's `runtime.NumCPU`). */
-  cpus: number;
-  /** Online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-1`), when known. */
-  onlineCpus?: string;
-  /** Online memory nodes (`/sys/devices/system/node/online`), when known. */
-  onlineMems?: string;
-}
-
-/** A cpuset flag checked against what the host has online (Docker's messages). */
-function checkCpuset(value: string, online: string | undefined, what: "cpus" | "mems"): void {
-  const wanted = parseCpuset(value);
-  if (wanted === null) throw refused(`Invalid value ${value} for cpuset ${what}`);
-  const have = online === undefined ? null : parseCpuset(online.trim());
-  if (have && wanted.some((c) => !have.includes(c))) {
-    throw refused(
-      what === "cpus"
-        ? `Requested CPUs are not available - requested ${value}, available: ${online!.trim()}`
-        : `Requested memory nodes are not available - requested ${value}, available: ${
-          online!.trim()
-        }`,
-    );
+  if (m.swap !== undefined && m.swap > 0) {
+    if (m.limit === undefined || m.limit <= 0) {
+      throw new ResourceError(
+        "You should always set the Memory limit when using Memoryswap limit, see usage",
+      );
+    }
+    if (m.swap < m.limit) {
+      throw new ResourceError(
+        "Minimum memoryswap limit should be larger than memory limit, see usage",
+      );
+    }
   }
-}
-
-/**
- * Docker's daemon checks (verifyPlatformContainerResources), with its
- * messages. `update` (for `trun update`) allows a swap limit without a
- * memory limit, as Docker's update does.
- */
-export function checkResources(r: ResourceRequest, host: ResourceHost, update = false): void {
-  const memory = r.memory ?? 0, swap = r.memorySwap ?? 0, reservation = r.memoryReservation ?? 0;
-  if (memory !== 0 && memory < MIN_MEMORY) throw refused("Minimum memory limit allowed is 6MB");
-  if (memory > 0 && swap > 0 && swap < memory) {
-    throw refused("Minimum memoryswap limit should be larger than memory limit, see usage");
+  if (m.reservation !== undefined && m.reservation > 0) {
+    if (m.reservation < MIN_MEMORY) {
+      throw new ResourceError("Minimum memory reservation allowed is 6MB");
+    }
+    if (m.limit !== undefined && m.limit > 0 && m.limit < m.reservation) {
+      throw new ResourceError(
+        "Minimum memory limit can not be less than memory reservation limit, see usage",
+      );
+    }
   }
-  if (memory === 0 && swap > 0 && !update) {
-    throw refused(
-      "You should always set the Memory limit when using Memoryswap limit, see usage",
-    );
-  }
-  if (reservation > 0 && reservation < MIN_MEMORY) {
-    throw refused("Minimum memory reservation allowed is 6MB");
-  }
-  if (memory > 0 && reservation > 0 && memory < reservation) {
-    throw refused(
-      "Minimum memory limit can not be less than memory reservation limit, see usage",
-    );
-  }
-  const nano = r.nanoCpus ?? 0;
-  if (nano > 0 && (r.cpuPeriod ?? 0) > 0) {
-    throw refused("Conflicting options: Nano CPUs and CPU Period cannot both be set");
-  }
-  if (nano > 0 && (r.cpuQuota ?? 0) > 0) {
-    throw refused("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
-  }
-  if (nano < 0 || nano > host.cpus * 1e9) {
-    throw refused(
-      `Range of CPUs is from 0.01 to ${host.cpus}.00, as there are only ${host.cpus} CPUs available`,
-    );
-  }
-  const period = r.cpuPeriod ?? 0;
-  if (period !== 0 && (period < 1000 || period > 1000000)) {
-    throw refused(
+  const c = r.cpu ?? {};
+  if (c.period !== undefined && c.period !== 0 && (c.period < 1000 || c.period > 1_000_000)) {
+    throw new ResourceError(
       "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
     );
   }
-  const quota = r.cpuQuota ?? 0;
-  if (quota > 0 && quota < 1000) {
-    throw refused("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+  if (c.quota !== undefined && c.quota > 0 && c.quota < 1000) {
+    throw new ResourceError("CPU cfs quota can not be less than 1ms (i.e. 1000)");
   }
-  if (r.cpusetCpus) checkCpuset(r.cpusetCpus, host.onlineCpus, "cpus");
-  if (r.cpusetMems) checkCpuset(r.cpusetMems, host.onlineMems, "mems");
-  const weight = r.blkioWeight ?? 0;
-  if (weight > 0 && (weight < 10 || weight > 1000)) {
-    throw refused("Range of blkio weight is from 10 to 1000");
+  if (c.shares !== undefined && c.shares < 0) {
+    throw new ResourceError("invalid CPU shares: must be 0 or more");
+  }
+  const weight = (r.blockIO as { weight?: number } | undefined)?.weight;
+  if (weight !== undefined && weight !== 0 && (weight < 10 || weight > 1000)) {
+    throw new ResourceError("Range of blkio weight is from 10 to 1000");
   }
 }
 
-/** The CFS period `--cpus` uses (Docker's default, 100 ms). */
-const CPUS_PERIOD = 100000;
+/**
+ * The resources after `docker update`: `current` with what `change` sets
+ * replaced, checked as dockerd checks an update (a new memory limit above
+ * the swap limit already set needs a new swap limit too), then as a whole.
+ */
+export function updateResources(current: Resources, change: Resources): Resources {
+  const cur = current.memory ?? {};
+  const next: Resources = structuredClone(current);
+  const m = change.memory;
+  if (m?.limit !== undefined && m.swap === undefined && cur.swap !== undefined && cur.swap > 0) {
+    if (m.limit > cur.swap) {
+      throw new ResourceError(
+        "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+      );
+    }
+  }
+  if (m) next.memory = { ...next.memory, ...m };
+  if (change.cpu) next.cpu = { ...next.cpu, ...change.cpu };
+  if (change.pids) next.pids = change.pids;
+  if (change.blockIO) next.blockIO = { ...next.blockIO, ...change.blockIO };
+  checkResources(next);
+  return next;
+}
+
+/** Whether `r` asks for any limit (an empty update is refused, as Docker does). */
+export function hasResources(r: Resources): boolean {
+  return Object.keys(r).length > 0;
+}
 
 /**
- * The spec's `linux.resources` for a request, as Docker's daemon fills
- * runc's: a memory limit without `--memory-swap` allows as much swap again
- * (total twice the limit); `--cpus=N` is a quota of N periods of 100 ms;
- * shares clamped to [2, 262144]; a pids limit of 0 or -1 is no limit.
- * Undefined when nothing is asked.
+ * Docker's HostConfig resource fields from `linux.resources`, zero (or
+ * "" / null) when not set. `NanoCpus` is derived from quota and period,
+ * as Podman's inspect does: the spec does not say whether `--cpus` or
+ * `--cpu-quota` set them, so both are shown.
  */
-export function ociResources(r: ResourceRequest): Resources | undefined {
-  const out: Resources = {};
-  const memory: NonNullable<Resources["memory"]> = {};
-  if (r.memory !== undefined && r.memory > 0) memory.limit = r.memory;
-  if (r.memoryReservation !== undefined && r.memoryReservation > 0) {
-    memory.reservation = r.memoryReservation;
-  }
-  if (r.memorySwap !== undefined && r.memorySwap !== 0) memory.swap = r.memorySwap;
-  else if (memory.limit !== undefined) memory.swap = memory.limit * 2;
-  if (Object.keys(memory).length > 0) out.memory = memory;
-  const cpu: NonNullable<Resources["cpu"]> = {};
-  if (r.cpuShares !== undefined && r.cpuShares !== 0) {
-    cpu.shares = Math.min(262144, Math.max(2, r.cpuShares));
-  }
-  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
-    cpu.period = CPUS_PERIOD;
-    cpu.quota = Math.round((r.nanoCpus * CPUS_PERIOD) / 1e9);
-  } else {
-    if (r.cpuPeriod !== undefined && r.cpuPeriod > 0) cpu.period = r.cpuPeriod;
-    if (r.cpuQuota !== undefined && r.cpuQuota !== 0) cpu.quota = r.cpuQuota;
-  }
-  if (r.cpusetCpus) cpu.cpus = r.cpusetCpus;
-  if (r.cpusetMems) cpu.mems = r.cpusetMems;
-  if (Object.keys(cpu).length > 0) out.cpu = cpu;
-  if (r.pidsLimit !== undefined && r.pidsLimit > 0) out.pids = { limit: r.pidsLimit };
-  if (r.blkioWeight !== undefined && r.blkioWeight > 0) out.blockIO = { weight: r.blkioWeight };
-  return Object.keys(out).length > 0 ? out : undefined;
+export function hostConfigResources(r: Resources | undefined): Record<string, unknown> {
+  const m = r?.memory ?? {}, c = r?.cpu ?? {};
+  const quota = c.quota ?? 0, period = c.period ?? 0;
+  return {
+    BlkioWeight: (r?.blockIO as { weight?: number } | undefined)?.weight ?? 0,
+    CpuShares: c.shares ?? 0,
+    Memory: m.limit !== undefined && m.limit > 0 ? m.limit : 0,
+    NanoCpus: quota > 0 && period > 0 ? Math.round(quota / period * 1e9) : 0,
+    CpuPeriod: period,
+    CpuQuota: quota,
+    CpusetCpus: c.cpus ?? "",
+    CpusetMems: c.mems ?? "",
+    MemoryReservation: m.reservation !== undefined && m.reservation > 0 ? m.reservation : 0,
+    MemorySwap: m.swap ?? 0,
+    PidsLimit: r?.pids === undefined ? null : r.pids.limit > 0 ? r.pids.limit : -1,
+  };
+}
+
+/**
+ * Docker's default swap for a new container: a memory limit without
+ * `--memory-swap` allows as much swap again (dockerd sets MemorySwap to
+ * twice Memory), so `memory.swap.max` equals the limit.
+ */
+export function withDefaultSwap(r: Resources): Resources {
+  const m = r.memory;
+  if (m?.limit === undefined || m.limit <= 0 || m.swap !== undefined) return r;
+  return { ...r, memory: { ...m, swap: m.limit * 2 } };
 }
 
 /** The flags that ask for each cgroup v2 file, for messages (`memory.max` → `--memory`). */
@@ -292,10 +297,10 @@ export const FLAGS_OF_FILE: Readonly<Record<string, string>> = {
  * the CFS quota come from `--memory` and `--cpu-quota`/`--cpu-period`
  * when `--memory-swap` and `--cpus` were not given.
  */
-export function flagOfFile(file: string, given: ResourceFlagValues): string {
-  if (file === "memory.swap.max" && given["memory-swap"] === undefined) return "--memory";
+export function flagOfFile(file: string, given: ResourceFlags): string {
+  if (file === "memory.swap.max" && given.memorySwap === undefined) return "--memory";
   if (file === "cpu.max" && given.cpus === undefined) {
-    return given["cpu-quota"] !== undefined ? "--cpu-quota" : "--cpu-period";
+    return given.cpuQuota !== undefined ? "--cpu-quota" : "--cpu-period";
   }
   return FLAGS_OF_FILE[file] ?? file;
 }

@@ -160,6 +160,41 @@ test("volume rm refuses a volume in use by any container; -f removes the contain
   assert.equal(await ok(sb, ["volume", "rm", "-f", "busy", "nosuch"]), "busy\nnosuch\n");
   assert.deepEqual(await volumes(sb), []);
   assert.equal((await ok(sb, ["ps", "-a", "-q"])).trim(), "", "the container went with -f");
+
+  // A running container whose user is not root, with a directory of its own
+  // in the volume: -f kills it from the caller's user namespace, and the
+  // directory of a subordinate id still goes.
+  await ok(sb, [
+    "run",
+    "--rm",
+    "-v",
+    "held:/h",
+    "--rootfs",
+    sb.rootfs,
+    "sh",
+    "-c",
+    "mkdir /h/own && touch /h/own/f && chown -R 1000:1000 /h/own && chmod 700 /h/own",
+  ]);
+  // A number no other test sleeps for, to find the process afterwards.
+  const naptime = `${100000 + Math.floor(Math.random() * 800000)}`;
+  const running = (await ok(sb, [
+    "run",
+    "-d",
+    "-u",
+    "1000:1000",
+    "-v",
+    "held:/h",
+    "--rootfs",
+    sb.rootfs,
+    "sleep",
+    naptime,
+  ])).trim();
+  assert.equal(await ok(sb, ["inspect", "-f", "{{.State.Running}}", running]), "true\n");
+  assert.equal(await ok(sb, ["volume", "rm", "-f", "held"]), "held\n");
+  assert.deepEqual(await volumes(sb), []);
+  assert.equal((await ok(sb, ["ps", "-a", "-q"])).trim(), "", "the running container went too");
+  const left = await new Deno.Command("pgrep", { args: ["-f", `^sleep ${naptime}$`] }).output();
+  assert.equal(new TextDecoder().decode(left.stdout), "", "no container process outlives it");
 });
 
 test("--tmpfs and --mount type=tmpfs give a tmpfs with Docker's defaults and the options", async () => {

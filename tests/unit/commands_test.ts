@@ -71,23 +71,27 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
 Deno.test("COMMANDS: the storage commands are the ones that read, add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "build-step",
+    "commit",
+    "container commit",
     "container diff",
     "container prune",
     "diff",
+    "image import",
     "image load",
     "image prune",
     "image pull",
     "image remove",
     "image rm",
+    "import",
     "load",
     "pull",
     "rmi",
     "system df",
     "system prune",
     "volume prune",
-    "volume remove",
-    "volume rm",
     "volume-copyup",
+    "volume-sweep",
   ]);
 });
 
@@ -153,6 +157,11 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "restart",
     "rename",
     "top",
+    "pause",
+    "unpause",
+    "stats",
+    "update",
+    "commit",
     "diff",
     "cp",
     "export",
@@ -166,6 +175,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "history",
     "inspect",
     "save",
+    "build",
+    "import",
     "load",
     "completion",
     "login",
@@ -185,7 +196,9 @@ Deno.test("listingHelp() lists a family's subcommands alphabetically", () => {
     l.trim().split(/\s+/)[0]
   );
   assert.deepEqual(rows, [
+    "build",
     "history",
+    "import",
     "inspect",
     "load",
     "ls",
