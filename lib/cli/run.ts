@@ -7,6 +7,7 @@
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { SECURITY_FLAGS } from "./security_flags.ts";
+import { CGROUPS_FLAG, type CgroupsMode, RESOURCE_FLAGS } from "./resource_flags.ts";
 import { systemErrorText } from "../util/errors.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
@@ -156,6 +157,8 @@ export const RUN = defineCommand({
       help: "Seconds `trun stop` waits before SIGKILL (default 10)",
     },
     ...SECURITY_FLAGS,
+    ...RESOURCE_FLAGS,
+    ...CGROUPS_FLAG,
     ...ATTACH_FLAGS,
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
@@ -218,6 +221,7 @@ async function runRecorded(
     options: RunOptions;
     idMapping: IdMapping;
     tCli: number;
+    cgroup?: { parent: string; parentDir: string };
   },
 ): Promise<number> {
   if (mode === "detach" && flags.attach.length > 0) {
@@ -301,6 +305,7 @@ async function runRecorded(
         stdin: flags.interactive,
         stdinOnce: mode === "foreground",
         ...(volumes ? { volumes } : {}),
+        ...(what.cgroup ? { cgroup: what.cgroup } : {}),
         ...(flags.debug
           ? { onSpec: (spec) => warn(`config.json: ${JSON.stringify(spec, null, 2)}`) }
           : {}),
@@ -552,6 +557,15 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   } catch (e) {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
+  // The limits and where the container's cgroup goes, decided (and
+  // warned about once) before any pull.
+  let cgroupsMode: CgroupsMode;
+  try {
+    cgroupsMode = (await import("./resource_flags.ts")).cgroupsMode(p.flags.cgroups);
+  } catch (e) {
+    throw new UsageError(def, (e as Error).message);
+  }
+  const cgroup = await containerCgroup(p.flags, cgroupsMode, options);
   if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
   let layers: string[];
   let image: ImageProcessConfig = {};
@@ -605,6 +619,55 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       options,
       idMapping,
       tCli,
+      ...(cgroup ? { cgroup } : {}),
     },
   );
+}
+
+/**
+ * The resource flags into `options.resources` (Docker's checks and
+ * messages, exit 125), and where the container's cgroup goes: the host's
+ * cgroup v2 delegation as lib/host/cgroup.ts finds it, with one warning
+ * when a limit cannot be enforced (an error with `--cgroups=required`).
+ */
+async function containerCgroup(
+  flags: { [K in keyof typeof RESOURCE_FLAGS]: string | undefined },
+  mode: CgroupsMode,
+  options: RunOptions,
+): Promise<{ parent: string; parentDir: string } | undefined> {
+  const { resourceFlagValues } = await import("./resource_flags.ts");
+  const { flagOfFile, hasResources, resourcesFromFlags, withDefaultSwap } = await import(
+    "../spec/resources.ts"
+  );
+  const given = resourceFlagValues(flags);
+  let resources;
+  try {
+    resources = withDefaultSwap(resourcesFromFlags(given, navigator.hardwareConcurrency));
+  } catch (e) {
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+  if (hasResources(resources)) options.resources = resources;
+  const { resourceFiles } = await import("../engine/cgroup.ts");
+  const { decideCgroup, probeCgroups } = await import("../host/cgroup.ts");
+  const { readMountInfo } = await import("../host/mountinfo.ts");
+  const { supplementaryGroups } = await import("../host/access.ts");
+  const { currentUserName } = await import("../runtime/idmap.ts");
+  const uid = Deno.uid() ?? 0;
+  const who = { uid, groups: [Deno.gid() ?? 0, ...supplementaryGroups()] };
+  // `--pids-limit -1` asks for no limit: nothing to enforce.
+  const files = resourceFiles(resources).files
+    .filter(([f, v]) => !(f === "pids.max" && v === "max")).map(([f]) => f);
+  const decision = decideCgroup(
+    probeCgroups("", who, readMountInfo()),
+    mode,
+    files,
+    (f) => flagOfFile(f, given),
+    currentUserName(uid),
+    uid,
+  );
+  if (decision.error) throw Object.assign(new Error(decision.error), { exitCode: 125 });
+  if (decision.warning) warn(decision.warning);
+  return decision.parent !== undefined
+    ? { parent: decision.parent, parentDir: decision.parentDir! }
+    : undefined;
 }

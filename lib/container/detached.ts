@@ -15,7 +15,7 @@ import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_progr
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { exeSealSetup, type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
-import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
+import { NO_CGROUP_ANNOTATION, ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import {
@@ -79,6 +79,11 @@ export interface DetachedInput {
   onSpec?: (spec: GeneratedContainer["spec"]) => void;
   /** Its volumes, made ready by `prepareVolumes` (lib/container/volumes.ts). */
   volumes?: PreparedVolumes;
+  /**
+   * Where its cgroup goes (lib/host/cgroup.ts `decideCgroup`): the parent as
+   * a hierarchy path and as a directory; absent: no cgroup of its own.
+   */
+  cgroup?: { parent: string; parentDir: string };
 }
 
 /** The paths inside a container's directory. */
@@ -150,7 +155,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     image: input.imageConfig,
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
     options: input.options,
-    host: gatherHostFacts(input.idMapping),
+    host: {
+      ...gatherHostFacts(input.idMapping),
+      ...(input.cgroup ? { cgroupParent: input.cgroup.parent } : {}),
+    },
     ...(input.volumes ? { volumes: input.volumes.sources } : {}),
     name,
     ...(networkPeer ? { networkPeer } : {}),
@@ -171,6 +179,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   // ROOTFS_ANNOTATION in lib/engine/runtime.ts).
   generated.spec.annotations = {
     ...generated.spec.annotations,
+    ...(input.cgroup ? {} : { [NO_CGROUP_ANNOTATION]: "true" }),
     [ROOTFS_ANNOTATION]: JSON.stringify({
       lowers: layout.lowers,
       upper: p.upper,
@@ -207,8 +216,9 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network),
       ...namesOf(input.options),
     },
+    ...(input.cgroup ? { cgroup: `${input.cgroup.parentDir}/${id}` } : {}),
   };
-  sweepLeftovers(store, records);
+  sweepLeftovers(store, records, Date.now(), input.cgroup?.parentDir);
   try {
     store.addRecord(rec);
   } catch (e) {

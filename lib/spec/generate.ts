@@ -23,6 +23,7 @@ import {
   type IdMappingEntry,
   type Namespace,
   OCI_VERSION,
+  type Resources,
   type Seccomp,
   type Spec,
 } from "./types.ts";
@@ -73,6 +74,11 @@ export interface HostFacts {
   capabilities?: readonly string[];
   /** The architecture in Go's names (`amd64`); absent: amd64, the one trun starts containers on. */
   arch?: string;
+  /**
+   * The parent of the container's own cgroup (a cgroup v2 hierarchy path,
+   * `<delegated>/trun`); absent: it stays in its monitor's cgroup.
+   */
+  cgroupParent?: string;
 }
 
 /** What the user asked for on the command line, already read from files. */
@@ -156,6 +162,8 @@ export interface RunOptions {
    * already looked at (the CLI reads them).
    */
   devices?: DeviceRequest[];
+  /** `--memory`, `--cpus`, `--pids-limit`…, as lib/spec/resources.ts turns them into the spec's. */
+  resources?: Resources;
 }
 
 /** Where `--init`'s binary appears in the container (Podman uses /run/podman-init). */
@@ -363,6 +371,22 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   }
   // A joined user namespace comes with its mapping (checked equal to ours).
   const ownUserns = namespaces.some((n) => n.type === "user" && n.path === undefined);
+  // A cgroup of its own: a cgroup namespace rooted there and cgroup2 at
+  // /sys/fs/cgroup, so it sees its own limits (Docker's and Podman's
+  // default on cgroup v2); read-only unless --privileged.
+  const cgroupsPath = host.cgroupParent === undefined
+    ? undefined
+    : `${host.cgroupParent.replace(/\/+$/, "")}/${input.id}`;
+  if (cgroupsPath !== undefined) {
+    namespaces.push({ type: "cgroup" });
+    // Right after /sys, before the user's mounts (which may cover it).
+    mounts.splice(mounts.findIndex((m) => m.destination === "/sys") + 1, 0, {
+      destination: "/sys/fs/cgroup",
+      type: "cgroup",
+      source: "cgroup",
+      options: ["nosuid", "noexec", "nodev", "relatime", o.privileged ? "rw" : "ro"],
+    });
+  }
 
   const capRequest = {
     ...(o.capAdd ? { add: o.capAdd } : {}),
@@ -412,6 +436,8 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       ...(!ownUserns
         ? {}
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
+      ...(cgroupsPath !== undefined ? { cgroupsPath } : {}),
+      ...(o.resources ? { resources: o.resources } : {}),
       maskedPaths: paths.masked,
       readonlyPaths: paths.readonly,
       ...(devices.devices.length > 0 ? { devices: devices.devices } : {}),
