@@ -617,12 +617,14 @@ export const TTY = {
 /** Address families (socket(2)). */
 export const AF = {
   UNIX: 1,
+  NETLINK: 16,
 } as const;
 
 /** Socket types and socket(2)/socketpair(2) type flags. */
 export const SOCK = {
   STREAM: 1,
   DGRAM: 2,
+  RAW: 3,
   SEQPACKET: 5,
   NONBLOCK: 0o4000,
   CLOEXEC: 0o2000000,

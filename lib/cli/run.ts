@@ -79,7 +79,16 @@ export const RUN = defineCommand({
       value: "MODE",
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
-    network: { kind: "string", value: "MODE", help: "host (default) or none" },
+    network: {
+      kind: "list",
+      value: "NETWORK",
+      help: "host (default), none, or a network's name (give it again for more networks)",
+    },
+    "network-alias": {
+      kind: "list",
+      value: "ALIAS",
+      help: "Another name for the container on its user-defined networks",
+    },
     pull: {
       kind: "string",
       value: "POLICY",
@@ -411,6 +420,53 @@ function readEnvFile(name: string): { name: string; text: string } {
   }
 }
 
+/**
+ * `--network` (repeatable) and `--network-alias`: host or none, or one or
+ * more user-defined networks (the container then has its own namespace,
+ * as with none, wired to them).
+ */
+async function networkFlags(
+  values: readonly string[],
+  aliases: readonly string[],
+): Promise<{ network: "host" | "none"; networks: { name: string; aliases: string[] }[] }> {
+  const { parseNetworkMode } = await import("../spec/network_mode.ts");
+  const modes = values.map((v) => {
+    try {
+      return parseNetworkMode(v);
+    } catch (e) {
+      throw new UsageError(RUN, (e as Error).message);
+    }
+  });
+  const names = modes.flatMap((m) => m.kind === "network" ? [m.name] : []);
+  if (names.length > 0 && names.length !== modes.length) {
+    throw new UsageError(
+      RUN,
+      "--network: a user-defined network cannot be combined with another mode",
+    );
+  }
+  if (names.length === 0) {
+    if (aliases.length > 0) {
+      throw new UsageError(
+        RUN,
+        "--network-alias: network-scoped aliases need a user-defined network",
+      );
+    }
+    if (modes.length > 1) throw new UsageError(RUN, "--network: give one mode");
+    const kind = modes[0]?.kind ?? "host";
+    if (kind !== "host" && kind !== "none") {
+      throw new UsageError(
+        RUN,
+        `unsupported --network "${values[0]}": use host, none or a network's name`,
+      );
+    }
+    return { network: kind, networks: [] };
+  }
+  return {
+    network: "none",
+    networks: [...new Set(names)].map((name) => ({ name, aliases: [...aliases] })),
+  };
+}
+
 /** Runs `trun run`; returns the container's exit status. */
 export async function main(argv: string[], name = RUN.name): Promise<number> {
   const tCli = performance.now();
@@ -420,10 +476,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
-  const network = p.flags.network ?? "host";
-  if (network !== "host" && network !== "none") {
-    throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
-  }
+  const { network, networks } = await networkFlags(p.flags.network, p.flags["network-alias"]);
   ensureRuntimeRoot();
   const options: RunOptions = {
     args,
@@ -435,6 +488,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     tmpfs: p.flags.tmpfs,
     readOnly: p.flags["read-only"],
     network,
+    ...(networks.length > 0 ? { networks } : {}),
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
     ...(p.flags.tty

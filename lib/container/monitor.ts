@@ -15,6 +15,7 @@
  * container only when told `go` (or when the starter went away), so that
  * no output is lost before the client is attached.
  */
+import { networkEndpoints } from "../network/endpoints.ts";
 import { cloexecPipe, closeFd, readSome, waitChild, writeFd } from "../../ffi/child_program.ts";
 import { sessionKeyringName } from "../engine/program.ts";
 import { AttachServer } from "./attach_server.ts";
@@ -159,6 +160,9 @@ async function runOnce(
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
     let timings: StartTimings | undefined;
+    // On user-defined networks: the namespace the container joins is made
+    // and wired by the holder first.
+    await networkEndpoints(id);
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),

@@ -102,6 +102,20 @@ export interface RunOptions {
   readOnly: boolean;
   /** `--network`. */
   network: "host" | "none";
+  /**
+   * User-defined networks (`--network NAME`, given once per network, with
+   * its `--network-alias`es): the container gets its own network namespace,
+   * wired to them between create and start (lib/network/endpoints.ts).
+   */
+  networks?: { name: string; aliases: string[] }[];
+  /** With `networks`: the network namespace to join, made and wired by the holder. */
+  networkNamespace?: string;
+  /**
+   * With `networks`, rootless: the user namespace the container joins
+   * instead of making its own, that of the network namespace holder
+   * (lib/network/holder.ts), where its network namespace can be wired.
+   */
+  networkUserns?: string;
   /** `-t`. */
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
@@ -264,8 +278,9 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const cwd = resolveWorkdir(o.workdir, image.workingDir);
   const requests = mountRequests(o);
 
+  const ownNetwork = o.network === "none" || (o.networks?.length ?? 0) > 0;
   const mounts = standardMounts({
-    ownNetwork: o.network === "none",
+    ownNetwork,
     ttyGroupMapped: mapped(mapping, 5, "gid"),
     ...(o.privileged ? { privileged: true } : {}),
   });
@@ -297,8 +312,11 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     { type: "uts" },
     { type: "mount" },
   ];
-  if (o.network === "none") namespaces.push({ type: "network" });
-  if (mapping.mode !== "host") namespaces.push({ type: "user" });
+  if (o.networkNamespace !== undefined) {
+    namespaces.push({ type: "network", path: o.networkNamespace });
+  } else if (ownNetwork) namespaces.push({ type: "network" });
+  if (o.networkUserns !== undefined) namespaces.push({ type: "user", path: o.networkUserns });
+  else if (mapping.mode !== "host") namespaces.push({ type: "user" });
 
   const capRequest = {
     ...(o.capAdd ? { add: o.capAdd } : {}),
@@ -316,7 +334,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
-  const sysctl = parseSysctls(o.sysctls ?? [], o.network === "none");
+  const sysctl = parseSysctls(o.sysctls ?? [], ownNetwork);
   // The filter follows the capabilities the container ends up with.
   const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {
@@ -344,7 +362,8 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     mounts,
     linux: {
       namespaces,
-      ...(mapping.mode === "host"
+      // A joined user namespace is mapped already (the same way).
+      ...(mapping.mode === "host" || o.networkUserns !== undefined
         ? {}
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
       maskedPaths: paths.masked,

@@ -87,6 +87,16 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
+  /** Its network (lib/spec/network_mode.ts) and, on user-defined networks, its endpoints. */
+  network?: ContainerNetwork;
+}
+
+/** A container's network as its record keeps it (a plain JSON object). */
+export interface ContainerNetwork {
+  /** The mode as `formatNetworkMode` spells it (for user-defined networks: their names). */
+  mode: string;
+  /** Its endpoint on each user-defined network, by network name. */
+  networks?: Record<string, { ip: string; aliases: string[]; mac?: string }>;
 }
 
 /** A volume a container mounts. */
