@@ -9,14 +9,12 @@
  * stays in the namespace it was opened in.
  */
 import { sys } from "./syscall.ts";
-import { AF, CLONE, SOCK } from "./syscalls.ts";
-
-const NETLINK_ROUTE = 0;
+import { AF, CLONE, NETLINK, SOCK } from "./syscalls.ts";
 
 /** Opens a route netlink socket in the calling thread's network namespace. */
 export function openNetlink(): number {
   return Number(
-    sys("socket", [AF.NETLINK, SOCK.RAW | SOCK.CLOEXEC, NETLINK_ROUTE], "opening a netlink socket"),
+    sys("socket", [AF.NETLINK, SOCK.RAW | SOCK.CLOEXEC, NETLINK.ROUTE], "opening a netlink socket"),
   );
 }
 

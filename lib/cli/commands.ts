@@ -407,6 +407,7 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "(internal) keep the shared network namespace of user-defined networks",
     hidden: true,
     load: async () => (await import("./network.ts")).holderCommand,
+    grammar: async () => (await import("./network.ts")).NETWORK_HOLDER,
   },
   {
     name: "volume-copyup",

@@ -441,7 +441,10 @@ export async function connectCommand(argv: string[], name = NETWORK_CONNECT.name
     }
     store.updateRecord(rec.id, (r) => ({
       ...r,
-      network: { ...r.network!, networks: recordNetworks(containerLeases(store, rec.id)) },
+      network: {
+        ...r.network!,
+        networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
+      },
     }));
     refreshHosts(store, [n.name]);
   } finally {
@@ -470,7 +473,10 @@ export async function disconnectCommand(
     releaseLeases(store, rec.id, n.name);
     store.updateRecord(rec.id, (r) => ({
       ...r,
-      network: { ...r.network!, networks: recordNetworks(containerLeases(store, rec.id)) },
+      network: {
+        ...r.network!,
+        networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
+      },
     }));
     refreshHosts(store, [n.name], [rec.id]);
   } finally {
@@ -479,8 +485,19 @@ export async function disconnectCommand(
   return 0;
 }
 
+/** The grammar of the internal `network-holder`. */
+export const NETWORK_HOLDER = defineCommand({
+  name: "network-holder",
+  usage: "",
+  summary: "(internal) keep the shared network namespace of user-defined networks",
+  maxArgs: 0,
+  flags: {},
+});
+
 /** Runs the internal `trun network-holder` (started by trun itself, never by users). */
-export async function holderCommand(): Promise<number> {
+export async function holderCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(NETWORK_HOLDER, argv);
+  if (p.help) return printHelp(NETWORK_HOLDER);
   const { holderMain } = await import("../network/holder.ts");
   return await holderMain();
 }

@@ -255,7 +255,7 @@ function joinNetworks(
     network: {
       ...r.network,
       mode: networks.map((n) => n.name).join(","),
-      networks: recordNetworks(containerLeases(store, rec.id)),
+      networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
     },
   })) ?? rec;
   refreshHosts(store, networks.map((n) => n.name));

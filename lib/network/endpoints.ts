@@ -14,7 +14,7 @@
  * limit is that a program that caches /etc/hosts misses later changes.
  */
 import { processStat } from "../engine/state.ts";
-import { type ContainerRecord, openStore, type Store } from "../store/mod.ts";
+import { type ContainerRecord, type NetworkEndpoint, openStore, type Store } from "../store/mod.ts";
 import {
   containerLeases,
   listLeases,
@@ -159,10 +159,19 @@ export async function removeBridge(net: NetworkRecord): Promise<void> {
 /** The record's `network.networks`, from its leases (inspect's NetworkSettings.Networks). */
 export function recordNetworks(
   leases: readonly NetworkLease[],
-): Record<string, { ip: string; aliases: string[]; mac: string }> {
-  return Object.fromEntries(
-    leases.map((l) => [l.network, { ip: l.ip, aliases: l.aliases, mac: l.mac }]),
-  );
+  networks: readonly NetworkRecord[],
+): Record<string, NetworkEndpoint> {
+  return Object.fromEntries(leases.map((l) => {
+    const n = networks.find((x) => x.name === l.network);
+    return [l.network, {
+      ip: l.ip,
+      aliases: l.aliases,
+      mac: l.mac,
+      ...(n
+        ? { gateway: n.gateway, prefixLen: parseSubnet(n.subnet).prefix, networkId: n.id }
+        : {}),
+    }];
+  }));
 }
 
 /**

@@ -44,7 +44,7 @@ import {
   waitChild,
   writeFd,
 } from "../../ffi/child_program.ts";
-import { describeErrno } from "../../ffi/errno.ts";
+import { describeErrno, Errno } from "../../ffi/errno.ts";
 import { openPath } from "../../ffi/fs.ts";
 import {
   enterNetns,
@@ -381,7 +381,7 @@ class Rtnl {
   /** Like `request`, failing on any errno but those in `ok`. */
   must(make: (seq: number) => Uint8Array, what: string, ok: number[] = []): void {
     const errno = this.request(make);
-    if (errno !== 0 && !ok.includes(errno)) throw new Error(`${what}: errno ${errno}`);
+    if (errno && !ok.includes(errno)) throw new Error(`${what}: ${describeErrno(errno)}`);
   }
 
   /** The interface named `name`, or null. */
@@ -394,8 +394,8 @@ class Rtnl {
         if (r.type === nl.RTM.NEWLINK) return nl.parseLink(r.body);
         if (r.type === nl.RTM.NLMSG_ERROR) {
           const errno = nl.errorOf(r);
-          if (errno === 19) return null; // ENODEV
-          throw new Error(`looking up interface "${name}": errno ${errno}`);
+          if (errno === Errno.ENODEV) return null;
+          throw new Error(`looking up interface "${name}": ${describeErrno(errno)}`);
         }
       }
     }
@@ -411,7 +411,7 @@ class Rtnl {
         if (r.seq !== seq) continue;
         if (r.type === nl.RTM.NLMSG_DONE) return out;
         if (r.type === nl.RTM.NLMSG_ERROR) {
-          throw new Error(`listing interfaces: errno ${nl.errorOf(r)}`);
+          throw new Error(`listing interfaces: ${describeErrno(nl.errorOf(r))}`);
         }
         if (r.type === nl.RTM.NEWLINK) out.push(nl.parseLink(r.body));
       }
@@ -426,8 +426,7 @@ class Rtnl {
   }
 }
 
-const EEXIST = 17;
-const ENODEV = 19;
+const { EEXIST, ENODEV } = Errno;
 
 /** Makes the bridge of a network when R lacks it; returns its index. */
 function ensureBridge(r: Rtnl, l: LinkPlan): number {

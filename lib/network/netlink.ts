@@ -3,39 +3,32 @@
  * network — a bridge, a veth pair with one end in a container's network
  * namespace, addresses, links up, a default route, deletions — and the
  * reading of the kernel's answers. Follows rtnetlink(7) and netlink(7);
- * the socket itself is in ffi/netlink.ts. All numbers are little-endian
- * (x86-64 and arm64).
+ * the socket itself is in ffi/netlink.ts, the kernel's numbers in
+ * ffi/syscalls.ts. All numbers are little-endian (x86-64 and arm64).
  */
+import { NLM_F, RTM, RTNL } from "../../ffi/syscalls.ts";
 
-/** Message types (rtnetlink(7), netlink(7)). */
-export const RTM = {
-  NLMSG_ERROR: 2,
-  NLMSG_DONE: 3,
-  NEWLINK: 16,
-  DELLINK: 17,
-  GETLINK: 18,
-  NEWADDR: 20,
-  NEWROUTE: 24,
+/** Message types, re-exported for the readers of answers. */
+export { NLM_F, RTM };
+
+const IFLA = {
+  ADDRESS: RTNL.IFLA_ADDRESS,
+  IFNAME: RTNL.IFLA_IFNAME,
+  MASTER: RTNL.IFLA_MASTER,
+  LINKINFO: RTNL.IFLA_LINKINFO,
+  NET_NS_FD: RTNL.IFLA_NET_NS_FD,
 } as const;
-
-/** nlmsghdr flags. */
-export const NLM_F = {
-  REQUEST: 0x1,
-  MULTI: 0x2,
-  ACK: 0x4,
-  DUMP: 0x300,
-  EXCL: 0x200,
-  CREATE: 0x400,
+const IFLA_INFO = { KIND: RTNL.IFLA_INFO_KIND, DATA: RTNL.IFLA_INFO_DATA } as const;
+const VETH_INFO_PEER = RTNL.VETH_INFO_PEER;
+const IFA = {
+  ADDRESS: RTNL.IFA_ADDRESS,
+  LOCAL: RTNL.IFA_LOCAL,
+  BROADCAST: RTNL.IFA_BROADCAST,
 } as const;
-
-const IFLA = { ADDRESS: 1, IFNAME: 3, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
-const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
-const VETH_INFO_PEER = 1;
-const IFA = { ADDRESS: 1, LOCAL: 2, BROADCAST: 4 } as const;
-const RTA = { GATEWAY: 5, OIF: 4 } as const;
-const AF_INET = 2;
-const IFF_UP = 1;
-const NLA_F_NESTED = 0x8000;
+const RTA = { GATEWAY: RTNL.RTA_GATEWAY, OIF: RTNL.RTA_OIF } as const;
+const AF_INET = RTNL.AF_INET;
+const IFF_UP = RTNL.IFF_UP;
+const NLA_F_NESTED = RTNL.NLA_F_NESTED;
 
 const encoder = new TextEncoder();
 
@@ -195,9 +188,22 @@ export function newAddress(seq: number, index: number, ip: number, prefix: numbe
 
 /** RTM_NEWROUTE: the default route via `gateway` on interface `index`. */
 export function newDefaultRoute(seq: number, index: number, gateway: number): Uint8Array {
-  // struct rtmsg: family, dst_len, src_len, tos, table (main), protocol
-  // (boot), scope (universe), type (unicast), flags.
-  const rtm = new Uint8Array([AF_INET, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0]);
+  // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
+  // type, flags (u32).
+  const rtm = new Uint8Array([
+    AF_INET,
+    0,
+    0,
+    0,
+    RTNL.RT_TABLE_MAIN,
+    RTNL.RTPROT_BOOT,
+    RTNL.RT_SCOPE_UNIVERSE,
+    RTNL.RTN_UNICAST,
+    0,
+    0,
+    0,
+    0,
+  ]);
   return message(RTM.NEWROUTE, CREATE, seq, [
     rtm,
     attr(RTA.GATEWAY, ipv4(gateway)),
@@ -235,7 +241,7 @@ export function parseReplies(buf: Uint8Array): Reply[] {
 
 /** The errno of an NLMSG_ERROR body (0 is the acknowledgement). */
 export function errorOf(r: Reply): number {
-  return -new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength).getInt32(0, true);
+  return -new DataView(r.body.buffer, r.body.byteOffset, r.body.byteLength).getInt32(0, true) | 0;
 }
 
 /** A link as an RTM_NEWLINK answer describes it. */

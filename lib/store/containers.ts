@@ -91,12 +91,28 @@ export interface ContainerRecord {
   network?: ContainerNetwork;
 }
 
+/** A container's endpoint on a user-defined network. */
+export interface NetworkEndpoint {
+  /** Its IPv4 address. */
+  ip: string;
+  /** Its names there besides its own (`--network-alias`). */
+  aliases: string[];
+  /** Its interface's MAC address. */
+  mac?: string;
+  /** The network's gateway. */
+  gateway?: string;
+  /** The subnet's prefix length. */
+  prefixLen?: number;
+  /** The network's id. */
+  networkId?: string;
+}
+
 /** A container's network as its record keeps it (a plain JSON object). */
 export interface ContainerNetwork {
   /** The mode as `formatNetworkMode` spells it (for user-defined networks: their names). */
   mode: string;
   /** Its endpoint on each user-defined network, by network name. */
-  networks?: Record<string, { ip: string; aliases: string[]; mac?: string }>;
+  networks?: Record<string, NetworkEndpoint>;
 }
 
 /** A volume a container mounts. */

@@ -80,6 +80,8 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "image remove",
     "image rm",
     "load",
+    "network remove",
+    "network rm",
     "pull",
     "rmi",
     "system df",
@@ -172,6 +174,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logout",
     "image",
     "volume",
+    "network",
     "system",
   ]);
 });
