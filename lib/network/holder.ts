@@ -292,9 +292,12 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
   closeFd(errWrite);
   closeFd(readyWrite);
   try {
-    if (mapping) await writeIdMaps(child.pid, mapping);
-    writeFd(syncWrite, new Uint8Array([1]));
-    closeFd(syncWrite);
+    // Only a child with a new user namespace waits for its maps; the others
+    // may have closed the pipe already.
+    if (mapping) {
+      await writeIdMaps(child.pid, mapping);
+      writeFd(syncWrite, new Uint8Array([1]));
+    }
     const record = await readFd(errRead, 16);
     const view = new DataView(record.buffer, record.byteOffset, record.length);
     if (record.length !== 16 || view.getBigInt64(0, true) !== -2n) {
@@ -318,11 +321,7 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
     child.release();
     closeFd(errRead);
     closeFd(readyRead);
-    try {
-      closeFd(syncWrite);
-    } catch {
-      // Closed above.
-    }
+    closeFd(syncWrite);
   }
 }
 
@@ -558,6 +557,11 @@ export async function holderMain(): Promise<number> {
   );
   const r = new Rtnl(openNetlink());
   r.must((s) => nl.linkUp(s, 1), "bringing the loopback up");
+  // No routing between bridges, so a container reaches only the networks
+  // it is on. A new namespace may inherit forwarding from the host's
+  // (net.core.devconf_inherit_init_net); this thread is in R, and
+  // /proc/sys/net is the namespace of the thread that opens it.
+  Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", "0\n");
   Deno.mkdirSync(`${dir}/netns`, { recursive: true, mode: 0o700 });
   // Links of a killed holder point at nothing: they go.
   for (const e of Deno.readDirSync(`${dir}/netns`)) Deno.removeSync(`${dir}/netns/${e.name}`);
