@@ -3,41 +3,48 @@
  * rootless-netns: one long-lived process per user (`trun network-holder`)
  * that lives in a user namespace H (mapped as containers are: 0 → the
  * user, then the subordinate ids) and a network namespace R owned by H.
- * In R each network is a Linux bridge with the gateway's address; each
- * container on a network joins H (its spec's user namespace path is the
- * `userns` link below), gets its own network namespace there from the
- * engine, and is wired by the holder between create and start: a veth
- * pair, one end on the bridge, the other in the container with its
- * address, MAC and default route.
+ * In R each network is a Linux bridge with the gateway's address. For each
+ * container on a network the holder makes a network namespace in H (an
+ * unshare(2) on its main thread, kept open as a descriptor), wires it — a
+ * veth pair per network, one end on the bridge, the other in the
+ * container's namespace with its address, MAC and default route — and
+ * publishes it as `netns/<id>`, a symlink to `/proc/HOLDER/fd/N`. The
+ * container's spec joins that namespace and, rootless, H (`userns`, a
+ * symlink to `/proc/HOLDER/ns/user`): paths that stay valid in a spec
+ * while the holder lives.
  *
- * Why the engine makes the container's namespace and the holder only wires
- * it: the namespace then lives exactly as long as the container (its veth
- * goes with it, so nothing is left to tidy on exit, restart or kill -9),
- * and the holder keeps no state of its own beyond R.
+ * Why the holder makes the namespace instead of wiring the one the engine
+ * makes between create and start: a created container's first process is
+ * not dumpable until its execve (it holds trun's memory while it joins
+ * namespaces), so a rootless holder may not open its `/proc/PID/ns/net`;
+ * the holder's own descriptors it may always publish. It also keeps a
+ * container's address and interfaces across stop and start, and needs no
+ * hook in the engine.
  *
- * As root there is no H: the holder has only R, and containers (which use
- * the host's ids) make their network namespace in the initial user
- * namespace.
+ * As root there is no H: the holder has only R, and containers use the
+ * host's ids.
  *
  * Files, in `<runtime root>/networks/`: `holder.json` (pid and start
- * time), `holder.sock` (requests, one JSON line each way), `userns` (a
- * symlink to `/proc/PID/ns/user`: a path that stays valid in a spec while
- * the holder lives), `holder.log` (its stderr) and `locks/` (`start`
- * serialises starting it; `use` is held shared by each trun wiring a
- * container, and exclusively by the holder when it checks that it is idle).
+ * time), `holder.sock` (requests, one JSON line each way), `userns`,
+ * `netns/<id>`, `holder.log` (its stderr) and `locks/` (`start`
+ * serialises starting it; `use` is held shared by each trun asking it for
+ * a container, and exclusively by the holder when it decides it is idle).
  *
- * The holder exits when no container is wired (no interface of R is on a
- * bridge) and no trun holds `use`; the next trun that needs it starts a
- * new one. A holder killed with SIGKILL takes R with it (the veths of
- * running containers go too): the next trun finds its pid gone, removes
+ * The holder keeps a container's namespace until `rm` tells it (or it
+ * finds the container's directory gone: an `rm` killed half-way), and
+ * exits when it keeps none and no trun holds `use`; the next trun that
+ * needs it starts a new one. A holder killed with SIGKILL takes R and the
+ * namespaces of stopped containers with it (running containers keep
+ * theirs but lose their veths): the next trun finds its pid gone, removes
  * its files, starts a new holder in the user namespace of a running
- * container on a network (so it may wire that container again) and wires
- * every running container again.
+ * container on a network, which takes over those namespaces by pid and
+ * wires them again.
  */
 import {
   type ChildOp,
   cloexecPipe,
   closeFd,
+  detachedStdio,
   execTail,
   readFd,
   startChildProgram,
@@ -257,28 +264,7 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
       parentReportsAndExits: true,
       step: "detaching the holder (fork)",
     },
-    { call: "setsid", args: [], step: "starting a new session" },
-    {
-      call: "openat",
-      args: [AT.FDCWD, { str: "/dev/null" }, O.RDWR | O.CLOEXEC],
-      produces: "null",
-      step: `opening "/dev/null"`,
-    },
-    { call: "dup2", args: [{ ref: "null" }, 0], step: "setting stdin" },
-    { call: "dup2", args: [{ ref: "null" }, 1], step: "setting stdout" },
-    {
-      call: "openat",
-      args: [
-        AT.FDCWD,
-        { str: `${dir}/holder.log` },
-        O.WRONLY | O.CREAT | O.APPEND | O.CLOEXEC,
-        0o600,
-      ],
-      produces: "log",
-      step: `opening "${dir}/holder.log"`,
-    },
-    { call: "dup2", args: [{ ref: "log" }, 2], step: "setting stderr" },
-    { call: "dup2", args: [readyWrite, 3], step: "passing the ready pipe" },
+    ...detachedStdio(`${dir}/holder.log`, readyWrite),
     ...execTail({
       paths: [argv[0]!],
       argv,
