@@ -47,6 +47,8 @@ import {
   detachedStdio,
   execTail,
   readFd,
+  signalProcess,
+  spawnProcess,
   startChildProgram,
   waitChild,
   writeFd,
@@ -63,7 +65,7 @@ import {
 import { AT, CLONE, O, SIGNALS } from "../../ffi/syscalls.ts";
 import { configRoot, runtimeRoot, storeRoot } from "../paths.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
-import { loadIdMapping, writeIdMaps } from "../runtime/idmap.ts";
+import { findExecutable, loadIdMapping, writeIdMaps } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { processStat } from "../engine/state.ts";
 import { takeLease, tryLock, withLock } from "../store/lock.ts";
@@ -144,6 +146,7 @@ export function runningHolder(root: string = runtimeRoot()): number | null {
 }
 
 function removeHolderFiles(dir: string): void {
+  stopPasta(dir);
   for (const f of ["holder.json", "holder.sock", "userns"]) {
     try {
       Deno.removeSync(`${dir}/${f}`);
@@ -188,7 +191,8 @@ export async function useHolder(joinUserns?: () => string | undefined): Promise<
     }
     const started = await withLock(dir, "start", async () => {
       if (runningHolder(root) !== null) return false;
-      await startHolder(root, joinUserns?.());
+      const pid = await startHolder(root, joinUserns?.());
+      await attachPasta(dir, pid);
       return true;
     });
     if (started) {
@@ -209,7 +213,7 @@ const USERNS_ENV = "TRUN_HOLDER_USERNS";
  * child program leaves it an orphan, so no trun process must reap it.
  * Returns once it listens.
  */
-async function startHolder(root: string, joinUserns: string | undefined): Promise<void> {
+async function startHolder(root: string, joinUserns: string | undefined): Promise<number> {
   const dir = holderDir(root);
   const rootless = (Deno.uid() ?? 0) !== 0;
   const mapping = rootless && joinUserns === undefined ? loadIdMapping() : undefined;
@@ -274,6 +278,7 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
   );
   const flags = joinUserns !== undefined ? 0 : (mapping ? CLONE.NEWUSER : 0) | CLONE.NEWNET;
   const child = startChildProgram(ops, { cloneFlags: flags, errFd: errWrite });
+  let holder = 0;
   closeFd(syncRead);
   closeFd(errWrite);
   closeFd(readyWrite);
@@ -297,6 +302,7 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
       throw new Error(`cannot start the network namespace holder: ${why}`);
     }
     await waitChild(child.pid);
+    holder = Number(view.getBigInt64(8, true));
     const ready = await readFd(readyRead, 1);
     if (ready.length !== 1) {
       throw new Error(
@@ -308,6 +314,75 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
     closeFd(errRead);
     closeFd(readyRead);
     closeFd(syncWrite);
+  }
+  return holder;
+}
+
+/**
+ * Gives R a way out (rootless): pasta attached to the holder
+ * (`--config-net` copies the host's address and default route into R; its
+ * gateway address leads to the host's loopback, as with Podman's pasta).
+ * No published ports or forwards into R. pasta goes to the background with
+ * its pid in `pasta.pid`; it keeps R open itself, so the holder stops it
+ * when it exits, and the next trun stops that of a killed holder. Without
+ * pasta, or as root (pasta drops root to nobody, who may not open a root
+ * process's namespaces), the networks work among themselves only, and
+ * the holder's log says so.
+ */
+async function attachPasta(dir: string, holder: number): Promise<void> {
+  const log = (text: string) =>
+    Deno.writeTextFileSync(`${dir}/holder.log`, `trun: ${text}\n`, { append: true });
+  if ((Deno.uid() ?? 0) === 0) {
+    log("as root, user-defined networks have no way out (pasta does not run as root)");
+    return;
+  }
+  const pasta = findExecutable("pasta", Deno.env.get("PATH") ?? "");
+  if (pasta === null) {
+    log("pasta not found (Debian package passt): user-defined networks have no way out");
+    return;
+  }
+  const err = openPath(
+    `${dir}/holder.log`,
+    O.WRONLY | O.APPEND | O.CLOEXEC,
+    "opening the holder's log",
+  );
+  try {
+    const argv = [
+      "pasta",
+      "--config-net",
+      "--quiet",
+      ...["-t", "none", "-u", "none", "-T", "none", "-U", "none"],
+      ...["-P", `${dir}/pasta.pid`],
+      String(holder),
+    ];
+    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    // The foreground pasta exits once its daemon runs.
+    const st = await waitChild(spawnProcess(pasta, argv, env, err));
+    if (!(st.exited && st.code === 0)) log("pasta failed (see above): no way out");
+  } finally {
+    closeFd(err);
+  }
+}
+
+/** Stops the pasta of holder dir `dir` (its pid file names it), if it still runs. */
+export function stopPasta(dir: string): void {
+  let pid = 0;
+  try {
+    pid = Number(Deno.readTextFileSync(`${dir}/pasta.pid`).trim());
+  } catch {
+    return;
+  }
+  try {
+    // Only a pasta: the pid may have been reused since.
+    const comm = Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+    if (pid > 0 && /^(pasta|passt)/.test(comm)) signalProcess(pid, SIGNALS.SIGTERM);
+  } catch {
+    // Gone already.
+  }
+  try {
+    Deno.removeSync(`${dir}/pasta.pid`);
+  } catch {
+    // Gone already.
   }
 }
 
@@ -414,9 +489,20 @@ class Rtnl {
 const { EEXIST, ENODEV } = Errno;
 
 /** Makes the bridge of a network when R lacks it; returns its index. */
-function ensureBridge(r: Rtnl, l: LinkPlan): number {
+async function ensureBridge(r: Rtnl, l: LinkPlan, firewall: string | null): Promise<number> {
   const have = r.link(l.bridge);
   if (have) return have.index;
+  // An internal network's packets are never forwarded, whatever routes a
+  // container adds itself.
+  if (l.internal && firewall !== null) {
+    await iptables(firewall, ["-I", "FORWARD", "-i", l.bridge, "-j", "DROP"]);
+    await iptables(firewall, ["-I", "FORWARD", "-o", l.bridge, "-j", "DROP"]);
+  }
+  // Frames between two ports of one bridge pass the FORWARD chain too when
+  // the host has br_netfilter loaded (bridge-nf-call-iptables): they stay.
+  if (firewall !== null) {
+    await iptables(firewall, ["-I", "FORWARD", "-i", l.bridge, "-o", l.bridge, "-j", "ACCEPT"]);
+  }
   r.must((s) => nl.newBridge(s, l.bridge), `creating bridge "${l.bridge}"`, [EEXIST]);
   const index = r.index(l.bridge);
   r.must(
@@ -473,6 +559,78 @@ function namespaceOf(kept: Kept, dir: string, home: number, id: string, pid?: nu
   return fd;
 }
 
+/** Runs iptables (in R: a child starts in the namespace of the thread that spawns it). */
+async function iptables(path: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(path, {
+    args: ["-w", ...args],
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(`iptables ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+/**
+ * Lets the containers out through R's own way out (pasta, attached by the
+ * trun that started the holder): forwarding on, from a bridge to anything
+ * but a bridge and back, masqueraded as R's address; nothing between two
+ * bridges, so a container reaches only the networks it is on. Returns the
+ * iptables used, or null without it: then forwarding stays off (a new
+ * namespace may inherit it from the host's, net.core.devconf_inherit_init_net)
+ * and the networks have no way out, which the log says.
+ */
+async function setupForwarding(): Promise<string | null> {
+  // This thread is in R, and /proc/sys/net is the namespace of the thread
+  // that opens it.
+  const forward = (on: boolean) =>
+    Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", on ? "1\n" : "0\n");
+  forward(false);
+  const path = findExecutable("iptables", Deno.env.get("PATH") ?? "");
+  if (path === null) {
+    logLine("iptables not found (Debian package iptables): user-defined networks have no way out");
+    return null;
+  }
+  try {
+    await iptables(path, ["-P", "FORWARD", "DROP"]);
+    await iptables(path, ["-A", "FORWARD", "-i", "trunbr+", "!", "-o", "trunbr+", "-j", "ACCEPT"]);
+    await iptables(path, [
+      "-A",
+      "FORWARD",
+      "-o",
+      "trunbr+",
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "RELATED,ESTABLISHED",
+      "-j",
+      "ACCEPT",
+    ]);
+    await iptables(path, [
+      "-t",
+      "nat",
+      "-A",
+      "POSTROUTING",
+      "!",
+      "-o",
+      "trunbr+",
+      "-j",
+      "MASQUERADE",
+    ]);
+  } catch (e) {
+    logLine(`${(e as Error).message}: user-defined networks have no way out`);
+    return null;
+  }
+  forward(true);
+  return path;
+}
+
+/** One line on the holder's stderr (its log). */
+function logLine(text: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`trun network-holder: ${text}\n`));
+}
+
 /** Forgets container `id`'s namespace; with no process in it, it goes with its veths. */
 function release(kept: Kept, dir: string, id: string): void {
   const fd = kept.get(id);
@@ -486,7 +644,13 @@ function release(kept: Kept, dir: string, id: string): void {
 }
 
 /** Wires the namespace `netns`: one veth per link, its address, MAC and routes. */
-function wire(r: Rtnl, home: number, netns: number, links: LinkPlan[]): void {
+async function wire(
+  r: Rtnl,
+  home: number,
+  netns: number,
+  links: LinkPlan[],
+  firewall: string | null,
+): Promise<void> {
   let inside = -1;
   try {
     enterNetns(netns, "entering the container's network namespace");
@@ -499,7 +663,7 @@ function wire(r: Rtnl, home: number, netns: number, links: LinkPlan[]): void {
     c.must((s) => nl.linkUp(s, 1), "bringing the container's loopback up");
     for (const l of links) {
       if (c.link(l.ifname) !== null) continue;
-      const master = ensureBridge(r, l);
+      const master = await ensureBridge(r, l, firewall);
       // A veth of an earlier, failed attempt would make the name clash.
       r.request((s) => nl.deleteLink(s, l.veth));
       r.must(
@@ -543,11 +707,7 @@ export async function holderMain(): Promise<number> {
   );
   const r = new Rtnl(openNetlink());
   r.must((s) => nl.linkUp(s, 1), "bringing the loopback up");
-  // No routing between bridges, so a container reaches only the networks
-  // it is on. A new namespace may inherit forwarding from the host's
-  // (net.core.devconf_inherit_init_net); this thread is in R, and
-  // /proc/sys/net is the namespace of the thread that opens it.
-  Deno.writeTextFileSync("/proc/sys/net/ipv4/ip_forward", "0\n");
+  const firewall = await setupForwarding();
   Deno.mkdirSync(`${dir}/netns`, { recursive: true, mode: 0o700 });
   // Links of a killed holder point at nothing: they go.
   for (const e of Deno.readDirSync(`${dir}/netns`)) Deno.removeSync(`${dir}/netns/${e.name}`);
@@ -606,7 +766,7 @@ export async function holderMain(): Promise<number> {
       const req = JSON.parse(await readLineFrom(conn)) as HolderRequest;
       if (req.op === "prepare") {
         const netns = namespaceOf(kept, dir, home, req.id, req.pid);
-        wire(r, home, netns, req.links);
+        await wire(r, home, netns, req.links, firewall);
       } else if (req.op === "detach") {
         for (const v of req.veths) r.must((s) => nl.deleteLink(s, v), `deleting "${v}"`, [ENODEV]);
       } else if (req.op === "release") {

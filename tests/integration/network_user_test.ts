@@ -1,6 +1,8 @@
 // User-defined networks: containers on one network reach each other by
 // name and alias (including one started later), a container on another
-// network cannot, `--internal` gives no way out, connect and disconnect,
+// network cannot, `--internal` gives no way out while other networks go
+// out through pasta (to a service on the host's loopback, through pasta's
+// gateway address), connect and disconnect,
 // `network rm` refusing a network in use, and clean ends: no holder
 // process and no leases once everything is removed, and a holder killed
 // with SIGKILL replaced (and the running containers wired again) by the
@@ -17,6 +19,8 @@ import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
+// As root the networks have no way out: pasta drops root to nobody.
+const withPasta = requires(caps, "userns", "busybox", "pasta", "rootless");
 
 function test(name: string, fn: () => Promise<void>, extra = base) {
   Deno.test({ name: `${name}${extra.suffix}`, ignore: extra.ignore, fn });
@@ -116,10 +120,27 @@ function holderProcesses(sb: Pick<TrunSandbox, "env">): number[] {
   return out;
 }
 
-/** Waits (up to 15 s) until the sandbox's holder has exited; false when it is still there. */
+/** The pasta processes attached to this sandbox's holders (their pid file is in the sandbox). */
+function pastaProcesses(sb: Pick<TrunSandbox, "env">): number[] {
+  const needle = `${sb.env.TRUN_RUNROOT}/networks/pasta.pid`;
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(needle)) {
+        out.push(Number(e.name));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Waits (up to 15 s) until the sandbox's holder and its pasta have exited; false when one is still there. */
 async function holderGone(sb: Pick<TrunSandbox, "env">): Promise<boolean> {
   for (let i = 0; i < 150; i++) {
-    if (holderProcesses(sb).length === 0) return true;
+    if (holderProcesses(sb).length === 0 && pastaProcesses(sb).length === 0) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
@@ -272,6 +293,43 @@ test("network ls, inspect, rm refusing a network in use, -f, prune", async () =>
   assert.match(unknown.stderr, /network nope not found/);
 });
 
+/** The host's default gateway: in R (pasta --config-net) the address that leads to the host. */
+function hostGateway(): string | null {
+  for (const line of Deno.readTextFileSync("/proc/net/route").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === "00000000" && f[7] === "00000000" && f[2] !== undefined) {
+      const n = parseInt(f[2], 16);
+      return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join(".");
+    }
+  }
+  return null;
+}
+
+test("a network's containers go out through pasta; an internal network's do not", async () => {
+  await using sb = await sandbox();
+  const gw = hostGateway();
+  assert.ok(gw !== null, "the host has a default route");
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("from-host\n"),
+  );
+  try {
+    const port = server.addr.port;
+    await ok(sb, ["network", "create", "out"]);
+    await ok(sb, ["network", "create", "--internal", "in"]);
+    const out = await runOn(sb, ["out"], `wget -qO- http://${gw}:${port}/`);
+    assert.equal(out.stdout, "from-host\n", out.stderr);
+    const inner = await runOn(
+      sb,
+      ["in"],
+      `ip route | grep -c default; nc -w 2 ${gw} ${port} </dev/null && echo reached || echo unreachable`,
+    );
+    assert.equal(inner.stdout, "0\nunreachable\n", inner.stderr);
+  } finally {
+    await server.shutdown();
+  }
+}, withPasta);
+
 test("clean ends: no holder and no leases once the containers are gone; kill -9 of the holder is tidied", async () => {
   await using sb = await sandbox();
   await ok(sb, ["network", "create", "n"]);
@@ -290,6 +348,8 @@ test("clean ends: no holder and no leases once the containers are gone; kill -9 
   const second = holderPid(sb);
   assert.ok(second !== null && second !== first, "a new holder");
   assert.deepEqual(holderProcesses(sb), [second]);
+  // The killed holder's pasta went with it (rootless: as root there is none).
+  assert.ok(pastaProcesses(sb).length <= 1, `one pasta at most: ${pastaProcesses(sb)}`);
   // rm of everything: the holder goes, the leases go, nothing is left.
   await ok(sb, ["rm", "-f", "web"]);
   assert.ok(await holderGone(sb), "the holder exits once no container is on a network");
