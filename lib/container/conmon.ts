@@ -9,7 +9,6 @@
  * `TRUN_MONITOR=trun|conmon` chooses; by default conmon when it is found.
  */
 import { cloexecPipe, closeFd, spawnProcess, waitChild } from "../../ffi/child_program.ts";
-import { networkEndpoints } from "../network/endpoints.ts";
 import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtime.ts";
 import { openStore } from "../store/mod.ts";
 import { findExecutable } from "../runtime/idmap.ts";
@@ -180,7 +179,9 @@ export async function startWithConmon(
   const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
   // On user-defined networks: the namespace the container joins is made
   // and wired by the holder first.
-  await networkEndpoints(rec.id);
+  if (rec.network?.networks !== undefined) {
+    await (await import("../network/endpoints.ts")).networkEndpoints(rec.id);
+  }
   // conmon forks itself away and reports on its sync pipe, as it does to
   // Podman: {"data": PID} once the runtime's create has run, or -1.
   const [syncRead, syncWrite] = cloexecPipe();

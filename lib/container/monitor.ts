@@ -15,7 +15,6 @@
  * container only when told `go` (or when the starter went away), so that
  * no output is lost before the client is attached.
  */
-import { networkEndpoints } from "../network/endpoints.ts";
 import { cloexecPipe, closeFd, readSome, waitChild, writeFd } from "../../ffi/child_program.ts";
 import { sessionKeyringName } from "../engine/program.ts";
 import { AttachServer } from "./attach_server.ts";
@@ -162,7 +161,9 @@ async function runOnce(
     let timings: StartTimings | undefined;
     // On user-defined networks: the namespace the container joins is made
     // and wired by the holder first.
-    await networkEndpoints(id);
+    if (rec.network?.networks !== undefined) {
+      await (await import("../network/endpoints.ts")).networkEndpoints(id);
+    }
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),

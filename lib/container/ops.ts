@@ -5,7 +5,6 @@
  * start time), never only the stored state.
  */
 import { containerLeases, releaseLeases } from "../store/networks.ts";
-import { refreshHosts, releaseEndpoints } from "../network/endpoints.ts";
 import { signalProcess } from "../../ffi/child_program.ts";
 import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
@@ -113,6 +112,7 @@ export async function removeContainer(
 async function leaveNetworks(store: Store, id: string): Promise<void> {
   const nets = [...new Set(containerLeases(store, id).map((l) => l.network))];
   if (nets.length === 0) return;
+  const { refreshHosts, releaseEndpoints } = await import("../network/endpoints.ts");
   releaseLeases(store, id);
   refreshHosts(store, nets);
   // A holder that does not answer finds the container's directory gone.
