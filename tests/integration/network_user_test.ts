@@ -50,11 +50,11 @@ async function ok(sb: Sb, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Runs `sh -c SCRIPT` in a new container on `networks` and returns the result. */
-function runOn(sb: Sb, networks: string[], script: string, more: string[] = []) {
-  return sb.run([
+/** `run FIRST… --network N… MORE… --rootfs ROOTFS sh -c SCRIPT`. */
+function runArgs(sb: Sb, first: string[], networks: string[], more: string[], script: string) {
+  return [
     "run",
-    "--rm",
+    ...first,
     ...networks.flatMap((n) => ["--network", n]),
     ...more,
     "--rootfs",
@@ -62,7 +62,12 @@ function runOn(sb: Sb, networks: string[], script: string, more: string[] = []) 
     "sh",
     "-c",
     script,
-  ]);
+  ];
+}
+
+/** Runs `sh -c SCRIPT` in a new container on `networks` and returns the result. */
+function runOn(sb: Sb, networks: string[], script: string, more: string[] = []) {
+  return sb.run(runArgs(sb, ["--rm"], networks, more, script));
 }
 
 /** Starts a detached container on `networks`; returns its id. */
@@ -73,19 +78,7 @@ async function startOn(
   script: string,
   more: string[] = [],
 ) {
-  return (await ok(sb, [
-    "run",
-    "-d",
-    "--name",
-    name,
-    ...networks.flatMap((n) => ["--network", n]),
-    ...more,
-    "--rootfs",
-    sb.rootfs,
-    "sh",
-    "-c",
-    script,
-  ])).trim();
+  return (await ok(sb, runArgs(sb, ["-d", "--name", name], networks, more, script))).trim();
 }
 
 /** A web server on port 80 serving /www/f = `text`. */
