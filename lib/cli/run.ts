@@ -81,9 +81,15 @@ export const RUN = defineCommand({
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
     network: {
-      kind: "string",
-      value: "MODE",
-      help: "host (default), none, or container:NAME|ID (join another container's network)",
+      kind: "list",
+      value: "NETWORK",
+      help:
+        "host (default), none, container:NAME|ID, or a network's name (again for more networks)",
+    },
+    "network-alias": {
+      kind: "list",
+      value: "ALIAS",
+      help: "Another name for the container on its user-defined networks",
     },
     "add-host": {
       kind: "list",
@@ -438,28 +444,56 @@ function readEnvFile(name: string): { name: string; text: string } {
 }
 
 /**
- * The network and the name flags (`--network`, `--hostname`,
+ * The network and the name flags (`--network`, `--network-alias`, `--hostname`,
  * `--domainname`, `--add-host`, `--dns*`), checked as Docker checks them,
  * before anything is pulled or made.
  */
 async function nameOptions(
   def: typeof RUN,
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
-): Promise<{ network: RunOptions["network"]; options: Partial<RunOptions> }> {
+): Promise<{
+  network: RunOptions["network"];
+  networks: { name: string; aliases: string[] }[];
+  options: Partial<RunOptions>;
+}> {
   const { parseNetworkMode } = await import("../spec/network_mode.ts");
   const etc = await import("../spec/etc_files.ts");
-  let network: RunOptions["network"];
-  try {
-    network = flags.network === undefined ? { kind: "host" } : parseNetworkMode(flags.network);
-  } catch (e) {
-    throw new UsageError(def, (e as Error).message);
-  }
-  if (network.kind !== "host" && network.kind !== "none" && network.kind !== "container") {
+  const modes = flags.network.map((v) => {
+    try {
+      return parseNetworkMode(v);
+    } catch (e) {
+      throw new UsageError(def, (e as Error).message);
+    }
+  });
+  // User-defined networks (--network NAME, once per network) or one mode.
+  const names = [...new Set(modes.flatMap((m) => m.kind === "network" ? [m.name] : []))];
+  const aliases = flags["network-alias"];
+  if (names.length > 0 && modes.some((m) => m.kind !== "network")) {
     throw new UsageError(
       def,
-      `unsupported --network "${flags.network}": use host, none or container:NAME|ID`,
+      "--network: a user-defined network cannot be combined with another mode",
     );
   }
+  if (names.length === 0 && aliases.length > 0) {
+    throw new UsageError(
+      def,
+      "--network-alias: network-scoped aliases need a user-defined network",
+    );
+  }
+  if (names.length === 0 && modes.length > 1) throw new UsageError(def, "--network: give one mode");
+  const network: RunOptions["network"] = modes[0] ?? { kind: "host" };
+  if (
+    network.kind !== "host" && network.kind !== "none" && network.kind !== "container" &&
+    network.kind !== "network"
+  ) {
+    throw new UsageError(
+      def,
+      `unsupported --network "${
+        flags.network[0]
+      }": use host, none, container:NAME|ID or a network's name`,
+    );
+  }
+  const networks = names.map((name) => ({ name, aliases: [...aliases] }));
   const checked = (flag: string, values: string[], check: (v: string) => unknown) => {
     for (const v of values) {
       try {
@@ -497,7 +531,7 @@ async function nameOptions(
     const conflict = etc.containerModeConflict(options);
     if (conflict) throw Object.assign(new Error(conflict), { exitCode: 125 });
   }
-  return { network, options };
+  return { network, networks, options };
 }
 
 /** Runs `trun run`; returns the container's exit status. */
@@ -510,7 +544,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
   const names = await nameOptions(def, p.flags);
-  const network = names.network;
+  const { network, networks } = names;
   ensureRuntimeRoot();
   const options: RunOptions = {
     args,
@@ -522,6 +556,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     tmpfs: p.flags.tmpfs,
     readOnly: p.flags["read-only"],
     network,
+    ...(networks.length > 0 ? { networks } : {}),
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
     ...(p.flags.tty

@@ -166,6 +166,11 @@ async function runOnce(
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
     let timings: StartTimings | undefined;
+    // On user-defined networks: the namespace the container joins is made
+    // and wired by the holder first.
+    if (rec.network?.networks !== undefined) {
+      await (await import("../network/endpoints.ts")).networkEndpoints(id);
+    }
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),

@@ -4,6 +4,7 @@
  * wait, remove. The truth about a container is its process (pid plus
  * start time), never only the stored state.
  */
+import { containerLeases, releaseLeases } from "../store/networks.ts";
 import { signalProcess } from "../../ffi/child_program.ts";
 import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
@@ -113,6 +114,7 @@ export async function removeContainer(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   store.removeContainer(rec.id);
+  await leaveNetworks(store, rec.id);
   // `rm -v` and `--rm`: its anonymous volumes go too, unless another container uses them.
   const anonymous = (rec.volumes ?? []).filter((v) => v.anonymous).map((v) => v.name);
   if (opts.volumes) removeUnusedVolumes(store, anonymous);
@@ -122,6 +124,17 @@ export async function removeContainer(
     const exit = exitFilePath(store.containerDir(rec.id), rec.id);
     for (const f of [exit, `${exit}.runtime.log`]) await Deno.remove(f).catch(() => {});
   }
+}
+
+/** Gives back a removed container's addresses; the others on its networks forget its name. */
+async function leaveNetworks(store: Store, id: string): Promise<void> {
+  const nets = [...new Set(containerLeases(store, id).map((l) => l.network))];
+  if (nets.length === 0) return;
+  const { refreshHosts, releaseEndpoints } = await import("../network/endpoints.ts");
+  releaseLeases(store, id);
+  refreshHosts(store, nets);
+  // A holder that does not answer finds the container's directory gone.
+  await releaseEndpoints(id).catch(() => {});
 }
 
 /**

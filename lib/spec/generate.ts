@@ -125,6 +125,20 @@ export interface RunOptions {
   dnsServers?: string[];
   /** The container's own address on its network, when the network setup knows it. */
   address?: string;
+  /**
+   * User-defined networks (`--network NAME`, given once per network, with
+   * its `--network-alias`es): the container gets its own network namespace,
+   * wired to them by the holder (lib/network/holder.ts).
+   */
+  networks?: { name: string; aliases: string[] }[];
+  /** With `networks`: the network namespace to join, made and wired by the holder. */
+  networkNamespace?: string;
+  /**
+   * With `networks`, rootless: the user namespace the container joins
+   * instead of making its own, that of the network namespace holder
+   * (lib/network/holder.ts), where its network namespace can be wired.
+   */
+  networkUserns?: string;
   /** `-t`. */
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
@@ -313,8 +327,9 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const cwd = resolveWorkdir(o.workdir, image.workingDir);
   const requests = mountRequests(o);
 
+  const ownNetwork = o.network.kind !== "host";
   const mounts = standardMounts({
-    ownNetwork: o.network.kind !== "host",
+    ownNetwork,
     ttyGroupMapped: mapped(mapping, 5, "gid"),
     ...(o.privileged ? { privileged: true } : {}),
   });
@@ -366,8 +381,11 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   ];
   if (peer) namespaces.push(...peerNamespaces(peer));
   else {
-    if (o.network.kind !== "host") namespaces.push({ type: "network" });
-    if (mapping.mode !== "host") namespaces.push({ type: "user" });
+    if (o.networkNamespace !== undefined) {
+      namespaces.push({ type: "network", path: o.networkNamespace });
+    } else if (ownNetwork) namespaces.push({ type: "network" });
+    if (o.networkUserns !== undefined) namespaces.push({ type: "user", path: o.networkUserns });
+    else if (mapping.mode !== "host") namespaces.push({ type: "user" });
   }
   // A joined user namespace comes with its mapping (checked equal to ours).
   const ownUserns = namespaces.some((n) => n.type === "user" && n.path === undefined);
@@ -404,7 +422,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
-  const sysctl = parseSysctls(o.sysctls ?? [], o.network.kind !== "host");
+  const sysctl = parseSysctls(o.sysctls ?? [], ownNetwork);
   // The filter follows the capabilities the container ends up with.
   const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {

@@ -85,6 +85,8 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "image rm",
     "import",
     "load",
+    "network remove",
+    "network rm",
     "pull",
     "rmi",
     "system df",
@@ -183,6 +185,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logout",
     "image",
     "volume",
+    "network",
     "system",
   ]);
 });
