@@ -112,7 +112,7 @@ async function cachedImage(rebuild: boolean): Promise<string> {
     }
   }
   const started = Date.now();
-  console.log(`vm_e2e: building the image into ${dir} (debootstrap; about a minute)`);
+  console.log(`vm_e2e: building the image into ${dir} (debootstrap: one to three minutes)`);
   const tmp = `${dir}.tmp-${Deno.pid}`;
   try {
     await run(["bash", script, tmp]);
@@ -321,12 +321,17 @@ async function main(): Promise<number> {
       console.log(`vm_e2e: ${problem}; the last lines of its console (${log}):`);
       const text = await Deno.readTextFile(log).catch(() => "");
       console.log(text.replace(/\r/g, "").split("\n").slice(-40).join("\n"));
-      opts.keep = true;
     }
     if (opts.keep) console.log(`vm_e2e: kept ${work}`);
+    else if (problem) {
+      // The console log stays for a look; the disk (some 400 MB) goes.
+      await Deno.remove(payload);
+      console.log(`vm_e2e: kept ${log}`);
+    } else await Deno.remove(work, { recursive: true });
     return problem || failed.length > 0 ? 1 : 0;
-  } finally {
+  } catch (e) {
     if (!opts.keep) await Deno.remove(work, { recursive: true }).catch(() => {});
+    throw e;
   }
 }
 
