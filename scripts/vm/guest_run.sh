@@ -53,14 +53,41 @@ else
   say "FAIL vm-delegation $svc offers: $ctl; missing:${missing:- none}; owner uid $owner"
 fi
 
-# The cases run as the test user, with what a login would give them (the
-# runtime dir and the user bus), in a scope of the user manager.
-chown -R "$E2E_UID:$E2E_UID" /e2e/work 2>/dev/null || true
-runuser -u "$E2E_USER" -- env -i HOME="/home/$E2E_USER" USER="$E2E_USER" LOGNAME="$E2E_USER" \
-  PATH=/e2e/bin:/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 NO_COLOR=1 TERM=dumb \
-  XDG_RUNTIME_DIR="/run/user/$E2E_UID" DBUS_SESSION_BUS_ADDRESS="unix:path=$bus" \
-  DENO_DIR=/e2e/deno_dir DENO_NO_UPDATE_CHECK=1 E2E_UID="$E2E_UID" E2E_BENCH="${E2E_BENCH:-0}" \
-  systemd-run --user --scope --quiet --unit=trun-e2e-cases -- sh /e2e/guest_cases.sh 2>&1
-rc=$?
-[ $rc -eq 0 ] || say "FAIL vm-cases guest_cases.sh exited with status $rc"
+# Each case runs as the test user, with what a login would give them (the
+# runtime dir and the user bus), in a scope of its own under the user
+# manager: a case whose scope systemd stops (OOMPolicy=stop on an OOM kill
+# anywhere under it) fails alone, with the status it ended with.
+chown -R "$E2E_UID:$E2E_UID" /e2e 2>/dev/null || true
+as_user() {
+  runuser -u "$E2E_USER" -- env -i HOME="/home/$E2E_USER" USER="$E2E_USER" LOGNAME="$E2E_USER" \
+    PATH=/e2e/bin:/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 NO_COLOR=1 TERM=dumb \
+    XDG_RUNTIME_DIR="/run/user/$E2E_UID" DBUS_SESSION_BUS_ADDRESS="unix:path=$bus" \
+    DENO_DIR=/e2e/deno_dir DENO_NO_UPDATE_CHECK=1 E2E_UID="$E2E_UID" E2E_BENCH="$E2E_BENCH" "$@"
+}
+cases="user-scope trun-info run-rootless limits-visible memory-oom pids-limit cpus-throttle live"
+[ "$E2E_BENCH" -gt 0 ] && cases="$cases bench"
+find "$svc" -mindepth 1 -type d | sort >/run/e2e-cgroups-before
+for c in $cases; do
+  as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" -- \
+    sh /e2e/guest_cases.sh "$c" >/run/e2e-case.out 2>&1
+  rc=$?
+  cat /run/e2e-case.out
+  if ! grep -Eq '^E2E (PASS|FAIL|SKIP|BENCH) ' /run/e2e-case.out; then
+    say "FAIL $c ended with status $rc before reporting a result$([ $rc -eq 143 ] && echo ' (SIGTERM: was its scope stopped?)')"
+  fi
+done
+
+# Cgroups of removed containers must go: new directories left under the user
+# manager's subtree that name a container (an id, the test's names) are leaks.
+find "$svc" -mindepth 1 -type d | sort >/run/e2e-cgroups-after
+new_dirs=$(comm -13 /run/e2e-cgroups-before /run/e2e-cgroups-after | tr '\n' ' ')
+leaks=$(printf '%s\n' $new_dirs | grep -E '[0-9a-f]{12}|e2e-live' | tr '\n' ' ')
+if [ -z "$leaks" ]; then
+  say "PASS cgroup-cleanup no container cgroup left (new dirs: ${new_dirs:-none})"
+else
+  say "FAIL cgroup-cleanup left behind: $leaks"
+fi
+# What systemd did about OOM kills and stopped units, for the log.
+journalctl -b --no-pager -q -o cat 2>/dev/null | grep -Ei 'oom|failed with result' | tail -8 |
+  while IFS= read -r l; do say "INFO journal: $l"; done
 say "END"
