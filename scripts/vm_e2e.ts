@@ -3,7 +3,12 @@
  * QEMU VM under software emulation (issue 10, layer 3): this host is hybrid,
  * users' machines are not.
  *
- *   deno task test:vm [--bench N] [--timeout SECONDS] [--smp N] [--keep] [--rebuild]
+ *   deno task test:vm [--bench N] [--cases A,B] [--timeout SECONDS] [--smp N] [--memory MB]
+ *                     [--keep] [--rebuild]
+ *
+ * `--bench N` adds N timed `run`s with and without `--memory --cpus`;
+ * `--cases` runs only the named guest cases (scripts/vm/guest_cases.sh);
+ * `--keep` keeps the per-run disk and console log; `--rebuild` the image.
  *
  * 1. The image (a Debian 12 root filesystem, kernel and initrd) is built by
  *    scripts/vm/build_image.sh from Debian's packages and cached in
@@ -31,6 +36,8 @@ const GUEST_UID = 1000;
 /** Command-line options of the runner. */
 interface Options {
   bench: number;
+  /** Guest case names to run, space-separated; empty for all of them. */
+  cases: string;
   timeoutSeconds: number;
   smp: number;
   memoryMb: number;
@@ -41,6 +48,7 @@ interface Options {
 function parseOptions(args: string[]): Options {
   const opts: Options = {
     bench: 0,
+    cases: "",
     timeoutSeconds: 600,
     smp: 2,
     memoryMb: 2048,
@@ -58,7 +66,13 @@ function parseOptions(args: string[]): Options {
     else if (a === "--timeout") opts.timeoutSeconds = num();
     else if (a === "--smp") opts.smp = num();
     else if (a === "--memory") opts.memoryMb = num();
-    else if (a === "--keep") opts.keep = true;
+    else if (a === "--cases") {
+      const v = args[++i] ?? "";
+      if (!/^[a-z-]+(,[a-z-]+)*$/.test(v)) {
+        throw new Error(`vm_e2e: --cases needs names like run-rootless,live`);
+      }
+      opts.cases = v.replaceAll(",", " ");
+    } else if (a === "--keep") opts.keep = true;
     else if (a === "--rebuild") opts.rebuild = true;
     else throw new Error(`vm_e2e: unknown option ${a}`);
   }
@@ -141,7 +155,7 @@ async function denoDir(): Promise<string> {
  * Writes the per-run disk: deno, trun's runtime sources, the npm cache, a
  * busybox rootfs and the guest scripts, all owned by the guest's test user.
  */
-async function payloadDisk(work: string, bench: number): Promise<string> {
+async function payloadDisk(work: string, opts: Options): Promise<string> {
   const stage = `${work}/stage`;
   await Deno.mkdir(`${stage}/bin`, { recursive: true });
   await Deno.copyFile(Deno.execPath(), `${stage}/bin/deno`);
@@ -154,7 +168,10 @@ async function payloadDisk(work: string, bench: number): Promise<string> {
   await busyboxRootfs(`${stage}/rootfs`);
   await Deno.copyFile(`${vmDir}guest_run.sh`, `${stage}/run.sh`);
   await Deno.copyFile(`${vmDir}guest_cases.sh`, `${stage}/guest_cases.sh`);
-  await Deno.writeTextFile(`${stage}/config`, `E2E_BENCH=${bench}\n`);
+  await Deno.writeTextFile(
+    `${stage}/config`,
+    `E2E_BENCH=${opts.bench}\n${opts.cases ? `E2E_CASES="${opts.cases}"\n` : ""}`,
+  );
   await run(["chown", "-R", `${GUEST_UID}:${GUEST_UID}`, stage]);
   // Room for what the run writes there (deno's caches of the guest's paths).
   const du = new TextDecoder().decode(
@@ -297,7 +314,7 @@ async function main(): Promise<number> {
   const t1 = Date.now();
   const work = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "trun-vm-run." });
   try {
-    const payload = await payloadDisk(work, opts.bench);
+    const payload = await payloadDisk(work, opts);
     const t2 = Date.now();
     const log = `${work}/console.log`;
     const report = await boot(image, payload, opts, log);

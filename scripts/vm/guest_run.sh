@@ -12,7 +12,8 @@ set -u
 E2E_USER=${E2E_USER:-tester}
 E2E_UID=${E2E_UID:-1000}
 E2E_BENCH=0
-# Per-run settings from the runner (E2E_BENCH).
+E2E_CASES=
+# Per-run settings from the runner (E2E_BENCH, E2E_CASES).
 [ -f /e2e/config ] && . /e2e/config
 
 say() { echo "E2E $*"; }
@@ -66,6 +67,7 @@ as_user() {
 }
 cases="user-scope trun-info run-rootless limits-visible memory-oom pids-limit cpus-throttle live"
 [ "$E2E_BENCH" -gt 0 ] && cases="$cases bench"
+[ -n "$E2E_CASES" ] && cases=$E2E_CASES
 find "$svc" -mindepth 1 -type d | sort >/run/e2e-cgroups-before
 for c in $cases; do
   as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" -- \
