@@ -185,14 +185,14 @@ async function payloadDisk(work: string, opts: Options): Promise<string> {
 }
 
 /** One result line of the guest. */
-interface CaseResult {
+export interface CaseResult {
   verdict: "PASS" | "FAIL" | "SKIP";
   name: string;
   detail: string;
 }
 
 /** What the VM printed, read from its serial console. */
-interface GuestReport {
+export interface GuestReport {
   cases: CaseResult[];
   other: string[];
   ended: boolean;
@@ -200,6 +200,42 @@ interface GuestReport {
   /** Stopped by SIGINT or SIGTERM (CI's step time limit): the VM was killed, not left running. */
   interrupted: boolean;
   exitCode: number;
+}
+
+/** What one serial console line says: a result, the end, another E2E line, or nothing of ours. */
+export type ConsoleLine =
+  | { kind: "case"; result: CaseResult }
+  | { kind: "end" }
+  | { kind: "other"; text: string }
+  | null;
+
+/**
+ * Reads one line of the serial console: the guest's `E2E …` lines may
+ * follow kernel output on the same line and end in CR (the tty's newline).
+ */
+export function parseConsoleLine(raw: string): ConsoleLine {
+  const text = raw.replace(/\r/g, "");
+  const at = text.indexOf("E2E ");
+  if (at < 0) return null;
+  const ours = text.slice(at).trimEnd();
+  const m = /^E2E (PASS|FAIL|SKIP) (\S+) ?(.*)$/.exec(ours);
+  if (m) {
+    return {
+      kind: "case",
+      result: { verdict: m[1] as CaseResult["verdict"], name: m[2]!, detail: m[3]! },
+    };
+  }
+  if (ours === "E2E END") return { kind: "end" };
+  return { kind: "other", text: ours.slice(4) };
+}
+
+/** Why a run cannot be trusted (empty when it finished and reported cases). */
+export function runProblem(report: GuestReport, timeoutSeconds: number): string {
+  if (report.interrupted) return "interrupted by a signal; the VM was killed";
+  if (report.timedOut) return `the VM did not finish within ${timeoutSeconds} s`;
+  if (!report.ended) return `the VM stopped (exit ${report.exitCode}) before the cases ended`;
+  if (report.cases.length === 0) return "the VM reported no cases";
+  return "";
 }
 
 /** Boots the VM and reads the serial console until it powers off or the time is up. */
@@ -275,16 +311,18 @@ async function boot(
   const decoder = new TextDecoder();
   let pending = "";
   const line = (raw: string) => {
-    const text = raw.replace(/\r/g, "");
-    const at = text.indexOf("E2E ");
-    if (at < 0) return;
+    const parsed = parseConsoleLine(raw);
+    if (parsed === null) return;
     const seconds = ((Date.now() - started) / 1000).toFixed(0).padStart(4);
-    console.log(`[${seconds}s] ${text.slice(at)}`);
-    const m = /^E2E (PASS|FAIL|SKIP) (\S+) ?(.*)$/.exec(text.slice(at));
-    if (m) {
-      report.cases.push({ verdict: m[1] as CaseResult["verdict"], name: m[2]!, detail: m[3]! });
-    } else if (text.slice(at) === "E2E END") report.ended = true;
-    else report.other.push(text.slice(at + 4));
+    const text = parsed.kind === "case"
+      ? `${parsed.result.verdict} ${parsed.result.name} ${parsed.result.detail}`
+      : parsed.kind === "end"
+      ? "END"
+      : parsed.text;
+    console.log(`[${seconds}s] E2E ${text}`);
+    if (parsed.kind === "case") report.cases.push(parsed.result);
+    else if (parsed.kind === "end") report.ended = true;
+    else report.other.push(parsed.text);
   };
   for await (const chunk of child.stdout) {
     await file.write(chunk);
@@ -328,12 +366,7 @@ async function main(): Promise<number> {
         `image ${((t1 - t0) / 1000).toFixed(0)} s, disk ${((t2 - t1) / 1000).toFixed(0)} s, ` +
         `VM ${((t3 - t2) / 1000).toFixed(0)} s`,
     );
-    let problem = "";
-    if (report.interrupted) problem = "interrupted by a signal; the VM was killed";
-    else if (report.timedOut) problem = `the VM did not finish within ${opts.timeoutSeconds} s`;
-    else if (!report.ended) {
-      problem = `the VM stopped (exit ${report.exitCode}) before the cases ended`;
-    } else if (report.cases.length === 0) problem = "the VM reported no cases";
+    const problem = runProblem(report, opts.timeoutSeconds);
     if (problem) {
       console.log(`vm_e2e: ${problem}; the last lines of its console (${log}):`);
       const text = await Deno.readTextFile(log).catch(() => "");
@@ -352,4 +385,4 @@ async function main(): Promise<number> {
   }
 }
 
-Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main());
