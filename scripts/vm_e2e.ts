@@ -3,11 +3,13 @@
  * QEMU VM under software emulation (issue 10, layer 3): this host is hybrid,
  * users' machines are not.
  *
- *   deno task test:vm [--bench N] [--cases A,B] [--timeout SECONDS] [--smp N] [--memory MB]
- *                     [--keep] [--rebuild]
+ *   deno task test:vm [--bench N] [--cases A,B] [--scope-property P=V]... [--timeout SECONDS]
+ *                     [--smp N] [--memory MB] [--keep] [--rebuild]
  *
  * `--bench N` adds N timed `run`s with and without `--memory --cpus`;
  * `--cases` runs only the named guest cases (scripts/vm/guest_cases.sh);
+ * `--scope-property` adds a `systemd-run -p` property to each case's scope
+ * (e.g. Delegate=yes, OOMPolicy=continue: what a plain scope lacks);
  * `--keep` keeps the per-run disk and console log; `--rebuild` the image.
  *
  * 1. The image (a Debian 12 root filesystem, kernel and initrd) is built by
@@ -38,6 +40,8 @@ interface Options {
   bench: number;
   /** Guest case names to run, space-separated; empty for all of them. */
   cases: string;
+  /** `systemd-run -p` properties of each case's scope. */
+  scopeProperties: string[];
   timeoutSeconds: number;
   smp: number;
   memoryMb: number;
@@ -49,6 +53,7 @@ function parseOptions(args: string[]): Options {
   const opts: Options = {
     bench: 0,
     cases: "",
+    scopeProperties: [],
     timeoutSeconds: 600,
     smp: 2,
     memoryMb: 2048,
@@ -72,6 +77,12 @@ function parseOptions(args: string[]): Options {
         throw new Error(`vm_e2e: --cases needs names like run-rootless,live`);
       }
       opts.cases = v.replaceAll(",", " ");
+    } else if (a === "--scope-property") {
+      const v = args[++i] ?? "";
+      if (!/^[A-Za-z]+=[A-Za-z0-9._-]+$/.test(v)) {
+        throw new Error(`vm_e2e: --scope-property needs NAME=VALUE, such as Delegate=yes`);
+      }
+      opts.scopeProperties.push(v);
     } else if (a === "--keep") opts.keep = true;
     else if (a === "--rebuild") opts.rebuild = true;
     else throw new Error(`vm_e2e: unknown option ${a}`);
@@ -170,7 +181,12 @@ async function payloadDisk(work: string, opts: Options): Promise<string> {
   await Deno.copyFile(`${vmDir}guest_cases.sh`, `${stage}/guest_cases.sh`);
   await Deno.writeTextFile(
     `${stage}/config`,
-    `E2E_BENCH=${opts.bench}\n${opts.cases ? `E2E_CASES="${opts.cases}"\n` : ""}`,
+    [
+      `E2E_BENCH=${opts.bench}`,
+      `E2E_CASES="${opts.cases}"`,
+      `E2E_SCOPE_PROPERTIES="${opts.scopeProperties.map((p) => `-p ${p}`).join(" ")}"`,
+      "",
+    ].join("\n"),
   );
   await run(["chown", "-R", `${GUEST_UID}:${GUEST_UID}`, stage]);
   // Room for what the run writes there (deno's caches of the guest's paths).

@@ -13,11 +13,12 @@ E2E_USER=${E2E_USER:-tester}
 E2E_UID=${E2E_UID:-1000}
 E2E_BENCH=0
 E2E_CASES=
-# Per-run settings from the runner (E2E_BENCH, E2E_CASES).
+E2E_SCOPE_PROPERTIES=
+# Per-run settings from the runner (E2E_BENCH, E2E_CASES, E2E_SCOPE_PROPERTIES).
 [ -f /e2e/config ] && . /e2e/config
 
 say() { echo "E2E $*"; }
-say "BEGIN kernel=$(uname -r) cpus=$(nproc) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo)"
+say "BEGIN kernel=$(uname -r) cpus=$(nproc) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) scope properties: ${E2E_SCOPE_PROPERTIES:-none}"
 
 fs=$(stat -f -c %T /sys/fs/cgroup)
 if [ "$fs" = cgroup2fs ]; then
@@ -70,7 +71,8 @@ cases="user-scope trun-info run-rootless limits-visible memory-oom pids-limit cp
 [ -n "$E2E_CASES" ] && cases=$E2E_CASES
 find "$svc" -mindepth 1 -type d | sort >/run/e2e-cgroups-before
 for c in $cases; do
-  as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" -- \
+  # shellcheck disable=SC2086 # the properties are words: -p A=B -p C=D
+  as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" $E2E_SCOPE_PROPERTIES -- \
     sh /e2e/guest_cases.sh "$c" >/run/e2e-case.out 2>&1
   rc=$?
   cat /run/e2e-case.out
