@@ -9,7 +9,7 @@
  * `--bench N` adds N timed `run`s with and without `--memory --cpus`;
  * `--cases` runs only the named guest cases (scripts/vm/guest_cases.sh);
  * `--scope-property` adds a `systemd-run -p` property to each case's scope
- * (e.g. Delegate=yes, OOMPolicy=continue: what a plain scope lacks);
+ * (which has Delegate=yes and systemd's defaults; e.g. OOMPolicy=continue);
  * `--keep` keeps the per-run disk and console log; `--rebuild` the image.
  *
  * 1. The image (a Debian 12 root filesystem, kernel and initrd) is built by

@@ -18,7 +18,7 @@ E2E_SCOPE_PROPERTIES=
 [ -f /e2e/config ] && . /e2e/config
 
 say() { echo "E2E $*"; }
-say "BEGIN kernel=$(uname -r) cpus=$(nproc) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) scope properties: ${E2E_SCOPE_PROPERTIES:-none}"
+say "BEGIN kernel=$(uname -r) cpus=$(nproc) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) scope properties: -p Delegate=yes ${E2E_SCOPE_PROPERTIES}"
 
 fs=$(stat -f -c %T /sys/fs/cgroup)
 if [ "$fs" = cgroup2fs ]; then
@@ -57,8 +57,11 @@ fi
 
 # Each case runs as the test user, with what a login would give them (the
 # runtime dir and the user bus), in a scope of its own under the user
-# manager: a case whose scope systemd stops (OOMPolicy=stop on an OOM kill
-# anywhere under it) fails alone, with the status it ended with.
+# manager, as trun's README tells users to run it where systemd manages
+# cgroups: `systemd-run --user --scope -p Delegate=yes trun …` (a plain
+# scope gets only the controllers its slice enables: memory and pids, no
+# cpu). Systemd's other defaults stay, OOMPolicy=stop included: a case
+# whose scope systemd stops fails alone, with the status it ended with.
 chown -R "$E2E_UID:$E2E_UID" /e2e 2>/dev/null || true
 as_user() {
   runuser -u "$E2E_USER" -- env -i HOME="/home/$E2E_USER" USER="$E2E_USER" LOGNAME="$E2E_USER" \
@@ -72,7 +75,8 @@ cases="user-scope trun-info run-rootless limits-visible memory-oom pids-limit cp
 find "$svc" -mindepth 1 -type d | sort >/run/e2e-cgroups-before
 for c in $cases; do
   # shellcheck disable=SC2086 # the properties are words: -p A=B -p C=D
-  as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" $E2E_SCOPE_PROPERTIES -- \
+  as_user systemd-run --user --scope --quiet --unit="trun-e2e-$c" -p Delegate=yes \
+    $E2E_SCOPE_PROPERTIES -- \
     sh /e2e/guest_cases.sh "$c" >/run/e2e-case.out 2>&1
   rc=$?
   cat /run/e2e-case.out
