@@ -101,15 +101,6 @@ async function run(cmd: string[], env?: Record<string, string>): Promise<void> {
   if (!status.success) throw new Error(`vm_e2e: ${cmd.join(" ")} failed (exit ${status.code})`);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function sha256Hex(data: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -125,7 +116,8 @@ async function cachedImage(rebuild: boolean): Promise<string> {
   const key = (await sha256Hex(await Deno.readFile(script))).slice(0, 16);
   const dir = `${cacheRoot}/image-${key}`;
   if (rebuild) await Deno.remove(dir, { recursive: true }).catch(() => {});
-  if (await exists(`${dir}/rootfs.img`)) {
+  const cached = await Deno.stat(`${dir}/rootfs.img`).then(() => true, () => false);
+  if (cached) {
     console.log(`vm_e2e: cached image ${dir}`);
     return dir;
   }
