@@ -96,6 +96,6 @@ else
   say "FAIL cgroup-cleanup left behind: $leaks"
 fi
 # What systemd did about OOM kills and stopped units, for the log.
-journalctl -b --no-pager -q -o cat 2>/dev/null | grep -Ei 'oom|failed with result' | tail -8 |
+journalctl -b --no-pager -q -o cat 2>/dev/null | grep -Ei 'out of memory|oom-kill|oom killer|failed with result' | tail -8 |
   while IFS= read -r l; do say "INFO journal: $l"; done
 say "END"
