@@ -1,6 +1,6 @@
 #!/bin/sh
 # The end-to-end cases, run inside the test VM as the test user, each in a
-# scope of its own under the systemd user manager (guest_run.sh starts them:
+# scope of its own (Delegate=yes) under the systemd user manager (guest_run.sh starts them:
 # `guest_cases.sh CASE`). trun runs from source under the deno binary on the
 # per-run disk (/e2e), containers from the busybox rootfs there. One line
 # per result on stdout:
