@@ -35,6 +35,9 @@ PACKAGES=(
   keyutils        # keyctl: the session keyring tests (security tests)
   gcc             # builds the static syscall probe of the seccomp tests
   libc6-dev       # its static libc
+  qemu-system-x86 # the pure cgroup v2 VM (deno task test:vm)
+  debootstrap     # builds its Debian root filesystem
+  e2fsprogs       # mkfs.ext4 -d: its disks
 )
 
 log() { printf 'setup_host: %s\n' "$*"; }
