@@ -92,7 +92,7 @@ export class RecordFileWriter {
 }
 
 /** Reads files of an unpacked layer directory for {@link rebuildTar}, never through a symlink. */
-function layerFiles(dir: string): LayerFileReader {
+export function layerFiles(dir: string): LayerFileReader {
   return {
     open(rel) {
       const path = `${dir}/${rel}`;
