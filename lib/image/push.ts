@@ -302,7 +302,10 @@ function rewriteManifest(
     const m = remade.get(l.digest);
     if (m === undefined) {
       if (mediaType === MEDIA_TYPE_DOCKER_MANIFEST && !docker) {
-        return { ...l, mediaType: l.mediaType.replace(/.*diff\.tar\.gzip$/, MEDIA_TYPE_OCI_LAYER_GZIP) };
+        return {
+          ...l,
+          mediaType: l.mediaType.replace(/.*diff\.tar\.gzip$/, MEDIA_TYPE_OCI_LAYER_GZIP),
+        };
       }
       return l;
     }

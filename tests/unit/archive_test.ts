@@ -132,7 +132,10 @@ for (const format of ["docker-archive", "oci-archive"] as const) {
       // As Docker 25+: the archive holds uncompressed layers, named by diff id.
       const saved = JSON.parse(new TextDecoder().decode(b.manifest(img.id).bytes));
       const config = JSON.parse(new TextDecoder().decode(Deno.readFileSync(a.blobPath(img.id))));
-      assert.deepEqual(saved.layers.map((l: { digest: string }) => l.digest), config.rootfs.diff_ids);
+      assert.deepEqual(
+        saved.layers.map((l: { digest: string }) => l.digest),
+        config.rootfs.diff_ids,
+      );
       assert.deepEqual(
         saved.layers.map((l: { mediaType: string }) => l.mediaType),
         ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar"],
