@@ -94,7 +94,7 @@ const EVERYTHING: Entry[] = [
   { name: GNU.slice(0, 99), body: "gnu long name" },
   { name: "././@LongLink", type: "K", body: enc.encode(GNU + "\0") },
   { name: "gnu-hardlink", type: "1", linkname: GNU.slice(0, 99) },
-  { name: "old-style-dir/", type: "0" },
+  { name: "old-style-dir/", type: "0", mode: 0o755 },
   { name: "old-style-dir/f", body: "in an old-style directory" },
 ];
 
