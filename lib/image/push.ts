@@ -28,7 +28,7 @@ import {
 } from "../oci/manifest.ts";
 import { runBounded } from "./pull.ts";
 import type { TarSource } from "../store/layer_records.ts";
-import { drained } from "../util/stream.ts";
+import { throughTransform } from "../util/stream.ts";
 import { type ImageReference, parseReference } from "../oci/reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
 import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
@@ -250,27 +250,11 @@ async function compressInto(
   const z: Transform = format === "zstd" ? zlib.createZstdCompress() : zlib.createGzip();
   const hash = createHash("sha256");
   let size = 0;
-  const feed = (async () => {
-    try {
-      for await (const chunk of tar) {
-        if (!z.write(chunk)) await drained(z);
-      }
-      z.end();
-    } catch (err) {
-      z.destroy(err as Error);
-    }
-  })();
-  try {
-    for await (const out of z) {
-      const c = out as Uint8Array;
-      hash.update(c);
-      size += c.length;
-      let off = 0;
-      while (off < c.length) off += await file.write(c.subarray(off));
-    }
-  } finally {
-    z.destroy();
-    await feed;
+  for await (const c of throughTransform(tar, z)) {
+    hash.update(c);
+    size += c.length;
+    let off = 0;
+    while (off < c.length) off += await file.write(c.subarray(off));
   }
   return { digest: `sha256:${hash.digest("hex")}`, size };
 }

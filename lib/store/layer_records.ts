@@ -8,13 +8,11 @@
  * records existed have none and keep their blob; their tar comes from it.
  */
 
-import { createGunzip, createGzip, type Gzip } from "node:zlib";
+import { createGunzip, createGzip, createZstdDecompress, type Gzip } from "node:zlib";
 import { createReadStream } from "node:fs";
-import type { Transform } from "node:stream";
 import { type LayerFileReader, rebuildTar, TarSplitError } from "../oci/tar_split.ts";
 import { blobPath, createHash, parseDigest, writeAll } from "./blobs.ts";
-import { concat } from "../util/bytes.ts";
-import { drained } from "../util/stream.ts";
+import { throughTransform } from "../util/stream.ts";
 
 /** The environment variable that keeps compressed layer blobs after unpacking. */
 export const KEEP_BLOBS_ENV = "TRUN_KEEP_BLOBS";
@@ -142,19 +140,19 @@ export async function* layerTar(root: string, layer: TarSource): AsyncGenerator<
   const hash = createHash(parseDigest(layer.diffId).algorithm);
   let source: AsyncIterable<Uint8Array>;
   if (hasRecord(root, layer.chain)) {
-    const record = decompress(
+    const record = throughTransform(
       createReadStream(recordPath(root, layer.chain)) as AsyncIterable<Uint8Array>,
       createGunzip(),
     );
     const dir = `${root}/layers/${parseDigest(layer.chain).hex}`;
     source = rebuildTar(record, layerFiles(dir), what);
   } else {
-    let blob: AsyncIterable<Uint8Array>;
+    const path = blobPath(root, layer.blobDigest);
+    const head = new Uint8Array(4);
+    let n: number;
     try {
-      Deno.statSync(blobPath(root, layer.blobDigest));
-      blob = createReadStream(blobPath(root, layer.blobDigest), {
-        highWaterMark: 256 * 1024,
-      }) as AsyncIterable<Uint8Array>;
+      using f = Deno.openSync(path, { read: true });
+      n = f.readSync(head) ?? 0;
     } catch (err) {
       throw new TarSplitError(
         `${what} has neither a tar-split record nor its blob ${layer.blobDigest}: remove the image and pull it again (${
@@ -162,7 +160,15 @@ export async function* layerTar(root: string, layer: TarSource): AsyncGenerator<
         })`,
       );
     }
-    source = await decompressAny(blob);
+    const { detectCompression } = await import("../oci/layer_tar.ts");
+    const compression = detectCompression(head.subarray(0, n));
+    const blob = createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<
+      Uint8Array
+    >;
+    source = compression === "none" ? blob : throughTransform(
+      blob,
+      compression === "gzip" ? createGunzip() : createZstdDecompress(),
+    );
   }
   for await (const chunk of source) {
     hash.update(chunk);
@@ -173,53 +179,5 @@ export async function* layerTar(root: string, layer: TarSource): AsyncGenerator<
     throw new TarSplitError(
       `${what} was rebuilt as ${actual}, not its diff id: the unpacked layer was changed; remove the image and pull it again`,
     );
-  }
-}
-
-// A blob of unknown compression, decompressed by its magic bytes.
-async function decompressAny(
-  chunks: AsyncIterable<Uint8Array>,
-): Promise<AsyncIterable<Uint8Array>> {
-  const it = chunks[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let n = 0;
-  while (n < 4) {
-    const r = await it.next();
-    if (r.done) break;
-    head.push(r.value);
-    n += r.value.length;
-  }
-  const first = concat(head);
-  async function* all(): AsyncGenerator<Uint8Array> {
-    if (first.length > 0) yield first;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-  }
-  const { detectCompression } = await import("../oci/layer_tar.ts");
-  const zlib = await import("node:zlib");
-  const c = detectCompression(first);
-  if (c === "none") return all();
-  return decompress(all(), c === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress());
-}
-
-// Pipes `chunks` through a node transform, yielding its output.
-async function* decompress(
-  chunks: AsyncIterable<Uint8Array>,
-  t: Transform,
-): AsyncGenerator<Uint8Array> {
-  const feed = (async () => {
-    try {
-      for await (const c of chunks) {
-        if (!t.write(c)) await drained(t);
-      }
-      t.end();
-    } catch (err) {
-      t.destroy(err as Error);
-    }
-  })();
-  try {
-    for await (const out of t) yield out as Uint8Array;
-  } finally {
-    t.destroy();
-    await feed;
   }
 }

@@ -3,6 +3,7 @@
 // exactly what an attacker could send.
 
 import { concat } from "../../lib/util/bytes.ts";
+import { removeTree } from "../../lib/util/fs.ts";
 
 /** One tar entry to build. */
 export interface Entry {
@@ -102,4 +103,14 @@ export function stream(bytes: Uint8Array, chunk = 777): ReadableStream<Uint8Arra
       off += chunk;
     },
   });
+}
+
+/** Runs `fn` in a new temporary directory, removed afterwards (read-only directories too). */
+export async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "trun-layer-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    removeTree(dir);
+  }
 }

@@ -14,22 +14,13 @@ import {
   OPAQUE_XATTR,
 } from "../../lib/oci/layer_tar.ts";
 import { lgetxattr } from "../../ffi/fs.ts";
-import { enc, type Entry, stream, tar } from "./_tar_fixture.ts";
+import { enc, type Entry, stream, tar, withDir } from "./_tar_fixture.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 /** Unprivileged runs cannot chown: they unpack with ownership squashed to themselves. */
 const OWN: ApplyLayerOptions = IS_ROOT
   ? {}
   : { squashOwnership: { uid: Deno.uid()!, gid: Deno.gid()! } };
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "trun-layer-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function unpack(entries: Entry[], dest: string, opts: ApplyLayerOptions = {}) {
   return await applyLayer(stream(tar(entries)), dest, {

@@ -11,22 +11,13 @@ import { rebuildTar, TarSplitError, TarSplitRecorder } from "../../lib/oci/tar_s
 import { layerFiles, layerTar, recordPath } from "../../lib/store/layer_records.ts";
 import { concat } from "../../lib/util/bytes.ts";
 import { lsetxattr } from "../../ffi/fs.ts";
-import { enc, type Entry, stream, tar } from "./_tar_fixture.ts";
+import { enc, type Entry, stream, tar, withDir } from "./_tar_fixture.ts";
 
 const IS_ROOT = Deno.uid() === 0;
 const OWN: ApplyLayerOptions = IS_ROOT
   ? {}
   : { squashOwnership: { uid: Deno.uid()!, gid: Deno.gid()! } };
 const sha256 = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "trun-tar-split-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Unpacks `input` into `dest` with a recorder; returns the record and why it is unusable, if it is. */
 async function recordLayer(input: Uint8Array, dest: string, chunk = 777) {
