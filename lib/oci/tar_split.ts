@@ -43,7 +43,7 @@ const TAG_END = 0;
 const TAG_RAW = 1;
 const TAG_FILE = 2;
 // Raw bytes are collected up to this size before a segment is written.
-const RAW_FLUSH = 64 * 1024;
+const RAW_FLUSH = 256 * 1024;
 const decoder = new TextDecoder();
 
 /** A file-content segment the framer found, waiting for the unpacker's word. */
@@ -61,7 +61,9 @@ interface FileRef {
 export class TarSplitRecorder implements LayerRecorder {
   readonly #sink: (bytes: Uint8Array) => void;
   readonly #ownerReadOnly: boolean;
-  #raw: Uint8Array[] = [];
+  // Raw bytes collected in one buffer until a segment is written: a layer
+  // has thousands of small headers, and one copy each is what it costs.
+  #raw = new Uint8Array(RAW_FLUSH + 1024);
   #rawLength = 0;
   #tarSize = 0;
   // Header assembly and the framer's state.
@@ -174,7 +176,7 @@ export class TarSplitRecorder implements LayerRecorder {
   finish(): string | undefined {
     if (this.#headFill > 0) this.#addRaw(this.#head.subarray(0, this.#headFill));
     this.#flushRaw();
-    this.#sink(concat([Uint8Array.of(TAG_END), leb128(this.#tarSize)]));
+    this.#sink(segment(TAG_END, [this.#tarSize]));
     if (this.#broken !== undefined) return this.#broken;
     if (this.#file !== undefined) return "the tar ends inside a file";
     for (const f of this.#files) {
@@ -192,15 +194,21 @@ export class TarSplitRecorder implements LayerRecorder {
 
   #addRaw(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.#raw.push(bytes.slice());
+    if (this.#rawLength + bytes.length > this.#raw.length) {
+      this.#flushRaw();
+      if (bytes.length > this.#raw.length) {
+        this.#sink(segment(TAG_RAW, [bytes.length], bytes));
+        return;
+      }
+    }
+    this.#raw.set(bytes, this.#rawLength);
     this.#rawLength += bytes.length;
     if (this.#rawLength >= RAW_FLUSH) this.#flushRaw();
   }
 
   #flushRaw(): void {
     if (this.#rawLength === 0) return;
-    this.#sink(concat([Uint8Array.of(TAG_RAW), leb128(this.#rawLength), ...this.#raw]));
-    this.#raw = [];
+    this.#sink(segment(TAG_RAW, [this.#rawLength], this.#raw.subarray(0, this.#rawLength)));
     this.#rawLength = 0;
   }
 
@@ -259,7 +267,7 @@ export class TarSplitRecorder implements LayerRecorder {
     const ref = { entry, path, size };
     this.#files.push(ref);
     const p = new TextEncoder().encode(path);
-    this.#sink(concat([Uint8Array.of(TAG_FILE), leb128(size), leb128(p.length), p]));
+    this.#sink(segment(TAG_FILE, [size, p.length], p));
     this.#file = ref;
     this.#fileLeft = size;
     this.#padAfter = after;
@@ -414,21 +422,28 @@ class ByteReader {
   }
 }
 
-/** Unsigned LEB128 of a non-negative safe integer. */
-function leb128(n: number): Uint8Array {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Uint8Array.from(out);
+/** One encoded segment: the tag, its numbers as unsigned LEB128, then `bytes`. */
+function segment(tag: number, numbers: number[], bytes?: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + 8 * numbers.length + (bytes?.length ?? 0));
+  out[0] = tag;
+  let at = 1;
+  for (let n of numbers) {
+    do {
+      let b = n % 128;
+      n = Math.floor(n / 128);
+      if (n > 0) b |= 0x80;
+      out[at++] = b;
+    } while (n > 0);
+  }
+  if (bytes !== undefined) out.set(bytes, at);
+  return out.subarray(0, at + (bytes?.length ?? 0));
 }
 
 // tar-stream's rule: a header whose checksum is that of a zeroed block is
 // no entry (end-of-archive and padding blocks).
 function isNullBlock(b: Uint8Array): boolean {
+  // Any entry has a name, and its first byte alone breaks the sum.
+  if (b[0] !== 0) return false;
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
   return sum === 8 * 32;
