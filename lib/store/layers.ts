@@ -160,17 +160,34 @@ function dropRecordedBlobs(
     const ok = hasRecord(ctx.root, chains[i]!);
     droppable.set(l.digest, (droppable.get(l.digest) ?? true) && ok);
   });
-  for (const [digest, ok] of droppable) {
-    if (!ok) continue;
-    ctx.dropLease(blobLeaseName(digest));
-    const lock = tryLock(ctx.root, blobLeaseName(digest));
-    if (lock === null) continue;
-    try {
-      deleteBlob(ctx, digest);
-    } finally {
-      lock.close();
-    }
+  for (const [digest, ok] of droppable) if (ok) dropBlob(ctx, digest);
+}
+
+// Deletes a layer blob unless another process holds its lease (it is about
+// to unpack it). Returns the bytes freed, or -1 when kept.
+function dropBlob(ctx: StoreContext, digest: string): number {
+  ctx.dropLease(blobLeaseName(digest));
+  const lock = tryLock(ctx.root, blobLeaseName(digest));
+  if (lock === null) return -1;
+  try {
+    return deleteBlob(ctx, digest);
+  } finally {
+    lock.close();
   }
+}
+
+/**
+ * For prune: deletes layer blob `digest` when every layer unpacked from it
+ * has a tar-split record (a concurrent pull can leave one behind) and the
+ * store does not keep blobs. Returns the bytes freed, or -1 when kept.
+ */
+export function dropRebuildableBlob(ctx: StoreContext, digest: string): number {
+  if (keepBlobs()) return -1;
+  const chains = (ctx.db.prepare("SELECT chain_id FROM layers WHERE blob_digest = ?").all(
+    digest,
+  ) as { chain_id: string }[]).map((r) => r.chain_id);
+  if (chains.length === 0 || !chains.every((c) => hasRecord(ctx.root, c))) return -1;
+  return dropBlob(ctx, digest);
 }
 
 /**

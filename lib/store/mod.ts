@@ -43,6 +43,7 @@ import {
   writeBlob,
 } from "./blobs.ts";
 import {
+  dropRebuildableBlob,
   ensureLayers,
   type EnsureLayersOptions,
   isDir,
@@ -402,9 +403,11 @@ export class Store implements StoreContext {
   }
 
   /**
-   * Deletes layers no image uses and blobs no manifest needs, skipping any
-   * another trun process holds a lease on (it is about to record them),
-   * then the lock files nobody holds.
+   * Deletes layers no image uses and blobs no manifest needs, and layer
+   * blobs whose layers can all be rebuilt from their tar-split records
+   * (one a concurrent pull kept), skipping any another trun process holds
+   * a lease on (it is about to record them), then the lock files nobody
+   * holds.
    */
   prune(): PruneResult {
     const out: PruneResult = { layers: [], blobs: [], bytes: 0 };
@@ -425,8 +428,9 @@ export class Store implements StoreContext {
       }[]).map((r) => r.blob_digest),
     );
     for (const digest of listBlobDigests(this.root)) {
-      if (needed.has(digest)) continue;
-      const freed = collectBlob(this, digest);
+      const freed = needed.has(digest)
+        ? dropRebuildableBlob(this, digest)
+        : collectBlob(this, digest);
       if (freed >= 0) {
         out.blobs.push(digest);
         out.bytes += freed;

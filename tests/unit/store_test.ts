@@ -592,3 +592,30 @@ Deno.test("imageTars() + layerTar() rebuild each layer's tar; a layer without a 
     assert.ok(store.hasBlob(old.layers[0]!.digest));
   });
 });
+
+Deno.test("a blob another process leases stays after unpacking, and prune() drops it once it is free", async () => {
+  await withStore(async (store, root) => {
+    const b = await stage(store, [BASE]);
+    const other = openStore(root, { repair: false });
+    try {
+      assert.ok(other.hasBlob(b.layers[0]!.digest), "the other store leases the blob");
+      await store.ensureLayers(b.layers);
+      assert.ok(store.hasBlob(b.layers[0]!.digest), "kept while leased");
+    } finally {
+      other.close();
+    }
+    store.recordImage({
+      reference: "leased",
+      manifestDigest: b.manifestDigest,
+      manifestBytes: b.manifestBytes,
+      manifestMediaType: "application/vnd.oci.image.manifest.v1+json",
+      configDigest: b.configDigest,
+      configBytes: b.configBytes,
+      layers: b.layers,
+    });
+    const r = store.prune();
+    assert.deepEqual(r.blobs, [b.layers[0]!.digest]);
+    assert.ok(!store.hasBlob(b.layers[0]!.digest));
+    assert.equal(store.layerPaths("leased").length, 1, "the image stays");
+  });
+});
