@@ -208,11 +208,14 @@ export async function pushImage(
           (current) =>
             emit({ type: "layer-progress", digest: blob.digest, current, total: made.size }),
         );
-      if (!(await client.blobExists(ref.repository, made.digest, signal))) {
-        await client.pushBlob(ref.repository, made.digest, made.size, open, { signal });
-        uploaded++;
-      }
       remade.set(blob.digest, made);
+      // The same tar compresses to the same blob: a second push finds it.
+      if (await client.blobExists(ref.repository, made.digest, signal)) {
+        emit({ type: "layer-exists", digest: blob.digest, total: made.size });
+        return;
+      }
+      await client.pushBlob(ref.repository, made.digest, made.size, open, { signal });
+      uploaded++;
       emit({ type: "layer-done", digest: blob.digest, current: made.size, total: made.size });
     } finally {
       file.close();
@@ -250,13 +253,40 @@ async function compressInto(
   const z: Transform = format === "zstd" ? zlib.createZstdCompress() : zlib.createGzip();
   const hash = createHash("sha256");
   let size = 0;
-  for await (const c of throughTransform(tar, z)) {
+  // zlib's output depends on how its input is cut: fixed-size pieces make
+  // the same tar compress to the same blob every time, so pushing the same
+  // image again finds its layers already there.
+  for await (const c of throughTransform(fixedChunks(tar, 1 << 20), z)) {
     hash.update(c);
     size += c.length;
     let off = 0;
     while (off < c.length) off += await file.write(c.subarray(off));
   }
   return { digest: `sha256:${hash.digest("hex")}`, size };
+}
+
+// `chunks` re-cut into pieces of exactly `size` bytes (the last one shorter).
+async function* fixedChunks(
+  chunks: AsyncIterable<Uint8Array>,
+  size: number,
+): AsyncGenerator<Uint8Array> {
+  let buf = new Uint8Array(size);
+  let fill = 0;
+  for await (const chunk of chunks) {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(size - fill, chunk.length - off);
+      buf.set(chunk.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === size) {
+        yield buf;
+        buf = new Uint8Array(size);
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) yield buf.subarray(0, fill);
 }
 
 // The stored manifest with recompressed layers' digests, sizes and media

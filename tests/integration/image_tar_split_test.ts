@@ -171,6 +171,15 @@ test("push without a mountable source compresses again (gzip, zstd) and the imag
       manifest.layers.every((l) => l.mediaType.endsWith(format === "gzip" ? "gzip" : "+zstd")),
       JSON.stringify(manifest),
     );
+    // Compressed again the same way, the layers are found under their new digests.
+    const again = await sb.run(["push", "--compression-format", format, ref]);
+    ok(again, `push ${format} again`);
+    assert.equal(
+      lines(again.stdout).filter((l) => / Layer already exists$/.test(l)).length,
+      3,
+      again.stdout,
+    );
+    assert.match(again.stdout, new RegExp(`digest: ${digest} `));
     await using back = await trunSandbox();
     ok(await back.run(["pull", "-q", ref]), `pull back ${format}`);
     const pulled = await inspect(back, ref);
