@@ -621,7 +621,31 @@ export const TTY = {
 /** Address families (socket(2)). */
 export const AF = {
   UNIX: 1,
+  INET: 2,
 } as const;
+
+/** netdevice(7) requests: `SIOCSIFFLAGS` sets an interface's flags (struct ifreq). */
+export const SIOC = {
+  SIFFLAGS: 0x8914,
+} as const;
+
+/** netdevice(7) interface flags. */
+export const IFF = {
+  UP: 0x1,
+  LOOPBACK: 0x8,
+  RUNNING: 0x40,
+} as const;
+
+/** sizeof(struct ifreq) on Linux: a 16-byte name, then a 24-byte union. */
+export const IFREQ_SIZE = 40;
+
+/** struct ifreq with `ifr_name` = `name` and `ifr_flags` (a short at offset 16) = `flags`. */
+export function encodeIfreqFlags(name: string, flags: number): Uint8Array {
+  const b = new Uint8Array(IFREQ_SIZE);
+  b.set(new TextEncoder().encode(name).subarray(0, 15));
+  new DataView(b.buffer).setInt16(16, flags, true);
+  return b;
+}
 
 /** Socket types and socket(2)/socketpair(2) type flags. */
 export const SOCK = {

@@ -109,6 +109,12 @@ export async function attachCommand(argv: string[], name = ATTACH.name): Promise
       exitCode: 1,
     });
   }
+  const { isPaused } = await import("../container/pause.ts");
+  if (isPaused(rec)) {
+    throw Object.assign(new Error("You cannot attach to a paused container, unpause it first"), {
+      exitCode: 1,
+    });
+  }
   return await attachToContainer(rec, dir, {
     streams: { stdin: rec.stdin === true && !p.flags["no-stdin"], stdout: true, stderr: true },
     detachKeys,

@@ -168,12 +168,49 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./top.ts")).TOP,
   },
   {
+    name: "container pause",
+    aliases: ["pause"],
+    summary: "Pause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).pauseCommand,
+    grammar: async () => (await import("./pause.ts")).PAUSE,
+  },
+  {
+    name: "container unpause",
+    aliases: ["unpause"],
+    summary: "Unpause all processes within one or more containers",
+    load: async () => (await import("./pause.ts")).unpauseCommand,
+    grammar: async () => (await import("./pause.ts")).UNPAUSE,
+  },
+  {
+    name: "container stats",
+    aliases: ["stats"],
+    summary: "Display a live stream of container(s) resource usage statistics",
+    load: async () => (await import("./stats.ts")).main,
+    grammar: async () => (await import("./stats.ts")).STATS,
+  },
+  {
+    name: "container update",
+    aliases: ["update"],
+    summary: "Update configuration of one or more containers",
+    load: async () => (await import("./update.ts")).main,
+    grammar: async () => (await import("./update.ts")).UPDATE,
+  },
+  {
     name: "container prune",
     summary: "Remove all stopped containers",
     // Writable layers hold files of subordinate ids.
     storage: true,
     load: async () => (await import("./container_ops.ts")).pruneCommand,
     grammar: async () => (await import("./container_ops.ts")).PRUNE,
+  },
+  {
+    name: "container commit",
+    aliases: ["commit"],
+    summary: "Create a new image from a container's changes",
+    // Reads a writable layer of subordinate ids and unpacks the new layer.
+    storage: true,
+    load: async () => (await import("./commit.ts")).commitCommand,
+    grammar: async () => (await import("./commit.ts")).COMMIT,
   },
   {
     name: "container diff",
@@ -288,6 +325,32 @@ export const COMMANDS: readonly CommandEntry[] = [
     storage: true,
     load: async () => (await import("./save_load.ts")).saveCommand,
     grammar: async () => (await import("./save_load.ts")).SAVE,
+  },
+  {
+    name: "image build",
+    aliases: ["build"],
+    summary: "Build an image from a Dockerfile",
+    // Not `storage`: RUN starts containers as `trun run` does; each step's
+    // store work goes to the storage helper (`build-step`).
+    load: async () => (await import("./build.ts")).buildCommand,
+    grammar: async () => (await import("./build.ts")).BUILD,
+  },
+  {
+    name: "build-step",
+    summary: "(internal) run one build step's store work",
+    hidden: true,
+    // Reads image layers and writes new ones of any owner.
+    storage: true,
+    load: async () => (await import("./build.ts")).buildStepCommand,
+  },
+  {
+    name: "image import",
+    aliases: ["import"],
+    summary: "Import the contents from a tarball to create a filesystem image",
+    // Unpacks files of any owner into the store.
+    storage: true,
+    load: async () => (await import("./commit.ts")).importCommand,
+    grammar: async () => (await import("./commit.ts")).IMPORT,
   },
   {
     name: "image load",

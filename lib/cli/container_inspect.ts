@@ -10,9 +10,12 @@
  */
 import { shortId } from "./format.ts";
 import { treeSize } from "./ps.ts";
-import { type ContainerStatus, logPath } from "../container/status.ts";
+import { type ContainerStatus, containerStatus, logPath } from "../container/status.ts";
+import { isPaused } from "../container/pause.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { type MountRequest, mountRequests } from "../spec/mounts.ts";
+import { hostConfigResources } from "../spec/resources.ts";
+import type { Resources } from "../spec/types.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -29,14 +32,22 @@ export interface ContainerFacts {
   workingDir?: string;
   /** The bundle's hostname. */
   hostname?: string;
+  /** The bundle's domain name. */
+  domainname?: string;
   /** `uid:gid` of the bundle's process, when not root. */
   user?: string;
   /** Which of `hostname`, `hosts`, `resolv.conf` trun wrote for it (in `userdata/etc`). */
   etcFiles: string[];
+  /** With `--network container:`, the other container's files it shares, by name. */
+  sharedEtcFiles?: Record<string, string>;
   /** With `--size`: bytes of the writable layer and of the image under it. */
   size?: { rw: number; rootFs: number };
   /** `<store>/volumes`: where a volume's `_data` is. */
   volumesDir?: string;
+  /** The bundle's `linux.resources` (HostConfig's Memory, NanoCpus, PidsLimit…). */
+  resources?: Resources;
+  /** Whether it is paused now (its cgroup frozen). */
+  paused?: boolean;
 }
 
 /** What inspect shows of a container's mounts: Mounts, and HostConfig's and Config's parts. */
@@ -154,16 +165,19 @@ export function inspectContainer(
 ): Record<string, unknown> {
   const { dir } = facts;
   const m = inspectMounts(rec, facts.volumesDir ?? "");
-  const etc = (name: string) => facts.etcFiles.includes(name) ? `${dir}/userdata/etc/${name}` : "";
+  const etc = (name: string) =>
+    facts.etcFiles.includes(name)
+      ? `${dir}/userdata/etc/${name}`
+      : facts.sharedEtcFiles?.[name] ?? "";
   const out: Record<string, unknown> = {
     Id: rec.id,
     Created: rec.created,
     Path: rec.command[0] ?? "",
     Args: rec.command.slice(1),
     State: {
-      Status: status,
+      Status: facts.paused ? "paused" : status,
       Running: status === "running",
-      Paused: false,
+      Paused: facts.paused === true,
       Restarting: false,
       OOMKilled: false,
       Dead: false,
@@ -184,6 +198,12 @@ export function inspectContainer(
     Platform: "linux",
     HostConfig: {
       Binds: m.binds,
+      // Records from before trun had networks ran in the host's.
+      NetworkMode: rec.network?.mode ?? "host",
+      Dns: rec.network?.names?.dns ?? [],
+      DnsOptions: rec.network?.names?.dnsOptions ?? [],
+      DnsSearch: rec.network?.names?.dnsSearch ?? [],
+      ExtraHosts: rec.network?.names?.extraHosts ?? null,
       AutoRemove: rec.autoRemove,
       RestartPolicy: {
         Name: rec.restartPolicy?.name ?? "no",
@@ -191,6 +211,7 @@ export function inspectContainer(
       },
       ...(m.tmpfs ? { Tmpfs: m.tmpfs } : {}),
       ...(m.hostMounts ? { Mounts: m.hostMounts } : {}),
+      ...hostConfigResources(facts.resources),
     },
     GraphDriver: {
       Data: {
@@ -209,7 +230,7 @@ export function inspectContainer(
   out.Mounts = m.mounts;
   out.Config = {
     Hostname: facts.hostname ?? shortId(rec.id),
-    Domainname: "",
+    Domainname: facts.domainname ?? "",
     User: facts.user ?? "",
     Tty: rec.tty,
     Env: facts.env ?? null,
@@ -268,7 +289,10 @@ export function containerFacts(
     }
   }
   const spec = readJson(`${dir}/userdata/config.json`) as {
+    linux?: { resources?: Resources };
     hostname?: unknown;
+    domainname?: unknown;
+    mounts?: unknown;
     process?: { env?: unknown; cwd?: unknown; user?: { uid?: unknown; gid?: unknown } };
   } | undefined;
   if (spec !== undefined) {
@@ -276,12 +300,27 @@ export function containerFacts(
     if (Array.isArray(p?.env)) facts.env = p.env.filter((e): e is string => typeof e === "string");
     if (typeof p?.cwd === "string") facts.workingDir = p.cwd;
     if (typeof spec.hostname === "string") facts.hostname = spec.hostname;
+    if (typeof spec.domainname === "string") facts.domainname = spec.domainname;
+    if (rec.network?.mode.startsWith("container:") && Array.isArray(spec.mounts)) {
+      // Bound from the joined container's directory (lib/container/network_peer.ts).
+      for (const m of spec.mounts as { destination?: unknown; source?: unknown }[]) {
+        const name = typeof m.destination === "string" && m.destination.match(/^\/etc\/(.+)$/)?.[1];
+        if (
+          name && ["hostname", "hosts", "resolv.conf"].includes(name) &&
+          typeof m.source === "string"
+        ) {
+          (facts.sharedEtcFiles ??= {})[name] = m.source;
+        }
+      }
+    }
+    if (spec.linux?.resources) facts.resources = spec.linux.resources;
     const uid = p?.user?.uid;
     const gid = p?.user?.gid;
     if (typeof uid === "number" && (uid !== 0 || (typeof gid === "number" && gid !== 0))) {
       facts.user = typeof gid === "number" ? `${uid}:${gid}` : String(uid);
     }
   }
+  if (containerStatus(rec) === "running" && isPaused(rec)) facts.paused = true;
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
     try {
       Deno.statSync(`${dir}/userdata/etc/${name}`);

@@ -127,7 +127,7 @@ async function each(refs: string[], fn: (ref: string) => Promise<void>): Promise
  * Runs `fn` with each named container's record, its directory and the open
  * store (closed after `fn`), printing the name as given on success.
  */
-async function eachRecord(
+export async function eachRecord(
   refs: string[],
   fn: (rec: ContainerRecord, dir: string, store: Store) => Promise<void> | void,
 ): Promise<number> {

@@ -29,6 +29,23 @@ export function humanSize(bytes: number, precision = 4): string {
   return `${goFormatG(size, precision)}${DECIMAL_UNITS[unit]}`;
 }
 
+const BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+/**
+ * A byte count the way go-units' `BytesSize` prints it: divided by 1024
+ * until below 1024, then `%.4g` and the binary unit ("1.5MiB",
+ * "7.629GiB"); Docker's MEM USAGE / LIMIT column.
+ */
+export function binarySize(bytes: number): string {
+  let size = bytes;
+  let unit = 0;
+  while (size >= 1024 && unit < BINARY_UNITS.length - 1) {
+    size /= 1024;
+    unit++;
+  }
+  return `${goFormatG(size, 4)}${BINARY_UNITS[unit]}`;
+}
+
 /**
  * Go's `%.<precision>g`: `precision` significant digits, trailing zeros of
  * the fraction dropped, exponent form (`1e+04`, two exponent digits at

@@ -18,7 +18,7 @@ import {
   shortId,
   timeAgo,
 } from "./format.ts";
-import { formatFlag } from "./_image_common.ts";
+import { formatFlag, intermediateImages } from "./_image_common.ts";
 import { parseReference } from "../oci/reference.ts";
 import { type ImageRecord, openStore } from "../store/mod.ts";
 
@@ -32,7 +32,7 @@ export const IMAGES = defineCommand({
     all: {
       short: "a",
       kind: "bool",
-      help: "Show all images (trun keeps no intermediate ones)",
+      help: "Show all images, with trun build's intermediate ones",
     },
     digests: { kind: "bool", help: "Show digests" },
     filter: {
@@ -306,7 +306,13 @@ export function main(argv: string[], name = IMAGES.name): Promise<number> {
   const filters = parseImageFilters(def, p.flags.filter, p.args[0]);
   const store = openStore();
   try {
-    const lines = renderImages(store.listImages(), {
+    // trun build's intermediate images only with -a, as Docker shows them.
+    const all = store.listImages();
+    const hidden = p.flags.all
+      ? new Set<string>()
+      : intermediateImages(all, store.buildCacheImages());
+    const images = all.filter((i) => !hidden.has(i.id));
+    const lines = renderImages(images, {
       digests: p.flags.digests,
       noTrunc: p.flags["no-trunc"],
       quiet: p.flags.quiet,

@@ -7,7 +7,7 @@
 import { type CommandDef, defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { humanSize } from "./format.ts";
-import { familiar } from "./_image_common.ts";
+import { familiar, intermediateImages } from "./_image_common.ts";
 import { parseManifest } from "../oci/manifest.ts";
 import { openStore, type Store } from "../store/mod.ts";
 
@@ -76,8 +76,14 @@ export interface PruneReport {
 export function pruneImages(store: Store, all: boolean): PruneReport {
   const lines: string[] = [];
   let reclaimed = 0;
-  for (const image of store.listImages()) {
-    const dangling = image.tags.length === 0 && image.digests.length === 0;
+  // Intermediate build images stay unless -a, as Docker keeps images with children.
+  const images = store.listImages();
+  const intermediate = all
+    ? new Set<string>()
+    : intermediateImages(images, store.buildCacheImages());
+  for (const image of images) {
+    const dangling = image.tags.length === 0 && image.digests.length === 0 &&
+      !intermediate.has(image.id);
     if (!all && !dangling) continue;
     // A running container keeps its image; a record left by a killed trun does not.
     if (store.liveContainers(image.id).length > 0) continue;

@@ -24,6 +24,7 @@ import {
 import { formatFlag } from "./_image_common.ts";
 import { parseReference } from "../oci/reference.ts";
 import { type ContainerStatus, containerStatus } from "../container/status.ts";
+import { isPaused } from "../container/pause.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
 
 /** The grammar of `trun ps` and `trun container ls`. */
@@ -69,6 +70,8 @@ export interface PsItem {
   rec: ContainerRecord;
   /** `containerStatus(rec)`, checked by the caller. */
   status: ContainerStatus;
+  /** Running but paused (its cgroup frozen), checked by the caller. */
+  paused?: boolean;
   /** Bytes in the writable layer, when asked for. */
   sizeRw?: number;
   /** Bytes of the image under it, when known (Docker's "virtual" size is both). */
@@ -222,7 +225,7 @@ export function selectContainers(
     if (!all && status !== "running") return;
     if (beforeAt !== undefined && at <= beforeAt) return;
     if (sinceAt !== undefined && at >= sinceAt) return;
-    if (!any(filters.status, (s) => s === status)) return;
+    if (!any(filters.status, (s) => s === (item.paused ? "paused" : status))) return;
     if (!any(filters.names, (n) => rec.name.includes(n))) return;
     if (!any(filters.ids, (p) => rec.id.startsWith(p))) return;
     if (!any(filters.ancestors, (a) => ancestorMatches(rec, a))) return;
@@ -329,8 +332,8 @@ export function psJson(
     Ports: "",
     RunningFor: timeAgo(rec.created, opts.now),
     Size: sizeText(item),
-    State: item.status,
-    Status: statusText(rec, item.status, opts.now),
+    State: item.paused ? "paused" : item.status,
+    Status: statusText(rec, item.status, opts.now) + (item.paused ? " (Paused)" : ""),
   };
 }
 
@@ -448,7 +451,10 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
         // Not a stored image (or ambiguous): matched by name or id prefix only.
       }
     }
-    const items = store.listRecords().map((rec) => ({ rec, status: containerStatus(rec) }));
+    const items = store.listRecords().map((rec) => {
+      const status = containerStatus(rec);
+      return { rec, status, ...(status === "running" && isPaused(rec) ? { paused: true } : {}) };
+    });
     const selected: PsItem[] = selectContainers(items, { all: p.flags.all, last, filters });
     if (size) {
       const imageSizes = new Map(store.listImages().map((i) => [i.id, i.size]));

@@ -79,7 +79,28 @@ export const RUN = defineCommand({
       value: "MODE",
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
-    network: { kind: "string", value: "MODE", help: "host (default) or none" },
+    network: {
+      kind: "string",
+      value: "MODE",
+      help: "host (default), none, or container:NAME|ID (join another container's network)",
+    },
+    "add-host": {
+      kind: "list",
+      value: "NAME:IP",
+      help: "Add a line to /etc/hosts (IP may be host-gateway: the host's address)",
+    },
+    dns: { kind: "list", value: "IP", help: "Set a DNS server in /etc/resolv.conf" },
+    "dns-search": {
+      kind: "list",
+      value: "DOMAIN",
+      help: 'Set a DNS search domain in /etc/resolv.conf ("." for none)',
+    },
+    "dns-option": {
+      kind: "list",
+      value: "OPTION",
+      help: "Set a resolver option in /etc/resolv.conf",
+    },
+    domainname: { kind: "string", value: "NAME", help: "Container NIS domain name" },
     pull: {
       kind: "string",
       value: "POLICY",
@@ -411,6 +432,69 @@ function readEnvFile(name: string): { name: string; text: string } {
   }
 }
 
+/**
+ * The network and the name flags (`--network`, `--hostname`,
+ * `--domainname`, `--add-host`, `--dns*`), checked as Docker checks them,
+ * before anything is pulled or made.
+ */
+async function nameOptions(
+  def: typeof RUN,
+  flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
+): Promise<{ network: RunOptions["network"]; options: Partial<RunOptions> }> {
+  const { parseNetworkMode } = await import("../spec/network_mode.ts");
+  const etc = await import("../spec/etc_files.ts");
+  let network: RunOptions["network"];
+  try {
+    network = flags.network === undefined ? { kind: "host" } : parseNetworkMode(flags.network);
+  } catch (e) {
+    throw new UsageError(def, (e as Error).message);
+  }
+  if (network.kind !== "host" && network.kind !== "none" && network.kind !== "container") {
+    throw new UsageError(
+      def,
+      `unsupported --network "${flags.network}": use host, none or container:NAME|ID`,
+    );
+  }
+  const checked = (flag: string, values: string[], check: (v: string) => unknown) => {
+    for (const v of values) {
+      try {
+        check(v);
+      } catch (e) {
+        throw new UsageError(
+          def,
+          `invalid argument "${v}" for "--${flag}" flag: ${(e as Error).message}`,
+        );
+      }
+    }
+    return values;
+  };
+  const options: Partial<RunOptions> = {
+    ...(flags.hostname !== undefined ? { hostname: flags.hostname } : {}),
+    ...(flags.domainname !== undefined ? { domainname: flags.domainname } : {}),
+    ...(flags["add-host"].length
+      ? {
+        // Kept as Docker keeps them: NAME:ADDRESS, brackets dropped.
+        addHosts: checked("add-host", flags["add-host"], etc.parseExtraHost).map((v) => {
+          const e = etc.parseExtraHost(v);
+          return `${e.name}:${e.address}`;
+        }),
+      }
+      : {}),
+    ...(flags.dns.length
+      ? { dns: checked("dns", flags.dns, etc.checkDnsServer).map((v) => v.trim()) }
+      : {}),
+    ...(flags["dns-search"].length
+      ? { dnsSearch: checked("dns-search", flags["dns-search"], etc.checkDnsSearch) }
+      : {}),
+    ...(flags["dns-option"].length ? { dnsOptions: flags["dns-option"] } : {}),
+  };
+  if (network.kind === "container") {
+    const conflict = etc.containerModeConflict(options);
+    if (conflict) throw Object.assign(new Error(conflict), { exitCode: 125 });
+  }
+  return { network, options };
+}
+
 /** Runs `trun run`; returns the container's exit status. */
 export async function main(argv: string[], name = RUN.name): Promise<number> {
   const tCli = performance.now();
@@ -420,10 +504,8 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
-  const network = p.flags.network ?? "host";
-  if (network !== "host" && network !== "none") {
-    throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
-  }
+  const names = await nameOptions(def, p.flags);
+  const network = names.network;
   ensureRuntimeRoot();
   const options: RunOptions = {
     args,
@@ -442,7 +524,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       : {}),
     ...(p.flags.init ? { init: findInit() } : {}),
     ...(p.flags.entrypoint !== undefined ? { entrypoint: p.flags.entrypoint } : {}),
-    ...(p.flags.hostname !== undefined ? { hostname: p.flags.hostname } : {}),
+    ...names.options,
     ...(p.flags.workdir !== undefined ? { workdir: p.flags.workdir } : {}),
     ...(p.flags.user !== undefined ? { user: p.flags.user } : {}),
   };

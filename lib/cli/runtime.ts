@@ -69,6 +69,22 @@ const VERBS = {
     maxArgs: 2,
     flags: { all: { short: "a", kind: "bool", help: "Signal every process of the container" } },
   }),
+  pause: defineCommand({
+    name: "runtime pause",
+    usage: "CONTAINER-ID",
+    summary: "Suspend every process of a container (freezes its cgroup)",
+    minArgs: 1,
+    maxArgs: 1,
+    flags: {},
+  }),
+  resume: defineCommand({
+    name: "runtime resume",
+    usage: "CONTAINER-ID",
+    summary: "Resume every process of a paused container",
+    minArgs: 1,
+    maxArgs: 1,
+    flags: {},
+  }),
   delete: defineCommand({
     name: "runtime delete",
     usage: "[OPTIONS] CONTAINER-ID",
@@ -353,6 +369,13 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
       const p = parseArgs(VERBS.kill, argv);
       if (p.help) return printHelp(VERBS.kill);
       engine.kill(root, p.args[0]!, engine.parseSignal(p.args[1] ?? "SIGTERM"), p.flags.all);
+      return 0;
+    }
+    case "pause":
+    case "resume": {
+      const p = parseArgs(VERBS[verb], argv);
+      if (p.help) return printHelp(VERBS[verb]);
+      await engine.setPaused(root, p.args[0]!, verb === "pause");
       return 0;
     }
     case "delete": {

@@ -298,7 +298,8 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     const again = updateCount(rec.id);
     const conmon = chosenConmon() ??
       findExecutable("conmon", `${Deno.env.get("PATH") ?? ""}:${CONMON_DIRS}`);
-    if (again && conmon) {
+    const { networkPeerBlocks } = await import("./network_peer.ts");
+    if (again && conmon && networkPeerBlocks(again, dir) === undefined) {
       const report = await startWithConmon(conmon, again, dir);
       if (report.ok) return 0;
     }

@@ -28,6 +28,8 @@ import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
+import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer.ts";
+import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
 
@@ -137,6 +139,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   }
   const dir = store.containerDir(id);
   const p = containerPaths(dir);
+  const network = input.options.network;
+  const networkPeer = network.kind === "container"
+    ? lookUpNetworkPeer(store, network.container, input.idMapping)
+    : undefined;
   const generated = generateSpec({
     id,
     rootPath: p.merged,
@@ -146,6 +152,8 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     options: input.options,
     host: gatherHostFacts(input.idMapping),
     ...(input.volumes ? { volumes: input.volumes.sources } : {}),
+    name,
+    ...(networkPeer ? { networkPeer } : {}),
   });
   for (const d of [p.upper, p.work, p.merged, p.userdata]) {
     Deno.mkdirSync(d, { recursive: true, mode: 0o700 });
@@ -195,6 +203,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
+    network: {
+      mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network),
+      ...namesOf(input.options),
+    },
   };
   sweepLeftovers(store, records);
   try {
@@ -204,6 +216,17 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
   return rec;
+}
+
+/** The record's `network.names`, when the container was given any. */
+function namesOf(o: RunOptions): Pick<NonNullable<ContainerRecord["network"]>, "names"> {
+  const names = {
+    ...(o.dns?.length ? { dns: o.dns } : {}),
+    ...(o.dnsSearch?.length ? { dnsSearch: o.dnsSearch } : {}),
+    ...(o.dnsOptions?.length ? { dnsOptions: o.dnsOptions } : {}),
+    ...(o.addHosts?.length ? { extraHosts: o.addHosts } : {}),
+  };
+  return Object.keys(names).length > 0 ? { names } : {};
 }
 
 /** The record's `mountFlags`, when the container has any. */
@@ -353,6 +376,8 @@ export async function startDetached(
   pending?: PendingMonitor,
 ): Promise<MonitorReport> {
   if (pending) return await startMonitor(rec, dir, beforeStart, pending);
+  const blocked = networkPeerBlocks(rec, dir);
+  if (blocked !== undefined) return { ok: false, error: blocked, exitCode: 125 };
   const { chosenConmon, startWithConmon } = await import("./conmon.ts");
   const conmon = chosenConmon();
   return conmon

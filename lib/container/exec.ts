@@ -20,6 +20,7 @@ import { resolveUser } from "../spec/user.ts";
 import { exeSealNeeded, hasOwnUserNamespace, reexecSealed } from "../runtime/exe_seal.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import { containerPaths } from "./detached.ts";
+import { isPaused } from "./pause.ts";
 import { containerStatus } from "./status.ts";
 
 /** What the user asked of `exec`. */
@@ -61,6 +62,12 @@ export async function execInContainer(
   if (containerStatus(rec) !== "running") {
     throw Object.assign(
       new Error(`container ${rec.id.slice(0, 12)} is not running`),
+      { exitCode: 1 },
+    );
+  }
+  if (isPaused(rec)) {
+    throw Object.assign(
+      new Error(`Container ${rec.id} is paused, unpause the container before exec`),
       { exitCode: 1 },
     );
   }

@@ -27,6 +27,7 @@ import { containerPaths, type MonitorReport, readLine, type RootfsLayout } from 
 import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
+import { networkPeerBlocks } from "./network_peer.ts";
 import { removeAtExit } from "./ops.ts";
 
 /**
@@ -93,6 +94,12 @@ export async function runMonitor(
         break;
       }
       await new Promise((r) => setTimeout(r, restartDelay(n)));
+      // The network joined may have moved to another process, or be gone.
+      const blocked = networkPeerBlocks(rec, dir);
+      if (blocked !== undefined) {
+        update(rec.id, (r) => ({ ...r, error: blocked }));
+        break;
+      }
       update(rec.id, (r) => ({ ...r, restartCount: (r.restartCount ?? 0) + 1 }));
     }
   } finally {

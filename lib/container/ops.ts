@@ -9,6 +9,7 @@ import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
+import { thawIfPaused } from "./pause.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
 
@@ -36,15 +37,21 @@ export async function waitGone(rec: ContainerRecord, ms: number): Promise<boolea
   return true;
 }
 
-/** Sends `signal` (a name or number) to the container's first process. */
-export function killContainer(rec: ContainerRecord, signal: string): void {
+/**
+ * Sends `signal` (a name or number) to the container's first process; a
+ * paused container is thawed after SIGKILL or its stop signal, so that it
+ * acts on it (Docker's rule; other signals wait for `unpause`).
+ */
+export async function killContainer(rec: ContainerRecord, signal: string): Promise<void> {
   if (containerStatus(rec) !== "running") {
     throw Object.assign(
       new Error(`cannot kill container ${rec.id.slice(0, 12)}: it is not running`),
       { exitCode: 1 },
     );
   }
-  signalProcess(rec.pid, parseSignal(signal));
+  const n = parseSignal(signal);
+  signalProcess(rec.pid, n);
+  if (n === SIGNALS.SIGKILL || n === parseSignal(rec.stopSignal)) await thawIfPaused(rec);
 }
 
 /**
@@ -54,6 +61,7 @@ export function killContainer(rec: ContainerRecord, signal: string): void {
 export async function stopContainer(rec: ContainerRecord, timeout: number): Promise<void> {
   if (containerStatus(rec) !== "running") return;
   signalProcess(rec.pid, parseSignal(rec.stopSignal));
+  await thawIfPaused(rec);
   if (await waitGone(rec, timeout < 0 ? 2 ** 31 : timeout * 1000)) return;
   // PID 1 of the namespace going takes every other process with it.
   for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
@@ -88,6 +96,7 @@ export async function removeContainer(
     for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
       signalProcess(pid, SIGNALS.SIGKILL);
     }
+    await thawIfPaused(rec);
     await waitGone(rec, 10_000);
   }
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));

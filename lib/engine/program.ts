@@ -19,16 +19,19 @@
 import { type ChildOp, execTail, type OpArg } from "../../ffi/child_program.ts";
 import { Errno } from "../../ffi/errno.ts";
 import {
+  AF,
   AT,
   CAP_LAST_CAP,
   CLONE,
   encodeCapData,
   encodeCapHeader,
   encodeDev,
+  encodeIfreqFlags,
   encodeMountAttr,
   encodeOpenHow,
   encodeRlimit,
   encodeWinsize,
+  IFF,
   KEY_PERM,
   KEY_SPEC,
   KEYCTL,
@@ -42,6 +45,8 @@ import {
   S,
   SECCOMP,
   SIGNALS,
+  SIOC,
+  SOCK,
   TTY,
 } from "../../ffi/syscalls.ts";
 import {
@@ -1106,6 +1111,26 @@ export function createProgram(input: CreateProgramInput): ChildOp[] {
   b.close("root");
   b.openRoot("newRoot", "opening the new root");
 
+  // A new network namespace starts with its loopback down; containers
+  // expect 127.0.0.1 to work, as in Docker's and Podman's.
+  if (c.newNamespaces.includes("network")) {
+    b.op({
+      call: "socket",
+      args: [AF.INET, SOCK.DGRAM | SOCK.CLOEXEC, 0],
+      produces: "loSocket",
+      step: "opening a socket to bring the loopback interface up",
+    });
+    b.op({
+      call: "ioctl",
+      args: [
+        { ref: "loSocket" },
+        SIOC.SIFFLAGS,
+        { bytes: encodeIfreqFlags("lo", IFF.UP | IFF.LOOPBACK | IFF.RUNNING) },
+      ],
+      step: `bringing the loopback interface "lo" up`,
+    });
+    b.close("loSocket");
+  }
   if (c.hostname !== undefined) {
     const n = new TextEncoder().encode(c.hostname).length;
     b.op({

@@ -353,6 +353,25 @@ function containerProcesses(rec: ContainerRecord): number[] {
   return processesInPidNamespace(rec.pid);
 }
 
+/**
+ * `pause` (`frozen` true) and `resume`: freezes or thaws the container's
+ * cgroup, runc's way; a container without a cgroup of its own cannot be.
+ */
+export async function setPaused(root: string, id: string, frozen: boolean): Promise<void> {
+  const rec = mustRecord(root, id);
+  const status = statusOf(root, rec);
+  if (frozen && status !== "running") throw new RuntimeError("container not running");
+  if (!frozen && status !== "paused") throw new RuntimeError("container not paused");
+  if (!rec.cgroup) {
+    throw new RuntimeError(
+      `cannot ${frozen ? "pause" : "resume"} a container without a cgroup of its own: ` +
+        `set linux.cgroupsPath (or limits) in config.json, in a cgroup v2 tree you may write`,
+    );
+  }
+  const { setFrozen } = await import("../cgroup/freeze.ts");
+  await setFrozen(rec.cgroup, frozen);
+}
+
 /** `delete`: removes a stopped container (`force`: kills it first). */
 export async function remove(root: string, id: string, force: boolean): Promise<void> {
   const rec = readRecord(root, id);
@@ -367,6 +386,10 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     }
     for (const pid of [rec.pid, ...containerProcesses(rec)]) {
       signalProcess(pid, SIGNALS.SIGKILL);
+    }
+    if (status === "paused") {
+      const { setFrozen } = await import("../cgroup/freeze.ts");
+      await setFrozen(rec.cgroup!, false).catch(() => {});
     }
     // PID 1 of the namespace going takes every other process with it.
     for (let i = 0; isAlive(rec) && i < 10000; i++) await new Promise((r) => setTimeout(r, 1));

@@ -112,7 +112,16 @@ export function statusOf(root: string, rec: ContainerRecord): State["status"] {
     Deno.lstatSync(execFifoPath(root, rec.id));
     return "created";
   } catch {
-    return "running";
+    return rec.cgroup && cgroupFrozen(rec.cgroup) ? "paused" : "running";
+  }
+}
+
+/** Whether a cgroup v2 directory reports `frozen 1` in its cgroup.events (runc's "paused"). */
+function cgroupFrozen(dir: string): boolean {
+  try {
+    return /^frozen 1$/m.test(Deno.readTextFileSync(`${dir}/cgroup.events`));
+  } catch {
+    return false;
   }
 }
 

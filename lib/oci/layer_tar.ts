@@ -118,6 +118,45 @@ export function detectCompression(head: Uint8Array): Compression {
 }
 
 /**
+ * The uncompressed bytes of a tar that may be gzip or zstd compressed (by
+ * its magic), for `trun import`. Decompression runs in node:zlib, with
+ * back-pressure both ways.
+ */
+export async function* decompressedTar(
+  input: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const source = input[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let length = 0;
+  while (length < 4) {
+    const r = await source.next();
+    if (r.done) break;
+    head.push(r.value);
+    length += r.value.length;
+  }
+  async function* raw(): AsyncGenerator<Uint8Array> {
+    yield* head;
+    for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
+  }
+  const compression = detectCompression(concat(head));
+  if (compression === "none") {
+    yield* raw();
+    return;
+  }
+  const { createGunzip, createZstdDecompress } = await import("node:zlib");
+  const { drained } = await import("../util/stream.ts");
+  const d = compression === "gzip" ? createGunzip() : createZstdDecompress();
+  const feeding = (async () => {
+    for await (const chunk of raw()) {
+      if (!d.write(chunk)) await drained(d);
+    }
+    d.end();
+  })().catch((err) => d.destroy(err));
+  for await (const chunk of d as AsyncIterable<Uint8Array>) yield chunk;
+  await feeding;
+}
+
+/**
  * Normalises a tar entry name to a path relative to the layer root (`""` for
  * the root itself): leading `/` and `./` go, `.` and empty components go,
  * `..` climbs, and climbing above the root returns `undefined`.

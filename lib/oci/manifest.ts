@@ -132,6 +132,28 @@ export interface ImageRuntimeConfig {
   Labels?: Record<string, string>;
   /** Signal that stops the container, e.g. `SIGTERM`. */
   StopSignal?: string;
+  /** Docker's health check (`HEALTHCHECK`), kept for engines that run it. */
+  Healthcheck?: HealthConfig;
+  /** Instructions a build FROM this image runs first (Docker's `ONBUILD`). */
+  OnBuild?: string[] | null;
+  /** The shell of shell-form instructions (Docker's `SHELL`). */
+  Shell?: string[];
+}
+
+/** Docker's health check settings; durations in nanoseconds. */
+export interface HealthConfig {
+  /** `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", "command"]`. */
+  Test: string[];
+  /** Time between checks. */
+  Interval?: number;
+  /** Time a check may take. */
+  Timeout?: number;
+  /** Grace time after the start. */
+  StartPeriod?: number;
+  /** Time between checks during the grace time. */
+  StartInterval?: number;
+  /** Failures in a row that make the container unhealthy. */
+  Retries?: number;
 }
 
 /** An image config (Docker and OCI share this shape). */

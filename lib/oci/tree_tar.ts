@@ -22,7 +22,7 @@
  */
 import type tarStream from "tar-stream";
 import { Errno, SyscallError } from "../../ffi/errno.ts";
-import { fstatFd, lstatAt, openAt2, readlinkFd } from "../../ffi/fs.ts";
+import { fstatFd, lgetxattr, lstatAt, openAt2, readlinkFd } from "../../ffi/fs.ts";
 import { sys } from "../../ffi/syscall.ts";
 import { decodeDev, O, RESOLVE, S, type StatFields } from "../../ffi/syscalls.ts";
 import { drained } from "../util/stream.ts";
@@ -39,6 +39,14 @@ export interface TreeRoot {
 export interface PackTreeOptions {
   /** Copy the content of a regular file mounted inside the tree (a bind mount) instead of an empty file. */
   followFileMounts?: boolean;
+  /**
+   * The tree is an overlayfs upper directory and the tar an image layer
+   * (`trun commit`): a 0/0 character device (overlayfs's whiteout) becomes
+   * an OCI `.wh.NAME` entry, and a directory marked opaque (the
+   * `user.overlay.opaque` or `trusted.overlay.opaque` xattr) gets a
+   * `.wh..wh..opq` entry.
+   */
+  layer?: boolean;
 }
 
 /** A tar stream being written, and the end of its writing. */
@@ -108,6 +116,9 @@ export async function packTree(
     const h = headerOf(name, st);
     if (type === S.IFDIR) {
       await addEntry({ ...h, name: `${name}/`, type: "directory" });
+      if (opts.layer && isOpaque(fd)) {
+        await addEntry({ ...h, name: `${name}/${WH_OPAQUE}`, mode: 0, type: "file", size: 0 });
+      }
       if (!mountPoint) await children(fd, `${name}/`);
       return;
     }
@@ -138,6 +149,12 @@ export async function packTree(
     }
     if (type === S.IFCHR || type === S.IFBLK) {
       const { major, minor } = decodeDev(st.rdev);
+      if (opts.layer && type === S.IFCHR && major === 0 && minor === 0) {
+        const slash = name.lastIndexOf("/");
+        const whiteout = `${name.slice(0, slash + 1)}${WH_PREFIX}${name.slice(slash + 1)}`;
+        await addEntry({ ...h, name: whiteout, mode: 0, type: "file", size: 0 });
+        return;
+      }
       await addEntry({
         ...h,
         type: type === S.IFCHR ? "character-device" : "block-device",
@@ -199,6 +216,24 @@ export async function packTree(
     done,
     cancel: (err) => pack.destroy(err),
   };
+}
+
+/** The OCI whiteout prefix, and the opaque-directory marker. */
+const WH_PREFIX = ".wh.";
+const WH_OPAQUE = ".wh..wh..opq";
+
+/** Whether the directory open at `fd` is marked opaque for overlayfs (either namespace's xattr). */
+function isOpaque(fd: number): boolean {
+  const path = `/proc/self/fd/${fd}/.`;
+  for (const name of ["user.overlay.opaque", "trusted.overlay.opaque"]) {
+    try {
+      const v = lgetxattr(path, name);
+      if (v !== null && new TextDecoder().decode(v) === "y") return true;
+    } catch {
+      // trusted.* is not readable without CAP_SYS_ADMIN: not marked, as far as we can tell.
+    }
+  }
+  return false;
 }
 
 /** The part of a tar-stream entry sink this module writes to. */

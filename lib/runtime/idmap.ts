@@ -388,6 +388,17 @@ export function formatIdMap(ranges: readonly IdRange[]): string {
 }
 
 /**
+ * Whether a `/proc/PID/uid_map` (or gid_map) text, read from the initial
+ * user namespace, is the mapping `mapping` would write (`host`: the
+ * identity of the initial namespace).
+ */
+export function idMapMatches(text: string, mapping: IdMapping, kind: "uid" | "gid"): boolean {
+  const words = (t: string) => t.trim().split(/\s+/).join(" ");
+  const want = mapping.mode === "host" ? [HOST_RANGE] : mapping[kind];
+  return words(text) === words(formatIdMap(want));
+}
+
+/**
  * The host id that container id `id` is, or null when it is unmapped (the
  * kernel then shows it as the overflow id 65534).
  */

@@ -28,6 +28,10 @@ import {
 } from "./types.ts";
 import { DEFAULT_SECCOMP_PROFILE, resolveSeccompProfile } from "./seccomp_profile.ts";
 import { parseDockerSeccompProfile } from "./seccomp_docker.ts";
+import type { NetworkMode } from "./network_mode.ts";
+import { etcFileContents, type EtcFileName } from "./etc_files.ts";
+
+export type { EtcFileName } from "./etc_files.ts";
 
 /** The parts of an image config that shape the process (absent for `--rootfs`). */
 export interface ImageProcessConfig {
@@ -44,9 +48,6 @@ export interface ImageProcessConfig {
   /** `StopSignal` (what `stop` sends first unless `--stop-signal` says otherwise). */
   stopSignal?: string;
 }
-
-/** The /etc files trun provides. */
-export type EtcFileName = "hostname" | "hosts" | "resolv.conf";
 
 /** What the image's root filesystem says, read once before generation. */
 export interface RootfsFacts {
@@ -82,6 +83,8 @@ export interface RunOptions {
   entrypoint?: string;
   /** `--hostname`. */
   hostname?: string;
+  /** `--domainname`. */
+  domainname?: string;
   /** `-e`. */
   env: string[];
   /** `--env-file` contents. */
@@ -100,8 +103,22 @@ export interface RunOptions {
   tmpfs?: string[];
   /** `--read-only`. */
   readOnly: boolean;
-  /** `--network`. */
-  network: "host" | "none";
+  /** `--network`, resolved (`private` becomes pasta, slirp4netns or none at create time). */
+  network: NetworkMode;
+  /** `--add-host NAME:IP|host-gateway` values (checked by lib/spec/etc_files.ts). */
+  addHosts?: string[];
+  /** `--dns`. */
+  dns?: string[];
+  /** `--dns-search`. */
+  dnsSearch?: string[];
+  /** `--dns-option`. */
+  dnsOptions?: string[];
+  /** Where the container reaches the host (the network helper's gateway mapping), when it can. */
+  hostGateway?: string;
+  /** The resolvers the network helper offers inside (its DNS forwarder), when it has one. */
+  dnsServers?: string[];
+  /** The container's own address on its network, when the network setup knows it. */
+  address?: string;
   /** `-t`. */
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
@@ -162,6 +179,38 @@ export interface SpecInput {
   host: HostFacts;
   /** Where each volume mount's data is, by container path (lib/container/volumes.ts prepares them). */
   volumes?: Readonly<Record<string, VolumeSource>>;
+  /** The container's name (for /etc/hosts). */
+  name?: string;
+  /** With `--network container:`: the container whose network is joined. */
+  networkPeer?: NetworkPeer;
+}
+
+/**
+ * The running container whose network namespace a `--network container:`
+ * container joins; its user namespace too (the network namespace belongs
+ * to it), and it shares its hostname and /etc files, as Docker's does.
+ */
+export interface NetworkPeer {
+  /** Its id (64 hex). */
+  id: string;
+  /** Its first process. */
+  pid: number;
+  /** Whether it has a user namespace of its own to join (not when root runs it without one). */
+  userns: boolean;
+  /** Its hostname. */
+  hostname: string;
+  /** Its domain name, if any. */
+  domainname?: string;
+  /** Its /etc files on the host, by name (those it has). */
+  files: Partial<Record<EtcFileName, string>>;
+}
+
+/** The namespace paths of a peer's process (`/proc/PID/ns/…`), as the spec names them. */
+export function peerNamespaces(peer: Pick<NetworkPeer, "pid" | "userns">): Namespace[] {
+  return [
+    ...(peer.userns ? [{ type: "user" as const, path: `/proc/${peer.pid}/ns/user` }] : []),
+    { type: "network", path: `/proc/${peer.pid}/ns/net` },
+  ];
 }
 
 /** A file the executor writes before the start and removes after the container. */
@@ -178,28 +227,6 @@ export interface GeneratedContainer {
   spec: Spec;
   /** Files the spec's bind mounts need. */
   files: ContainerFile[];
-}
-
-/**
- * The contents of the container's /etc/hostname, /etc/hosts and
- * /etc/resolv.conf, as Docker and Podman provide them: the hostname; the
- * host's hosts file (shared network) or a loopback-only one, plus the
- * hostname on 127.0.1.1; the host's resolver configuration, so names
- * resolve in the container.
- */
-export function etcFileContents(
-  hostname: string,
-  network: "host" | "none",
-  host: { hosts: string | null; resolvConf: string | null },
-): Record<EtcFileName, string | null> {
-  const loopback = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-  let hosts = network === "host" && host.hosts !== null ? host.hosts : loopback;
-  if (!hosts.endsWith("\n")) hosts += "\n";
-  const named = hosts.split("\n").some((l) =>
-    l.replace(/#.*/, "").trim().split(/\s+/).slice(1).includes(hostname)
-  );
-  if (!named) hosts += `127.0.1.1\t${hostname}\n`;
-  return { hostname: `${hostname}\n`, hosts, "resolv.conf": host.resolvConf };
 }
 
 function ociRanges(ranges: readonly IdRange[]): IdMappingEntry[] {
@@ -229,11 +256,25 @@ export function containerSeccomp(
   return resolveSeccompProfile(profile, { capabilities, arch });
 }
 
+/** The peer of a `--network container:` input, which must come with one. */
+function networkPeerOf(input: SpecInput): NetworkPeer | undefined {
+  if (input.options.network.kind !== "container") return undefined;
+  if (!input.networkPeer) {
+    throw new Error(
+      `--network container:${input.options.network.container}: the container to join was not looked up`,
+    );
+  }
+  return input.networkPeer;
+}
+
 /** Builds the container's `config.json` and the files its mounts need. */
 export function generateSpec(input: SpecInput): GeneratedContainer {
   const { options: o, image, host } = input;
   const mapping = host.idMapping;
-  const hostname = o.hostname ?? input.id.slice(0, 12);
+  const peer = networkPeerOf(input);
+  // Joining a network takes its container's hostname too, as Docker does.
+  const hostname = peer?.hostname ?? o.hostname ?? input.id.slice(0, 12);
+  const domainname = peer ? peer.domainname : o.domainname;
   const user = resolveUser(o.user ?? image.user, input.rootfs, o.groupAdd);
   if (mapping.mode === "single" && (user.uid !== 0 || user.gid !== 0)) {
     throw new Error(
@@ -265,18 +306,36 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const requests = mountRequests(o);
 
   const mounts = standardMounts({
-    ownNetwork: o.network === "none",
+    ownNetwork: o.network.kind !== "host",
     ttyGroupMapped: mapped(mapping, 5, "gid"),
     ...(o.privileged ? { privileged: true } : {}),
   });
   const files: ContainerFile[] = [];
-  const contents = etcFileContents(hostname, o.network, host);
+  const contents = peer ? undefined : etcFileContents({
+    hostname,
+    domainname,
+    name: input.name,
+    network: o.network,
+    address: o.address,
+    hostGateway: o.hostGateway,
+    dnsServers: o.dnsServers,
+    addHosts: o.addHosts,
+    dns: o.dns,
+    dnsSearch: o.dnsSearch,
+    dnsOptions: o.dnsOptions,
+    host,
+  });
   // Bound before the volumes, so a user's -v on /etc/hosts wins.
   for (const name of ["hostname", "hosts", "resolv.conf"] as const) {
-    const text = contents[name];
-    if (text === null || !input.rootfs.etcBindable[name]) continue;
-    const path = `${input.filesDir}/${name}`;
-    files.push({ path, content: text });
+    if (!input.rootfs.etcBindable[name]) continue;
+    // A joined network's container shares its files, so changes to them show in both.
+    let path = peer?.files[name];
+    const text = contents?.[name];
+    if (text !== undefined && text !== null) {
+      path = `${input.filesDir}/${name}`;
+      files.push({ path, content: text });
+    }
+    if (path === undefined) continue;
     mounts.push({ destination: `/etc/${name}`, type: "bind", source: path, options: ["bind"] });
   }
   if (o.init) {
@@ -297,8 +356,13 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     { type: "uts" },
     { type: "mount" },
   ];
-  if (o.network === "none") namespaces.push({ type: "network" });
-  if (mapping.mode !== "host") namespaces.push({ type: "user" });
+  if (peer) namespaces.push(...peerNamespaces(peer));
+  else {
+    if (o.network.kind !== "host") namespaces.push({ type: "network" });
+    if (mapping.mode !== "host") namespaces.push({ type: "user" });
+  }
+  // A joined user namespace comes with its mapping (checked equal to ours).
+  const ownUserns = namespaces.some((n) => n.type === "user" && n.path === undefined);
 
   const capRequest = {
     ...(o.capAdd ? { add: o.capAdd } : {}),
@@ -316,7 +380,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
-  const sysctl = parseSysctls(o.sysctls ?? [], o.network === "none");
+  const sysctl = parseSysctls(o.sysctls ?? [], o.network.kind !== "host");
   // The filter follows the capabilities the container ends up with.
   const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {
@@ -341,10 +405,11 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
     root: { path: input.rootPath, readonly: o.readOnly },
     hostname,
+    ...(domainname ? { domainname } : {}),
     mounts,
     linux: {
       namespaces,
-      ...(mapping.mode === "host"
+      ...(!ownUserns
         ? {}
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
       maskedPaths: paths.masked,

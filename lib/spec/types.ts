@@ -352,7 +352,7 @@ export interface State {
   /** Container id. */
   id: string;
   /** Lifecycle status. */
-  status: "creating" | "created" | "running" | "stopped";
+  status: "creating" | "created" | "running" | "paused" | "stopped";
   /** Host pid of the container process (absent once stopped). */
   pid?: number;
   /** Absolute bundle directory. */

@@ -87,6 +87,18 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
+  /** Its network (absent in records made before trun had networks: the host's). */
+  network?: ContainerNetwork;
+  /** Its own cgroup v2 directory, when it was placed in one (absent: derived from its process). */
+  cgroup?: string;
+}
+
+/** A container's network, as the record keeps it (plain JSON). */
+export interface ContainerNetwork {
+  /** The mode as `--network` spells it (`formatNetworkMode`); `container:<full id>` when joined. */
+  mode: string;
+  /** `--dns`, `--dns-search`, `--dns-option` and `--add-host` as given (inspect's HostConfig). */
+  names?: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[]; extraHosts?: string[] };
 }
 
 /** A volume a container mounts. */

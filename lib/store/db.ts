@@ -110,6 +110,16 @@ const MIGRATIONS: readonly string[] = [
     options TEXT NOT NULL DEFAULT '{}'
   );
   `,
+  `
+  -- trun build's cache: a step's key (its parent image, instruction and
+  -- inputs) to the image it made. Rows whose image is gone are ignored.
+  CREATE TABLE build_cache (
+    key TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+  `,
 ];
 
 /** The schema version this trun writes. */

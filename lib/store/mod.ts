@@ -84,6 +84,7 @@ import {
   volumeUsers,
 } from "./volumes.ts";
 import { removeTree } from "../util/fs.ts";
+import { buildCacheImages, cachedStep, dropStaleSteps, rememberStep } from "./build_cache.ts";
 import { storeRoot } from "../paths.ts";
 
 export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./layers.ts";
@@ -385,6 +386,22 @@ export class Store implements StoreContext {
   /** Removes what killed volume removals left; returns how many. */
   sweepVolumeLeftovers(): number {
     return sweepVolumeLeftovers(this.root);
+  }
+
+  /** The image build step `key` made, if it is still here. */
+  cachedStep(key: string): string | undefined {
+    return cachedStep(this, key);
+  }
+
+  /** Remembers that build step `key` made image `imageId`. */
+  rememberStep(key: string, imageId: string): void {
+    rememberStep(this, key, imageId);
+  }
+
+  /** Ids of the images trun build's cache holds (intermediate when untagged). */
+  buildCacheImages(): Set<string> {
+    dropStaleSteps(this);
+    return buildCacheImages(this);
   }
 
   /** The manifest an image was recorded with (for save and push). */

@@ -71,9 +71,13 @@ Deno.test("COMMANDS: no name is given to two entries, and families exist", () =>
 Deno.test("COMMANDS: the storage commands are the ones that read, add or delete files of image ids", () => {
   const storage = COMMANDS.filter((e) => e.storage).flatMap(namesOf).sort();
   assert.deepEqual(storage, [
+    "build-step",
+    "commit",
+    "container commit",
     "container diff",
     "container prune",
     "diff",
+    "image import",
     "image load",
     "image prune",
     "image pull",
@@ -81,6 +85,7 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "image remove",
     "image rm",
     "image save",
+    "import",
     "load",
     "pull",
     "push",
@@ -156,6 +161,11 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "restart",
     "rename",
     "top",
+    "pause",
+    "unpause",
+    "stats",
+    "update",
+    "commit",
     "diff",
     "cp",
     "export",
@@ -169,6 +179,8 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "history",
     "inspect",
     "save",
+    "build",
+    "import",
     "load",
     "completion",
     "login",
@@ -188,7 +200,9 @@ Deno.test("listingHelp() lists a family's subcommands alphabetically", () => {
     l.trim().split(/\s+/)[0]
   );
   assert.deepEqual(rows, [
+    "build",
     "history",
+    "import",
     "inspect",
     "load",
     "ls",

@@ -14,6 +14,7 @@ import {
 import { containerInspectCommand, inspectCommand } from "../../lib/cli/inspect.ts";
 import { UsageError } from "../../lib/cli/args.ts";
 import { openStore } from "../../lib/store/mod.ts";
+import { hostConfigResources } from "../../lib/spec/resources.ts";
 import type { ContainerStatus } from "../../lib/container/status.ts";
 import { capture, cid, containerRecord, IMAGE_ID, withRecords } from "./_container_records.ts";
 
@@ -151,9 +152,37 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
   assert.equal(out.HostsPath, "");
   assert.deepEqual(out.HostConfig, {
     Binds: null,
+    NetworkMode: "host",
+    Dns: [],
+    DnsOptions: [],
+    DnsSearch: [],
+    ExtraHosts: null,
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
+    ...hostConfigResources(undefined),
   });
+  const joined = { ...rec, network: { mode: `container:${cid("peer")}` } };
+  assert.equal(
+    (inspectContainer(joined, "created", FACTS).HostConfig as Record<string, unknown>).NetworkMode,
+    `container:${cid("peer")}`,
+  );
+  const named = {
+    ...rec,
+    network: {
+      mode: "none",
+      names: {
+        dns: ["1.1.1.1"],
+        dnsSearch: ["a.org"],
+        dnsOptions: ["ndots:2"],
+        extraHosts: ["db:10.0.0.5"],
+      },
+    },
+  };
+  const hc = inspectContainer(named, "created", FACTS).HostConfig as Record<string, unknown>;
+  assert.deepEqual(
+    [hc.NetworkMode, hc.Dns, hc.DnsSearch, hc.DnsOptions, hc.ExtraHosts],
+    ["none", ["1.1.1.1"], ["a.org"], ["ndots:2"], ["db:10.0.0.5"]],
+  );
   assert.deepEqual(out.Mounts, []);
   assert.deepEqual(out.NetworkSettings, {});
   assert.deepEqual(out.GraphDriver, {
@@ -226,6 +255,24 @@ Deno.test("containerFacts() reads the bundle, the layer list and the etc files",
       const out = inspectContainer(rec, "created", facts);
       assert.equal(out.HostsPath, `${dir}/userdata/etc/hosts`);
       assert.equal((out.Config as { WorkingDir: string }).WorkingDir, "/srv");
+      // A container in another's network shows that one's files, and its own domain name.
+      await Deno.remove(`${dir}/userdata/etc/hosts`);
+      await Deno.writeTextFile(
+        `${dir}/userdata/config.json`,
+        JSON.stringify({
+          hostname: "peerhost",
+          domainname: "example.org",
+          mounts: [
+            { destination: "/etc/hosts", type: "bind", source: "/s/peer/userdata/etc/hosts" },
+            { destination: "/etc/passwd", type: "bind", source: "/elsewhere" },
+          ],
+        }),
+      );
+      const joined = { ...rec, network: { mode: `container:${cid("e0")}` } };
+      const shared = inspectContainer(joined, "running", containerFacts(store, joined));
+      assert.equal(shared.HostsPath, "/s/peer/userdata/etc/hosts");
+      assert.equal(shared.ResolvConfPath, "");
+      assert.equal((shared.Config as { Domainname: string }).Domainname, "example.org");
     } finally {
       store.close();
     }
@@ -351,4 +398,27 @@ Deno.test("inspectContainer() shows binds, volumes and tmpfs as Docker's Mounts 
     { Type: "tmpfs", Target: "/t", TmpfsOptions: { SizeBytes: 1048576, Mode: 0o700 } },
   ]);
   assert.deepEqual((out.Config as Record<string, unknown>).Volumes, { "/anon": {} });
+});
+
+Deno.test("inspectContainer() shows a paused container and its limits as Docker does", () => {
+  const rec = containerRecord({ id: cid("ef"), name: "p", state: "running", pid: 42 });
+  const out = inspectContainer(rec, "running", {
+    ...FACTS,
+    paused: true,
+    resources: {
+      memory: { limit: 64 * 1024 * 1024 },
+      cpu: { quota: 50000, period: 100000 },
+      pids: { limit: 10 },
+    },
+  });
+  const state = out.State as Record<string, unknown>;
+  assert.equal(state.Status, "paused");
+  assert.equal(state.Running, true);
+  assert.equal(state.Paused, true);
+  const host = out.HostConfig as Record<string, unknown>;
+  assert.equal(host.Memory, 64 * 1024 * 1024);
+  assert.equal(host.NanoCpus, 500_000_000);
+  assert.equal(host.CpuQuota, 50000);
+  assert.equal(host.PidsLimit, 10);
+  assert.equal(host.MemorySwap, 0);
 });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { type ChildOp, execTail, type OpArg } from "../../ffi/child_program.ts";
 import { Errno } from "../../ffi/errno.ts";
 import {
+  AF,
   AT,
   CAPABILITIES,
   CLONE,
@@ -20,6 +21,8 @@ import {
   S,
   SECCOMP,
   SIGNALS,
+  SIOC,
+  SOCK,
   TTY,
 } from "../../ffi/syscalls.ts";
 import { kernelAtLeast } from "../../lib/container/facts.ts";
@@ -84,7 +87,7 @@ function config(o: Partial<RunOptions> = {}, edit?: (s: Spec) => void): Containe
       groupAdd: [],
       volumes: [],
       readOnly: false,
-      network: "host",
+      network: { kind: "host" },
       tty: false,
       ...o,
     },
@@ -613,6 +616,21 @@ Deno.test("createProgram() sets the hostname and domain name after pivot_root", 
   assert.ok(callAt(ops, "pivot_root") < host && host < domain);
   const none = program(config({ hostname: "box" }, (s) => delete s.hostname));
   assert.ok(!none.some((o) => o.call === "sethostname" || o.call === "setdomainname"));
+});
+
+Deno.test("createProgram() brings up lo in a new network namespace, before the capabilities go", () => {
+  const ops = program(config({ network: { kind: "none" } }));
+  const sock = callAt(ops, "socket");
+  assert.deepEqual(ops[sock]!.args, [AF.INET, SOCK.DGRAM | SOCK.CLOEXEC, 0]);
+  const up = at(ops, (o) => o.call === "ioctl" && o.args[1] === SIOC.SIFFLAGS);
+  const ifreq = (ops[up]!.args[2] as { bytes: Uint8Array }).bytes;
+  assert.equal(ifreq.length, 40);
+  assert.equal(new TextDecoder().decode(ifreq.subarray(0, 3)), "lo\0");
+  // IFF_UP | IFF_LOOPBACK | IFF_RUNNING, a little-endian short at offset 16.
+  assert.deepEqual([...ifreq.subarray(16, 18)], [0x49, 0]);
+  assert.deepEqual(ops[up]!.args[0], { ref: ops[sock]!.produces! });
+  assert.ok(sock < up && up < callAt(ops, "capset"));
+  assert.ok(!program(config()).some((o) => o.call === "socket"), "none in the host's network");
 });
 
 Deno.test("createProgram() gives stdin /dev/null only when asked and without a terminal", () => {

@@ -8,6 +8,7 @@ import {
   currentUserName,
   findExecutable,
   formatIdMap,
+  idMapMatches,
   type IdMapping,
   type IdMappingInput,
   type IdRange,
@@ -458,4 +459,19 @@ Deno.test("writeIdMaps() says to install uidmap when the helper cannot be run", 
     writeIdMaps(1, mapping),
     /Cannot run "\/nonexistent\/newuidmap": .*install the uidmap package/,
   );
+});
+
+Deno.test("idMapMatches() compares a /proc uid_map text with the mapping trun writes", () => {
+  const m: IdMapping = {
+    mode: "subordinate",
+    uid: [{ inside: 0, outside: 1001, count: 1 }, { inside: 1, outside: 100000, count: 65536 }],
+    gid: [{ inside: 0, outside: 1001, count: 1 }],
+  };
+  const proc = "         0       1001          1\n         1     100000      65536\n";
+  assert.equal(idMapMatches(proc, m, "uid"), true);
+  assert.equal(idMapMatches("0 1001 1\n", m, "uid"), false);
+  assert.equal(idMapMatches("0 1001 1\n", m, "gid"), true);
+  const host: IdMapping = { mode: "host", uid: [], gid: [] };
+  assert.equal(idMapMatches("         0          0 4294967295\n", host, "uid"), true);
+  assert.equal(idMapMatches(proc, host, "uid"), false);
 });

@@ -396,3 +396,25 @@ Deno.test("trun ps on a store: running by default, -a, --format, bad flags", asy
     assert.ok(extra.error instanceof UsageError);
   });
 });
+
+Deno.test("a paused container: Docker's (Paused) status, state paused, status=paused filter", () => {
+  const paused = RUNNING.map((i) => ({ ...i, paused: i.rec.name === "web" }));
+  const [line] = renderPs(paused.slice(0, 1), { ...OPTS, format: parseFormat("json") });
+  const j = JSON.parse(line!);
+  assert.equal(j.State, "paused");
+  assert.equal(j.Status, "Up 50 seconds (Paused)");
+  const only = (status: string) =>
+    selectContainers(paused, {
+      all: false,
+      last: -1,
+      filters: parsePsFilters(DEF, [`status=${status}`]),
+    }).map((i) => i.rec.name);
+  assert.deepEqual(only("paused"), ["web"]);
+  assert.ok(!only("running").includes("web"));
+  // Without -a a paused container is listed: it is running.
+  assert.ok(
+    selectContainers(paused, { all: false, last: -1, filters: NO_FILTERS }).some((i) =>
+      i.rec.name === "web"
+    ),
+  );
+});

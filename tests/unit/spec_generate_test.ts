@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import type { IdMapping } from "../../lib/runtime/idmap.ts";
 import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from "../../lib/spec/defaults.ts";
 import {
-  etcFileContents,
   type EtcFileName,
   generateSpec,
   type HostFacts,
@@ -53,7 +52,7 @@ function options(o: Partial<RunOptions> = {}): RunOptions {
     groupAdd: [],
     volumes: [],
     readOnly: false,
-    network: "host",
+    network: { kind: "host" },
     tty: false,
     ...o,
   };
@@ -328,7 +327,7 @@ const NAMESPACES: [string, () => IdMapping, "host" | "none", string[]][] = [
 ];
 for (const [what, mapping, network, want] of NAMESPACES) {
   Deno.test(`generateSpec() creates the right namespaces: ${what}`, () => {
-    const s = spec({ options: { network }, host: { idMapping: mapping() } });
+    const s = spec({ options: { network: { kind: network } }, host: { idMapping: mapping() } });
     const ns = s.linux?.namespaces ?? [];
     assert.deepEqual(ns.map((n) => n.type).sort(), want);
     assert.ok(ns.every((n) => n.path === undefined), "no namespace is joined");
@@ -391,7 +390,7 @@ for (const [what, mapping, want] of PTS_GID) {
 }
 
 Deno.test("generateSpec() mounts a fresh sysfs with its own network namespace", () => {
-  assert.deepEqual(mountAt(spec({ options: { network: "none" } }), "/sys"), {
+  assert.deepEqual(mountAt(spec({ options: { network: { kind: "none" } } }), "/sys"), {
     destination: "/sys",
     type: "sysfs",
     source: "sysfs",
@@ -400,7 +399,7 @@ Deno.test("generateSpec() mounts a fresh sysfs with its own network namespace", 
 });
 
 Deno.test("generateSpec() binds the host's /sys read-only when sharing the network", () => {
-  assert.deepEqual(mountAt(spec({ options: { network: "host" } }), "/sys"), {
+  assert.deepEqual(mountAt(spec({ options: { network: { kind: "host" } } }), "/sys"), {
     destination: "/sys",
     type: "bind",
     source: "/sys",
@@ -549,7 +548,7 @@ const ROUND_TRIP: [string, InputParts][] = [
     image: { entrypoint: ["/ep"], cmd: ["c"], env: ["A=1"], workingDir: "/w", user: "app" },
     options: {
       tty: true,
-      network: "none",
+      network: { kind: "none" },
       hostname: "h",
       volumes: ["/a:/b:ro"],
       env: ["B=2"],
@@ -566,46 +565,6 @@ for (const [what, p] of ROUND_TRIP) {
     assert.deepEqual(JSON.parse(JSON.stringify(s)), s);
   });
 }
-
-// ---------------------------------------------------------------------------
-// etcFileContents
-
-const LOOPBACK = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-
-const HOSTS: [string, "host" | "none", string | null, string][] = [
-  ["a loopback-only file with network none", "none", HOST_HOSTS, `${LOOPBACK}127.0.1.1\tweb\n`],
-  ["the host's file with the host network", "host", HOST_HOSTS, `${HOST_HOSTS}127.0.1.1\tweb\n`],
-  ["a loopback-only file when the host has none", "host", null, `${LOOPBACK}127.0.1.1\tweb\n`],
-  [
-    "the host's file unchanged when it names the host",
-    "host",
-    "127.0.0.1 localhost\n10.0.0.1 db web\n",
-    "127.0.0.1 localhost\n10.0.0.1 db web\n",
-  ],
-  ["a final newline added", "host", "127.0.0.1 localhost", "127.0.0.1 localhost\n127.0.1.1\tweb\n"],
-  [
-    "the name added when it is only in a comment",
-    "host",
-    "10.0.0.1 db # web\n",
-    "10.0.0.1 db # web\n127.0.1.1\tweb\n",
-  ],
-];
-for (const [what, network, hostsText, want] of HOSTS) {
-  Deno.test(`etcFileContents() gives /etc/hosts: ${what}`, () => {
-    const c = etcFileContents("web", network, { hosts: hostsText, resolvConf: HOST_RESOLV });
-    assert.equal(c.hosts, want);
-  });
-}
-
-Deno.test("etcFileContents() gives the hostname and the host's resolv.conf", () => {
-  assert.deepEqual(etcFileContents("web", "none", { hosts: null, resolvConf: HOST_RESOLV }), {
-    hostname: "web\n",
-    hosts: `${LOOPBACK}127.0.1.1\tweb\n`,
-    "resolv.conf": HOST_RESOLV,
-  });
-  const none = etcFileContents("web", "host", { hosts: null, resolvConf: null });
-  assert.equal(none["resolv.conf"], null);
-});
 
 // Once a bug: a volume on the container's root is accepted (`-v /host:/` and
 // `-v /host:/x/..` give target "/"), which would bind a host directory over
@@ -700,7 +659,7 @@ Deno.test("generateSpec() sets linux.sysctl, net.* only with --network none", ()
   assert.deepEqual(sec({ sysctls: ["kernel.shmmax=5"] }).linux?.sysctl, { "kernel.shmmax": "5" });
   assert.throws(() => sec({ sysctls: ["net.core.somaxconn=5"] }), /host's network namespace/);
   assert.deepEqual(
-    sec({ network: "none", sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
+    sec({ network: { kind: "none" }, sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
     { "net.core.somaxconn": "5" },
   );
 });
@@ -746,5 +705,90 @@ Deno.test("generateSpec() reads a seccomp=PROFILE.json in Docker's format", () =
   assert.throws(
     () => spec({ options: { seccomp: { kind: "profile", path: "/bad.json", text: "{" } } }),
     /seccomp profile "\/bad.json" is not valid JSON/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Names and --network container:
+
+Deno.test("generateSpec() writes /etc/hosts with the name, --add-host and --domainname", () => {
+  const g = generateSpec({
+    ...input({
+      options: {
+        network: { kind: "none" },
+        hostname: "web",
+        domainname: "example.org",
+        addHosts: ["db:10.0.0.5"],
+        dns: ["1.1.1.1"],
+      },
+    }),
+    name: "c1",
+  });
+  assert.equal(g.spec.domainname, "example.org");
+  const file = (name: string) => g.files.find((f) => f.path === `${FILES}/${name}`)?.content;
+  assert.equal(
+    file("hosts"),
+    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.5\tdb\n" +
+      "127.0.1.1\tweb.example.org web c1\n",
+  );
+  assert.equal(file("resolv.conf"), "nameserver 1.1.1.1\n");
+});
+
+const PEER = {
+  id: "f".repeat(64),
+  pid: 4242,
+  userns: true,
+  hostname: "peerhost",
+  files: { hosts: "/store/containers/peer/userdata/etc/hosts", "resolv.conf": "/p/resolv.conf" },
+};
+
+Deno.test("generateSpec() joins a peer's user and network namespaces by path, without mappings", () => {
+  const s = generateSpec({
+    ...input({ options: { network: { kind: "container", container: "peer" } } }),
+    networkPeer: PEER,
+  }).spec;
+  assert.deepEqual(s.linux?.namespaces, [
+    { type: "pid" },
+    { type: "ipc" },
+    { type: "uts" },
+    { type: "mount" },
+    { type: "user", path: "/proc/4242/ns/user" },
+    { type: "network", path: "/proc/4242/ns/net" },
+  ]);
+  assert.equal(s.linux?.uidMappings, undefined);
+  assert.equal(s.linux?.gidMappings, undefined);
+  assert.equal(s.hostname, "peerhost");
+  assert.equal(mountAt(s, "/sys")?.type, "sysfs");
+});
+
+Deno.test("generateSpec() shares a peer's /etc files and writes none of its own", () => {
+  const g = generateSpec({
+    ...input({ options: { network: { kind: "container", container: "peer" } } }),
+    networkPeer: PEER,
+  });
+  assert.deepEqual(g.files, []);
+  assert.equal(mountAt(g.spec, "/etc/hosts")?.source, PEER.files.hosts);
+  assert.equal(mountAt(g.spec, "/etc/resolv.conf")?.source, "/p/resolv.conf");
+  assert.equal(mountAt(g.spec, "/etc/hostname"), undefined);
+  assert.ok(g.spec.process?.env?.includes("HOSTNAME=peerhost"));
+});
+
+Deno.test("generateSpec() joins only the network namespace of a peer without a user namespace", () => {
+  const s = generateSpec({
+    ...input({
+      options: { network: { kind: "container", container: "peer" } },
+      host: { idMapping: hostMode() },
+    }),
+    networkPeer: { ...PEER, userns: false },
+  }).spec;
+  assert.deepEqual(s.linux?.namespaces?.filter((n) => n.path), [
+    { type: "network", path: "/proc/4242/ns/net" },
+  ]);
+});
+
+Deno.test("generateSpec() refuses container: without the peer looked up", () => {
+  assert.throws(
+    () => spec({ options: { network: { kind: "container", container: "peer" } } }),
+    /--network container:peer: the container to join was not looked up/,
   );
 });
