@@ -94,7 +94,12 @@ async function addImage(
 ) {
   const b = await stage(store, layers, label);
   await store.ensureLayers(b.layers, opts);
-  const rec = store.recordImage({
+  return { ...b, rec: recordStaged(store, b, ref) };
+}
+
+/** recordImage() of a staged image whose layers are unpacked. */
+function recordStaged(store: Store, b: Built, ref?: string) {
+  return store.recordImage({
     ...(ref !== undefined ? { reference: ref } : {}),
     manifestDigest: b.manifestDigest,
     manifestBytes: b.manifestBytes,
@@ -103,7 +108,6 @@ async function addImage(
     configBytes: b.configBytes,
     layers: b.layers,
   });
-  return { ...b, rec };
 }
 
 async function withStore(fn: (store: Store, root: string) => Promise<void> | void): Promise<void> {
@@ -604,15 +608,7 @@ Deno.test("a blob another process leases stays after unpacking, and prune() drop
     } finally {
       other.close();
     }
-    store.recordImage({
-      reference: "leased",
-      manifestDigest: b.manifestDigest,
-      manifestBytes: b.manifestBytes,
-      manifestMediaType: "application/vnd.oci.image.manifest.v1+json",
-      configDigest: b.configDigest,
-      configBytes: b.configBytes,
-      layers: b.layers,
-    });
+    recordStaged(store, b, "leased");
     const r = store.prune();
     assert.deepEqual(r.blobs, [b.layers[0]!.digest]);
     assert.ok(!store.hasBlob(b.layers[0]!.digest));
