@@ -583,7 +583,7 @@ export function spawnProcess(
     // dup2 clears close-on-exec: descriptor 3 is the only one passed on.
     ...(passFd === undefined
       ? []
-      : [{ call: "dup2" as const, args: [passFd, 3], step: "passing descriptor 3" }]),
+      : [{ call: "dup2" as const, args: [passFd, 3], step: "passing the ready pipe" }]),
     ...execTail({ paths: [path], argv, env }),
   ];
   const child = startChildProgram(ops, {
@@ -595,6 +595,37 @@ export function spawnProcess(
   // so the arena is no longer in use.
   child.release();
   return child.pid;
+}
+
+/**
+ * The ops that detach a program from trun's terminal before its exec: a
+ * session of its own, stdin and stdout from /dev/null, stderr appended to
+ * `stderrPath`, and `passFd` handed over as descriptor 3.
+ */
+export function detachedStdio(stderrPath: string, passFd: number): ChildOp[] {
+  return [
+    { call: "setsid", args: [], step: "starting a new session" },
+    {
+      call: "openat",
+      args: [AT.FDCWD, { str: "/dev/null" }, O.RDWR | O.CLOEXEC],
+      produces: "null",
+      step: `opening "/dev/null"`,
+    },
+    { call: "dup2", args: [{ ref: "null" }, 0], step: "setting stdin" },
+    { call: "dup2", args: [{ ref: "null" }, 1], step: "setting stdout" },
+    {
+      call: "openat",
+      args: [AT.FDCWD, { str: stderrPath }, O.WRONLY | O.CREAT | O.APPEND | O.CLOEXEC, 0o600],
+      produces: "err",
+      step: `opening "${stderrPath}"`,
+    },
+    { call: "dup2", args: [{ ref: "err" }, 2], step: "setting stderr" },
+    // dup2 clears close-on-exec on the copy: descriptor 3 survives execve
+    // (when it is 3 already, dup2 does nothing and fcntl clears the flag).
+    passFd === 3
+      ? { call: "fcntl", args: [3, F.SETFD, 0], step: "passing the ready pipe" }
+      : { call: "dup2", args: [passFd, 3], step: "passing the ready pipe" },
+  ];
 }
 
 /**
@@ -612,32 +643,7 @@ export function spawnDetached(
 ): number {
   const ops: ChildOp[] = [
     ...(opts.setup?.ops ?? []),
-    { call: "setsid", args: [], step: "starting a new session" },
-    {
-      call: "openat",
-      args: [AT.FDCWD, { str: "/dev/null" }, O.RDWR | O.CLOEXEC],
-      produces: "null",
-      step: `opening "/dev/null"`,
-    },
-    { call: "dup2", args: [{ ref: "null" }, 0], step: "setting stdin" },
-    { call: "dup2", args: [{ ref: "null" }, 1], step: "setting stdout" },
-    {
-      call: "openat",
-      args: [
-        AT.FDCWD,
-        { str: opts.stderrPath },
-        O.WRONLY | O.CREAT | O.APPEND | O.CLOEXEC,
-        0o600,
-      ],
-      produces: "err",
-      step: `opening "${opts.stderrPath}"`,
-    },
-    { call: "dup2", args: [{ ref: "err" }, 2], step: "setting stderr" },
-    // dup2 clears close-on-exec on the copy: descriptor 3 survives execve
-    // (when it is 3 already, dup2 does nothing and fcntl clears the flag).
-    opts.passFd === 3
-      ? { call: "fcntl", args: [3, F.SETFD, 0], step: "passing the ready pipe" }
-      : { call: "dup2", args: [opts.passFd, 3], step: "passing the ready pipe" },
+    ...detachedStdio(opts.stderrPath, opts.passFd),
     ...execTail({ paths: [path], argv, env, closeFds: false }),
   ];
   const child = startChildProgram(ops, {

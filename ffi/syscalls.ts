@@ -622,6 +622,57 @@ export const TTY = {
 export const AF = {
   UNIX: 1,
   INET: 2,
+  NETLINK: 16,
+} as const;
+
+/** Netlink protocols (netlink(7)). */
+export const NETLINK = {
+  ROUTE: 0,
+} as const;
+
+/** rtnetlink message types (rtnetlink(7), netlink(7)). */
+export const RTM = {
+  NLMSG_ERROR: 2,
+  NLMSG_DONE: 3,
+  NEWLINK: 16,
+  DELLINK: 17,
+  GETLINK: 18,
+  NEWADDR: 20,
+  NEWROUTE: 24,
+} as const;
+
+/** nlmsghdr flags (netlink(7)). */
+export const NLM_F = {
+  REQUEST: 0x1,
+  MULTI: 0x2,
+  ACK: 0x4,
+  DUMP: 0x300,
+  EXCL: 0x200,
+  CREATE: 0x400,
+} as const;
+
+/** Route netlink attributes and values (linux/if_link.h, if_addr.h, rtnetlink.h, veth.h). */
+export const RTNL = {
+  IFLA_ADDRESS: 1,
+  IFLA_IFNAME: 3,
+  IFLA_MASTER: 10,
+  IFLA_LINKINFO: 18,
+  IFLA_NET_NS_FD: 28,
+  IFLA_INFO_KIND: 1,
+  IFLA_INFO_DATA: 2,
+  VETH_INFO_PEER: 1,
+  IFA_ADDRESS: 1,
+  IFA_LOCAL: 2,
+  IFA_BROADCAST: 4,
+  RTA_OIF: 4,
+  RTA_GATEWAY: 5,
+  AF_INET: 2,
+  IFF_UP: 1,
+  NLA_F_NESTED: 0x8000,
+  RT_TABLE_MAIN: 254,
+  RTPROT_BOOT: 3,
+  RT_SCOPE_UNIVERSE: 0,
+  RTN_UNICAST: 1,
 } as const;
 
 /** netdevice(7) requests: `SIOCSIFFLAGS` sets an interface's flags (struct ifreq). */
@@ -651,6 +702,7 @@ export function encodeIfreqFlags(name: string, flags: number): Uint8Array {
 export const SOCK = {
   STREAM: 1,
   DGRAM: 2,
+  RAW: 3,
   SEQPACKET: 5,
   NONBLOCK: 0o4000,
   CLOEXEC: 0o2000000,

@@ -15,6 +15,7 @@ PACKAGES=(
   docker-registry # the registry the tests pull from
   fuse-overlayfs
   passt           # pasta
+  iptables        # forwarding out of the user-defined networks' namespace
   slirp4netns
   hyperfine       # benchmarks
   zstd

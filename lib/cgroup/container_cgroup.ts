@@ -5,7 +5,8 @@
  * processes (trun's, the login session's) is never taken for the
  * container's: freezing or limiting it would hit them too.
  */
-import { cgroup2Mount, ownCgroup } from "../engine/cgroup.ts";
+import { cgroup2Mount, parseOwnCgroup } from "../host/cgroup.ts";
+import { parseMountInfo } from "../host/mountinfo.ts";
 import { processesInPidNamespace } from "../engine/state.ts";
 
 /** A container's own cgroup directory, or why it has none. */
@@ -29,8 +30,9 @@ let mountPoint: string | null | undefined;
 
 /** The cgroup v2 directory process `pid` is in (host path), or null when there is none. */
 export function cgroupDirOf(pid: number, proc = "/proc"): string | null {
-  const mount = mountPoint ??= cgroup2Mount(read(`${proc}/self/mountinfo`) ?? "");
-  const path = ownCgroup(read(`${proc}/${pid}/cgroup`) ?? "");
+  const mount = mountPoint ??= cgroup2Mount(parseMountInfo(read(`${proc}/self/mountinfo`) ?? ""))
+    ?.mountPoint ?? null;
+  const path = parseOwnCgroup(read(`${proc}/${pid}/cgroup`) ?? "");
   if (mount === null || path === null) return null;
   return `${mount}${path === "/" ? "" : path.trimEnd()}`;
 }

@@ -27,7 +27,8 @@ export const COMMIT = defineCommand({
     pause: {
       short: "p",
       kind: "bool",
-      help: "Accepted for Docker's command line; trun reads the writable layer without pausing",
+      default: true,
+      help: "Freeze a running container (its own cgroup) while its layer is read",
     },
     quiet: { short: "q", kind: "bool", help: "Print nothing but the image id" },
   },
@@ -100,6 +101,28 @@ export function committedConfig(
   return out;
 }
 
+/**
+ * Freezes a running container that has a cgroup of its own and is not
+ * paused already, as Docker pauses one during commit; returns what thaws
+ * it. Without a cgroup of its own (no delegation), the layer is read as it
+ * is, as rootless Podman does without cgroups.
+ */
+async function freezeForCommit(rec: ContainerRecord): Promise<(() => Promise<void>) | undefined> {
+  const { containerStatus } = await import("../container/status.ts");
+  if (containerStatus(rec) !== "running") return undefined;
+  const { containerCgroup } = await import("../cgroup/container_cgroup.ts");
+  const { isFrozen, setFrozen } = await import("../cgroup/freeze.ts");
+  const found = containerCgroup(rec.pid, rec.cgroup);
+  if (found.dir === undefined || isFrozen(found.dir)) return undefined;
+  const dir = found.dir;
+  try {
+    await setFrozen(dir, true);
+  } catch {
+    return undefined;
+  }
+  return () => setFrozen(dir, false);
+}
+
 /** Tags `rec` as `reference` (Docker's rules for the name), when one is given. */
 function tagNew(store: Store, rec: ImageRecord, reference: string | undefined): void {
   if (reference !== undefined) store.tagImage(rec.id, reference);
@@ -138,7 +161,12 @@ export async function commitCommand(argv: string[], name = COMMIT.name): Promise
       p.flags.change,
     );
     const { upperLayer } = await import("../container/writable_layer.ts");
-    const layer = await upperLayer(containerPaths(store.containerDir(rec.id)).upper, rec);
+    const thaw = p.flags.pause ? await freezeForCommit(rec) : undefined;
+    const layer = await upperLayer(containerPaths(store.containerDir(rec.id)).upper, rec)
+      .catch(async (e) => {
+        await thaw?.();
+        throw e;
+      });
     let made: ImageRecord;
     try {
       made = await recordLocalImage(store, {
@@ -155,6 +183,7 @@ export async function commitCommand(argv: string[], name = COMMIT.name): Promise
       await layer.done;
     } finally {
       layer.close();
+      await thaw?.();
     }
     tagNew(store, made, reference);
     println(made.id);

@@ -246,8 +246,45 @@ export function inspectContainer(
     StopSignal: rec.stopSignal,
     StopTimeout: rec.stopTimeout,
   };
-  out.NetworkSettings = {};
+  out.NetworkSettings = networkSettings(rec);
   return out;
+}
+
+/** Docker's NetworkSettings: the endpoints on user-defined networks, with the first one's at the top. */
+export function networkSettings(rec: ContainerRecord): Record<string, unknown> {
+  const nets = rec.network?.networks ?? {};
+  const running = rec.state === "running";
+  const networks = Object.fromEntries(
+    Object.entries(nets).map(([name, e]) => [name, {
+      IPAMConfig: null,
+      Links: null,
+      Aliases: e.aliases,
+      MacAddress: e.mac ?? "",
+      NetworkID: e.networkId ?? "",
+      EndpointID: "",
+      Gateway: e.gateway ?? "",
+      IPAddress: e.ip,
+      IPPrefixLen: e.prefixLen ?? 0,
+      IPv6Gateway: "",
+      GlobalIPv6Address: "",
+      GlobalIPv6PrefixLen: 0,
+      DNSNames: [rec.name, ...e.aliases, rec.id.slice(0, 12)],
+    }]),
+  );
+  if (Object.keys(networks).length === 0) return {};
+  // Docker fills the top-level fields only while the container runs.
+  const first = Object.values(nets)[0]!;
+  return {
+    Bridge: "",
+    SandboxID: "",
+    SandboxKey: "",
+    Ports: {},
+    Gateway: running ? first.gateway ?? "" : "",
+    IPAddress: running ? first.ip : "",
+    IPPrefixLen: running ? first.prefixLen ?? 0 : 0,
+    MacAddress: running ? first.mac ?? "" : "",
+    Networks: networks,
+  };
 }
 
 /** The JSON in `path`, or undefined when it is missing or unreadable. */

@@ -187,7 +187,12 @@ export function renderInfo(report: HostReport, version: VersionInfo = versionInf
       ],
       ["Controllers", list(cgroups.controllers)],
       ["Subtree control", list(cgroups.subtreeControl)],
-      ["Delegated", cgroups.userServiceCgroup ?? "none"],
+      ["Delegated", cgroups.delegated ?? cgroups.userServiceCgroup ?? "none"],
+      [
+        "Limits",
+        cgroups.delegated === null ? "none" : list(cgroups.delegatedControllers),
+      ],
+      ["Containers go to", cgroups.containerParent ?? "trun's own cgroup (no cgroup of their own)"],
     ]],
     ["Network", [
       ["pasta", network.pasta ?? "not found"],

@@ -13,6 +13,8 @@ import { compileTemplate, goJson, TemplateError } from "./format.ts";
 import { familiar, messageOf } from "./_image_common.ts";
 import { containerFacts, inspectContainer } from "./container_inspect.ts";
 import { containerStatus } from "../container/status.ts";
+import { inspectNetwork } from "./network.ts";
+import { findNetwork, listLeases } from "../store/networks.ts";
 import {
   type ContainerRecord,
   type ImageRecord,
@@ -160,6 +162,26 @@ export function volumeInspectCommand(argv: string[], name = VOLUME_INSPECT.name)
   return inspectObjects(def, p.args, p.flags.format, ["volume"], false);
 }
 
+/** The grammar of `trun network inspect`. */
+export const NETWORK_INSPECT = defineCommand({
+  name: "network inspect",
+  usage: "[OPTIONS] NETWORK [NETWORK...]",
+  summary: "Display detailed information on one or more networks",
+  minArgs: 1,
+  flags: { format: FORMAT_FLAG },
+});
+
+/** Runs `trun network inspect` (`name` names it in help and errors): networks only. */
+export function networkInspectCommand(
+  argv: string[],
+  name = NETWORK_INSPECT.name,
+): Promise<number> {
+  const def = { ...NETWORK_INSPECT, name };
+  const p = parseArgs(def, argv);
+  if (p.help) return Promise.resolve(printHelp(def));
+  return inspectObjects(def, p.args, p.flags.format, ["network"], false);
+}
+
 /** Runs `trun container inspect` (`name` names it in help and errors): containers only. */
 export function containerInspectCommand(
   argv: string[],
@@ -172,7 +194,7 @@ export function containerInspectCommand(
 }
 
 /** What `trun inspect` can look for. */
-type ObjectKind = "container" | "image" | "volume";
+type ObjectKind = "container" | "image" | "volume" | "network";
 
 /** What one lookup of one kind found: the object, nothing, or an error (an ambiguous prefix). */
 type Lookup = { found: Record<string, unknown> } | { missing: string } | undefined;
@@ -195,6 +217,19 @@ function lookupContainer(store: Store, query: string, size: boolean): Lookup {
 function lookupVolume(store: Store, query: string): Lookup {
   const v = store.getVolume(query);
   return v === undefined ? undefined : { found: inspectVolume(v, store.volumePath(v.name)) };
+}
+
+/** Looks `query` up as a network (name, id or id prefix). */
+function lookupNetwork(store: Store, query: string): Lookup {
+  let n;
+  try {
+    n = findNetwork(store, query);
+  } catch (e) {
+    return { missing: messageOf(e) };
+  }
+  if (n === undefined) return undefined;
+  const names = new Map(store.listRecords().map((r) => [r.id, r.name]));
+  return { found: inspectNetwork(n, listLeases(store, n.name), names) };
 }
 
 /** Looks `query` up as an image. */
@@ -250,6 +285,8 @@ function findObjects(
           ? lookupContainer(store, query, size)
           : kind === "volume"
           ? lookupVolume(store, query)
+          : kind === "network"
+          ? lookupNetwork(store, query)
           : lookupImage(store, query);
         if (r === undefined) continue;
         if ("found" in r) {
@@ -263,6 +300,7 @@ function findObjects(
       else if (kinds.length > 1) missing.push(`No such object: ${query}`);
       else if (kinds[0] === "container") missing.push(`No such container: ${query}`);
       else if (kinds[0] === "volume") missing.push(`No such volume: ${query}`);
+      else if (kinds[0] === "network") missing.push(`network ${query} not found`);
       else missing.push(`No such image: "${query}"`);
     }
   } finally {

@@ -69,3 +69,25 @@ export function resourceFlagValues(
   set("pidsLimit", f["pids-limit"]);
   return out;
 }
+
+/** `run`/`create`'s `--cgroups`. */
+export const CGROUPS_FLAG = {
+  cgroups: {
+    kind: "string",
+    value: "MODE",
+    help:
+      "enabled (default: a cgroup of its own where the host delegates one), disabled, or required (refuse to run without enforced limits)",
+  },
+} as const;
+
+/** What `--cgroups` may say. */
+export type CgroupsMode = "enabled" | "disabled" | "required";
+
+/** The `--cgroups` mode, or an error naming the choices. */
+export function cgroupsMode(value: string | undefined): CgroupsMode {
+  const mode = value ?? "enabled";
+  if (mode !== "enabled" && mode !== "disabled" && mode !== "required") {
+    throw new Error(`invalid --cgroups "${mode}": use enabled, disabled or required`);
+  }
+  return mode;
+}

@@ -7,6 +7,7 @@
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { SECURITY_FLAGS } from "./security_flags.ts";
+import { CGROUPS_FLAG, type CgroupsMode, RESOURCE_FLAGS } from "./resource_flags.ts";
 import { systemErrorText } from "../util/errors.ts";
 import { printHelp, println, warn } from "./output.ts";
 import { ensureRuntimeRoot } from "../runtime/runtime_dir.ts";
@@ -80,9 +81,15 @@ export const RUN = defineCommand({
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
     network: {
-      kind: "string",
-      value: "MODE",
-      help: "host (default), none, or container:NAME|ID (join another container's network)",
+      kind: "list",
+      value: "NETWORK",
+      help:
+        "host (default), none, container:NAME|ID, or a network's name (again for more networks)",
+    },
+    "network-alias": {
+      kind: "list",
+      value: "ALIAS",
+      help: "Another name for the container on its user-defined networks",
     },
     "add-host": {
       kind: "list",
@@ -156,6 +163,8 @@ export const RUN = defineCommand({
       help: "Seconds `trun stop` waits before SIGKILL (default 10)",
     },
     ...SECURITY_FLAGS,
+    ...RESOURCE_FLAGS,
+    ...CGROUPS_FLAG,
     ...ATTACH_FLAGS,
     debug: { kind: "bool", help: "Print the container plan and start timings to stderr" },
   },
@@ -218,6 +227,7 @@ async function runRecorded(
     options: RunOptions;
     idMapping: IdMapping;
     tCli: number;
+    cgroup?: { parent: string; parentDir: string };
   },
 ): Promise<number> {
   if (mode === "detach" && flags.attach.length > 0) {
@@ -301,6 +311,7 @@ async function runRecorded(
         stdin: flags.interactive,
         stdinOnce: mode === "foreground",
         ...(volumes ? { volumes } : {}),
+        ...(what.cgroup ? { cgroup: what.cgroup } : {}),
         ...(flags.debug
           ? { onSpec: (spec) => warn(`config.json: ${JSON.stringify(spec, null, 2)}`) }
           : {}),
@@ -433,28 +444,56 @@ function readEnvFile(name: string): { name: string; text: string } {
 }
 
 /**
- * The network and the name flags (`--network`, `--hostname`,
+ * The network and the name flags (`--network`, `--network-alias`, `--hostname`,
  * `--domainname`, `--add-host`, `--dns*`), checked as Docker checks them,
  * before anything is pulled or made.
  */
 async function nameOptions(
   def: typeof RUN,
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
-): Promise<{ network: RunOptions["network"]; options: Partial<RunOptions> }> {
+): Promise<{
+  network: RunOptions["network"];
+  networks: { name: string; aliases: string[] }[];
+  options: Partial<RunOptions>;
+}> {
   const { parseNetworkMode } = await import("../spec/network_mode.ts");
   const etc = await import("../spec/etc_files.ts");
-  let network: RunOptions["network"];
-  try {
-    network = flags.network === undefined ? { kind: "host" } : parseNetworkMode(flags.network);
-  } catch (e) {
-    throw new UsageError(def, (e as Error).message);
-  }
-  if (network.kind !== "host" && network.kind !== "none" && network.kind !== "container") {
+  const modes = flags.network.map((v) => {
+    try {
+      return parseNetworkMode(v);
+    } catch (e) {
+      throw new UsageError(def, (e as Error).message);
+    }
+  });
+  // User-defined networks (--network NAME, once per network) or one mode.
+  const names = [...new Set(modes.flatMap((m) => m.kind === "network" ? [m.name] : []))];
+  const aliases = flags["network-alias"];
+  if (names.length > 0 && modes.some((m) => m.kind !== "network")) {
     throw new UsageError(
       def,
-      `unsupported --network "${flags.network}": use host, none or container:NAME|ID`,
+      "--network: a user-defined network cannot be combined with another mode",
     );
   }
+  if (names.length === 0 && aliases.length > 0) {
+    throw new UsageError(
+      def,
+      "--network-alias: network-scoped aliases need a user-defined network",
+    );
+  }
+  if (names.length === 0 && modes.length > 1) throw new UsageError(def, "--network: give one mode");
+  const network: RunOptions["network"] = modes[0] ?? { kind: "host" };
+  if (
+    network.kind !== "host" && network.kind !== "none" && network.kind !== "container" &&
+    network.kind !== "network"
+  ) {
+    throw new UsageError(
+      def,
+      `unsupported --network "${
+        flags.network[0]
+      }": use host, none, container:NAME|ID or a network's name`,
+    );
+  }
+  const networks = names.map((name) => ({ name, aliases: [...aliases] }));
   const checked = (flag: string, values: string[], check: (v: string) => unknown) => {
     for (const v of values) {
       try {
@@ -492,7 +531,7 @@ async function nameOptions(
     const conflict = etc.containerModeConflict(options);
     if (conflict) throw Object.assign(new Error(conflict), { exitCode: 125 });
   }
-  return { network, options };
+  return { network, networks, options };
 }
 
 /** Runs `trun run`; returns the container's exit status. */
@@ -505,7 +544,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
   const names = await nameOptions(def, p.flags);
-  const network = names.network;
+  const { network, networks } = names;
   ensureRuntimeRoot();
   const options: RunOptions = {
     args,
@@ -517,6 +556,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     tmpfs: p.flags.tmpfs,
     readOnly: p.flags["read-only"],
     network,
+    ...(networks.length > 0 ? { networks } : {}),
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
     ...(p.flags.tty
@@ -552,6 +592,15 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   } catch (e) {
     throw Object.assign(e as Error, { exitCode: 125 });
   }
+  // The limits and where the container's cgroup goes, decided (and
+  // warned about once) before any pull.
+  let cgroupsMode: CgroupsMode;
+  try {
+    cgroupsMode = (await import("./resource_flags.ts")).cgroupsMode(p.flags.cgroups);
+  } catch (e) {
+    throw new UsageError(def, (e as Error).message);
+  }
+  const cgroup = await containerCgroup(p.flags, cgroupsMode, options);
   if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
   let layers: string[];
   let image: ImageProcessConfig = {};
@@ -605,6 +654,55 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       options,
       idMapping,
       tCli,
+      ...(cgroup ? { cgroup } : {}),
     },
   );
+}
+
+/**
+ * The resource flags into `options.resources` (Docker's checks and
+ * messages, exit 125), and where the container's cgroup goes: the host's
+ * cgroup v2 delegation as lib/host/cgroup.ts finds it, with one warning
+ * when a limit cannot be enforced (an error with `--cgroups=required`).
+ */
+async function containerCgroup(
+  flags: { [K in keyof typeof RESOURCE_FLAGS]: string | undefined },
+  mode: CgroupsMode,
+  options: RunOptions,
+): Promise<{ parent: string; parentDir: string } | undefined> {
+  const { resourceFlagValues } = await import("./resource_flags.ts");
+  const { flagOfFile, hasResources, resourcesFromFlags, withDefaultSwap } = await import(
+    "../spec/resources.ts"
+  );
+  const given = resourceFlagValues(flags);
+  let resources;
+  try {
+    resources = withDefaultSwap(resourcesFromFlags(given, navigator.hardwareConcurrency));
+  } catch (e) {
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+  if (hasResources(resources)) options.resources = resources;
+  const { resourceFiles } = await import("../engine/cgroup.ts");
+  const { decideCgroup, probeCgroups } = await import("../host/cgroup.ts");
+  const { readMountInfo } = await import("../host/mountinfo.ts");
+  const { supplementaryGroups } = await import("../host/access.ts");
+  const { currentUserName } = await import("../runtime/idmap.ts");
+  const uid = Deno.uid() ?? 0;
+  const who = { uid, groups: [Deno.gid() ?? 0, ...supplementaryGroups()] };
+  // `--pids-limit -1` asks for no limit: nothing to enforce.
+  const files = resourceFiles(resources).files
+    .filter(([f, v]) => !(f === "pids.max" && v === "max")).map(([f]) => f);
+  const decision = decideCgroup(
+    probeCgroups("", who, readMountInfo()),
+    mode,
+    files,
+    (f) => flagOfFile(f, given),
+    currentUserName(uid),
+    uid,
+  );
+  if (decision.error) throw Object.assign(new Error(decision.error), { exitCode: 125 });
+  if (decision.warning) warn(decision.warning);
+  return decision.parent !== undefined
+    ? { parent: decision.parent, parentDir: decision.parentDir! }
+    : undefined;
 }

@@ -112,7 +112,11 @@ function volumeError(message: string): Error {
 }
 
 /** `KEY=VALUE` flags as a map (a bare KEY has an empty value, as Docker's labels). */
-function keyValues(def: CommandDef, list: readonly string[], what: string): Record<string, string> {
+export function keyValues(
+  def: CommandDef,
+  list: readonly string[],
+  what: string,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list) {
     const eq = kv.indexOf("=");

@@ -177,6 +177,11 @@ export async function startWithConmon(
       : []),
   ];
   const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
+  // On user-defined networks: the namespace the container joins is made
+  // and wired by the holder first.
+  if (rec.network?.networks !== undefined) {
+    await (await import("../network/endpoints.ts")).networkEndpoints(rec.id);
+  }
   // conmon forks itself away and reports on its sync pipe, as it does to
   // Podman: {"data": PID} once the runtime's create has run, or -1.
   const [syncRead, syncWrite] = cloexecPipe();

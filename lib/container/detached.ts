@@ -15,7 +15,7 @@ import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_progr
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { exeSealSetup, type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
-import { ROOTFS_ANNOTATION } from "../engine/runtime.ts";
+import { NO_CGROUP_ANNOTATION, ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
 import {
@@ -32,6 +32,9 @@ import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer
 import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
+import { containerLeases, leaseAddress, listNetworks, releaseLeases } from "../store/networks.ts";
+import { holderNetnsPath, holderUsernsPath } from "../network/holder.ts";
+import { recordNetworks, refreshHosts } from "../network/endpoints.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
 export interface RootfsLayout {
@@ -79,6 +82,11 @@ export interface DetachedInput {
   onSpec?: (spec: GeneratedContainer["spec"]) => void;
   /** Its volumes, made ready by `prepareVolumes` (lib/container/volumes.ts). */
   volumes?: PreparedVolumes;
+  /**
+   * Where its cgroup goes (lib/host/cgroup.ts `decideCgroup`): the parent as
+   * a hierarchy path and as a directory; absent: no cgroup of its own.
+   */
+  cgroup?: { parent: string; parentDir: string };
 }
 
 /** The paths inside a container's directory. */
@@ -143,14 +151,18 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   const networkPeer = network.kind === "container"
     ? lookUpNetworkPeer(store, network.container, input.idMapping)
     : undefined;
+  const onNetworks = checkNetworks(store, id, input.options, input.idMapping);
   const generated = generateSpec({
     id,
     rootPath: p.merged,
     filesDir: p.etc,
     image: input.imageConfig,
     rootfs: gatherRootfsFacts(input.layers, input.idMapping),
-    options: input.options,
-    host: gatherHostFacts(input.idMapping),
+    options: onNetworks,
+    host: {
+      ...gatherHostFacts(input.idMapping),
+      ...(input.cgroup ? { cgroupParent: input.cgroup.parent } : {}),
+    },
     ...(input.volumes ? { volumes: input.volumes.sources } : {}),
     name,
     ...(networkPeer ? { networkPeer } : {}),
@@ -171,6 +183,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
   // ROOTFS_ANNOTATION in lib/engine/runtime.ts).
   generated.spec.annotations = {
     ...generated.spec.annotations,
+    ...(input.cgroup ? {} : { [NO_CGROUP_ANNOTATION]: "true" }),
     [ROOTFS_ANNOTATION]: JSON.stringify({
       lowers: layout.lowers,
       upper: p.upper,
@@ -207,15 +220,68 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network),
       ...namesOf(input.options),
     },
+    ...(input.cgroup ? { cgroup: `${input.cgroup.parentDir}/${id}` } : {}),
   };
-  sweepLeftovers(store, records);
+  sweepLeftovers(store, records, Date.now(), input.cgroup?.parentDir);
   try {
     store.addRecord(rec);
   } catch (e) {
     Deno.removeSync(dir, { recursive: true });
     throw Object.assign(e as Error, { exitCode: 125 });
   }
-  return rec;
+  if (!input.options.networks?.length) return rec;
+  try {
+    return joinNetworks(store, rec, input.options.networks);
+  } catch (e) {
+    releaseLeases(store, id);
+    store.removeContainer(id);
+    Deno.removeSync(dir, { recursive: true });
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+}
+
+/**
+ * Checks that the user-defined networks exist; returns the options with
+ * the namespaces the holder keeps for the container to join: its network
+ * namespace, and rootless the holder's user namespace.
+ */
+function checkNetworks(
+  store: Store,
+  id: string,
+  o: RunOptions,
+  mapping: IdMapping,
+): RunOptions {
+  if (!o.networks?.length) return o;
+  const known = new Set(listNetworks(store).map((n) => n.name));
+  for (const n of o.networks) {
+    if (!known.has(n.name)) {
+      throw Object.assign(new Error(`network ${n.name} not found`), { exitCode: 125 });
+    }
+  }
+  return {
+    ...o,
+    networkNamespace: holderNetnsPath(id),
+    ...(mapping.mode === "host" ? {} : { networkUserns: holderUsernsPath() }),
+  };
+}
+
+/** Leases the container's addresses and writes the hosts files of everyone on its networks. */
+function joinNetworks(
+  store: Store,
+  rec: ContainerRecord,
+  networks: { name: string; aliases: string[] }[],
+): ContainerRecord {
+  for (const n of networks) leaseAddress(store, n.name, rec.id, n.aliases);
+  const next = store.updateRecord(rec.id, (r) => ({
+    ...r,
+    network: {
+      ...r.network,
+      mode: networks.map((n) => n.name).join(","),
+      networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
+    },
+  })) ?? rec;
+  refreshHosts(store, networks.map((n) => n.name));
+  return next;
 }
 
 /** The record's `network.names`, when the container was given any. */

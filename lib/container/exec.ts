@@ -143,6 +143,9 @@ export async function execInContainer(
       process: proc,
       executables,
       sessionKeyring: sessionKeyringName(rec.id),
+      // Into the container's cgroup too (its stop kills the exec'd process
+      // with the rest), when it got one.
+      ...(rec.cgroup && cgroupExists(rec.cgroup) ? { cgroup: rec.cgroup } : {}),
       ...(pair ? { consoleSocket: pair[1] } : {}),
       ...(nul !== undefined ? { stdinFd: nul } : {}),
       ...(seccomp ? { seccomp } : {}),
@@ -162,5 +165,14 @@ export async function execInContainer(
     relay?.stop();
     if (pair) { for (const fd of pair) closeFd(fd); }
     if (nul !== undefined) closeFd(nul);
+  }
+}
+
+/** Whether the container's cgroup directory is there (its placement may have been refused). */
+function cgroupExists(dir: string): boolean {
+  try {
+    return Deno.statSync(`${dir}/cgroup.procs`).isFile;
+  } catch {
+    return false;
   }
 }

@@ -166,6 +166,11 @@ async function runOnce(
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
     let timings: StartTimings | undefined;
+    // On user-defined networks: the namespace the container joins is made
+    // and wired by the holder first.
+    if (rec.network?.networks !== undefined) {
+      await (await import("../network/endpoints.ts")).networkEndpoints(id);
+    }
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
@@ -184,7 +189,14 @@ async function runOnce(
         onStarted: (t) => (timings = t),
         sessionKeyring: sessionKeyringName(id),
         stdio: [nul, outWrite, errWrite],
+        // Its own cgroup, entered before it runs anything of its own.
+        ...(config.cgroupsPath ? { cgroupName: id } : {}),
       });
+      // What could not be applied was told to the user by `run` already;
+      // the details go to this monitor's log.
+      for (const w of launched.placement.warnings) {
+        Deno.stderr.writeSync(new TextEncoder().encode(`trun: warning: ${w}\n`));
+      }
     } finally {
       closeFd(outWrite);
       closeFd(errWrite);
@@ -218,6 +230,11 @@ async function runOnce(
       ...(masterFd !== null ? [pump(masterFd, "stdout")] : []),
     ]);
     const code = exitCodeOf(status);
+    // Its cgroup goes with it (a restart makes a new one).
+    if (launched.placement.dir) {
+      const { removeCgroup } = await import("../engine/cgroup.ts");
+      await removeCgroup(launched.placement.dir);
+    }
     finish(code);
     return { code, started: true };
   } catch (e) {

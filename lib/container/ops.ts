@@ -4,10 +4,12 @@
  * wait, remove. The truth about a container is its process (pid plus
  * start time), never only the stored state.
  */
+import { containerLeases, releaseLeases } from "../store/networks.ts";
 import { signalProcess } from "../../ffi/child_program.ts";
 import { SIGNALS } from "../../ffi/syscalls.ts";
 import { parseSignal } from "../engine/runtime.ts";
 import { isAlive, processesInPidNamespace } from "../engine/state.ts";
+import { killCgroup } from "../engine/cgroup.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { thawIfPaused } from "./pause.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
@@ -63,11 +65,20 @@ export async function stopContainer(rec: ContainerRecord, timeout: number): Prom
   signalProcess(rec.pid, parseSignal(rec.stopSignal));
   await thawIfPaused(rec);
   if (await waitGone(rec, timeout < 0 ? 2 ** 31 : timeout * 1000)) return;
-  // PID 1 of the namespace going takes every other process with it.
+  killAll(rec);
+  await waitGone(rec, 10_000);
+}
+
+/**
+ * SIGKILL to every process of a container: its whole cgroup at once
+ * (`cgroup.kill`) when it has one, else its first process and whatever
+ * its PID namespace holds (PID 1 going takes the rest with it).
+ */
+export function killAll(rec: ContainerRecord): void {
+  if (rec.cgroup && killCgroup(rec.cgroup)) return;
   for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
     signalProcess(pid, SIGNALS.SIGKILL);
   }
-  await waitGone(rec, 10_000);
 }
 
 /**
@@ -93,17 +104,17 @@ export async function removeContainer(
         { exitCode: 1 },
       );
     }
-    for (const pid of [rec.pid, ...processesInPidNamespace(rec.pid)]) {
-      signalProcess(pid, SIGNALS.SIGKILL);
-    }
+    killAll(rec);
     await thawIfPaused(rec);
     await waitGone(rec, 10_000);
   }
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));
+  if (rec.cgroup) removeCgroupDir(rec.cgroup);
   await Deno.remove(store.containerDir(rec.id), { recursive: true }).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
   store.removeContainer(rec.id);
+  await leaveNetworks(store, rec.id);
   // `rm -v` and `--rm`: its anonymous volumes go too, unless another container uses them.
   const anonymous = (rec.volumes ?? []).filter((v) => v.anonymous).map((v) => v.name);
   if (opts.volumes) removeUnusedVolumes(store, anonymous);
@@ -113,6 +124,17 @@ export async function removeContainer(
     const exit = exitFilePath(store.containerDir(rec.id), rec.id);
     for (const f of [exit, `${exit}.runtime.log`]) await Deno.remove(f).catch(() => {});
   }
+}
+
+/** Gives back a removed container's addresses; the others on its networks forget its name. */
+async function leaveNetworks(store: Store, id: string): Promise<void> {
+  const nets = [...new Set(containerLeases(store, id).map((l) => l.network))];
+  if (nets.length === 0) return;
+  const { refreshHosts, releaseEndpoints } = await import("../network/endpoints.ts");
+  releaseLeases(store, id);
+  refreshHosts(store, nets);
+  // A holder that does not answer finds the container's directory gone.
+  await releaseEndpoints(id).catch(() => {});
 }
 
 /**
@@ -157,8 +179,10 @@ export function sweepLeftovers(
   store: Store,
   records: readonly ContainerRecord[] = store.listRecords(),
   now = Date.now(),
+  cgroupParent?: string,
 ): void {
   const live = new Set(records.map((r) => r.id));
+  sweepCgroups(records, live, now, cgroupParent);
   const found = [
     ...leftovers(`${store.root}/exits`, live, now, (n) => n.slice(0, 64)),
     ...leftovers(`${store.root}/containers`, live, now, (n) => n),
@@ -174,6 +198,38 @@ export function sweepLeftovers(
     } catch {
       // Gone already, or not ours to delete.
     }
+  }
+}
+
+/** rmdir of a cgroup directory: only an empty one goes (cgroupfs refuses the rest). */
+function removeCgroupDir(dir: string): void {
+  try {
+    Deno.removeSync(dir);
+  } catch {
+    // Gone, or processes still in it: a later sweep tries again.
+  }
+}
+
+/**
+ * Tidies the cgroups killed trun processes left (a monitor killed with
+ * SIGKILL never removes its container's): those of this store's
+ * containers that no longer run, and in `cgroupParent` (`<delegated>/trun`)
+ * the old enough directories of containers with no record. Only empty
+ * cgroups can be removed, so a running container of another store that
+ * shares the parent keeps its own.
+ */
+function sweepCgroups(
+  records: readonly ContainerRecord[],
+  live: Set<string>,
+  now: number,
+  cgroupParent: string | undefined,
+): void {
+  for (const r of records) {
+    if (r.cgroup && containerStatus(r) !== "running") removeCgroupDir(r.cgroup);
+  }
+  if (cgroupParent === undefined) return;
+  for (const dir of leftovers(cgroupParent, live, now, (n) => n)) {
+    if (/\/[0-9a-f]{64}$/.test(dir)) removeCgroupDir(dir);
   }
 }
 

@@ -4,42 +4,66 @@
  * Documentation/admin-guide/cgroup-v2.rst). The conversions from the
  * spec's v1-flavoured numbers to v2 files follow runc's and crun's.
  *
- * This is the engine's part only: where the caller can create the
- * directory (root; a delegated subtree) the container goes there and every
- * limit whose controller file exists is written; anything else is one
- * warning naming what was left out. Discovery of systemd-delegated user
- * subtrees, stats, freeze and update are the cgroups work's.
+ * This is the engine's part: where the caller can create the directory
+ * (root; a delegated subtree, found by lib/host/cgroup.ts) the container
+ * goes there with the controllers its limits need enabled on the way down,
+ * and every limit whose controller file exists is written; anything else
+ * is one warning naming what was left out. Also the group kill
+ * (`cgroup.kill`) and the removal of a container's cgroup.
  */
 import type { Resources } from "../spec/types.ts";
+import {
+  cgroup2Mount,
+  cgroupPlacement,
+  controllerOf,
+  hierarchyDir,
+  joinCgroupPath,
+  parseOwnCgroup,
+  PROCESS_LEAF,
+} from "../host/cgroup.ts";
+import { parseMountInfo } from "../host/mountinfo.ts";
+import { supplementaryGroups } from "../host/access.ts";
 
-/** The cgroup2 mount point in /proc/self/mountinfo text (pure v2 or hybrid), or null. */
-export function cgroup2Mount(mountinfo: string): string | null {
-  for (const line of mountinfo.split("\n")) {
-    const [pre, post] = line.split(" - ");
-    if (!pre || !post) continue;
-    if (post.split(" ")[0] === "cgroup2") return pre.split(" ")[4] ?? null;
-  }
-  return null;
+/** The cgroup v2 hierarchy as this process sees it: what placement decides from. */
+export interface CgroupView {
+  /** Prefix of every path read or written (tests: a fake tree; else ""). */
+  root: string;
+  /** The cgroup2 mount (point and root). */
+  mount: { mountPoint: string; root: string };
+  /** This process's cgroup (hierarchy path). */
+  own: string;
+  /** The delegated root (lib/host/cgroup.ts `cgroupPlacement`), or null. */
+  delegated: string | null;
 }
 
-/** The caller's cgroup v2 path from /proc/self/cgroup text (the `0::` line), or null. */
-export function ownCgroup(procCgroup: string): string | null {
-  const line = procCgroup.split("\n").find((l) => l.startsWith("0::"));
-  return line === undefined ? null : line.slice(3);
+/** This process's view of the cgroup v2 hierarchy, or null without one. */
+export function currentCgroupView(root = ""): CgroupView | null {
+  const mount = cgroup2Mount(parseMountInfo(readOr(`${root}/proc/self/mountinfo`)));
+  const own = parseOwnCgroup(readOr(`${root}/proc/self/cgroup`));
+  if (!mount || own === null) return null;
+  const uid = Deno.uid() ?? 0;
+  const groups = [Deno.gid() ?? 0, ...supplementaryGroups(root)];
+  const placement = cgroupPlacement(root, { uid, groups }, mount, own);
+  return { root, mount, own, delegated: placement?.delegated ?? null };
 }
 
 /**
- * The directory for `cgroupsPath`: absolute paths are from the hierarchy's
- * root, relative ones from the caller's own cgroup (runc's cgroupfs
- * rules). `..` is refused, so the path cannot climb out.
+ * The hierarchy path for `cgroupsPath`: absolute paths are from the
+ * hierarchy's root, relative ones from the caller's own cgroup (runc's
+ * cgroupfs rules). `..` is refused, so the path cannot climb out.
  */
-export function cgroupDir(mount: string, own: string, cgroupsPath: string): string {
+export function cgroupPath(own: string, cgroupsPath: string): string {
   const parts = cgroupsPath.split("/").filter((c) => c !== "" && c !== ".");
   if (parts.includes("..")) {
     throw new Error(`linux.cgroupsPath "${cgroupsPath}" may not contain ".."`);
   }
-  const base = cgroupsPath.startsWith("/") ? "" : own.replace(/\/+$/, "");
-  return `${mount}${base}/${parts.join("/")}`.replace(/\/+/g, "/");
+  const base = cgroupsPath.startsWith("/") ? "/" : own;
+  return joinCgroupPath(base, ...parts);
+}
+
+/** The directory for `cgroupsPath` on the cgroup2 mount point `mount` (see cgroupPath). */
+export function cgroupDir(mount: string, own: string, cgroupsPath: string): string {
+  return hierarchyDir({ root: "/", mountPoint: mount }, cgroupPath(own, cgroupsPath));
 }
 
 /** cpu.weight from cpu.shares (runc's linear map of [2, 262144] onto [1, 10000]). */
@@ -127,33 +151,177 @@ function readOr(path: string): string {
 }
 
 /**
+ * Controllers enabled for every container whose parent offers them, so that
+ * `stats` can read usage without limits; cpuset and hugetlb only when a
+ * limit asks (enabling cpuset copies the parent's CPUs into each level).
+ */
+const ACCOUNTING_CONTROLLERS = ["cpu", "io", "memory", "pids"];
+
+/** One step of a placement, in order (the plan `planPlacement` makes). */
+export type PlacementStep =
+  | { op: "mkdir"; path: string }
+  | { op: "move"; from: string; to: string; pids: number[] }
+  | { op: "enable"; path: string; controllers: string[] }
+  | { op: "join"; path: string; pid: number };
+
+/** What a cgroup holds, as placement needs it. */
+interface LevelFacts {
+  exists: boolean;
+  controllers: string[];
+  enabled: string[];
+  pids: number[];
+}
+
+/**
+ * The steps that put `pid` into hierarchy path `path`: each missing level
+ * made; on the way down, the controllers the limits (`files`) and the
+ * accounting need enabled in each level's `cgroup.subtree_control` where the
+ * level offers them, starting at the delegated root (or, outside it, the
+ * deepest existing ancestor); and, since a cgroup that distributes
+ * controllers may hold no processes (cgroup v2's no-internal-processes
+ * rule), the delegated root's processes moved to its leaf `trun-init`
+ * first, as Podman moves itself. The hierarchy's real root is exempt.
+ * Pure over the files under `view.root`.
+ */
+export function planPlacement(
+  view: CgroupView,
+  path: string,
+  pid: number,
+  files: readonly string[],
+): PlacementStep[] {
+  const wanted = [...new Set([...ACCOUNTING_CONTROLLERS, ...files.map(controllerOf)])];
+  const levels = ["/", ...path.split("/").filter((c) => c !== "")]
+    .map((_, i, parts) => joinCgroupPath("/", ...parts.slice(1, i + 1)));
+  const facts = new Map<string, LevelFacts>();
+  const factsOf = (p: string): LevelFacts => {
+    const known = facts.get(p);
+    if (known) return known;
+    const dir = `${view.root}${hierarchyDir(view.mount, p)}`;
+    const words = (f: string) => readOr(`${dir}/${f}`).split(/\s+/).filter((w) => w);
+    let exists = true;
+    try {
+      Deno.statSync(dir);
+    } catch {
+      exists = false;
+    }
+    const f = {
+      exists,
+      controllers: words("cgroup.controllers"),
+      enabled: words("cgroup.subtree_control"),
+      pids: words("cgroup.procs").map(Number),
+    };
+    facts.set(p, f);
+    return f;
+  };
+  const delegated = view.delegated;
+  const inDelegated = delegated !== null &&
+    (delegated === "/" || path === delegated || path.startsWith(`${delegated}/`));
+  // Where enabling starts: the delegated root, else the deepest existing ancestor.
+  let start = levels.length - 2;
+  if (inDelegated) start = levels.indexOf(delegated);
+  else while (start > 0 && !factsOf(levels[start]!).exists) start--;
+  const steps: PlacementStep[] = [];
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    const f = factsOf(level);
+    if (!f.exists) {
+      steps.push({ op: "mkdir", path: level });
+      const parent = factsOf(levels[i - 1]!);
+      facts.set(level, { exists: true, controllers: parent.enabled, enabled: [], pids: [] });
+    }
+    if (i < start || i === levels.length - 1) continue;
+    const now = facts.get(level)!;
+    const enable = wanted.filter((c) => now.controllers.includes(c) && !now.enabled.includes(c));
+    if (enable.length === 0) continue;
+    if (now.pids.length > 0 && level !== "/") {
+      // Only the delegated root's processes are trun's to move.
+      if (level !== delegated) continue;
+      const leaf = joinCgroupPath(level, PROCESS_LEAF);
+      if (!factsOf(leaf).exists) steps.push({ op: "mkdir", path: leaf });
+      steps.push({ op: "move", from: level, to: leaf, pids: now.pids });
+    }
+    steps.push({ op: "enable", path: level, controllers: enable });
+    facts.set(level, { ...now, enabled: [...now.enabled, ...enable], pids: [] });
+  }
+  steps.push({ op: "join", path, pid });
+  return steps;
+}
+
+/** Writes `value` to cgroup file `file` (the kernel reads one write). */
+function writeCgroupFile(file: string, value: string): void {
+  Deno.writeTextFileSync(file, value, { create: false });
+}
+
+/**
+ * Runs the placement steps. A failed mkdir or join throws; a move or an
+ * enable that fails leaves the controllers out, which the limits' writes
+ * then report.
+ */
+function runPlacement(view: CgroupView, steps: readonly PlacementStep[]): void {
+  const dir = (p: string) => `${view.root}${hierarchyDir(view.mount, p)}`;
+  for (const s of steps) {
+    if (s.op === "mkdir") {
+      try {
+        Deno.mkdirSync(dir(s.path));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      }
+    } else if (s.op === "join") writeCgroupFile(`${dir(s.path)}/cgroup.procs`, String(s.pid));
+    else if (s.op === "move") {
+      // One pid per write; a process gone meanwhile (ESRCH) is skipped.
+      for (const pid of s.pids) {
+        try {
+          writeCgroupFile(`${dir(s.to)}/cgroup.procs`, String(pid));
+        } catch {
+          // Gone, or not ours to move: the enable below then fails.
+        }
+      }
+    } else {
+      try {
+        writeCgroupFile(
+          `${dir(s.path)}/cgroup.subtree_control`,
+          s.controllers.map((c) => `+${c}`).join(" "),
+        );
+      } catch {
+        // Busy (a process we could not move) or refused: reported with the limits.
+      }
+    }
+  }
+}
+
+/**
  * Moves `pid` (waiting before it runs any of its own code) into the cgroup
- * for `cgroupsPath` and writes the limits. Never throws for a host that
- * cannot do it: it returns the warnings instead.
+ * for `cgroupsPath` (default `trun-<id>` beside the caller's own) and writes
+ * the limits. Never throws for a host that cannot do it: it returns the
+ * warnings instead.
  */
 export function placeInCgroup(
   pid: number,
   cgroupsPath: string | undefined,
   resources: Resources | undefined,
   id: string,
+  view: CgroupView | null = currentCgroupView(),
 ): Placement {
   const { files, unsupported } = resourceFiles(resources ?? {});
   const wanted = cgroupsPath !== undefined || files.length > 0;
   if (!wanted) return { warnings: [] };
-  const mount = cgroup2Mount(readOr("/proc/self/mountinfo"));
-  const own = ownCgroup(readOr("/proc/self/cgroup"));
   const leftOut = files.length > 0
     ? `; limits not applied: ${files.map(([f]) => f).join(", ")}`
     : "";
-  if (!mount || own === null) {
+  if (!view) {
     return {
       warnings: [`no cgroup v2 hierarchy here: the container stays in trun's cgroup${leftOut}`],
     };
   }
-  const dir = cgroupDir(mount, own, cgroupsPath ?? `trun-${id}`);
+  let path: string;
   try {
-    Deno.mkdirSync(dir, { recursive: true });
-    Deno.writeTextFileSync(`${dir}/cgroup.procs`, String(pid));
+    path = cgroupPath(view.own, cgroupsPath ?? `trun-${id}`);
+  } catch (e) {
+    return { warnings: [(e as Error).message] };
+  }
+  const dir = `${view.root}${hierarchyDir(view.mount, path)}`;
+  try {
+    runPlacement(view, planPlacement(view, path, pid, files.map(([f]) => f)));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     return {
@@ -166,7 +334,7 @@ export function placeInCgroup(
   const missing: string[] = [];
   for (const [file, value] of files) {
     try {
-      Deno.writeTextFileSync(`${dir}/${file}`, value, { create: false });
+      writeCgroupFile(`${dir}/${file}`, value);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) missing.push(file);
       else {warnings.push(
@@ -190,11 +358,37 @@ export function placeInCgroup(
   return { dir, warnings };
 }
 
-/** Removes a container's cgroup directory once its processes are gone (rmdir). */
-export function removeCgroup(dir: string): void {
+/**
+ * Kills every process in cgroup directory `dir` at once (`cgroup.kill`,
+ * Linux 5.14); false when the file is not there or cannot be written, so
+ * the caller signals the processes one by one instead.
+ */
+export function killCgroup(dir: string): boolean {
   try {
-    Deno.removeSync(dir);
+    writeCgroupFile(`${dir}/cgroup.kill`, "1");
+    return true;
   } catch {
-    // Still busy or already gone: a later delete or the admin tidies it.
+    return false;
+  }
+}
+
+/**
+ * Removes a container's cgroup directory once its processes are gone
+ * (rmdir), waiting up to `waitMs` for the last ones to be reaped; true when
+ * it is gone.
+ */
+export async function removeCgroup(dir: string, waitMs = 1000): Promise<boolean> {
+  const end = Date.now() + waitMs;
+  for (;;) {
+    try {
+      Deno.removeSync(dir);
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return true;
+      // Busy: processes still exit (a PID namespace's last ones go after its
+      // init); anything else is not ours to remove.
+      if (!(e instanceof Deno.errors.Busy) || Date.now() >= end) return false;
+    }
+    await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -24,7 +24,7 @@ import type { Hook, State } from "../spec/types.ts";
 import { type ContainerConfig, containerConfig, processConfig } from "./config.ts";
 import { ContainerStartError, executablesOf, exitCodeOf, launch } from "./executor.ts";
 import { runHooks, runHooksInContainer } from "./hooks.ts";
-import { removeCgroup } from "./cgroup.ts";
+import { killCgroup, removeCgroup } from "./cgroup.ts";
 import { spawnInContainer } from "./join.ts";
 import { type RootfsSource, sessionKeyringName } from "./program.ts";
 import {
@@ -48,6 +48,14 @@ import { prepareTty, startTtyRelay, type TtyRelay } from "./tty_relay.ts";
  * rootless runtime must, since only that namespace may mount it).
  */
 export const ROOTFS_ANNOTATION = "run.trun.rootfs.overlay";
+
+/**
+ * An annotation with which trun's own bundles say that the container gets
+ * no cgroup of its own (`--cgroups=disabled`, or a host without a delegated
+ * cgroup v2, about which `run` has warned): the runtime then places it
+ * nowhere, though `linux.resources` records the limits asked for.
+ */
+export const NO_CGROUP_ANNOTATION = "run.trun.cgroup.none";
 
 /** The root a bundle asks for: its annotation's overlay, or root.path itself. */
 function rootfsOf(config: ContainerConfig): RootfsSource {
@@ -238,7 +246,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       stdinNull: false,
       execFifoPath: execFifoPath(root, id),
       dieWithParent: false,
-      cgroupName: id,
+      ...(config.annotations[NO_CGROUP_ANNOTATION] === "true" ? {} : { cgroupName: id }),
       ...(opts.noNewKeyring ? {} : { sessionKeyring: sessionKeyringName(id) }),
       beforeMounts: async (pid) => {
         const state = hookState(root, withPid(pid), "creating");
@@ -259,7 +267,11 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
     });
     // Created: this process exits and leaves the container to whoever
     // reaps orphans here (conmon as subreaper, or init).
-    for (const w of launched.placement.warnings) warning(w);
+    // trun's own bundles: `run` has told the user already what its cgroup
+    // cannot enforce (and conmon may pass this on to the same terminal).
+    if (config.annotations[ROOTFS_ANNOTATION] === undefined) {
+      for (const w of launched.placement.warnings) warning(w);
+    }
     if (launched.placement.dir) rec.cgroup = launched.placement.dir;
     rec.pid = launched.pid;
     rec.startTime = processStat(launched.pid)?.startTime ?? "";
@@ -384,8 +396,11 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     if (!force) {
       throw new RuntimeError(`cannot delete container ${id} that is not stopped: ${status}`);
     }
-    for (const pid of [rec.pid, ...containerProcesses(rec)]) {
-      signalProcess(pid, SIGNALS.SIGKILL);
+    // The whole cgroup at once where the kernel offers it (Linux 5.14).
+    if (!rec.cgroup || !killCgroup(rec.cgroup)) {
+      for (const pid of [rec.pid, ...containerProcesses(rec)]) {
+        signalProcess(pid, SIGNALS.SIGKILL);
+      }
     }
     if (status === "paused") {
       const { setFrozen } = await import("../cgroup/freeze.ts");
@@ -402,7 +417,7 @@ export async function remove(root: string, id: string, force: boolean): Promise<
     // A half-created container has no readable config: nothing to run.
   }
   const state = stateOf(root, rec);
-  if (rec.cgroup) removeCgroup(rec.cgroup);
+  if (rec.cgroup) await removeCgroup(rec.cgroup);
   Deno.removeSync(containerDir(root, id), { recursive: true });
   if (hooks.length > 0) {
     await runHooks("poststop", hooks, state).catch((e) => warning(e.message));

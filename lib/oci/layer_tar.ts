@@ -118,6 +118,26 @@ export function detectCompression(head: Uint8Array): Compression {
 }
 
 /**
+ * At least the first `n` bytes of `input` (whole chunks, so maybe more),
+ * and the iterator to read the rest from, for sniffing the compression.
+ */
+async function peek(
+  input: AsyncIterable<Uint8Array>,
+  n: number,
+): Promise<{ head: Uint8Array; source: AsyncIterator<Uint8Array> }> {
+  const source = input[Symbol.asyncIterator]();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  while (length < n) {
+    const r = await source.next();
+    if (r.done) break;
+    chunks.push(r.value);
+    length += r.value.length;
+  }
+  return { head: concat(chunks), source };
+}
+
+/**
  * The uncompressed bytes of a tar that may be gzip or zstd compressed (by
  * its magic), for `trun import`. Decompression runs in node:zlib, with
  * back-pressure both ways.
@@ -125,20 +145,12 @@ export function detectCompression(head: Uint8Array): Compression {
 export async function* decompressedTar(
   input: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
-  const source = input[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let length = 0;
-  while (length < 4) {
-    const r = await source.next();
-    if (r.done) break;
-    head.push(r.value);
-    length += r.value.length;
-  }
+  const { head, source } = await peek(input, 4);
   async function* raw(): AsyncGenerator<Uint8Array> {
-    yield* head;
+    if (head.length > 0) yield head;
     for (let r = await source.next(); !r.done; r = await source.next()) yield r.value;
   }
-  const compression = detectCompression(concat(head));
+  const compression = detectCompression(head);
   if (compression === "none") {
     yield* raw();
     return;
@@ -240,16 +252,7 @@ async function pump(
   consume: (extract: tarStream.Extract) => Promise<void>,
   recorder?: LayerRecorder,
 ): Promise<{ diffId: string; tarSize: number }> {
-  const source = input[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let headLength = 0;
-  while (headLength < 4) {
-    const r = await source.next();
-    if (r.done) break;
-    head.push(r.value);
-    headLength += r.value.length;
-  }
-  const first = concat(head);
+  const { head: first, source } = await peek(input, 4);
   const compression = detectCompression(first);
   // Loaded on first use so that importing this module (for its helpers)
   // costs nothing at startup.

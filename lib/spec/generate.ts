@@ -23,6 +23,7 @@ import {
   type IdMappingEntry,
   type Namespace,
   OCI_VERSION,
+  type Resources,
   type Seccomp,
   type Spec,
 } from "./types.ts";
@@ -73,6 +74,11 @@ export interface HostFacts {
   capabilities?: readonly string[];
   /** The architecture in Go's names (`amd64`); absent: amd64, the one trun starts containers on. */
   arch?: string;
+  /**
+   * The parent of the container's own cgroup (a cgroup v2 hierarchy path,
+   * `<delegated>/trun`); absent: it stays in its monitor's cgroup.
+   */
+  cgroupParent?: string;
 }
 
 /** What the user asked for on the command line, already read from files. */
@@ -119,6 +125,20 @@ export interface RunOptions {
   dnsServers?: string[];
   /** The container's own address on its network, when the network setup knows it. */
   address?: string;
+  /**
+   * User-defined networks (`--network NAME`, given once per network, with
+   * its `--network-alias`es): the container gets its own network namespace,
+   * wired to them by the holder (lib/network/holder.ts).
+   */
+  networks?: { name: string; aliases: string[] }[];
+  /** With `networks`: the network namespace to join, made and wired by the holder. */
+  networkNamespace?: string;
+  /**
+   * With `networks`, rootless: the user namespace the container joins
+   * instead of making its own, that of the network namespace holder
+   * (lib/network/holder.ts), where its network namespace can be wired.
+   */
+  networkUserns?: string;
   /** `-t`. */
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
@@ -156,6 +176,8 @@ export interface RunOptions {
    * already looked at (the CLI reads them).
    */
   devices?: DeviceRequest[];
+  /** `--memory`, `--cpus`, `--pids-limit`…, as lib/spec/resources.ts turns them into the spec's. */
+  resources?: Resources;
 }
 
 /** Where `--init`'s binary appears in the container (Podman uses /run/podman-init). */
@@ -305,8 +327,9 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const cwd = resolveWorkdir(o.workdir, image.workingDir);
   const requests = mountRequests(o);
 
+  const ownNetwork = o.network.kind !== "host";
   const mounts = standardMounts({
-    ownNetwork: o.network.kind !== "host",
+    ownNetwork,
     ttyGroupMapped: mapped(mapping, 5, "gid"),
     ...(o.privileged ? { privileged: true } : {}),
   });
@@ -358,11 +381,30 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   ];
   if (peer) namespaces.push(...peerNamespaces(peer));
   else {
-    if (o.network.kind !== "host") namespaces.push({ type: "network" });
-    if (mapping.mode !== "host") namespaces.push({ type: "user" });
+    if (o.networkNamespace !== undefined) {
+      namespaces.push({ type: "network", path: o.networkNamespace });
+    } else if (ownNetwork) namespaces.push({ type: "network" });
+    if (o.networkUserns !== undefined) namespaces.push({ type: "user", path: o.networkUserns });
+    else if (mapping.mode !== "host") namespaces.push({ type: "user" });
   }
   // A joined user namespace comes with its mapping (checked equal to ours).
   const ownUserns = namespaces.some((n) => n.type === "user" && n.path === undefined);
+  // A cgroup of its own: a cgroup namespace rooted there and cgroup2 at
+  // /sys/fs/cgroup, so it sees its own limits (Docker's and Podman's
+  // default on cgroup v2); read-only unless --privileged.
+  const cgroupsPath = host.cgroupParent === undefined
+    ? undefined
+    : `${host.cgroupParent.replace(/\/+$/, "")}/${input.id}`;
+  if (cgroupsPath !== undefined) {
+    namespaces.push({ type: "cgroup" });
+    // Right after /sys, before the user's mounts (which may cover it).
+    mounts.splice(mounts.findIndex((m) => m.destination === "/sys") + 1, 0, {
+      destination: "/sys/fs/cgroup",
+      type: "cgroup",
+      source: "cgroup",
+      options: ["nosuid", "noexec", "nodev", "relatime", o.privileged ? "rw" : "ro"],
+    });
+  }
 
   const capRequest = {
     ...(o.capAdd ? { add: o.capAdd } : {}),
@@ -380,7 +422,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
-  const sysctl = parseSysctls(o.sysctls ?? [], o.network.kind !== "host");
+  const sysctl = parseSysctls(o.sysctls ?? [], ownNetwork);
   // The filter follows the capabilities the container ends up with.
   const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {
@@ -412,6 +454,8 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
       ...(!ownUserns
         ? {}
         : { uidMappings: ociRanges(mapping.uid), gidMappings: ociRanges(mapping.gid) }),
+      ...(cgroupsPath !== undefined ? { cgroupsPath } : {}),
+      ...(o.resources ? { resources: o.resources } : {}),
       maskedPaths: paths.masked,
       readonlyPaths: paths.readonly,
       ...(devices.devices.length > 0 ? { devices: devices.devices } : {}),

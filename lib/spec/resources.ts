@@ -267,3 +267,40 @@ export function hostConfigResources(r: Resources | undefined): Record<string, un
     PidsLimit: r?.pids === undefined ? null : r.pids.limit > 0 ? r.pids.limit : -1,
   };
 }
+
+/**
+ * Docker's default swap for a new container: a memory limit without
+ * `--memory-swap` allows as much swap again (dockerd sets MemorySwap to
+ * twice Memory), so `memory.swap.max` equals the limit.
+ */
+export function withDefaultSwap(r: Resources): Resources {
+  const m = r.memory;
+  if (m?.limit === undefined || m.limit <= 0 || m.swap !== undefined) return r;
+  return { ...r, memory: { ...m, swap: m.limit * 2 } };
+}
+
+/** The flags that ask for each cgroup v2 file, for messages (`memory.max` → `--memory`). */
+export const FLAGS_OF_FILE: Readonly<Record<string, string>> = {
+  "memory.max": "--memory",
+  "memory.swap.max": "--memory-swap",
+  "memory.low": "--memory-reservation",
+  "cpu.max": "--cpus",
+  "cpu.weight": "--cpu-shares",
+  "cpuset.cpus": "--cpuset-cpus",
+  "cpuset.mems": "--cpuset-mems",
+  "pids.max": "--pids-limit",
+  "io.weight": "--blkio-weight",
+};
+
+/**
+ * The flag the user gave that asks for cgroup v2 file `file`: swap and
+ * the CFS quota come from `--memory` and `--cpu-quota`/`--cpu-period`
+ * when `--memory-swap` and `--cpus` were not given.
+ */
+export function flagOfFile(file: string, given: ResourceFlags): string {
+  if (file === "memory.swap.max" && given.memorySwap === undefined) return "--memory";
+  if (file === "cpu.max" && given.cpus === undefined) {
+    return given.cpuQuota !== undefined ? "--cpu-quota" : "--cpu-period";
+  }
+  return FLAGS_OF_FILE[file] ?? file;
+}

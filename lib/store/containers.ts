@@ -87,18 +87,39 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
-  /** Its network (absent in records made before trun had networks: the host's). */
+  /** Its network (lib/spec/network_mode.ts) and, on user-defined networks, its endpoints. */
   network?: ContainerNetwork;
   /** Its own cgroup v2 directory, when it was placed in one (absent: derived from its process). */
   cgroup?: string;
 }
 
+/** A container's endpoint on a user-defined network. */
+export interface NetworkEndpoint {
+  /** Its IPv4 address. */
+  ip: string;
+  /** Its names there besides its own (`--network-alias`). */
+  aliases: string[];
+  /** Its interface's MAC address. */
+  mac?: string;
+  /** The network's gateway. */
+  gateway?: string;
+  /** The subnet's prefix length. */
+  prefixLen?: number;
+  /** The network's id. */
+  networkId?: string;
+}
+
 /** A container's network, as the record keeps it (plain JSON). */
 export interface ContainerNetwork {
-  /** The mode as `--network` spells it (`formatNetworkMode`); `container:<full id>` when joined. */
+  /**
+   * The mode as `--network` spells it (`formatNetworkMode`); `container:<full id>`
+   * when joined; for user-defined networks their names.
+   */
   mode: string;
   /** `--dns`, `--dns-search`, `--dns-option` and `--add-host` as given (inspect's HostConfig). */
   names?: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[]; extraHosts?: string[] };
+  /** Its endpoint on each user-defined network, by network name. */
+  networks?: Record<string, NetworkEndpoint>;
 }
 
 /** A volume a container mounts. */

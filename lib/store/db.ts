@@ -120,6 +120,32 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX build_cache_image ON build_cache(image_id);
   `,
+  `
+  -- A user-defined network (lib/store/networks.ts); labels are JSON.
+  CREATE TABLE networks (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,
+    created TEXT NOT NULL,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    internal INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    bridge TEXT NOT NULL
+  );
+  -- A container's address on a network; aliases are a JSON array.
+  CREATE TABLE network_leases (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    container TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    mac TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    ifname TEXT NOT NULL,
+    PRIMARY KEY (network, container),
+    UNIQUE (network, ip)
+  );
+  CREATE INDEX network_leases_container ON network_leases(container);
+  `,
 ];
 
 /** The schema version this trun writes. */

@@ -91,7 +91,14 @@ export type { EnsureLayersOptions, LayerDescriptor, LayerProgress } from "./laye
 export type { ImageRecord, RecordImageInput, RemoveImageResult, StoredManifest } from "./images.ts";
 export { ImageError } from "./images.ts";
 export { blobLockName } from "./blobs.ts";
-export type { ContainerRecord, ContainerRow, ContainerVolume, MountFlags } from "./containers.ts";
+export type {
+  ContainerNetwork,
+  ContainerRecord,
+  ContainerRow,
+  ContainerVolume,
+  MountFlags,
+  NetworkEndpoint,
+} from "./containers.ts";
 export type { NewVolume, VolumeBacking, VolumeRecord } from "./volumes.ts";
 export {
   ANONYMOUS_LABEL,

@@ -28,7 +28,7 @@
 
 import { findStaticBusybox } from "./rootfs.ts";
 import { deviceAccess, supplementaryGroups, type Who } from "../../lib/host/access.ts";
-import { cgroup2Mount } from "../../lib/host/cgroup.ts";
+import { cgroup2Mount, hierarchyDir, probeCgroups } from "../../lib/host/cgroup.ts";
 import { parseMountInfo, readMountInfo } from "../../lib/host/mountinfo.ts";
 import { tryOverlayInUserns } from "../../lib/host/storage.ts";
 import { idMapHelpers, tryUserNamespace } from "../../lib/host/userns.ts";
@@ -67,6 +67,12 @@ export interface HostCapabilities {
   slirp4netns: string | null;
   /** A cgroup2 mount point (`/sys/fs/cgroup` or a hybrid `/sys/fs/cgroup/unified`). */
   cgroup2: string | null;
+  /**
+   * The directory trun's containers' cgroups go in (`<delegated>/trun`):
+   * root, or a cgroup v2 subtree delegated to this user (CI makes one with
+   * scripts/cgroup_delegate.sh, as systemd's `Delegate=` does).
+   */
+  cgroupDelegated: string | null;
   /** A statically linked busybox (Debian's busybox-static). */
   busybox: string | null;
   /** Debian's registry binary. */
@@ -316,6 +322,17 @@ async function probe(): Promise<HostCapabilities> {
 
   const cgroup2 = cgroup2Mount(readMountInfo())?.mountPoint ?? null;
   if (cgroup2 === null) reasons.cgroup2 = "no cgroup2 hierarchy mounted";
+  const cgroups = probeCgroups("", who, readMountInfo());
+  const cgroupDelegated = cgroups.containerParent === null ? null : hierarchyDir(
+    { root: cgroups.v2MountRoot ?? "/", mountPoint: cgroups.v2Mount! },
+    cgroups.containerParent,
+  );
+  if (cgroupDelegated === null) {
+    reasons.cgroupDelegated = cgroup2 === null
+      ? "no cgroup2 hierarchy mounted"
+      : `no cgroup v2 subtree delegated to this user (own cgroup ${cgroups.ownCgroup} is not ` +
+        "writable; CI delegates one with scripts/cgroup_delegate.sh)";
+  }
 
   const busybox = await findStaticBusybox();
   if (busybox === null) reasons.busybox = "no static busybox (install busybox-static)";
@@ -336,6 +353,7 @@ async function probe(): Promise<HostCapabilities> {
     pasta,
     slirp4netns,
     cgroup2,
+    cgroupDelegated,
     busybox,
     dockerRegistry,
     isRoot,

@@ -278,3 +278,13 @@ export async function hostileRootfs(kind: HostileKind): Promise<string> {
     await writeTree(d, tree, Deno.uid() === 0);
   });
 }
+
+/** A busybox root file system as a tar at `tar` (owners 0:0), for `trun import`. */
+export async function busyboxRootfsTar(tar: string): Promise<string> {
+  const rootfs = await busyboxRootfs(`${tar}.d`);
+  const out = await new Deno.Command("tar", {
+    args: ["-C", rootfs, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "."],
+  }).output();
+  if (!out.success) throw new Error(`tar: ${new TextDecoder().decode(out.stderr)}`);
+  return tar;
+}

@@ -6,7 +6,7 @@
 // test user and as root.
 import assert from "node:assert/strict";
 import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
-import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { busyboxRootfs, busyboxRootfsTar } from "../_harness/rootfs.ts";
 import { podmanSandbox, podmanTools } from "../_harness/podman.ts";
 
 const caps = await hostCapabilities();
@@ -21,12 +21,7 @@ type Sandbox = TrunSandbox & { ctx: string };
 /** A sandbox with `bb:base` (busybox, imported) and an empty context directory. */
 async function sandbox(): Promise<Sandbox> {
   const sb = await trunSandbox();
-  const rootfs = await busyboxRootfs(`${sb.dir}/rootfs`);
-  const tar = `${sb.dir}/rootfs.tar`;
-  const out = await new Deno.Command("tar", {
-    args: ["-C", rootfs, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "."],
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const tar = await busyboxRootfsTar(`${sb.dir}/rootfs.tar`);
   await ok(sb, ["import", "-c", 'CMD ["sh"]', tar, "bb:base"]);
   const ctx = `${sb.dir}/ctx`;
   await Deno.mkdir(ctx);

@@ -4,7 +4,7 @@
 // images. Runs as the test user and as root.
 import assert from "node:assert/strict";
 import { hostCapabilities, requires, type TrunSandbox, trunSandbox } from "../_harness/host.ts";
-import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { busyboxRootfs, busyboxRootfsTar } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
@@ -16,12 +16,7 @@ function test(name: string, fn: () => Promise<void>) {
 /** A sandbox and a busybox root file system tar (owners 0:0) in it. */
 async function sandbox(): Promise<TrunSandbox & { tar: string }> {
   const sb = await trunSandbox();
-  const rootfs = await busyboxRootfs(`${sb.dir}/rootfs`);
-  const tar = `${sb.dir}/rootfs.tar`;
-  const out = await new Deno.Command("tar", {
-    args: ["-C", rootfs, "--owner=0", "--group=0", "--numeric-owner", "-cf", tar, "."],
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const tar = await busyboxRootfsTar(`${sb.dir}/rootfs.tar`);
   return { ...sb, tar };
 }
 

@@ -9,51 +9,18 @@ import { signalProcess, waitChild } from "../../ffi/child_program.ts";
 import { SIGNALS } from "../../ffi/syscalls.ts";
 import { containerPaths } from "../../lib/container/detached.ts";
 import { type HeldJoin, holdJoin } from "../_harness/held_join.ts";
-import {
-  hostCapabilities,
-  MAIN_TS,
-  requires,
-  type TrunSandbox,
-  trunSandbox,
-} from "../_harness/host.ts";
-import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { hostCapabilities, MAIN_TS, requires } from "../_harness/host.ts";
+import { type Monitor, MONITORS, type MonitorSandbox, monitorTest } from "../_harness/monitors.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
-const conmon = await new Deno.Command("sh", { args: ["-c", "command -v conmon"], stdout: "null" })
-  .output().then((o) => o.success, () => false);
-const MONITORS = ["trun", "conmon"] as const;
 const dec = new TextDecoder();
 
-type Sandbox = TrunSandbox & { rootfs: string; monitor: string };
+type Sandbox = MonitorSandbox;
 
-function test(
-  monitor: (typeof MONITORS)[number],
-  name: string,
-  fn: (sb: Sandbox) => Promise<void>,
-) {
-  const skip = monitor === "conmon" && !conmon;
-  Deno.test({
-    name: `${monitor}: ${name}${base.suffix}${
-      skip && !base.ignore ? " (skipped: conmon not installed)" : ""
-    }`,
-    ignore: base.ignore || skip,
-    fn: async () => {
-      const inner = await trunSandbox();
-      const env = { TRUN_MONITOR: monitor };
-      const sb: Sandbox = {
-        ...inner,
-        monitor,
-        rootfs: await busyboxRootfs(),
-        run: (args, opts = {}) => inner.run(args, { ...opts, env: { ...env, ...opts.env } }),
-      };
-      try {
-        await fn(sb);
-      } finally {
-        await inner.cleanup();
-      }
-    },
-  });
+/** A scenario for one monitor (tests/_harness/monitors.ts). */
+function test(monitor: Monitor, name: string, fn: (sb: Sandbox) => Promise<void>) {
+  monitorTest(monitor, base, name, fn);
 }
 
 /** `run -d --rootfs ROOTFS sleep 1000`; returns the id. */

@@ -87,6 +87,8 @@ Deno.test("COMMANDS: the storage commands are the ones that read, add or delete 
     "image save",
     "import",
     "load",
+    "network remove",
+    "network rm",
     "pull",
     "push",
     "rmi",
@@ -187,6 +189,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logout",
     "image",
     "volume",
+    "network",
     "system",
   ]);
 });

@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import {
   blkioToIoWeight,
-  cgroup2Mount,
   cgroupDir,
-  ownCgroup,
   resourceFiles,
   sharesToWeight,
 } from "../../lib/engine/cgroup.ts";
+import { cgroup2Mount, parseOwnCgroup } from "../../lib/host/cgroup.ts";
+import { parseMountInfo } from "../../lib/host/mountinfo.ts";
 
 const HYBRID = [
   "30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755",
@@ -19,17 +19,18 @@ const PURE =
   "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw";
 
 Deno.test("cgroup2Mount() finds the v2 hierarchy on hybrid and pure hosts, null without", () => {
-  assert.equal(cgroup2Mount(HYBRID), "/sys/fs/cgroup/unified");
-  assert.equal(cgroup2Mount(PURE), "/sys/fs/cgroup");
-  assert.equal(cgroup2Mount(HYBRID.split("\n")[2]!), null);
+  const at = (text: string) => cgroup2Mount(parseMountInfo(text))?.mountPoint ?? null;
+  assert.equal(at(HYBRID), "/sys/fs/cgroup/unified");
+  assert.equal(at(PURE), "/sys/fs/cgroup");
+  assert.equal(at(HYBRID.split("\n")[2]!), null);
 });
 
-Deno.test("ownCgroup() reads the 0:: line of /proc/self/cgroup", () => {
+Deno.test("parseOwnCgroup() reads the 0:: line of /proc/self/cgroup", () => {
   assert.equal(
-    ownCgroup("12:memory:/x\n0::/user.slice/user-1000.slice/session-2.scope\n"),
+    parseOwnCgroup("12:memory:/x\n0::/user.slice/user-1000.slice/session-2.scope\n"),
     "/user.slice/user-1000.slice/session-2.scope",
   );
-  assert.equal(ownCgroup("12:memory:/x\n"), null);
+  assert.equal(parseOwnCgroup("12:memory:/x\n"), null);
 });
 
 for (

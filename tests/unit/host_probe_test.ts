@@ -253,12 +253,16 @@ Deno.test("probeHost() finds no problem on a healthy pure cgroup v2 host", async
   assert.deepEqual(r.cgroups, {
     version: "v2",
     v2Mount: "/sys/fs/cgroup",
+    v2MountRoot: "/",
     v1Controllers: [],
     ownCgroup: "/user.slice/user-4242.slice/session-3.scope",
     controllers: ["cpu", "memory", "pids"],
     subtreeControl: [],
     writable: false,
     userServiceCgroup: "/user.slice/user-4242.slice/user@4242.service",
+    delegated: null,
+    containerParent: null,
+    delegatedControllers: [],
   });
   assert.equal(r.network.pasta, "/usr/bin/pasta");
 });

@@ -708,6 +708,29 @@ Deno.test("generateSpec() reads a seccomp=PROFILE.json in Docker's format", () =
   );
 });
 
+Deno.test("generateSpec() with a cgroup parent: its own cgroup, a cgroup namespace and cgroup2 at /sys/fs/cgroup", () => {
+  const s = spec({
+    host: { cgroupParent: "/trun-ci.x/trun" },
+    options: { resources: { memory: { limit: 10485760 } } },
+  });
+  assert.equal(s.linux?.cgroupsPath, `/trun-ci.x/trun/${ID}`);
+  assert.deepEqual(s.linux?.resources, { memory: { limit: 10485760 } });
+  assert.ok(s.linux?.namespaces?.some((n) => n.type === "cgroup"));
+  const mount = mountAt(s, "/sys/fs/cgroup");
+  assert.equal(mount?.type, "cgroup");
+  assert.ok(mount?.options?.includes("ro"));
+  const order = s.mounts!.map((m) => m.destination);
+  assert.equal(order.indexOf("/sys/fs/cgroup"), order.indexOf("/sys") + 1);
+});
+
+Deno.test("generateSpec() without a cgroup parent keeps the limits but no cgroup of its own", () => {
+  const s = spec({ options: { resources: { pids: { limit: 5 } } } });
+  assert.equal(s.linux?.cgroupsPath, undefined);
+  assert.deepEqual(s.linux?.resources, { pids: { limit: 5 } });
+  assert.ok(!s.linux?.namespaces?.some((n) => n.type === "cgroup"));
+  assert.equal(mountAt(s, "/sys/fs/cgroup"), undefined);
+});
+
 // ---------------------------------------------------------------------------
 // Names and --network container:
 

@@ -1,0 +1,357 @@
+// User-defined networks: containers on one network reach each other by
+// name and alias (including one started later), a container on another
+// network cannot, `--internal` gives no way out while other networks go
+// out through pasta (to a service on the host's loopback, through pasta's
+// gateway address), connect and disconnect,
+// `network rm` refusing a network in use, and clean ends: no holder
+// process and no leases once everything is removed, and a holder killed
+// with SIGKILL replaced (and the running containers wired again) by the
+// next trun command. Run as the test user and as root.
+import assert from "node:assert/strict";
+import {
+  hostCapabilities,
+  requires,
+  sandboxProcessesGone,
+  type TrunSandbox,
+  trunSandbox,
+} from "../_harness/host.ts";
+import { busyboxRootfs } from "../_harness/rootfs.ts";
+
+const caps = await hostCapabilities();
+const base = requires(caps, "userns", "busybox");
+// As root the networks have no way out: pasta drops root to nobody.
+const withPasta = requires(caps, "userns", "busybox", "pasta", "rootless");
+
+function test(name: string, fn: () => Promise<void>, extra = base) {
+  Deno.test({ name: `${name}${extra.suffix}`, ignore: extra.ignore, fn });
+}
+
+/** A sandbox whose containers are removed, and whose holder is waited for, when the test ends. */
+async function sandbox(): Promise<TrunSandbox & { rootfs: string }> {
+  const sb = await trunSandbox();
+  const rootfs = await busyboxRootfs();
+  const cleanup = async () => {
+    const ls = await sb.run(["ps", "-a", "-q", "--no-trunc"]);
+    const ids = ls.code === 0 ? ls.stdout.split("\n").filter((l) => l !== "") : [];
+    if (ids.length > 0) await sb.run(["rm", "-f", ...ids]);
+    await holderGone(sb);
+    await sandboxProcessesGone(sb);
+    await sb.cleanup();
+  };
+  return { ...sb, rootfs, cleanup, [Symbol.asyncDispose]: cleanup };
+}
+
+type Sb = Awaited<ReturnType<typeof sandbox>>;
+
+/** `trun ARGS`, asserting exit 0; returns stdout. */
+async function ok(sb: Sb, args: string[]): Promise<string> {
+  const r = await sb.run(args);
+  assert.equal(r.code, 0, `trun ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `run FIRST… --network N… MORE… --rootfs ROOTFS sh -c SCRIPT`. */
+function runArgs(sb: Sb, first: string[], networks: string[], more: string[], script: string) {
+  return [
+    "run",
+    ...first,
+    ...networks.flatMap((n) => ["--network", n]),
+    ...more,
+    "--rootfs",
+    sb.rootfs,
+    "sh",
+    "-c",
+    script,
+  ];
+}
+
+/** Runs `sh -c SCRIPT` in a new container on `networks` and returns the result. */
+function runOn(sb: Sb, networks: string[], script: string, more: string[] = []) {
+  return sb.run(runArgs(sb, ["--rm"], networks, more, script));
+}
+
+/** Starts a detached container on `networks`; returns its id. */
+async function startOn(
+  sb: Sb,
+  name: string,
+  networks: string[],
+  script: string,
+  more: string[] = [],
+) {
+  return (await ok(sb, runArgs(sb, ["-d", "--name", name], networks, more, script))).trim();
+}
+
+/** A web server on port 80 serving /www/f = `text`. */
+const httpd = (text: string) =>
+  `mkdir -p /www && echo ${text} > /www/f && exec httpd -f -p 80 -h /www`;
+
+/** The holder's pid from its file, or null. */
+function holderPid(sb: Sb): number | null {
+  try {
+    return (JSON.parse(Deno.readTextFileSync(`${sb.env.TRUN_RUNROOT}/networks/holder.json`)) as {
+      pid: number;
+    }).pid;
+  } catch {
+    return null;
+  }
+}
+
+/** Processes whose command line is trun's network holder of this sandbox. */
+function holderProcesses(sb: Pick<TrunSandbox, "env">): number[] {
+  const needle = `TRUN_RUNROOT=${sb.env.TRUN_RUNROOT}\0`;
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      const env = new TextDecoder("latin1").decode(Deno.readFileSync(`/proc/${e.name}/environ`));
+      if (cmd.includes("network-holder") && env.includes(needle)) out.push(Number(e.name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** The pasta processes attached to this sandbox's holders (their pid file is in the sandbox). */
+function pastaProcesses(sb: Pick<TrunSandbox, "env">): number[] {
+  const needle = `${sb.env.TRUN_RUNROOT}/networks/pasta.pid`;
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(needle)) {
+        out.push(Number(e.name));
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Waits (up to 15 s) until the sandbox's holder and its pasta have exited; false when one is still there. */
+async function holderGone(sb: Pick<TrunSandbox, "env">): Promise<boolean> {
+  for (let i = 0; i < 150; i++) {
+    if (holderProcesses(sb).length === 0 && pastaProcesses(sb).length === 0) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Retries `fn` (a container's first requests may come before its server listens). */
+async function eventually<T>(fn: () => Promise<T>, good: (t: T) => boolean): Promise<T> {
+  let last = await fn();
+  for (let i = 0; i < 20 && !good(last); i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    last = await fn();
+  }
+  return last;
+}
+
+test("containers on a network reach each other by name and alias; another network cannot", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "front"]);
+  await ok(sb, ["network", "create", "back"]);
+  await startOn(sb, "web", ["front"], httpd("hello-front"), ["--network-alias", "www"]);
+  // A container started later reaches the first by name and alias.
+  const got = await eventually(
+    () => runOn(sb, ["front"], "wget -qO- http://web/f && wget -qO- http://www/f"),
+    (r) => r.code === 0,
+  );
+  assert.equal(got.code, 0, got.stderr + got.stdout);
+  assert.equal(got.stdout, "hello-front\nhello-front\n");
+  // And the first finds containers started after it.
+  await startOn(sb, "late", ["front"], "sleep 300");
+  const back = await ok(sb, [
+    "exec",
+    "web",
+    "sh",
+    "-c",
+    "ping -c 1 -W 2 late >/dev/null && echo reached",
+  ]);
+  assert.equal(back, "reached\n");
+  // Its address, as inspect tells it.
+  const nets = JSON.parse(
+    await ok(sb, ["inspect", "--format", "{{json .NetworkSettings.Networks}}", "web"]),
+  );
+  const ip = nets.front.IPAddress as string;
+  assert.match(ip, /^10\.89\.\d+\.\d+$/);
+  // By IP too, from the same network; not by IP nor by name from another.
+  assert.equal((await runOn(sb, ["front"], `wget -qO- http://${ip}/f`)).stdout, "hello-front\n");
+  const other = await runOn(
+    sb,
+    ["back"],
+    `grep -c web /etc/hosts; ping -c 1 -W 1 ${ip} >/dev/null && echo reached || echo unreachable`,
+  );
+  assert.equal(other.stdout, "0\nunreachable\n", other.stderr);
+});
+
+test("--internal: no default route, but the containers on it reach each other", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "--internal", "--subnet", "10.77.0.0/24", "inner"]);
+  await startOn(sb, "db", ["inner"], httpd("inner"));
+  const r = await eventually(
+    () => runOn(sb, ["inner"], "ip route; wget -qO- http://db/f"),
+    (x) => x.code === 0,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /default/);
+  assert.match(r.stdout, /10\.77\.0\.0\/24 dev eth0/);
+  assert.match(r.stdout, /inner\n$/);
+  const inspect = JSON.parse(await ok(sb, ["network", "inspect", "inner"]))[0];
+  assert.equal(inspect.Internal, true);
+  assert.deepEqual(inspect.IPAM.Config, [{ Subnet: "10.77.0.0/24", Gateway: "10.77.0.1" }]);
+  // Without --internal the container gets a default route through the gateway.
+  await ok(sb, ["network", "create", "--subnet", "10.78.0.0/24", "outer"]);
+  const o = await runOn(sb, ["outer"], "ip route");
+  assert.match(o.stdout, /default via 10\.78\.0\.1 dev eth0/);
+});
+
+test("network connect and disconnect change who a running container reaches", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "n1"]);
+  await ok(sb, ["network", "create", "n2"]);
+  const a = await startOn(sb, "alpha", ["n1"], httpd("from-a"));
+  const b = await startOn(sb, "beta", ["n2"], "sleep 300");
+  const fetch = () =>
+    sb.run([
+      "exec",
+      "beta",
+      "sh",
+      "-c",
+      "grep -w alpha /etc/hosts >/dev/null && wget -qO- http://alpha/f",
+    ]);
+  assert.notEqual((await fetch()).code, 0, "b is not on n1 yet");
+  await ok(sb, ["network", "connect", "--alias", "bee", "n1", "beta"]);
+  const got = await eventually(fetch, (r) => r.code === 0);
+  assert.equal(got.stdout, "from-a\n", got.stderr);
+  // a now knows b by its alias, and inspect shows both.
+  assert.match(await ok(sb, ["exec", "alpha", "cat", "/etc/hosts"]), /\tbeta bee /);
+  const net = JSON.parse(await ok(sb, ["network", "inspect", "n1"]))[0];
+  assert.deepEqual(Object.keys(net.Containers).sort(), [a, b].sort());
+  assert.equal(net.Containers[b].Name, "beta");
+  assert.match(net.Containers[b].IPv4Address, /^10\.89\.\d+\.\d+\/24$/);
+  const nets = JSON.parse(
+    await ok(sb, ["inspect", "--format", "{{json .NetworkSettings.Networks}}", "beta"]),
+  );
+  assert.deepEqual(Object.keys(nets).sort(), ["n1", "n2"]);
+  assert.deepEqual(nets.n1.Aliases, ["bee"]);
+  assert.equal(nets.n1.Gateway, net.IPAM.Config[0].Gateway);
+  assert.match(nets.n1.MacAddress, /^02:42:/);
+  await ok(sb, ["network", "disconnect", "n1", "beta"]);
+  assert.notEqual((await fetch()).code, 0, "b left n1");
+  assert.doesNotMatch(await ok(sb, ["exec", "alpha", "cat", "/etc/hosts"]), /\tbeta /);
+  const links = await ok(sb, ["exec", "beta", "ip", "-o", "link"]);
+  assert.doesNotMatch(links, /eth1/);
+  const again = await sb.run(["network", "disconnect", "n1", "beta"]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /is not connected to network n1/);
+});
+
+test("network ls, inspect, rm refusing a network in use, -f, prune", async () => {
+  await using sb = await sandbox();
+  const id = (await ok(sb, ["network", "create", "--label", "k=v", "used"])).trim();
+  assert.match(id, /^[0-9a-f]{64}$/);
+  await ok(sb, ["network", "create", "spare"]);
+  await ok(sb, ["network", "create", "spare2"]);
+  const dup = await sb.run(["network", "create", "used"]);
+  assert.equal(dup.code, 1);
+  assert.match(dup.stderr, /network with name used already exists/);
+  const ls = await ok(sb, ["network", "ls"]);
+  assert.match(ls.split("\n")[0]!, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/);
+  assert.match(ls, new RegExp(`${id.slice(0, 12)}\\s+used\\s+bridge\\s+local`));
+  assert.equal(
+    await ok(sb, ["network", "ls", "-q", "--filter", "name=used"]),
+    `${id.slice(0, 12)}\n`,
+  );
+  assert.equal(
+    await ok(sb, ["network", "ls", "--format", "{{.Name}}", "--filter", "label=k=v"]),
+    "used\n",
+  );
+  const c = await startOn(sb, "user", ["used"], "sleep 300");
+  const refused = await sb.run(["network", "rm", "used"]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /has active endpoints/);
+  // prune keeps the network in use.
+  assert.match(await ok(sb, ["network", "prune", "-f"]), /Deleted Networks:\nspare\nspare2\n/);
+  assert.equal(await ok(sb, ["network", "ls", "--format", "{{.Name}}"]), "used\n");
+  assert.equal(await ok(sb, ["network", "rm", "-f", "used"]), "used\n");
+  assert.equal((await sb.run(["inspect", c])).code, 1, "rm -f removed its container");
+  const missing = await sb.run(["network", "inspect", "used"]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /network used not found/);
+  const unknown = await sb.run(["run", "--rm", "--network", "nope", "--rootfs", sb.rootfs, "true"]);
+  assert.equal(unknown.code, 125);
+  assert.match(unknown.stderr, /network nope not found/);
+});
+
+/** The host's default gateway: in R (pasta --config-net) the address that leads to the host. */
+function hostGateway(): string | null {
+  for (const line of Deno.readTextFileSync("/proc/net/route").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === "00000000" && f[7] === "00000000" && f[2] !== undefined) {
+      const n = parseInt(f[2], 16);
+      return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join(".");
+    }
+  }
+  return null;
+}
+
+test("a network's containers go out through pasta; an internal network's do not", async () => {
+  await using sb = await sandbox();
+  const gw = hostGateway();
+  assert.ok(gw !== null, "the host has a default route");
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("from-host\n"),
+  );
+  try {
+    const port = server.addr.port;
+    await ok(sb, ["network", "create", "out"]);
+    await ok(sb, ["network", "create", "--internal", "in"]);
+    const out = await runOn(sb, ["out"], `wget -qO- http://${gw}:${port}/`);
+    assert.equal(out.stdout, "from-host\n", out.stderr);
+    const inner = await runOn(
+      sb,
+      ["in"],
+      `ip route | grep -c default; nc -w 2 ${gw} ${port} </dev/null && echo reached || echo unreachable`,
+    );
+    assert.equal(inner.stdout, "0\nunreachable\n", inner.stderr);
+  } finally {
+    await server.shutdown();
+  }
+}, withPasta);
+
+test("clean ends: no holder and no leases once the containers are gone; kill -9 of the holder is tidied", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "n"]);
+  await startOn(sb, "web", ["n"], httpd("first"));
+  const first = holderPid(sb);
+  assert.ok(first !== null, "a holder runs");
+  assert.deepEqual(holderProcesses(sb), [first]);
+  // kill -9 of the holder: the next command starts another and wires the
+  // running container again.
+  Deno.kill(first, "SIGKILL");
+  const got = await eventually(
+    () => runOn(sb, ["n"], "wget -qO- http://web/f"),
+    (r) => r.code === 0,
+  );
+  assert.equal(got.stdout, "first\n", got.stderr);
+  const second = holderPid(sb);
+  assert.ok(second !== null && second !== first, "a new holder");
+  assert.deepEqual(holderProcesses(sb), [second]);
+  // The killed holder's pasta went with it (rootless: as root there is none).
+  assert.ok(pastaProcesses(sb).length <= 1, `one pasta at most: ${pastaProcesses(sb)}`);
+  // rm of everything: the holder goes, the leases go, nothing is left.
+  await ok(sb, ["rm", "-f", "web"]);
+  assert.ok(await holderGone(sb), "the holder exits once no container is on a network");
+  const net = JSON.parse(await ok(sb, ["network", "inspect", "n"]))[0];
+  assert.deepEqual(net.Containers, {});
+  const left = [...Deno.readDirSync(`${sb.env.TRUN_RUNROOT}/networks`)].map((e) => e.name).sort();
+  assert.deepEqual(left.filter((n) => n !== "locks" && n !== "holder.log" && n !== "netns"), []);
+  assert.deepEqual([...Deno.readDirSync(`${sb.env.TRUN_RUNROOT}/networks/netns`)], []);
+  // The address is free again: the next container gets the same one.
+  const again = await runOn(sb, ["n"], "ip -4 -o addr show eth0");
+  assert.match(again.stdout, /inet 10\.89\.\d+\.2\//);
+});
