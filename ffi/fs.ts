@@ -120,6 +120,28 @@ export function openPath(path: string, flags: number, what?: string): number {
   return Number(sys("openat", [AT.FDCWD, cString(path), flags, 0], what ?? `opening "${path}"`));
 }
 
+/**
+ * An unnamed file in directory `dir` (open(2) with O_TMPFILE), for output
+ * that must leave nothing behind if the process is killed; returns its
+ * descriptor, or null when the file system cannot make one (EOPNOTSUPP,
+ * EISDIR on kernels without it).
+ */
+export function openUnnamedFile(dir: string, mode: number): number | null {
+  const r = sysTry("openat", [AT.FDCWD, cString(dir), O.TMPFILE | O.RDWR | O.CLOEXEC, mode]);
+  if (r >= 0n) return Number(r);
+  if (r === -BigInt(Errno.EOPNOTSUPP) || r === -BigInt(Errno.EISDIR)) return null;
+  throw new SyscallError("openat", Number(-r), `creating an unnamed file in "${dir}"`);
+}
+
+/** linkat(2) of an unnamed file (see openUnnamedFile) to the new name `path`. */
+export function linkUnnamedFile(fd: number, path: string): void {
+  sys(
+    "linkat",
+    [AT.FDCWD, cString(`/proc/self/fd/${fd}`), AT.FDCWD, cString(path), AT.SYMLINK_FOLLOW],
+    `naming "${path}"`,
+  );
+}
+
 /** syncfs(2) on the file system holding the directory `path`: flushes all its dirty data. */
 export function syncfs(path: string): void {
   const fd = openPath(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);

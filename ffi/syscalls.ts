@@ -77,6 +77,7 @@ const TRUN_SYSCALLS = [
   "readlinkat",
   "fchmodat",
   "symlinkat",
+  "linkat",
   "utimensat",
   "dup3",
   "pipe2",
@@ -470,6 +471,8 @@ export const O = {
   NOFOLLOW: 0o400000,
   CLOEXEC: 0o2000000,
   PATH: 0o10000000,
+  /** An unnamed file in a directory (with O_DIRECTORY's bit, as the kernel defines it). */
+  TMPFILE: 0o20200000,
 } as const;
 
 /** openat2(2) `resolve` flags. */
@@ -492,6 +495,7 @@ export const AT = {
   FDCWD: -100,
   SYMLINK_NOFOLLOW: 0x100,
   REMOVEDIR: 0x200,
+  SYMLINK_FOLLOW: 0x400,
   EACCESS: 0x200,
   EMPTY_PATH: 0x1000,
   RECURSIVE: 0x8000,

@@ -271,6 +271,8 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "image push",
     aliases: ["push"],
     summary: "Upload an image to a registry",
+    // Layers without their blob are rebuilt from files of subordinate ids.
+    storage: true,
     load: async () => (await import("./push.ts")).main,
     grammar: async () => (await import("./push.ts")).PUSH,
   },
@@ -319,6 +321,8 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: "image save",
     aliases: ["save"],
     summary: "Save one or more images to a tar archive (streamed to stdout by default)",
+    // Layer tars are rebuilt from files of subordinate ids.
+    storage: true,
     load: async () => (await import("./save_load.ts")).saveCommand,
     grammar: async () => (await import("./save_load.ts")).SAVE,
   },

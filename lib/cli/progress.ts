@@ -268,6 +268,9 @@ export class PushDisplay {
       case "layer-exists":
         this.#r.status(id, "Layer already exists");
         return;
+      case "layer-mounted":
+        this.#r.status(id, `Mounted from ${e.from ?? "another repository"}`);
+        return;
       case "layer-start":
         this.#starts.set(id, this.#now());
         this.#r.status(id, "Preparing");

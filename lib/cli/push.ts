@@ -8,7 +8,7 @@
  * The uploading is lib/image/push.ts; this module parses flags and renders
  * events.
  */
-import { defineCommand, parseArgs } from "./args.ts";
+import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { PushDisplay, stdoutRenderer } from "./progress.ts";
 import { parseReference } from "../oci/reference.ts";
@@ -22,7 +22,15 @@ export const PUSH = defineCommand({
   summary: "Upload an image to a registry",
   minArgs: 1,
   maxArgs: 1,
-  flags: { quiet: { short: "q", kind: "bool", help: "Suppress verbose output" } },
+  flags: {
+    quiet: { short: "q", kind: "bool", help: "Suppress verbose output" },
+    "compression-format": {
+      kind: "string",
+      value: "FORMAT",
+      help:
+        "Compression of layers whose blob the store dropped and the registry lacks: gzip (default) or zstd",
+    },
+  },
 });
 
 /** Runs `trun push` (`name`, or `image push`, names it in help and errors); returns the exit status. */
@@ -33,6 +41,13 @@ export async function main(argv: string[], name = PUSH.name): Promise<number> {
   const input = p.args[0]!;
   const ref = parseReference(input);
   const quiet = p.flags.quiet;
+  const compression = p.flags["compression-format"] ?? "gzip";
+  if (compression !== "gzip" && compression !== "zstd") {
+    throw new UsageError(
+      def,
+      `unsupported compression format "${compression}": use gzip or zstd`,
+    );
+  }
   const store = openStore();
   try {
     const renderer = quiet ? undefined : stdoutRenderer();
@@ -47,6 +62,7 @@ export async function main(argv: string[], name = PUSH.name): Promise<number> {
       : undefined;
     const result = await pushImage(ref, {
       store,
+      compression,
       ...(display ? { onEvent: (e) => display.event(e) } : {}),
     });
     if (renderer) {

@@ -9,8 +9,10 @@
  *   what every `docker load` reads. Older archives (`<id>/layer.tar`,
  *   `<config>.json`, symlinked duplicate layers) load too.
  *
- * Saving writes the stored blobs as they are (layers stay compressed, so
- * digests match the registry's), through a temporary file renamed into place.
+ * Saving writes each layer as its uncompressed tar, rebuilt from the
+ * unpacked layer and its tar-split record (lib/store/layer_records.ts) and
+ * named by its diff id, with an OCI manifest made for the archive, as
+ * Docker 25+ does; the output file has no name until it is complete.
  * Loading streams every file of the archive into the store while hashing it
  * (nothing is held in memory but the small JSON documents), checks every
  * digest the archive claims, then unpacks and records the images as a pull
@@ -24,9 +26,11 @@ import { createHash } from "node:crypto";
 import tarStream from "tar-stream";
 import type { Store } from "../store/mod.ts";
 import type { LayerDescriptor } from "../store/layers.ts";
+import type { TarSource } from "../store/layer_records.ts";
 import { detectCompression, normalizeEntryPath } from "../oci/layer_tar.ts";
 import { concat } from "../util/bytes.ts";
 import { drain, drained } from "../util/stream.ts";
+import { createOutputFile } from "../util/fs.ts";
 import { parseReference } from "../oci/reference.ts";
 import {
   type Descriptor,
@@ -81,8 +85,11 @@ export async function saveImages(
   format: ArchiveFormat,
 ): Promise<void> {
   if (refs.length === 0) throw new Error("Nothing to save: name at least one image");
+  // Configs are blob files; layers are their uncompressed tars, as Docker
+  // 25+ saves them, so an archive names them by diff id.
   const blobs = new Map<string, number>();
-  // Manifests live in the database, not as blob files.
+  const tars = new Map<string, TarSource & { tarSize: number }>();
+  // Manifests are made for the archive (its layers are not the registry's).
   const manifests = new Map<string, Uint8Array>();
   const index: Descriptor[] = [];
   const dockerManifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
@@ -96,14 +103,27 @@ export async function saveImages(
       throw new Error(`Cannot save "${query}": its stored manifest is an index`);
     }
     const m = manifest.manifest;
-    for (const d of [m.config, ...m.layers]) blobs.set(d.digest, d.size);
-    manifests.set(stored.digest, stored.bytes);
+    const layers = store.imageTars(image.id);
+    blobs.set(m.config.digest, m.config.size);
+    for (const t of layers) tars.set(t.diffId, t);
+    const archived = json({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_OCI_MANIFEST,
+      config: { mediaType: MEDIA_TYPE_OCI_CONFIG, digest: m.config.digest, size: m.config.size },
+      layers: layers.map((t) => ({
+        mediaType: MEDIA_TYPE_OCI_LAYER,
+        digest: t.diffId,
+        size: t.tarSize,
+      })),
+    });
+    const archivedDigest = `sha256:${sha256Hex(archived)}`;
+    manifests.set(archivedDigest, archived);
     const ref = isId(query, image.id) ? undefined : parseReference(query);
     const tag = ref?.tag !== undefined ? ref : undefined;
     index.push({
-      mediaType: stored.mediaType,
-      digest: stored.digest,
-      size: stored.bytes.length,
+      mediaType: MEDIA_TYPE_OCI_MANIFEST,
+      digest: archivedDigest,
+      size: archived.length,
       ...(tag !== undefined
         ? {
           annotations: {
@@ -118,7 +138,7 @@ export async function saveImages(
       entry = {
         Config: blobName(m.config.digest),
         RepoTags: null,
-        Layers: m.layers.map((l) => blobName(l.digest)),
+        Layers: layers.map((t) => blobName(t.diffId)),
       };
       seen.set(image.id, entry);
       dockerManifest.push(entry);
@@ -133,13 +153,20 @@ export async function saveImages(
     }
   }
 
-  const files: { name: string; bytes?: Uint8Array; blob?: string; size: number }[] = [
+  const files: {
+    name: string;
+    bytes?: Uint8Array;
+    blob?: string;
+    tar?: TarSource;
+    size: number;
+  }[] = [
     { name: "oci-layout", bytes: json({ imageLayoutVersion: "1.0.0" }), size: 0 },
   ];
   for (const [digest, bytes] of manifests) {
     if (!blobs.has(digest)) files.push({ name: blobName(digest), bytes, size: 0 });
   }
   for (const [digest, size] of blobs) files.push({ name: blobName(digest), blob: digest, size });
+  for (const [diffId, t] of tars) files.push({ name: blobName(diffId), tar: t, size: t.tarSize });
   files.push({
     name: "index.json",
     bytes: json({ schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: index }),
@@ -151,6 +178,7 @@ export async function saveImages(
   await writeTar(out, async (add) => {
     for (const f of files) {
       if (f.bytes !== undefined) await add(f.name, f.bytes.length, [f.bytes]);
+      else if (f.tar !== undefined) await add(f.name, f.size, store.layerTar(f.tar));
       else await add(f.name, f.size, readChunks(store.blobPath(f.blob!)));
     }
   });
@@ -182,6 +210,9 @@ export async function loadArchive(
   if (docker !== undefined) {
     const entries = parseJson(docker, `"manifest.json" in ${what}`);
     if (!Array.isArray(entries)) throw new Error(`"manifest.json" in ${what} is not a list`);
+    // Every entry is read before any is recorded: recording drops the
+    // layer blobs, which a later entry may share.
+    const todo: [Candidate, string[]][] = [];
     for (const [i, raw] of entries.entries()) {
       const e = raw as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
       if (typeof e.Config !== "string" || !Array.isArray(e.Layers)) {
@@ -202,9 +233,9 @@ export async function loadArchive(
         o.manifest.config.digest === configDigest &&
         o.manifest.layers.map((l) => l.digest).join() === layers.map((l) => l.digest).join()
       );
-      const manifest = match ?? synthesize(store, configDigest, layers);
-      loaded.push(await record(store, manifest, tags, opts));
+      todo.push([match ?? synthesize(store, configDigest, layers), tags]);
     }
+    for (const [manifest, tags] of todo) loaded.push(await record(store, manifest, tags, opts));
     return loaded;
   }
   for (const o of oci) loaded.push(await record(store, o, o.refs, opts));
@@ -231,8 +262,10 @@ async function record(
     mediaType: l.mediaType,
     size: l.size,
   }));
+  // An earlier image of the archive may have unpacked (and dropped) a blob.
+  const unpacked = store.unpackedBlobs(layers);
   for (const d of [c.manifest.config, ...layers]) {
-    if (!store.hasBlob(d.digest)) {
+    if (!unpacked.has(d.digest) && !store.hasBlob(d.digest)) {
       throw new Error(`The archive lacks blob ${d.digest}, which its manifest ${c.digest} needs`);
     }
   }
@@ -469,10 +502,9 @@ async function writeTar(
   produce: (add: AddEntry) => Promise<void>,
 ): Promise<void> {
   const pack = tarStream.pack();
-  const tmp = typeof out === "string" ? `${out}.tmp-${crypto.randomUUID().slice(0, 8)}` : undefined;
-  const file = tmp !== undefined
-    ? Deno.openSync(tmp, { write: true, createNew: true, mode: 0o644 })
-    : undefined;
+  // A killed save leaves no partial archive: the file has no name until done.
+  const output = typeof out === "string" ? createOutputFile(out) : undefined;
+  const file = output?.file;
   const writer = typeof out === "string" ? undefined : out.getWriter();
   let failure: unknown;
   // If the output fails, the packer is destroyed; this settles any wait on it.
@@ -512,23 +544,20 @@ async function writeTar(
     pack.finalize();
     await consuming;
     if (failure !== undefined) throw failure;
-    if (file) {
-      await file.sync();
-      file.close();
-      Deno.renameSync(tmp!, out as string);
+    if (output) {
+      output.commit();
     } else {
       await writer!.close();
     }
   } catch (err) {
     pack.destroy();
     await consuming;
-    if (file) {
+    if (output) {
       try {
-        file.close();
+        output.discard();
       } catch {
         // Already closed.
       }
-      Deno.removeSync(tmp!);
     } else {
       writer!.releaseLock();
     }

@@ -51,6 +51,11 @@ export interface PulledImage {
 export interface PullStore {
   /** True when the blob is complete in the store. */
   hasBlob(digest: string): boolean;
+  /**
+   * The layer blobs that need no download: already unpacked wherever they
+   * sit in `layers` (the store drops a blob once its layer is unpacked).
+   */
+  unpackedBlobs?(layers: readonly LayerInfo[]): Set<string>;
   /** A stable temporary path next to the blob's final place (downloads and `.partial` files live here). */
   blobTempPath(digest: string): string;
   /** Moves a verified file at `tempPath` into place as `digest` (checking its size). */
@@ -163,8 +168,9 @@ export async function pullImage(
   const signal = options.signal ? AbortSignal.any([options.signal, ctl.signal]) : ctl.signal;
   let downloaded = 0;
   const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
+  const unpacked = store.unpackedBlobs?.(layers) ?? new Set<string>();
   const download = async (layer: LayerInfo) => {
-    if (store.hasBlob(layer.digest)) {
+    if (unpacked.has(layer.digest) || store.hasBlob(layer.digest)) {
       emit({ type: "layer-exists", digest: layer.digest, total: layer.size });
       return;
     }

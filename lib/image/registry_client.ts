@@ -563,6 +563,47 @@ export class RegistryClient {
   }
 
   /**
+   * Asks the registry to link blob `digest` from repository `from` into
+   * `repository` (a cross-repository mount): true when it did (201). A
+   * registry that cannot answers 202 with an upload session, which is
+   * cancelled here; false then.
+   */
+  mountBlob(
+    repository: string,
+    digest: string,
+    from: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const scopes = [pushScope(repository), pullScope(from)];
+    return this.#withEndpoint(async (ep) => {
+      const res = await this.#authed(ep, `/v2/${repository}/blobs/uploads/${query}`, scopes, {
+        method: "POST",
+        headers: { "content-length": "0" },
+        signal,
+      });
+      await res.body?.cancel();
+      if (res.status === 201) return true;
+      if (res.status !== 202) return false;
+      const location = res.headers.get("location");
+      if (location !== null) {
+        // Best effort: an abandoned session expires on its own.
+        try {
+          const del = await this.#authed(ep, new URL(location, `${ep.url}/`).href, scopes, {
+            method: "DELETE",
+            signal,
+            retry: false,
+          });
+          await del.body?.cancel();
+        } catch {
+          // The registry garbage-collects it.
+        }
+      }
+      return false;
+    }, signal);
+  }
+
+  /**
    * Uploads a blob: a POST to open the upload, then one monolithic PUT with
    * `?digest=`. With `mountFrom`, first asks the registry to link the blob
    * from another repository (no bytes sent when it can).

@@ -35,6 +35,7 @@ import { concat } from "../util/bytes.ts";
 import { errorMessage } from "../util/errors.ts";
 import { isNoSpace, removeTree } from "../util/fs.ts";
 import { drain, drained } from "../util/stream.ts";
+import type { LayerRecorder } from "./tar_split.ts";
 
 /** The xattr that marks an opaque directory for overlayfs mounted with `userxattr`. */
 export const OPAQUE_XATTR = "user.overlay.opaque";
@@ -73,6 +74,11 @@ export interface ApplyLayerOptions {
    * non-directory, or the reverse (Docker's `cp`), instead of replacing it.
    */
   noReplaceDirs?: boolean;
+  /**
+   * Told the uncompressed tar bytes and what was written where, to build
+   * the layer's tar-split record (lib/oci/tar_split.ts).
+   */
+  recorder?: LayerRecorder;
 }
 
 /** What {@link applyLayer} did. */
@@ -218,7 +224,11 @@ export async function applyLayer(
   }
   const writer = new TreeWriter(dest, opts, created);
   try {
-    const { diffId, tarSize } = await pump(input, (extract) => writer.consume(extract));
+    const { diffId, tarSize } = await pump(
+      input,
+      (extract) => writer.consume(extract),
+      opts.recorder,
+    );
     writer.finish();
     return {
       diffId,
@@ -240,6 +250,7 @@ export async function applyLayer(
 async function pump(
   input: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   consume: (extract: tarStream.Extract) => Promise<void>,
+  recorder?: LayerRecorder,
 ): Promise<{ diffId: string; tarSize: number }> {
   const { head: first, source } = await peek(input, 4);
   const compression = detectCompression(first);
@@ -285,6 +296,7 @@ async function pump(
     for await (const chunk of chunks) {
       if (failure !== undefined) return;
       hash.update(chunk);
+      recorder?.data(chunk);
       tarSize += chunk.length;
       if (!extract.write(chunk)) await drained(extract);
     }
@@ -311,6 +323,7 @@ class TreeWriter {
   readonly squash: { uid: number; gid: number } | undefined;
   readonly mode: WhiteoutMode;
   readonly noReplaceDirs: boolean;
+  readonly recorder: LayerRecorder | undefined;
   entries = 0;
   unpackedSize = 0;
   // Relative paths known to be real directories (not symlinks) in this tree.
@@ -335,6 +348,7 @@ class TreeWriter {
     this.squash = opts.squashOwnership;
     this.mode = opts.whiteouts ?? "overlay";
     this.noReplaceDirs = opts.noReplaceDirs ?? false;
+    this.recorder = opts.recorder;
     this.euid = Deno.uid() ?? -1;
     this.egid = Deno.gid() ?? -1;
   }
@@ -438,6 +452,7 @@ class TreeWriter {
         this.chown(name, path, uid, gid);
         Deno.chmodSync(path, mode);
         this.setXattrs(name, path, pax);
+        this.recorder?.wrote(this.entries, rel, mode);
         break;
       }
       case "symlink": {
@@ -591,6 +606,7 @@ class TreeWriter {
     const path = `${this.dest}/${rel}`;
     const st = this.lstatRel(rel);
     if (st === null) return;
+    this.recorder?.removed(rel, st.isDirectory);
     if (st.isDirectory) {
       removeTree(path);
       const prefix = `${rel}/`;

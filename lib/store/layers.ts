@@ -33,6 +33,7 @@ import {
   randomSuffix,
 } from "./blobs.ts";
 import { tryLock, withLock } from "./lock.ts";
+import { hasRecord, keepBlobs, RecordFileWriter, recordPath } from "./layer_records.ts";
 
 /** A compressed layer as a manifest lists it. */
 export interface LayerDescriptor {
@@ -62,6 +63,12 @@ export interface EnsureLayersOptions {
   onProgress?: (p: LayerProgress) => void;
   /** Flush each unpacked layer to disk before it becomes visible (default true). */
   durable?: boolean;
+  /**
+   * Keep the compressed blobs after unpacking (default: the store setting,
+   * `TRUN_KEEP_BLOBS`). Otherwise a blob is dropped once every layer made
+   * from it in this call has a tar-split record.
+   */
+  keepBlobs?: boolean;
 }
 
 // Media types that are tar layers; the compression itself is told by magic.
@@ -137,7 +144,74 @@ export async function ensureLayers(
     parent = await withLock(ctx.root, `unpack-${key}`, () => unpack(ctx, layer, parent, key, opts));
     out.push(parent);
   }
+  if (!(opts.keepBlobs ?? keepBlobs())) dropRecordedBlobs(ctx, layers, out);
   return out;
+}
+
+// Drops each blob whose every layer here can be rebuilt from its record.
+// A blob another process holds a lease on (it is about to unpack it) stays.
+function dropRecordedBlobs(
+  ctx: StoreContext,
+  layers: readonly LayerDescriptor[],
+  chains: readonly string[],
+): void {
+  const droppable = new Map<string, boolean>();
+  layers.forEach((l, i) => {
+    const ok = hasRecord(ctx.root, chains[i]!);
+    droppable.set(l.digest, (droppable.get(l.digest) ?? true) && ok);
+  });
+  for (const [digest, ok] of droppable) if (ok) dropBlob(ctx, digest);
+}
+
+// Deletes a layer blob unless another process holds its lease (it is about
+// to unpack it). Returns the bytes freed, or -1 when kept.
+function dropBlob(ctx: StoreContext, digest: string): number {
+  ctx.dropLease(blobLeaseName(digest));
+  const lock = tryLock(ctx.root, blobLeaseName(digest));
+  if (lock === null) return -1;
+  try {
+    return deleteBlob(ctx, digest);
+  } finally {
+    lock.close();
+  }
+}
+
+/**
+ * For prune: deletes layer blob `digest` when every layer unpacked from it
+ * has a tar-split record (a concurrent pull can leave one behind) and the
+ * store does not keep blobs. Returns the bytes freed, or -1 when kept.
+ */
+export function dropRebuildableBlob(ctx: StoreContext, digest: string): number {
+  if (keepBlobs()) return -1;
+  const chains = (ctx.db.prepare("SELECT chain_id FROM layers WHERE blob_digest = ?").all(
+    digest,
+  ) as { chain_id: string }[]).map((r) => r.chain_id);
+  if (chains.length === 0 || !chains.every((c) => hasRecord(ctx.root, c))) return -1;
+  return dropBlob(ctx, digest);
+}
+
+/**
+ * The layer blobs of `layers` that need not be downloaded: every place the
+ * blob takes in this stack is already unpacked. Those layers are leased.
+ */
+export function unpackedBlobs(ctx: StoreContext, layers: readonly LayerDescriptor[]): Set<string> {
+  const ready = new Map<string, boolean>();
+  let parent: string | undefined;
+  let known = true;
+  for (const layer of layers) {
+    let ok = false;
+    if (known) {
+      const chain = knownChain(ctx, parent, layer.digest);
+      if (chain !== undefined) {
+        ctx.lease(layerLeaseName(chain));
+        ok = layerPresent(ctx, chain);
+      }
+      parent = chain;
+      known = ok;
+    }
+    ready.set(layer.digest, (ready.get(layer.digest) ?? true) && ok);
+  }
+  return new Set([...ready].filter(([, ok]) => ok).map(([d]) => d));
 }
 
 function knownChain(ctx: StoreContext, parent: string | undefined, blob: string) {
@@ -182,14 +256,30 @@ async function unpack(
   opts.onProgress?.({ digest: layer.digest, state: "unpacking" });
   const layersDir = `${ctx.root}/layers`;
   const tmp = `${layersDir}/${key}.tmp-${randomSuffix()}`;
+  const recordTmp = `${tmp}${RECORD_SUFFIX}`;
+  let recordFile: RecordFileWriter | undefined;
   try {
     const hash = createHash(parseDigest(layer.digest).algorithm);
     // Loaded here, not at startup: tar-stream and zlib are for pulls only.
-    const { applyLayer } = await import("../oci/layer_tar.ts");
+    const [{ applyLayer }, { TarSplitRecorder }] = await Promise.all([
+      import("../oci/layer_tar.ts"),
+      import("../oci/tar_split.ts"),
+    ]);
+    const file = recordFile = new RecordFileWriter(recordTmp);
+    // Squashed files belong to the caller, who cannot read a mode-0 file.
+    const recorder = new TarSplitRecorder((b) => file.write(b), {
+      ownerReadOnly: opts.squashOwnership !== undefined,
+    });
     const result = await applyLayer(hashed(source, hash), tmp, {
       what: `layer ${layer.digest}`,
+      recorder,
       ...(opts.squashOwnership ? { squashOwnership: opts.squashOwnership } : {}),
     });
+    // A layer that cannot be rebuilt from disk keeps its blob instead.
+    const unrecordable = recorder.finish();
+    recordFile = undefined;
+    await file.close();
+    if (unrecordable !== undefined) Deno.removeSync(recordTmp);
     const actual = `${parseDigest(layer.digest).algorithm}:${hash.digest("hex")}`;
     if (actual !== layer.digest) {
       throw new LayerError(
@@ -205,13 +295,15 @@ async function unpack(
     // another unpack lock: the commit lock makes check, rename and record one
     // step for each chain id.
     await withLock(ctx.root, layerCommitLockName(chain), () => {
-      commit(ctx, layer, parent, chain, tmp, result);
+      commit(ctx, layer, parent, chain, tmp, result, unrecordable ? undefined : recordTmp);
       return Promise.resolve();
     });
     opts.onProgress?.({ digest: layer.digest, state: "done", chainId: chain });
     return chain;
   } catch (err) {
+    recordFile?.abort();
     removeTree(tmp);
+    removeTree(recordTmp);
     if (isNoSpace(err) && !(err instanceof LayerError)) {
       throw new Error(
         `No space left while storing layer ${layer.digest} in "${layersDir}": free some space (for example "trun image prune") and try again`,
@@ -229,13 +321,19 @@ function commit(
   chain: string,
   tmp: string,
   result: { diffId: string; tarSize: number; unpackedSize: number },
+  recordTmp: string | undefined,
 ): void {
   const final = layerDir(ctx.root, chain);
   if (layerPresent(ctx, chain)) {
     removeTree(tmp);
+    if (recordTmp !== undefined) removeTree(recordTmp);
   } else {
     // A directory without a row is a leftover of a crash after the rename.
     if (isDir(final)) removeTree(final);
+    // The record goes first: a recorded layer directory always has its
+    // record, and a record without a directory is a leftover repair() drops.
+    if (recordTmp !== undefined) Deno.renameSync(recordTmp, recordPath(ctx.root, chain));
+    else removeTree(recordPath(ctx.root, chain));
     Deno.renameSync(tmp, final);
     fsyncPath(`${ctx.root}/layers`);
   }
@@ -261,6 +359,9 @@ function commit(
     ).run(layer.digest, result.diffId, result.tarSize);
   });
 }
+
+/** The suffix of a layer's tar-split record beside an unpack directory (`<tmp>.tar-split`). */
+export const RECORD_SUFFIX = ".tar-split";
 
 /** The lock held while a layer directory is renamed into place and recorded. */
 export function layerCommitLockName(chain: string): string {
@@ -311,6 +412,7 @@ export function deleteLayer(ctx: StoreContext, chain: string): number {
     return row?.unpacked_size ?? 0;
   });
   if (removed === undefined) return -1;
+  removeTree(recordPath(ctx.root, chain));
   const dir = layerDir(ctx.root, chain);
   const aside = `${dir}.del-${randomSuffix()}`;
   try {

@@ -38,17 +38,21 @@ import {
   importBlob,
   listBlobDigests,
   openBlob,
+  randomSuffix,
   readDirOrEmpty,
   writeBlob,
 } from "./blobs.ts";
 import {
+  dropRebuildableBlob,
   ensureLayers,
   type EnsureLayersOptions,
   isDir,
   layerCommitLockName,
   type LayerDescriptor,
   layerLeaseName,
+  unpackedBlobs,
 } from "./layers.ts";
+import { layerTar, type TarSource } from "./layer_records.ts";
 import {
   collectBlob,
   collectLayer,
@@ -228,6 +232,51 @@ export class Store implements StoreContext {
     return ensureLayers(this, layers, opts);
   }
 
+  /** The layer blobs that need no download: each place they take in `layers` is unpacked. */
+  unpackedBlobs(layers: readonly LayerDescriptor[]): Set<string> {
+    return unpackedBlobs(this, layers);
+  }
+
+  /**
+   * An image's layers, bottom first, as {@link layerTar} reads them, with
+   * the size of each uncompressed tar.
+   */
+  imageTars(imageId: string): (TarSource & { tarSize: number })[] {
+    const rows = this.db.prepare(
+      `SELECT l.chain_id AS chain, l.diff_id AS diffId, l.blob_digest AS blobDigest,
+         bd.tar_size AS tarSize
+       FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+       LEFT JOIN blob_diffs bd ON bd.blob_digest = l.blob_digest
+       WHERE il.image_id = ? ORDER BY il.position`,
+    ).all(imageId) as unknown as (TarSource & { tarSize: number | null })[];
+    return rows.map((r) => {
+      if (r.tarSize === null) {
+        throw new Error(
+          `Layer ${r.diffId} of image ${imageId} has no recorded tar size: pull the image again`,
+        );
+      }
+      this.lease(layerLeaseName(r.chain));
+      return { chain: r.chain, diffId: r.diffId, blobDigest: r.blobDigest, tarSize: r.tarSize };
+    });
+  }
+
+  /** The exact uncompressed tar of a stored layer, checked against its diff id at the end. */
+  layerTar(layer: TarSource): AsyncGenerator<Uint8Array> {
+    return layerTar(this.root, layer);
+  }
+
+  /**
+   * A new read-write file in the store with no name on disk (its name is
+   * removed at once), so a killed process leaves nothing behind; for a
+   * layer compressed again to be pushed.
+   */
+  scratchFile(): Deno.FsFile {
+    const path = `${this.root}/blobs/.scratch-${Deno.pid}-${randomSuffix()}`;
+    const file = Deno.openSync(path, { read: true, write: true, createNew: true, mode: 0o600 });
+    Deno.removeSync(path);
+    return file;
+  }
+
   /** Records a pulled or loaded image; see images.ts for the checks. */
   recordImage(input: RecordImageInput): ImageRecord {
     return recordImage(this, input);
@@ -378,9 +427,11 @@ export class Store implements StoreContext {
   }
 
   /**
-   * Deletes layers no image uses and blobs no manifest needs, skipping any
-   * another trun process holds a lease on (it is about to record them),
-   * then the lock files nobody holds.
+   * Deletes layers no image uses and blobs no manifest needs, and layer
+   * blobs whose layers can all be rebuilt from their tar-split records
+   * (one a concurrent pull kept), skipping any another trun process holds
+   * a lease on (it is about to record them), then the lock files nobody
+   * holds.
    */
   prune(): PruneResult {
     const out: PruneResult = { layers: [], blobs: [], bytes: 0 };
@@ -401,8 +452,9 @@ export class Store implements StoreContext {
       }[]).map((r) => r.blob_digest),
     );
     for (const digest of listBlobDigests(this.root)) {
-      if (needed.has(digest)) continue;
-      const freed = collectBlob(this, digest);
+      const freed = needed.has(digest)
+        ? dropRebuildableBlob(this, digest)
+        : collectBlob(this, digest);
       if (freed >= 0) {
         out.blobs.push(digest);
         out.bytes += freed;
@@ -438,9 +490,19 @@ export class Store implements StoreContext {
     const seen = new Set<string>();
     for (const e of readDirOrEmpty(layers)) {
       const path = `${layers}/${e.name}`;
-      const tmp = /^([a-z0-9]+-[a-f0-9]+)\.tmp-[a-f0-9]+$/.exec(e.name);
+      const tmp = /^([a-z0-9]+-[a-f0-9]+)\.tmp-[a-f0-9]+(\.tar-split)?$/.exec(e.name);
+      const record = /^([a-f0-9]{64})\.tar-split\.gz$/.exec(e.name);
       if (tmp) {
         withFreeLock(this.root, `unpack-${tmp[1]}`, () => remove(path, "unpack interrupted"));
+      } else if (record) {
+        const chain = `sha256:${record[1]}`;
+        if (recorded.has(chain) || isDir(`${layers}/${record[1]}`)) continue;
+        withFreeLock(this.root, layerCommitLockName(chain), () => {
+          const row = this.db.prepare("SELECT 1 AS ok FROM layers WHERE chain_id = ?").get(chain);
+          if (row === undefined && !isDir(`${layers}/${record[1]}`)) {
+            remove(path, "record of a layer never recorded");
+          }
+        });
       } else if (/\.del-[a-f0-9]+$/.test(e.name)) {
         remove(path, "deletion interrupted");
       } else if (/^[a-f0-9]{64}$/.test(e.name)) {

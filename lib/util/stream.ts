@@ -1,8 +1,10 @@
 /**
  * Back-pressure helpers for node streams (`node:zlib`, `tar-stream`) fed
- * from async iterables: waiting for 'drain', and skipping a body nobody
- * reads.
+ * from async iterables: waiting for 'drain', skipping a body nobody
+ * reads, and running chunks through a transform.
  */
+
+import type { Transform } from "node:stream";
 
 /** The part of a node writable stream that {@link drained} listens on. */
 export interface DrainableStream {
@@ -35,4 +37,27 @@ export function drained(stream: DrainableStream): Promise<void> {
 export async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
   const chunks = body[Symbol.asyncIterator]();
   while (!(await chunks.next()).done) { /* skip */ }
+}
+
+/** A node transform (zlib) fed from `chunks`, as an async iterable of its output. */
+export async function* throughTransform(
+  chunks: AsyncIterable<Uint8Array>,
+  t: Transform,
+): AsyncGenerator<Uint8Array> {
+  const feed = (async () => {
+    try {
+      for await (const c of chunks) {
+        if (!t.write(c)) await drained(t);
+      }
+      t.end();
+    } catch (err) {
+      t.destroy(err as Error);
+    }
+  })();
+  try {
+    for await (const out of t) yield out as Uint8Array;
+  } finally {
+    t.destroy();
+    await feed;
+  }
 }

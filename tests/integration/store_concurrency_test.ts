@@ -118,8 +118,16 @@ function assertTree(store: Store, chains: string[], layers: Layer[]): void {
 function assertConsistent(store: Store): void {
   const ok = store.db.prepare("PRAGMA integrity_check").get() as { integrity_check: string };
   assert.equal(ok.integrity_check, "ok");
-  const names = [...Deno.readDirSync(`${store.root}/layers`)].map((e) => e.name);
-  assert.deepEqual(names.filter((n) => !/^[a-f0-9]{64}$/.test(n)), [], "no leftovers in layers/");
+  const all = [...Deno.readDirSync(`${store.root}/layers`)].map((e) => e.name);
+  assert.deepEqual(
+    all.filter((n) => !/^[a-f0-9]{64}(\.tar-split\.gz)?$/.test(n)),
+    [],
+    "no leftovers in layers/",
+  );
+  const names = all.filter((n) => /^[a-f0-9]{64}$/.test(n));
+  for (const n of all.filter((n) => n.endsWith(".tar-split.gz"))) {
+    assert.ok(names.includes(n.slice(0, 64)), `the record ${n} has its layer`);
+  }
   const rows = (store.db.prepare("SELECT chain_id FROM layers").all() as { chain_id: string }[])
     .map((r) => r.chain_id.slice(7)).sort();
   assert.deepEqual(names.sort(), rows, "every layer directory has a row and every row a directory");
@@ -204,7 +212,7 @@ Deno.test("a process killed with SIGKILL mid-unpack leaves a store the next open
     for (let i = 0; i < 500 && tmp.length === 0; i++) {
       await new Promise((r) => setTimeout(r, 5));
       tmp = [...Deno.readDirSync(`${root}/layers`)].map((e) => e.name)
-        .filter((n) => n.includes(".tmp-"));
+        .filter((n) => n.includes(".tmp-") && !n.endsWith(".tar-split"));
     }
     await new Promise((r) => setTimeout(r, 100));
     kid.kill("SIGKILL");
@@ -214,6 +222,7 @@ Deno.test("a process killed with SIGKILL mid-unpack leaves a store the next open
     assert.equal(status.signal, "SIGKILL");
     assert.equal(tmp.length, 1, "the unpack was under way in a temporary directory");
     assert.ok(Deno.statSync(`${root}/layers/${tmp[0]}`).isDirectory, "and the kill left it");
+    assert.ok(Deno.statSync(`${root}/layers/${tmp[0]}.tar-split`).isFile, "and its record");
 
     const next = openStore(root);
     try {

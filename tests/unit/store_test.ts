@@ -12,6 +12,7 @@ import { ImageError, openStore, type Store } from "../../lib/store/mod.ts";
 import { chainId, chainIds } from "../../lib/store/layers.ts";
 import { SCHEMA_VERSION } from "../../lib/store/db.ts";
 import { withLock } from "../../lib/store/lock.ts";
+import { concat } from "../../lib/util/bytes.ts";
 
 const sha256 = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const enc = new TextEncoder();
@@ -84,10 +85,21 @@ async function stage(store: Store, layers: Record<string, string>[], label = "x"
 }
 
 /** stage() + ensureLayers() + recordImage(). */
-async function addImage(store: Store, layers: Record<string, string>[], ref?: string, label = "x") {
+async function addImage(
+  store: Store,
+  layers: Record<string, string>[],
+  ref?: string,
+  label = "x",
+  opts: { keepBlobs?: boolean } = {},
+) {
   const b = await stage(store, layers, label);
-  await store.ensureLayers(b.layers);
-  const rec = store.recordImage({
+  await store.ensureLayers(b.layers, opts);
+  return { ...b, rec: recordStaged(store, b, ref) };
+}
+
+/** recordImage() of a staged image whose layers are unpacked. */
+function recordStaged(store: Store, b: Built, ref?: string) {
+  return store.recordImage({
     ...(ref !== undefined ? { reference: ref } : {}),
     manifestDigest: b.manifestDigest,
     manifestBytes: b.manifestBytes,
@@ -96,7 +108,6 @@ async function addImage(store: Store, layers: Record<string, string>[], ref?: st
     configBytes: b.configBytes,
     layers: b.layers,
   });
-  return { ...b, rec };
 }
 
 async function withStore(fn: (store: Store, root: string) => Promise<void> | void): Promise<void> {
@@ -221,7 +232,13 @@ Deno.test("ensureLayers() unpacks in order, returns chain ids, and skips what is
     );
     assert.deepEqual(seen, ["exists", "exists"]);
     const names = [...Deno.readDirSync(`${root}/layers`)].map((e) => e.name).sort();
-    assert.deepEqual(names, chains.map((c) => c.slice(7)).sort(), "no temporary directories");
+    assert.deepEqual(
+      names,
+      chains.flatMap((c) => [c.slice(7), `${c.slice(7)}.tar-split.gz`]).sort(),
+      "a record beside each layer, no temporary files",
+    );
+    for (const l of b.layers) assert.ok(!store.hasBlob(l.digest), "the blob is dropped");
+    assert.deepEqual(store.unpackedBlobs(b.layers), new Set(b.layers.map((l) => l.digest)));
   });
 });
 
@@ -351,8 +368,9 @@ Deno.test("recordImage() moves a tag to the newer image and keeps the old one un
 
 Deno.test("removeImage() untags first and deletes the image, its layers and blobs with the last tag", async () => {
   await withStore(async (store, root) => {
-    const base = await addImage(store, [BASE], "base", "base");
-    const app = await addImage(store, [BASE, APP], "app", "app");
+    const keep = { keepBlobs: true };
+    const base = await addImage(store, [BASE], "base", "base", keep);
+    const app = await addImage(store, [BASE, APP], "app", "app", keep);
     store.tagImage("app", "app:v2");
     assert.deepEqual(store.removeImage("app:v2"), {
       untagged: ["docker.io/library/app:v2"],
@@ -367,6 +385,8 @@ Deno.test("removeImage() untags first and deletes the image, its layers and blob
     assert.equal(store.findImage(app.configDigest), undefined);
     assert.ok(!exists(`${root}/layers/${app.rec.layers[1]!.slice(7)}`), "top layer deleted");
     assert.ok(exists(`${root}/layers/${app.rec.layers[0]!.slice(7)}`), "shared base kept");
+    assert.ok(!exists(`${root}/layers/${app.rec.layers[1]!.slice(7)}.tar-split.gz`), "record too");
+    assert.ok(exists(`${root}/layers/${app.rec.layers[0]!.slice(7)}.tar-split.gz`));
     assert.ok(!exists(store.blobPath(app.layers[1]!.digest)), "its layer blob deleted");
     assert.ok(!exists(store.blobPath(app.configDigest)), "its config blob deleted");
     assert.ok(exists(store.blobPath(base.layers[0]!.digest)), "the shared blob kept");
@@ -430,11 +450,11 @@ Deno.test("removeImage() by id deletes an image with one tag; an ambiguous prefi
 Deno.test("prune() deletes unused layers and blobs, but not what another process holds a lease on", async () => {
   await withStore(async (store, root) => {
     const staged = await stage(store, [BASE, APP]);
-    const chains = await store.ensureLayers(staged.layers);
+    const chains = await store.ensureLayers(staged.layers, { keepBlobs: true });
     const other = openStore(root, { repair: false });
     try {
       assert.ok(other.hasBlob(staged.layers[0]!.digest), "the other store leases the blob");
-      await other.ensureLayers(staged.layers.slice(0, 1));
+      await other.ensureLayers(staged.layers.slice(0, 1), { keepBlobs: true });
       const first = store.prune();
       assert.deepEqual(first.layers, [chains[1]!]);
       assert.deepEqual(first.blobs, [staged.layers[1]!.digest]);
@@ -518,12 +538,17 @@ Deno.test("repair() clears what killed processes left and keeps what live ones u
 
 Deno.test("repair() forgets a layer whose directory vanished, and ensureLayers() makes it again", async () => {
   await withStore(async (store, root) => {
-    const img = await addImage(store, [BASE], "re");
+    const img = await addImage(store, [BASE], "re", "x", { keepBlobs: true });
     const dir = `${root}/layers/${img.rec.layers[0]!.slice(7)}`;
     Deno.removeSync(dir, { recursive: true });
     const r = store.repair();
     assert.ok(r.actions.some((a) => a.includes("its directory is missing")), r.actions.join());
+    assert.ok(
+      store.repair().actions.some((a) => a.includes("record of a layer never recorded")),
+      "the orphaned record goes on the next repair",
+    );
     assert.throws(() => store.layerPaths("re"), /is missing from the store.*pull the image again/);
+    assert.deepEqual(store.unpackedBlobs(img.layers), new Set(), "a pull downloads it again");
     await store.ensureLayers(img.layers);
     assert.deepEqual(store.layerPaths("re"), [dir]);
     const rc = store.db.prepare("SELECT refcount FROM layers").get() as { refcount: number };
@@ -547,5 +572,46 @@ Deno.test("withLock() serialises holders of one name and lets other names run", 
     assert.ok(log.indexOf(`${first}-`) < log.indexOf(`${second}+`), log.join(" "));
     assert.ok(log.indexOf("3+") < log.indexOf(`${first}-`), "another name did not wait");
     await assert.rejects(store.withLock("../x", () => Promise.resolve()), /Invalid lock name/);
+  });
+});
+
+Deno.test("imageTars() + layerTar() rebuild each layer's tar; a layer without a record (an older store) reads its kept blob", async () => {
+  await withStore(async (store, root) => {
+    const img = await addImage(store, [BASE, APP], "tars");
+    const tars = store.imageTars(img.configDigest);
+    assert.deepEqual(tars.map((t) => t.diffId), img.diffIds);
+    for (const t of tars) {
+      const bytes = concat(await Array.fromAsync(store.layerTar(t)));
+      assert.equal(bytes.length, t.tarSize);
+      assert.equal(sha256(bytes), t.diffId);
+    }
+    const old = await addImage(store, [{ "old/": "", "old/f": "from an old store" }], "old", "o", {
+      keepBlobs: true,
+    });
+    const [t] = store.imageTars(old.configDigest);
+    Deno.removeSync(`${root}/layers/${t!.chain.slice(7)}.tar-split.gz`);
+    assert.equal(sha256(concat(await Array.fromAsync(store.layerTar(t!)))), t!.diffId);
+    // A pull of it again keeps that blob: the layer has no record to rebuild from.
+    await store.ensureLayers(old.layers);
+    assert.ok(store.hasBlob(old.layers[0]!.digest));
+  });
+});
+
+Deno.test("a blob another process leases stays after unpacking, and prune() drops it once it is free", async () => {
+  await withStore(async (store, root) => {
+    const b = await stage(store, [BASE]);
+    const other = openStore(root, { repair: false });
+    try {
+      assert.ok(other.hasBlob(b.layers[0]!.digest), "the other store leases the blob");
+      await store.ensureLayers(b.layers);
+      assert.ok(store.hasBlob(b.layers[0]!.digest), "kept while leased");
+    } finally {
+      other.close();
+    }
+    recordStaged(store, b, "leased");
+    const r = store.prune();
+    assert.deepEqual(r.blobs, [b.layers[0]!.digest]);
+    assert.ok(!store.hasBlob(b.layers[0]!.digest));
+    assert.equal(store.layerPaths("leased").length, 1, "the image stays");
   });
 });
