@@ -13,6 +13,8 @@ import { treeSize } from "./ps.ts";
 import { type ContainerStatus, logPath } from "../container/status.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { type MountRequest, mountRequests } from "../spec/mounts.ts";
+import { dockerPortMaps } from "../spec/ports.ts";
+import { helperProblem } from "../container/network_helper.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -37,6 +39,8 @@ export interface ContainerFacts {
   size?: { rw: number; rootFs: number };
   /** `<store>/volumes`: where a volume's `_data` is. */
   volumesDir?: string;
+  /** Why its network is broken while it runs (its helper died), if it is. */
+  networkProblem?: string;
 }
 
 /** What inspect shows of a container's mounts: Mounts, and HostConfig's and Config's parts. */
@@ -154,6 +158,7 @@ export function inspectContainer(
 ): Record<string, unknown> {
   const { dir } = facts;
   const m = inspectMounts(rec, facts.volumesDir ?? "");
+  const net = dockerPortMaps(rec.network?.ports ?? [], rec.network?.exposed ?? []);
   const etc = (name: string) => facts.etcFiles.includes(name) ? `${dir}/userdata/etc/${name}` : "";
   const out: Record<string, unknown> = {
     Id: rec.id,
@@ -169,7 +174,7 @@ export function inspectContainer(
       Dead: false,
       Pid: status === "running" ? rec.pid : 0,
       ExitCode: rec.exitCode ?? 0,
-      Error: rec.error ?? "",
+      Error: rec.error ?? (status === "running" ? facts.networkProblem ?? "" : ""),
       StartedAt: rec.startedAt || ZERO_TIME,
       FinishedAt: rec.finishedAt || ZERO_TIME,
     },
@@ -191,6 +196,9 @@ export function inspectContainer(
       },
       ...(m.tmpfs ? { Tmpfs: m.tmpfs } : {}),
       ...(m.hostMounts ? { Mounts: m.hostMounts } : {}),
+      // Records from before networks ran on the host's.
+      NetworkMode: rec.network?.mode ?? "host",
+      PortBindings: net.portBindings,
     },
     GraphDriver: {
       Data: {
@@ -217,6 +225,9 @@ export function inspectContainer(
     // made it up is not known, so all of it is the Cmd.
     Cmd: rec.command,
     Image: rec.image,
+    ...(rec.network?.exposed?.length
+      ? { ExposedPorts: Object.fromEntries(Object.keys(net.ports).map((k) => [k, {}])) }
+      : {}),
     Volumes: m.volumes,
     WorkingDir: facts.workingDir ?? "",
     Entrypoint: null,
@@ -225,7 +236,7 @@ export function inspectContainer(
     StopSignal: rec.stopSignal,
     StopTimeout: rec.stopTimeout,
   };
-  out.NetworkSettings = {};
+  out.NetworkSettings = { Ports: status === "running" ? net.ports : {} };
   return out;
 }
 
@@ -290,6 +301,8 @@ export function containerFacts(
       // Not written for this container (or not yet).
     }
   }
+  const problem = helperProblem(rec);
+  if (problem) facts.networkProblem = problem;
   if (opts.size) {
     const rw = treeSize(`${dir}/upper`);
     const image = rec.imageId === ""

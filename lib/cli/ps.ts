@@ -23,6 +23,7 @@ import {
 } from "./format.ts";
 import { formatFlag } from "./_image_common.ts";
 import { parseReference } from "../oci/reference.ts";
+import { portsColumn } from "../spec/ports.ts";
 import { type ContainerStatus, containerStatus } from "../container/status.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
 
@@ -73,6 +74,8 @@ export interface PsItem {
   sizeRw?: number;
   /** Bytes of the image under it, when known (Docker's "virtual" size is both). */
   sizeImage?: number;
+  /** It runs, but its network helper died (`helperProblem`). */
+  helperDead?: boolean;
 }
 
 /** Docker's container states, the values `status=` accepts. */
@@ -326,11 +329,12 @@ export function psJson(
     Mounts: "",
     Names: rec.name,
     Networks: "",
-    Ports: "",
+    Ports: item.status === "running" ? portsColumn(rec.network?.ports ?? []) : "",
     RunningFor: timeAgo(rec.created, opts.now),
     Size: sizeText(item),
     State: item.status,
-    Status: statusText(rec, item.status, opts.now),
+    Status: statusText(rec, item.status, opts.now) +
+      (item.helperDead ? ` (network helper ${rec.network?.helper?.kind} exited)` : ""),
   };
 }
 
@@ -448,7 +452,18 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
         // Not a stored image (or ambiguous): matched by name or id prefix only.
       }
     }
-    const items = store.listRecords().map((rec) => ({ rec, status: containerStatus(rec) }));
+    const { helperProblem } = await import("../container/network_helper.ts");
+    const { stopOrphanHelpers } = await import("../container/ops.ts");
+    const records = store.listRecords();
+    stopOrphanHelpers(records);
+    const items = records.map((rec) => {
+      const status = containerStatus(rec);
+      return {
+        rec,
+        status,
+        ...(status === "running" && helperProblem(rec) ? { helperDead: true } : {}),
+      };
+    });
     const selected: PsItem[] = selectContainers(items, { all: p.flags.all, last, filters });
     if (size) {
       const imageSizes = new Map(store.listImages().map((i) => [i.id, i.size]));

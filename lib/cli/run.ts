@@ -79,7 +79,24 @@ export const RUN = defineCommand({
       value: "MODE",
       help: "auto (subordinate ids when available) or single (only root mapped)",
     },
-    network: { kind: "string", value: "MODE", help: "host (default) or none" },
+    network: {
+      kind: "string",
+      value: "MODE",
+      help:
+        "private (default: own namespace through pasta or slirp4netns), none, host, pasta[:OPTS], slirp4netns[:OPTS]",
+    },
+    publish: {
+      short: "p",
+      kind: "list",
+      value: "[IP:][HOSTPORT:]PORT[/PROTO]",
+      help: "Publish a container's port (or range) on the host",
+    },
+    "publish-all": {
+      short: "P",
+      kind: "bool",
+      help: "Publish every exposed port on a free host port",
+    },
+    expose: { kind: "list", value: "PORT[/PROTO]", help: "Expose a port (or range) for -P" },
     pull: {
       kind: "string",
       value: "POLICY",
@@ -197,6 +214,7 @@ async function runRecorded(
     options: RunOptions;
     idMapping: IdMapping;
     tCli: number;
+    network: import("../store/containers.ts").ContainerNetwork;
   },
 ): Promise<number> {
   if (mode === "detach" && flags.attach.length > 0) {
@@ -270,6 +288,7 @@ async function runRecorded(
         image: what.target,
         imageConfig: what.image,
         options: what.options,
+        network: what.network,
         ...(flags.name !== undefined ? { name: flags.name } : {}),
         autoRemove: flags.rm,
         labels: parseLabels(flags.label),
@@ -420,11 +439,26 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
-  const network = p.flags.network ?? "host";
-  if (network !== "host" && network !== "none") {
-    throw new UsageError(RUN, `unsupported --network "${network}": use host or none`);
+  const { parseNetworkMode } = await import("../spec/network_mode.ts");
+  const { parseExpose, parsePublish } = await import("../spec/ports.ts");
+  let publish, requested;
+  try {
+    requested = parseNetworkMode(p.flags.network);
+    publish = p.flags.publish.map(parsePublish);
+    for (const e of p.flags.expose) parseExpose(e);
+  } catch (e) {
+    throw new UsageError(def, (e as Error).message);
   }
   ensureRuntimeRoot();
+  const { resolveNetwork } = await import("../container/network_helper.ts");
+  let resolved;
+  try {
+    resolved = resolveNetwork(requested);
+  } catch (e) {
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+  if (resolved.warning) warn(resolved.warning);
+  const network = resolved.mode;
   const options: RunOptions = {
     args,
     env: p.flags.env,
@@ -435,6 +469,8 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     tmpfs: p.flags.tmpfs,
     readOnly: p.flags["read-only"],
     network,
+    ...(resolved.hostGateway ? { hostGateway: resolved.hostGateway } : {}),
+    ...(resolved.dnsServers ? { dnsServers: resolved.dnsServers } : {}),
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
     ...(p.flags.tty
@@ -512,6 +548,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     }));
   }
   if (idMapping.warning) warn(idMapping.warning);
+  const net = await publishedNetwork(network, publish, p.flags, image.exposedPorts ?? []);
   return await runRecorded(
     p.flags,
     creating ? "create" : p.flags.detach ? "detach" : "foreground",
@@ -523,6 +560,45 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       options,
       idMapping,
       tCli,
+      network: net,
     },
   );
+}
+
+/**
+ * The record's network: the mode, and the published ports (`-p`, and with
+ * `-P` every exposed port) with their host ports chosen and checked free,
+ * so a busy port fails before anything is made.
+ */
+async function publishedNetwork(
+  mode: import("../spec/network_mode.ts").NetworkMode,
+  publish: import("../spec/ports.ts").PublishRequest[],
+  flags: { "publish-all": boolean; expose: string[] },
+  imageExposed: string[],
+): Promise<import("../store/containers.ts").ContainerNetwork> {
+  const { publishAllBindings, publishBindings } = await import("../spec/ports.ts");
+  const { allocateHostPorts, containerNetwork } = await import(
+    "../container/network_helper.ts"
+  );
+  const exposed = [...new Set([...imageExposed, ...flags.expose])];
+  let wanted = publishBindings(publish);
+  if (flags["publish-all"]) wanted = [...wanted, ...publishAllBindings(exposed, wanted)];
+  if (wanted.length > 0 && mode.kind === "host") {
+    warn("Published ports are discarded when using host network mode");
+    wanted = [];
+  }
+  if (wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns") {
+    throw Object.assign(
+      new Error(
+        `conflicting options: port publishing and the ${mode.kind} network mode ` +
+          "(published ports need pasta or slirp4netns)",
+      ),
+      { exitCode: 125 },
+    );
+  }
+  // slirp4netns forwards IPv4 only: "every address" is 0.0.0.0 there.
+  if (mode.kind === "slirp4netns") {
+    wanted = wanted.map((b) => (b.hostIp === "" ? { ...b, hostIp: "0.0.0.0" } : b));
+  }
+  return containerNetwork(mode, await allocateHostPorts(wanted), exposed);
 }

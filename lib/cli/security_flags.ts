@@ -61,7 +61,7 @@ export async function securityOptions(
     ...(available ? { available } : {}),
   });
   parseUlimits(flags.ulimit);
-  parseSysctls(flags.sysctl, network === "none");
+  parseSysctls(flags.sysctl, network.kind !== "host");
   const out: Partial<RunOptions> = {};
   if (flags["cap-add"].length) out.capAdd = flags["cap-add"];
   if (flags["cap-drop"].length) out.capDrop = flags["cap-drop"];

@@ -24,6 +24,12 @@ import {
 } from "./detached.ts";
 import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
+import {
+  type NetworkHelper,
+  startNetworkHelper,
+  stopNetworkHelper,
+  withHelper,
+} from "./network_helper.ts";
 
 /** Where conmon may be: $PATH, then where distributions put it. */
 const CONMON_DIRS = "/usr/libexec/podman:/usr/local/libexec/podman:/usr/lib/podman";
@@ -232,9 +238,18 @@ export async function startWithConmon(
       exitCode,
     };
   }
+  // The network helper attaches to the created container's namespaces.
+  let helper;
+  try {
+    helper = await startNetworkHelper(rec, pid, `${p.userdata}/network.log`);
+  } catch (e) {
+    // The container goes with it: conmon's exit command records the end.
+    await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+    return { ok: false, error: (e as Error).message, exitCode: 125 };
+  }
   await beforeStart?.();
   await runtimeStart(c.runtimeRoot, rec.id);
-  await recordStart(rec.id, pid, await readPid(c.conmonPidFile));
+  await recordStart(rec.id, pid, await readPid(c.conmonPidFile), helper);
   return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
 }
 
@@ -248,11 +263,16 @@ function updateCount(id: string): ContainerRecord | undefined {
   }
 }
 
-/** Records a start under conmon: the container's pid, conmon's, and the time. */
-function recordStart(id: string, pid: number, conmonPid: number): void {
+/** Records a start under conmon: the container's pid, conmon's, the time and the network helper. */
+function recordStart(
+  id: string,
+  pid: number,
+  conmonPid: number,
+  helper: NetworkHelper | undefined,
+): void {
   const store = openStore(undefined, { repair: false });
   try {
-    store.updateRecord(id, (r) => runningRecord(r, pid, "conmon", conmonPid));
+    store.updateRecord(id, (r) => withHelper(runningRecord(r, pid, "conmon", conmonPid), helper));
   } finally {
     store.close();
   }
@@ -281,6 +301,7 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
       finishedAt: new Date().toISOString(),
     })) ?? rec;
     await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+    stopNetworkHelper(rec.id, rec.network?.helper);
   } finally {
     store.close();
   }

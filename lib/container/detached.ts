@@ -25,6 +25,7 @@ import {
   type RunOptions,
 } from "../spec/generate.ts";
 import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
+import type { ContainerNetwork } from "../store/containers.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
@@ -55,6 +56,8 @@ export interface DetachedInput {
   imageConfig: ImageProcessConfig;
   /** The user's options. */
   options: RunOptions;
+  /** Its network as the record keeps it (mode resolved, ports chosen). */
+  network?: ContainerNetwork;
   /** `--name`. */
   name?: string;
   /** `--rm`. */
@@ -195,6 +198,7 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.restartPolicy ? { restartPolicy: input.restartPolicy, restartCount: 0 } : {}),
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
+    ...(input.network ? { network: input.network } : {}),
   };
   sweepLeftovers(store, records);
   try {

@@ -28,6 +28,13 @@ import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 import { removeAtExit } from "./ops.ts";
+import {
+  helperKind,
+  type NetworkHelper,
+  startNetworkHelper,
+  stopNetworkHelper,
+  withHelper,
+} from "./network_helper.ts";
 
 /**
  * Runs the monitor of container `id`; `readyFd` receives one JSON report
@@ -159,6 +166,7 @@ async function runOnce(
     const master = pair ? tty!.receiveFd(pair[0]) : undefined;
     let launched;
     let timings: StartTimings | undefined;
+    let helper: NetworkHelper | undefined;
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
@@ -175,9 +183,21 @@ async function runOnce(
         // the truth from its pid and start time.
         dieWithParent: false,
         onStarted: (t) => (timings = t),
+        // The network helper attaches to the namespaces once they exist,
+        // before the container runs anything of its own.
+        ...(helperKind(rec.network)
+          ? {
+            beforeMounts: async (pid: number) => {
+              helper = await startNetworkHelper(rec, pid, `${p.userdata}/network.log`);
+            },
+          }
+          : {}),
         sessionKeyring: sessionKeyringName(id),
         stdio: [nul, outWrite, errWrite],
       });
+    } catch (e) {
+      stopNetworkHelper(id, helper);
+      throw e;
     } finally {
       closeFd(outWrite);
       closeFd(errWrite);
@@ -193,7 +213,7 @@ async function runOnce(
     );
     launched.child.release();
     const pid = launched.pid;
-    update(id, (r) => runningRecord(r, pid, "trun", Deno.pid));
+    update(id, (r) => withHelper(runningRecord(r, pid, "trun", Deno.pid), helper));
     report({ ok: true, pid, ...(timings ? { timings } : {}) });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {
@@ -211,6 +231,7 @@ async function runOnce(
       ...(masterFd !== null ? [pump(masterFd, "stdout")] : []),
     ]);
     const code = exitCodeOf(status);
+    stopNetworkHelper(id, helper);
     finish(code);
     return { code, started: true };
   } catch (e) {

@@ -11,6 +11,7 @@ import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
+import { stopNetworkHelper } from "./network_helper.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -90,6 +91,7 @@ export async function removeContainer(
     }
     await waitGone(rec, 10_000);
   }
+  stopNetworkHelper(rec.id, rec.network?.helper);
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));
   await Deno.remove(store.containerDir(rec.id), { recursive: true }).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
@@ -138,8 +140,9 @@ function leftovers(
 }
 
 /**
- * Tidies what killed trun processes left: exit files and runtime logs of
- * containers that no longer exist, and container directories whose record
+ * Tidies what killed trun processes left: network helpers of containers
+ * that no longer run (their monitor was killed), exit files and runtime
+ * logs of containers that no longer exist, and container directories whose record
  * was never written (a `run` killed while creating it), once old enough
  * that nothing is still making them. A directory this process may not
  * delete (files of other ids) is left to `trun system prune`.
@@ -149,6 +152,7 @@ export function sweepLeftovers(
   records: readonly ContainerRecord[] = store.listRecords(),
   now = Date.now(),
 ): void {
+  stopOrphanHelpers(records);
   const live = new Set(records.map((r) => r.id));
   const found = [
     ...leftovers(`${store.root}/exits`, live, now, (n) => n.slice(0, 64)),
@@ -165,6 +169,13 @@ export function sweepLeftovers(
     } catch {
       // Gone already, or not ours to delete.
     }
+  }
+}
+
+/** Ends the network helpers of containers that no longer run (whose monitor was killed). */
+export function stopOrphanHelpers(records: readonly ContainerRecord[]): void {
+  for (const r of records) {
+    if (r.network?.helper && !isAlive(r)) stopNetworkHelper(r.id, r.network.helper);
   }
 }
 

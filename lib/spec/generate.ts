@@ -19,6 +19,7 @@ import { type DeviceRequest, deviceSpec } from "./devices.ts";
 import { maskedAndReadonlyPaths } from "./security_opt.ts";
 import { parseSysctls } from "./sysctl.ts";
 import { parseUlimits } from "./ulimit.ts";
+import type { NetworkMode } from "./network_mode.ts";
 import {
   type IdMappingEntry,
   type Namespace,
@@ -43,6 +44,8 @@ export interface ImageProcessConfig {
   user?: string;
   /** `StopSignal` (what `stop` sends first unless `--stop-signal` says otherwise). */
   stopSignal?: string;
+  /** `ExposedPorts`' keys (`80/tcp`), for `-P`. */
+  exposedPorts?: string[];
 }
 
 /** The /etc files trun provides. */
@@ -100,8 +103,15 @@ export interface RunOptions {
   tmpfs?: string[];
   /** `--read-only`. */
   readOnly: boolean;
-  /** `--network`. */
-  network: "host" | "none";
+  /**
+   * `--network`, with `private` already resolved to the helper that gives
+   * the namespace its connectivity (pasta, slirp4netns) or to `none`.
+   */
+  network: NetworkMode;
+  /** The address at which the container reaches the host (the helper's mapped gateway), if any. */
+  hostGateway?: string;
+  /** The resolvers the helper offers inside (its DNS forwarder), if any. */
+  dnsServers?: string[];
   /** `-t`. */
   tty: boolean;
   /** With `-t`: the terminal's size at the start (trun's own terminal's). */
@@ -265,12 +275,12 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
   const requests = mountRequests(o);
 
   const mounts = standardMounts({
-    ownNetwork: o.network === "none",
+    ownNetwork: o.network.kind !== "host",
     ttyGroupMapped: mapped(mapping, 5, "gid"),
     ...(o.privileged ? { privileged: true } : {}),
   });
   const files: ContainerFile[] = [];
-  const contents = etcFileContents(hostname, o.network, host);
+  const contents = etcFileContents(hostname, o.network.kind === "host" ? "host" : "none", host);
   // Bound before the volumes, so a user's -v on /etc/hosts wins.
   for (const name of ["hostname", "hosts", "resolv.conf"] as const) {
     const text = contents[name];
@@ -297,7 +307,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     { type: "uts" },
     { type: "mount" },
   ];
-  if (o.network === "none") namespaces.push({ type: "network" });
+  if (o.network.kind !== "host") namespaces.push({ type: "network" });
   if (mapping.mode !== "host") namespaces.push({ type: "user" });
 
   const capRequest = {
@@ -316,7 +326,7 @@ export function generateSpec(input: SpecInput): GeneratedContainer {
     },
   );
   const rlimits = parseUlimits(o.ulimits ?? []);
-  const sysctl = parseSysctls(o.sysctls ?? [], o.network === "none");
+  const sysctl = parseSysctls(o.sysctls ?? [], o.network.kind !== "host");
   // The filter follows the capabilities the container ends up with.
   const seccomp = containerSeccomp(o, capabilities.bounding, host.arch ?? "amd64");
   const spec: Spec = {

@@ -87,6 +87,34 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
+  /** Its network: the mode, published ports, the helper beside it (absent: the host's, before networks). */
+  network?: ContainerNetwork;
+}
+
+/** A published port: host address and port to container port. */
+export interface PortBinding {
+  /** The host address ("" = every address). */
+  hostIp: string;
+  /** The host port. */
+  hostPort: number;
+  /** The container port. */
+  containerPort: number;
+  /** The protocol. */
+  protocol: "tcp" | "udp";
+}
+
+/** A container's network as the record keeps it (a plain JSON object). */
+export interface ContainerNetwork {
+  /** The mode as `--network` spells it, `private` already resolved (`pasta`, `slirp4netns:…`). */
+  mode: string;
+  /** Published ports (`-p`, `-P`), host ports already chosen. */
+  ports?: PortBinding[];
+  /** Ports the container exposes (the image's ExposedPorts and `--expose`, `80/tcp`). */
+  exposed?: string[];
+  /** The helper process of the current run (pasta or slirp4netns). */
+  helper?: { kind: "pasta" | "slirp4netns"; pid: number; startTime?: number };
+  /** User-defined networks it is on. */
+  networks?: Record<string, { ip: string; aliases: string[]; mac?: string }>;
 }
 
 /** A volume a container mounts. */

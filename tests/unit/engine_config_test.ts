@@ -42,7 +42,7 @@ function generated(o: Partial<RunOptions> = {}, idMapping: IdMapping = subordina
       groupAdd: [],
       volumes: [],
       readOnly: false,
-      network: "none",
+      network: { kind: "none" },
       tty: false,
       ...o,
     },
@@ -103,7 +103,7 @@ function assertRefuses(fn: () => unknown, field: string, detail?: RegExp): void 
 Deno.test("containerConfig() accepts generateSpec()'s output in every id mapping mode", () => {
   for (const network of ["host", "none"] as const) {
     for (const m of [subordinate, hostMode]) {
-      const c = containerConfig(generated({ network }, m()), BUNDLE);
+      const c = containerConfig(generated({ network: { kind: network } }, m()), BUNDLE);
       assert.equal(c.rootPath, "/store/c1/rootfs");
     }
   }
@@ -187,7 +187,10 @@ const GENERATED_MOUNTS: [string, "host" | "none", string, MountPlan][] = [
 ];
 for (const [what, network, target, want] of GENERATED_MOUNTS) {
   Deno.test(`containerConfig() decides the generated ${what}`, () => {
-    assert.deepEqual(planAt(containerConfig(generated({ network }), BUNDLE).mounts, target), want);
+    assert.deepEqual(
+      planAt(containerConfig(generated({ network: { kind: network } }), BUNDLE).mounts, target),
+      want,
+    );
   });
 }
 
@@ -241,7 +244,7 @@ const GENERATED_NAMESPACES: [string, "host" | "none", () => IdMapping, string[]]
 ];
 for (const [what, network, mapping, want] of GENERATED_NAMESPACES) {
   Deno.test(`containerConfig() creates the generated namespaces: ${what}`, () => {
-    const c = containerConfig(generated({ network }, mapping()), BUNDLE);
+    const c = containerConfig(generated({ network: { kind: network } }, mapping()), BUNDLE);
     assert.deepEqual([...c.newNamespaces].sort(), want);
     assert.deepEqual(c.joinNamespaces, []);
   });

@@ -84,7 +84,7 @@ function config(o: Partial<RunOptions> = {}, edit?: (s: Spec) => void): Containe
       groupAdd: [],
       volumes: [],
       readOnly: false,
-      network: "host",
+      network: { kind: "host" },
       tty: false,
       ...o,
     },

@@ -53,7 +53,7 @@ function options(o: Partial<RunOptions> = {}): RunOptions {
     groupAdd: [],
     volumes: [],
     readOnly: false,
-    network: "host",
+    network: { kind: "host" },
     tty: false,
     ...o,
   };
@@ -328,7 +328,7 @@ const NAMESPACES: [string, () => IdMapping, "host" | "none", string[]][] = [
 ];
 for (const [what, mapping, network, want] of NAMESPACES) {
   Deno.test(`generateSpec() creates the right namespaces: ${what}`, () => {
-    const s = spec({ options: { network }, host: { idMapping: mapping() } });
+    const s = spec({ options: { network: { kind: network } }, host: { idMapping: mapping() } });
     const ns = s.linux?.namespaces ?? [];
     assert.deepEqual(ns.map((n) => n.type).sort(), want);
     assert.ok(ns.every((n) => n.path === undefined), "no namespace is joined");
@@ -391,7 +391,7 @@ for (const [what, mapping, want] of PTS_GID) {
 }
 
 Deno.test("generateSpec() mounts a fresh sysfs with its own network namespace", () => {
-  assert.deepEqual(mountAt(spec({ options: { network: "none" } }), "/sys"), {
+  assert.deepEqual(mountAt(spec({ options: { network: { kind: "none" } } }), "/sys"), {
     destination: "/sys",
     type: "sysfs",
     source: "sysfs",
@@ -400,7 +400,7 @@ Deno.test("generateSpec() mounts a fresh sysfs with its own network namespace", 
 });
 
 Deno.test("generateSpec() binds the host's /sys read-only when sharing the network", () => {
-  assert.deepEqual(mountAt(spec({ options: { network: "host" } }), "/sys"), {
+  assert.deepEqual(mountAt(spec({ options: { network: { kind: "host" } } }), "/sys"), {
     destination: "/sys",
     type: "bind",
     source: "/sys",
@@ -549,7 +549,7 @@ const ROUND_TRIP: [string, InputParts][] = [
     image: { entrypoint: ["/ep"], cmd: ["c"], env: ["A=1"], workingDir: "/w", user: "app" },
     options: {
       tty: true,
-      network: "none",
+      network: { kind: "none" },
       hostname: "h",
       volumes: ["/a:/b:ro"],
       env: ["B=2"],
@@ -700,7 +700,7 @@ Deno.test("generateSpec() sets linux.sysctl, net.* only with --network none", ()
   assert.deepEqual(sec({ sysctls: ["kernel.shmmax=5"] }).linux?.sysctl, { "kernel.shmmax": "5" });
   assert.throws(() => sec({ sysctls: ["net.core.somaxconn=5"] }), /host's network namespace/);
   assert.deepEqual(
-    sec({ network: "none", sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
+    sec({ network: { kind: "none" }, sysctls: ["net.core.somaxconn=5"] }).linux?.sysctl,
     { "net.core.somaxconn": "5" },
   );
 });
