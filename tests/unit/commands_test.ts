@@ -152,6 +152,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logs",
     "restart",
     "rename",
+    "port",
     "top",
     "diff",
     "cp",
