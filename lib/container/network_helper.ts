@@ -123,7 +123,8 @@ function pastaPort(b: PortBinding): string {
 }
 
 /**
- * pasta's arguments for container process `pid`: configure the interface
+ * pasta's arguments for container process `target` (or its network
+ * namespace passed as descriptor 3): configure the interface
  * (addresses and routes copied from the host), the DNS forwarder, the
  * published ports, nothing forwarded from the namespace to the host's
  * loopback (`-T none -U none`: the host's 127.0.0.1 stays out of reach;
@@ -131,7 +132,7 @@ function pastaPort(b: PortBinding): string {
  * pasta options (Podman's `pasta:OPTIONS`).
  */
 export function pastaArgs(
-  pid: number,
+  target: number | "fd3",
   options: readonly string[],
   ports: readonly PortBinding[],
   pidFile: string,
@@ -156,7 +157,13 @@ export function pastaArgs(
     "-P",
     pidFile,
     ...options,
-    String(pid),
+    // A container without a user namespace of its own (root): pasta, which
+    // drops its capabilities first, could not open /proc/PID/ns/net; trun
+    // opens it and passes it on as descriptor 3 (reopened through
+    // /proc/self/fd, which needs no capability), and pasta stays root.
+    ...(target === "fd3"
+      ? ["--runas", "0", "--netns", "/proc/self/fd/3", "--netns-only"]
+      : [String(target)]),
   ];
 }
 
@@ -455,7 +462,22 @@ export async function startNetworkHelper(
       const pidFile = `${errorPath}.pid`;
       // pasta forks to the background once the interface is configured:
       // its first process's exit says ready (0) or failed.
-      const child = spawnProcess(exe, pastaArgs(pid, options, ports, pidFile), env, errFd);
+      // Without a user namespace of its own, the container's network
+      // namespace is handed over open (see pastaArgs).
+      const ownUserns = Deno.readLinkSync(`/proc/${pid}/ns/user`) !==
+        Deno.readLinkSync("/proc/self/ns/user");
+      const nsFd = ownUserns ? undefined : openPath(
+        `/proc/${pid}/ns/net`,
+        O.RDONLY | O.CLOEXEC,
+        `opening the network namespace of process ${pid}`,
+      );
+      let child;
+      try {
+        const args = pastaArgs(nsFd === undefined ? pid : "fd3", options, ports, pidFile);
+        child = spawnProcess(exe, args, env, errFd, nsFd);
+      } finally {
+        if (nsFd !== undefined) closeFd(nsFd);
+      }
       const status = await waitChild(child);
       let daemon = 0;
       try {
