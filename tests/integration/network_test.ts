@@ -315,7 +315,7 @@ test(
 );
 
 test(
-  "slirp4netns: the host's loopback is reachable at 10.0.2.2 only with allow_host_loopback=true",
+  "the host's loopback is reachable at 10.0.2.2 only with allow_host_loopback=true",
   "slirp4netns",
   async () => {
     await using sb = await sandbox();
