@@ -17,6 +17,7 @@ PACKAGES=(
   passt           # pasta
   slirp4netns
   hyperfine       # benchmarks
+  iperf3          # network benchmark (bench/network_bench.ts)
   zstd
   binutils
   procps
