@@ -26,8 +26,8 @@ import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./
 import { restartDelay, shouldRestart } from "./restart.ts";
 import {
   type NetworkHelper,
-  startNetworkHelper,
   stopNetworkHelper,
+  takeAnnotatedHelper,
   withHelper,
 } from "./network_helper.ts";
 
@@ -238,15 +238,8 @@ export async function startWithConmon(
       exitCode,
     };
   }
-  // The network helper attaches to the created container's namespaces.
-  let helper;
-  try {
-    helper = await startNetworkHelper(rec, pid, `${p.userdata}/network.log`);
-  } catch (e) {
-    // The container goes with it: conmon's exit command records the end.
-    await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
-    return { ok: false, error: (e as Error).message, exitCode: 125 };
-  }
+  // The runtime's create started the network helper (NETWORK_ANNOTATION).
+  const helper = takeAnnotatedHelper(p.userdata);
   await beforeStart?.();
   await runtimeStart(c.runtimeRoot, rec.id);
   await recordStart(rec.id, pid, await readPid(c.conmonPidFile), helper);

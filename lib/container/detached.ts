@@ -30,6 +30,7 @@ import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
 import { sweepLeftovers } from "./ops.ts";
+import { helperKind, NETWORK_ANNOTATION } from "./network_helper.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
 
 /** What the monitor needs besides the spec: how the root is layered. */
@@ -173,6 +174,14 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       lowerdirAppend: layout.lowerdirAppend,
     }),
   };
+  if (helperKind(input.network)) {
+    // For `trun-runc create` under conmon: the helper to start (see
+    // NETWORK_ANNOTATION in network_helper.ts).
+    generated.spec.annotations[NETWORK_ANNOTATION] = JSON.stringify({
+      id,
+      network: input.network,
+    });
+  }
   input.onSpec?.(generated.spec);
   Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));

@@ -188,7 +188,12 @@ async function runOnce(
         ...(helperKind(rec.network)
           ? {
             beforeMounts: async (pid: number) => {
-              helper = await startNetworkHelper(rec, pid, `${p.userdata}/network.log`);
+              helper = await startNetworkHelper(
+                rec.id,
+                rec.network,
+                pid,
+                `${p.userdata}/network.log`,
+              );
             },
           }
           : {}),

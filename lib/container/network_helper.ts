@@ -269,6 +269,49 @@ export function resolveNetwork(
   return { mode: m, ...(warning ? { warning } : {}) };
 }
 
+/**
+ * The spec annotation that asks `trun runtime create` (run by conmon) to
+ * start the container's network helper once its namespaces exist: its
+ * value is `{ id, network }` as JSON. Started there because after the
+ * create the waiting process runs as the container's user and is not
+ * dumpable, so nobody but root could open its namespaces any more.
+ */
+export const NETWORK_ANNOTATION = "run.trun.network";
+
+/** Where the runtime's create leaves the helper it started, in the bundle. */
+export function helperFilePath(bundle: string): string {
+  return `${bundle}/network-helper.json`;
+}
+
+/**
+ * `trun runtime create`'s part: when the spec's annotations ask for a
+ * network helper, starts it on `pid` and leaves it in the bundle for the
+ * starter to record. Returns it, to be ended if the create fails.
+ */
+export async function startAnnotatedHelper(
+  annotations: Readonly<Record<string, string>>,
+  bundle: string,
+  pid: number,
+): Promise<NetworkHelper | undefined> {
+  const text = annotations[NETWORK_ANNOTATION];
+  if (text === undefined) return undefined;
+  const { id, network } = JSON.parse(text) as { id: string; network: ContainerNetwork };
+  const helper = await startNetworkHelper(id, network, pid, `${bundle}/network.log`);
+  if (helper) Deno.writeTextFileSync(helperFilePath(bundle), JSON.stringify(helper));
+  return helper;
+}
+
+/** Takes the helper `startAnnotatedHelper` left in `bundle` (once). */
+export function takeAnnotatedHelper(bundle: string): NetworkHelper | undefined {
+  try {
+    const helper = JSON.parse(Deno.readTextFileSync(helperFilePath(bundle))) as NetworkHelper;
+    Deno.removeSync(helperFilePath(bundle));
+    return helper;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether the record's network has a helper to start (pasta or slirp4netns). */
 export function helperKind(net: ContainerNetwork | undefined): "pasta" | "slirp4netns" | null {
   if (!net) return null;
@@ -427,17 +470,17 @@ function helperOf(kind: NetworkHelper["kind"], pid: number): NetworkHelper {
 }
 
 /**
- * Starts the network helper of container `rec` on its first process `pid`
+ * Starts the network helper of container `id` (network `net`) on its first process `pid`
  * (created, not started), with its published ports; resolves to the
  * helper, or undefined when its network has none. Throws with the
  * helper's own message when it could not start (nothing is left running).
  */
 export async function startNetworkHelper(
-  rec: ContainerRecord,
+  id: string,
+  net: ContainerNetwork | undefined,
   pid: number,
   errorPath: string,
 ): Promise<NetworkHelper | undefined> {
-  const net = rec.network;
   const kind = helperKind(net);
   if (!kind) return undefined;
   const mode = parseNetworkMode(net!.mode);
@@ -497,7 +540,7 @@ export async function startNetworkHelper(
   }
   {
     const o = parseSlirpOptions(options);
-    const socket = apiSocketPath(rec.id);
+    const socket = apiSocketPath(id);
     Deno.mkdirSync(`${runtimeRoot()}/net`, { recursive: true, mode: 0o700 });
     try {
       Deno.removeSync(socket);
