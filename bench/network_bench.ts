@@ -174,6 +174,8 @@ try {
     "trun --network host: run --rm true",
     `${trun} run --rm --network host ${ref} true`,
   ];
+  // Each command once first, so a failing one is named with its error.
+  for (const c of clis) await sh(`${c.cli} run --rm ${c.net} ${ref} true`);
   await new Deno.Command("hyperfine", { args: hf, stdout: "null", stderr: "inherit" }).output();
   const json = JSON.parse(await Deno.readTextFile(`${tmp}/hf.json`)) as {
     results: { command: string; mean: number; stddev: number }[];
@@ -202,13 +204,14 @@ try {
     await new Promise((r) => setTimeout(r, 500));
     const after = processes();
     // What came with this container: processes naming its id or its pid
-    // (monitor, pasta, slirp4netns), and Podman's rootlessport pair; not
+    // (the monitors), the network helpers started meanwhile, and Podman's
+    // rootlessport pair; not
     // the container's own, nor anything else the machine started meanwhile.
     const beside = [...after.entries()].filter(([p, [, comm]]) => {
       if (before.has(p) || under(after, p, pid)) return false;
       const words = cmdline(p).split(" ");
       return words.some((w) => w.includes(id) || w === String(pid)) ||
-        comm === "rootlessport" ||
+        ["rootlessport", "slirp4netns", "pasta", "passt.avx2"].includes(comm) ||
         (comm === "exe" && after.get(after.get(p)![0])?.[1] === "rootlessport");
     });
     const parts = beside.map(([p, [, comm]]) => ({ p, comm, pss: pss(p) }));

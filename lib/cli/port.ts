@@ -22,17 +22,10 @@ export async function main(argv: string[], name = PORT.name): Promise<number> {
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
   const [ref, privatePort] = p.args as [string, string | undefined];
-  const { openStore } = await import("../store/mod.ts");
-  const { mustFind } = await import("../container/ops.ts");
+  const { findContainer } = await import("./_container_common.ts");
   const { containerStatus } = await import("../container/status.ts");
   const { portLines } = await import("../spec/ports.ts");
-  const store = openStore(undefined, { repair: false });
-  let rec;
-  try {
-    rec = mustFind(store, ref);
-  } finally {
-    store.close();
-  }
+  const { rec } = await findContainer(ref);
   // Docker shows the ports of a running container only.
   const ports = containerStatus(rec) === "running" ? rec.network?.ports ?? [] : [];
   try {

@@ -62,6 +62,14 @@ const PYTHON_MOUNTS = [
   "/usr/lib:/lib:ro",
 ];
 
+/** A host service on 127.0.0.1 (a free port) that answers "host service". */
+function hostService(): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("host service\n"),
+  );
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A shell line that serves "hello from NAME" with busybox httpd on `port`, in the foreground. */
@@ -287,10 +295,7 @@ test(
   "pasta",
   async () => {
     await using sb = await sandbox();
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      () => new Response("host service\n"),
-    );
+    const server = hostService();
     try {
       const port = server.addr.port;
       const id = await detached(sb, [], "sleep 60");
@@ -319,10 +324,7 @@ test(
   "slirp4netns",
   async () => {
     await using sb = await sandbox();
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      () => new Response("host service\n"),
-    );
+    const server = hostService();
     try {
       const port = server.addr.port;
       const get = `timeout 5 wget -O- http://10.0.2.2:${port}/ 2>&1; echo "rc=$?"`;
