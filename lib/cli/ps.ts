@@ -455,7 +455,7 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
     const { helperProblem } = await import("../container/network_helper.ts");
     const { stopOrphanHelpers } = await import("../container/ops.ts");
     const records = store.listRecords();
-    stopOrphanHelpers(records);
+    stopOrphanHelpers(store, records);
     const items = records.map((rec) => {
       const status = containerStatus(rec);
       return {

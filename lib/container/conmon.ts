@@ -240,6 +240,9 @@ export async function startWithConmon(
   }
   // The runtime's create started the network helper (NETWORK_ANNOTATION).
   const helper = takeAnnotatedHelper(p.userdata);
+  // Recorded before the start: a container that exits at once is cleaned
+  // up (its helper ended) by conmon's exit command, which reads the record.
+  if (helper) recordHelper(rec.id, helper);
   await beforeStart?.();
   await runtimeStart(c.runtimeRoot, rec.id);
   await recordStart(rec.id, pid, await readPid(c.conmonPidFile), helper);
@@ -251,6 +254,16 @@ function updateCount(id: string): ContainerRecord | undefined {
   const store = openStore(undefined, { repair: false });
   try {
     return store.updateRecord(id, (r) => ({ ...r, restartCount: (r.restartCount ?? 0) + 1 }));
+  } finally {
+    store.close();
+  }
+}
+
+/** Records the network helper of the run about to start. */
+function recordHelper(id: string, helper: NetworkHelper): void {
+  const store = openStore(undefined, { repair: false });
+  try {
+    store.updateRecord(id, (r) => withHelper(r, helper));
   } finally {
     store.close();
   }

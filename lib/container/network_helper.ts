@@ -10,6 +10,7 @@
  */
 import {
   cloexecPipe,
+  CLOSE_INHERITED,
   closeFd,
   readFd,
   signalProcess,
@@ -517,7 +518,7 @@ export async function startNetworkHelper(
       let child;
       try {
         const args = pastaArgs(nsFd === undefined ? pid : "fd3", options, ports, pidFile);
-        child = spawnProcess(exe, args, env, errFd, nsFd);
+        child = spawnProcess(exe, args, env, errFd, nsFd, CLOSE_INHERITED);
       } finally {
         if (nsFd !== undefined) closeFd(nsFd);
       }
@@ -553,6 +554,7 @@ export async function startNetworkHelper(
       helper = spawnDetached(exe, slirpArgs(pid, o, socket), env, {
         stderrPath: errorPath,
         passFd: readyWrite,
+        setup: CLOSE_INHERITED,
       });
     } finally {
       closeFd(readyWrite);
@@ -593,6 +595,45 @@ export function stopNetworkHelper(id: string, h: NetworkHelper | undefined): voi
       // Gone already.
     }
   }
+}
+
+/**
+ * pasta and slirp4netns processes started for containers of the store at
+ * `storeRoot` (runtime directory `runRoot`) that have no record any more:
+ * their command line names the container's directory (pasta's pid file)
+ * or its API socket (slirp4netns). A helper whose container was removed
+ * before its start was recorded (a killed trun) is found this way.
+ */
+export function strayHelpers(
+  storeRoot: string,
+  runRoot: string,
+  live: ReadonlySet<string>,
+  proc = "/proc",
+): number[] {
+  const ids = [...live];
+  const known = (id: string) => ids.some((l) => l.startsWith(id));
+  const inStore = new RegExp(`^${regexpQuote(storeRoot)}/containers/([0-9a-f]{64})/`);
+  const inRun = new RegExp(`^--api-socket=${regexpQuote(runRoot)}/net/([0-9a-f]{12})\\.sock$`);
+  const out: number[] = [];
+  for (const e of Deno.readDirSync(proc)) {
+    if (!/^\d+$/.test(e.name)) continue;
+    let argv: string[];
+    try {
+      argv = Deno.readTextFileSync(`${proc}/${e.name}/cmdline`).split("\0");
+    } catch {
+      continue;
+    }
+    if (argv[0] !== "pasta" && argv[0] !== "slirp4netns") continue;
+    for (const a of argv) {
+      const id = inStore.exec(a)?.[1] ?? inRun.exec(a)?.[1];
+      if (id !== undefined && !known(id)) out.push(Number(e.name));
+    }
+  }
+  return out;
+}
+
+function regexpQuote(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /**

@@ -11,7 +11,8 @@ import { isAlive, processesInPidNamespace } from "../engine/state.ts";
 import type { ContainerRecord, Store } from "../store/mod.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
-import { stopNetworkHelper } from "./network_helper.ts";
+import { stopNetworkHelper, strayHelpers } from "./network_helper.ts";
+import { runtimeRoot } from "../paths.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -152,7 +153,7 @@ export function sweepLeftovers(
   records: readonly ContainerRecord[] = store.listRecords(),
   now = Date.now(),
 ): void {
-  stopOrphanHelpers(records);
+  stopOrphanHelpers(store, records);
   const live = new Set(records.map((r) => r.id));
   const found = [
     ...leftovers(`${store.root}/exits`, live, now, (n) => n.slice(0, 64)),
@@ -172,10 +173,17 @@ export function sweepLeftovers(
   }
 }
 
-/** Ends the network helpers of containers that no longer run (whose monitor was killed). */
-export function stopOrphanHelpers(records: readonly ContainerRecord[]): void {
+/**
+ * Ends the network helpers of containers that no longer run (whose
+ * monitor was killed), and those whose container has no record any more.
+ */
+export function stopOrphanHelpers(store: Store, records: readonly ContainerRecord[]): void {
   for (const r of records) {
     if (r.network?.helper && !isAlive(r)) stopNetworkHelper(r.id, r.network.helper);
+  }
+  const live = new Set(records.map((r) => r.id));
+  for (const pid of strayHelpers(store.root, runtimeRoot(), live)) {
+    signalProcess(pid, SIGNALS.SIGTERM);
   }
 }
 

@@ -126,6 +126,26 @@ async function helpersGone(sb: Sandbox): Promise<number[]> {
   return helpersOf(sb);
 }
 
+/** Waits up to 5 s for every process naming the sandbox's directory to end; returns those left. */
+async function processesGone(sb: Sandbox): Promise<string[]> {
+  let left: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    left = [];
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+      try {
+        const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+        if (cmd.includes(sb.dir)) left.push(`${e.name} ${cmd.slice(0, 80)}`);
+      } catch {
+        // Gone, or not ours to read.
+      }
+    }
+    if (left.length === 0) return [];
+    await sleep(100);
+  }
+  return left;
+}
+
 /** The container's default gateway (`ip route`), the address that reaches the host. */
 async function gateway(sb: Sandbox, id: string): Promise<string> {
   const r = await sb.run(["exec", id, "ip", "route"]);
@@ -136,6 +156,28 @@ async function gateway(sb: Sandbox, id: string): Promise<string> {
 }
 
 for (const helper of HELPERS) {
+  test(
+    "run --rm leaves no process behind: no helper, no monitor waiting on the helper's descriptors",
+    helper,
+    async () => {
+      await using sb = await sandbox();
+      for (const flags of [["-p", "127.0.0.1::80"], ["-t"]]) {
+        const r = await sb.run([
+          "run",
+          "--rm",
+          "--network",
+          helper,
+          ...flags,
+          "--rootfs",
+          sb.rootfs,
+          "true",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      assert.deepEqual(await processesGone(sb), [], "processes naming the sandbox");
+    },
+  );
+
   test(
     "httpd with -p HOSTPORT:80 is fetched from the host; ps, port and inspect show it",
     helper,

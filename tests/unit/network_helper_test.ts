@@ -6,6 +6,7 @@ import {
   parseSlirpOptions,
   pastaArgs,
   slirpArgs,
+  strayHelpers,
   withHelper,
 } from "../../lib/container/network_helper.ts";
 import { choosePrivateNetwork, type NetworkReport } from "../../lib/host/network.ts";
@@ -163,4 +164,26 @@ Deno.test("containerNetwork() and withHelper() keep the record's network as plai
   const helper = { kind: "slirp4netns" as const, pid: 5, startTime: 9 };
   assert.deepEqual(withHelper(rec, helper).network?.helper, helper);
   assert.equal(withHelper(withHelper(rec, helper), undefined).network?.helper, undefined);
+});
+
+Deno.test("strayHelpers() finds the helpers of containers without a record, by their command lines", () => {
+  const proc = Deno.makeTempDirSync();
+  const live = "a".repeat(64), gone = "b".repeat(64);
+  const procs: Record<string, string[]> = {
+    "10": ["pasta", "--config-net", "-P", `/s/containers/${live}/userdata/network.log.pid`, "5"],
+    "11": ["pasta", "--config-net", "-P", `/s/containers/${gone}/userdata/network.log.pid`, "6"],
+    "12": ["slirp4netns", "--configure", `--api-socket=/r/net/${gone.slice(0, 12)}.sock`, "7"],
+    "13": ["slirp4netns", "--configure", `--api-socket=/r/net/${live.slice(0, 12)}.sock`, "8"],
+    "14": ["pasta", "-P", `/other/containers/${gone}/userdata/x`, "9"],
+    "15": ["sleep", `/s/containers/${gone}/userdata/x`],
+  };
+  for (const [pid, argv] of Object.entries(procs)) {
+    Deno.mkdirSync(`${proc}/${pid}`);
+    Deno.writeTextFileSync(`${proc}/${pid}/cmdline`, argv.join("\0") + "\0");
+  }
+  try {
+    assert.deepEqual(strayHelpers("/s", "/r", new Set([live]), proc).sort(), [11, 12]);
+  } finally {
+    Deno.removeSync(proc, { recursive: true });
+  }
 });
