@@ -204,14 +204,14 @@ try {
     await new Promise((r) => setTimeout(r, 500));
     const after = processes();
     // What came with this container: processes naming its id or its pid
-    // (the monitors), the network helpers started meanwhile, and Podman's
-    // rootlessport pair; not
+    // (monitors, trun's helpers), the slirp4netns started meanwhile (Podman
+    // names only a netns path) and Podman's rootlessport pair; not
     // the container's own, nor anything else the machine started meanwhile.
     const beside = [...after.entries()].filter(([p, [, comm]]) => {
       if (before.has(p) || under(after, p, pid)) return false;
       const words = cmdline(p).split(" ");
       return words.some((w) => w.includes(id) || w === String(pid)) ||
-        ["rootlessport", "slirp4netns", "pasta", "passt.avx2"].includes(comm) ||
+        ["rootlessport", "slirp4netns"].includes(comm) ||
         (comm === "exe" && after.get(after.get(p)![0])?.[1] === "rootlessport");
     });
     const parts = beside.map(([p, [, comm]]) => ({ p, comm, pss: pss(p) }));
