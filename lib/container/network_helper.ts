@@ -325,12 +325,17 @@ function apiSocketPath(id: string): string {
   return `${runtimeRoot()}/net/${id.slice(0, 12)}.sock`;
 }
 
-/** The last line of a helper's error output, for messages. */
-function lastLine(path: string): string {
+/**
+ * The line of a helper's error output that says why it failed: pasta's
+ * first (a usage text may follow), slirp4netns's last (progress lines
+ * come first); pasta's notes about an absent syslog are skipped.
+ */
+function helperMessage(path: string, kind: NetworkHelper["kind"]): string {
   try {
-    const text = Deno.readTextFileSync(path).trim();
+    const lines = Deno.readTextFileSync(path).split("\n").map((l) => l.trim())
+      .filter((l) => l !== "" && !/^Failed to send \d+ bytes to syslog$/.test(l));
     Deno.removeSync(path);
-    return text.split("\n").at(-1) ?? "";
+    return (kind === "pasta" ? lines[0] : lines.at(-1)) ?? "";
   } catch {
     return "";
   }
@@ -532,7 +537,9 @@ export async function startNetworkHelper(
       }
       if (!(status.exited && status.code === 0) || !(daemon > 0)) {
         if (daemon > 0) signalProcess(daemon, SIGNALS.SIGKILL);
-        throw new Error(`network helper pasta failed: ${lastLine(errorPath) || "no message"}`);
+        throw new Error(
+          `network helper pasta failed: ${helperMessage(errorPath, "pasta") || "no message"}`,
+        );
       }
       return helperOf("pasta", daemon);
     } finally {
@@ -563,7 +570,9 @@ export async function startNetworkHelper(
       const ready = await readFd(readyRead, 1);
       if (ready.length !== 1) {
         throw new Error(
-          `network helper slirp4netns failed: ${lastLine(errorPath) || "no message"}`,
+          `network helper slirp4netns failed: ${
+            helperMessage(errorPath, "slirp4netns") || "no message"
+          }`,
         );
       }
       for (const p of ports) await slirpForward(socket, p);
