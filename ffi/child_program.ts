@@ -556,6 +556,23 @@ export interface SpawnSetup {
 }
 
 /**
+ * A setup that marks every descriptor from 3 up close-on-exec before
+ * anything else (the one passed as descriptor 3 is dup'ed after, so it
+ * stays): for a daemon started from a process whose own caller handed it
+ * descriptors, such as `trun runtime create` under conmon (its stdio and
+ * sync pipes), which would otherwise wait for their end as long as the
+ * daemon lives.
+ */
+export const CLOSE_INHERITED: SpawnSetup = {
+  cloneFlags: 0,
+  ops: [{
+    call: "close_range",
+    args: [3, 0xffffffff, AT.CLOSE_RANGE_CLOEXEC],
+    step: "closing inherited descriptors",
+  }],
+};
+
+/**
  * Starts a program as a plain child of trun (no namespaces), the way
  * posix_spawn does: a CLONE_VM|CLONE_VFORK clone that resets the signals,
  * restores the signal mask and execs (`execTail`). About a millisecond,

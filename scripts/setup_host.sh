@@ -18,6 +18,7 @@ PACKAGES=(
   iptables        # forwarding out of the user-defined networks' namespace
   slirp4netns
   hyperfine       # benchmarks
+  iperf3          # network benchmark (bench/network_bench.ts)
   zstd
   binutils
   procps

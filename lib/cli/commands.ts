@@ -161,6 +161,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./container_ops.ts")).RENAME,
   },
   {
+    name: "container port",
+    aliases: ["port"],
+    summary: "List port mappings or a specific mapping for the container",
+    load: async () => (await import("./port.ts")).main,
+    grammar: async () => (await import("./port.ts")).PORT,
+  },
+  {
     name: "container top",
     aliases: ["top"],
     summary: "Display the running processes of a container",

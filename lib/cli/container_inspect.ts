@@ -16,6 +16,8 @@ import type { ContainerRecord, Store } from "../store/mod.ts";
 import { type MountRequest, mountRequests } from "../spec/mounts.ts";
 import { hostConfigResources } from "../spec/resources.ts";
 import type { Resources } from "../spec/types.ts";
+import { dockerPortMaps } from "../spec/ports.ts";
+import { helperProblem } from "../container/network_helper.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -48,6 +50,8 @@ export interface ContainerFacts {
   resources?: Resources;
   /** Whether it is paused now (its cgroup frozen). */
   paused?: boolean;
+  /** Why its network is broken while it runs (its helper died), if it is. */
+  networkProblem?: string;
 }
 
 /** What inspect shows of a container's mounts: Mounts, and HostConfig's and Config's parts. */
@@ -165,6 +169,7 @@ export function inspectContainer(
 ): Record<string, unknown> {
   const { dir } = facts;
   const m = inspectMounts(rec, facts.volumesDir ?? "");
+  const net = dockerPortMaps(rec.network?.ports ?? [], rec.network?.exposed ?? []);
   const etc = (name: string) =>
     facts.etcFiles.includes(name)
       ? `${dir}/userdata/etc/${name}`
@@ -183,7 +188,7 @@ export function inspectContainer(
       Dead: false,
       Pid: status === "running" ? rec.pid : 0,
       ExitCode: rec.exitCode ?? 0,
-      Error: rec.error ?? "",
+      Error: rec.error ?? (status === "running" ? facts.networkProblem ?? "" : ""),
       StartedAt: rec.startedAt || ZERO_TIME,
       FinishedAt: rec.finishedAt || ZERO_TIME,
     },
@@ -212,6 +217,7 @@ export function inspectContainer(
       ...(m.tmpfs ? { Tmpfs: m.tmpfs } : {}),
       ...(m.hostMounts ? { Mounts: m.hostMounts } : {}),
       ...hostConfigResources(facts.resources),
+      PortBindings: net.portBindings,
     },
     GraphDriver: {
       Data: {
@@ -238,6 +244,9 @@ export function inspectContainer(
     // made it up is not known, so all of it is the Cmd.
     Cmd: rec.command,
     Image: rec.image,
+    ...(rec.network?.exposed?.length
+      ? { ExposedPorts: Object.fromEntries(Object.keys(net.ports).map((k) => [k, {}])) }
+      : {}),
     Volumes: m.volumes,
     WorkingDir: facts.workingDir ?? "",
     Entrypoint: null,
@@ -246,7 +255,10 @@ export function inspectContainer(
     StopSignal: rec.stopSignal,
     StopTimeout: rec.stopTimeout,
   };
-  out.NetworkSettings = networkSettings(rec);
+  out.NetworkSettings = {
+    ...networkSettings(rec),
+    Ports: status === "running" ? net.ports : {},
+  };
   return out;
 }
 
@@ -366,6 +378,8 @@ export function containerFacts(
       // Not written for this container (or not yet).
     }
   }
+  const problem = helperProblem(rec);
+  if (problem) facts.networkProblem = problem;
   if (opts.size) {
     const rw = treeSize(`${dir}/upper`);
     const image = rec.imageId === ""

@@ -12,7 +12,8 @@
 // rule has no per-directory exception, so this file opts out.
 // deno-lint-ignore-file no-console
 import { type CommandDef, defineCommand, helpText, parseArgs, UsageError } from "./args.ts";
-import type { DeviceAccess, HelperReport, HostReport, IdSpan } from "../host/mod.ts";
+import type { DeviceAccess, HelperReport, HostReport, IdSpan, NetworkReport } from "../host/mod.ts";
+import { choosePrivateNetwork } from "../host/network.ts";
 import { type VersionInfo, versionInfo, versionText } from "../version.ts";
 
 /** The grammar of `trun info`. */
@@ -103,6 +104,14 @@ function helper(h: HelperReport): string {
     ? `file capabilities ${h.fileCaps.join(",")}`
     : "no setuid bit, no file capabilities";
   return `${h.path} (mode ${h.mode}, ${how})`;
+}
+
+/** What `--network private` (the default) resolves to, and why. */
+function defaultNetwork(n: NetworkReport): string {
+  const choice = choosePrivateNetwork(n);
+  return choice.kind === "none"
+    ? `none (loopback only): ${choice.why}`
+    : `private through ${choice.kind} (${choice.why})`;
 }
 
 function device(d: DeviceAccess): string {
@@ -198,6 +207,7 @@ export function renderInfo(report: HostReport, version: VersionInfo = versionInf
       ["pasta", network.pasta ?? "not found"],
       ["slirp4netns", network.slirp4netns ?? "not found"],
       ["/dev/net/tun", device(network.devNetTun)],
+      ["Default network", defaultNetwork(network)],
     ]],
   ];
   const width = Math.max(...groups.flatMap(([, rows]) => rows.map(([k]) => k.length))) + 2;

@@ -23,6 +23,7 @@ import {
 } from "./format.ts";
 import { formatFlag } from "./_image_common.ts";
 import { parseReference } from "../oci/reference.ts";
+import { portsColumn } from "../spec/ports.ts";
 import { type ContainerStatus, containerStatus } from "../container/status.ts";
 import { isPaused } from "../container/pause.ts";
 import { type ContainerRecord, openStore } from "../store/mod.ts";
@@ -76,6 +77,8 @@ export interface PsItem {
   sizeRw?: number;
   /** Bytes of the image under it, when known (Docker's "virtual" size is both). */
   sizeImage?: number;
+  /** It runs, but its network helper died (`helperProblem`). */
+  helperDead?: boolean;
 }
 
 /** Docker's container states, the values `status=` accepts. */
@@ -329,11 +332,12 @@ export function psJson(
     Mounts: "",
     Names: rec.name,
     Networks: "",
-    Ports: "",
+    Ports: item.status === "running" ? portsColumn(rec.network?.ports ?? []) : "",
     RunningFor: timeAgo(rec.created, opts.now),
     Size: sizeText(item),
     State: item.paused ? "paused" : item.status,
-    Status: statusText(rec, item.status, opts.now) + (item.paused ? " (Paused)" : ""),
+    Status: statusText(rec, item.status, opts.now) + (item.paused ? " (Paused)" : "") +
+      (item.helperDead ? ` (network helper ${rec.network?.helper?.kind} exited)` : ""),
   };
 }
 
@@ -451,9 +455,18 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
         // Not a stored image (or ambiguous): matched by name or id prefix only.
       }
     }
-    const items = store.listRecords().map((rec) => {
+    const { helperProblem } = await import("../container/network_helper.ts");
+    const { stopOrphanHelpers } = await import("../container/ops.ts");
+    const records = store.listRecords();
+    stopOrphanHelpers(store, records);
+    const items = records.map((rec) => {
       const status = containerStatus(rec);
-      return { rec, status, ...(status === "running" && isPaused(rec) ? { paused: true } : {}) };
+      return {
+        rec,
+        status,
+        ...(status === "running" && isPaused(rec) ? { paused: true } : {}),
+        ...(status === "running" && helperProblem(rec) ? { helperDead: true } : {}),
+      };
     });
     const selected: PsItem[] = selectContainers(items, { all: p.flags.all, last, filters });
     if (size) {

@@ -83,8 +83,8 @@ export const RUN = defineCommand({
     network: {
       kind: "list",
       value: "NETWORK",
-      help:
-        "host (default), none, container:NAME|ID, or a network's name (again for more networks)",
+      help: "private (default: own namespace through pasta or slirp4netns), none, host, " +
+        "pasta[:OPTS], slirp4netns[:OPTS], container:NAME|ID, or a network's name (repeatable)",
     },
     "network-alias": {
       kind: "list",
@@ -108,6 +108,18 @@ export const RUN = defineCommand({
       help: "Set a resolver option in /etc/resolv.conf",
     },
     domainname: { kind: "string", value: "NAME", help: "Container NIS domain name" },
+    publish: {
+      short: "p",
+      kind: "list",
+      value: "[IP:][HOSTPORT:]PORT[/PROTO]",
+      help: "Publish a container's port (or range) on the host",
+    },
+    "publish-all": {
+      short: "P",
+      kind: "bool",
+      help: "Publish every exposed port on a free host port",
+    },
+    expose: { kind: "list", value: "PORT[/PROTO]", help: "Expose a port (or range) for -P" },
     pull: {
       kind: "string",
       value: "POLICY",
@@ -228,6 +240,7 @@ async function runRecorded(
     idMapping: IdMapping;
     tCli: number;
     cgroup?: { parent: string; parentDir: string };
+    network: import("../store/containers.ts").ContainerNetwork;
   },
 ): Promise<number> {
   if (mode === "detach" && flags.attach.length > 0) {
@@ -301,6 +314,7 @@ async function runRecorded(
         image: what.target,
         imageConfig: what.image,
         options: what.options,
+        network: what.network,
         ...(flags.name !== undefined ? { name: flags.name } : {}),
         autoRemove: flags.rm,
         labels: parseLabels(flags.label),
@@ -481,18 +495,8 @@ async function nameOptions(
     );
   }
   if (names.length === 0 && modes.length > 1) throw new UsageError(def, "--network: give one mode");
-  const network: RunOptions["network"] = modes[0] ?? { kind: "host" };
-  if (
-    network.kind !== "host" && network.kind !== "none" && network.kind !== "container" &&
-    network.kind !== "network"
-  ) {
-    throw new UsageError(
-      def,
-      `unsupported --network "${
-        flags.network[0]
-      }": use host, none, container:NAME|ID or a network's name`,
-    );
-  }
+  // Without --network: the private default (resolved at create time).
+  const network: RunOptions["network"] = modes[0] ?? { kind: "private" };
   const networks = names.map((name) => ({ name, aliases: [...aliases] }));
   const checked = (flag: string, values: string[], check: (v: string) => unknown) => {
     for (const v of values) {
@@ -544,8 +548,33 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
   const names = await nameOptions(def, p.flags);
-  const { network, networks } = names;
+  const { networks } = names;
+  const { parseExpose, parsePublish } = await import("../spec/ports.ts");
+  let publish;
+  try {
+    publish = p.flags.publish.map(parsePublish);
+    for (const e of p.flags.expose) parseExpose(e);
+  } catch (e) {
+    throw new UsageError(def, (e as Error).message);
+  }
+  if (names.network.kind === "container") {
+    const conflict = (await import("../spec/etc_files.ts")).containerModeConflict({
+      publish: p.flags.publish,
+      publishAll: p.flags["publish-all"],
+      expose: p.flags.expose,
+    });
+    if (conflict) throw Object.assign(new Error(conflict), { exitCode: 125 });
+  }
   ensureRuntimeRoot();
+  const { resolveNetwork } = await import("../container/network_helper.ts");
+  let resolved;
+  try {
+    resolved = resolveNetwork(names.network);
+  } catch (e) {
+    throw Object.assign(e as Error, { exitCode: 125 });
+  }
+  if (resolved.warning) warn(resolved.warning);
+  const network = resolved.mode;
   const options: RunOptions = {
     args,
     env: p.flags.env,
@@ -557,6 +586,8 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     readOnly: p.flags["read-only"],
     network,
     ...(networks.length > 0 ? { networks } : {}),
+    ...(resolved.hostGateway ? { hostGateway: resolved.hostGateway } : {}),
+    ...(resolved.dnsServers ? { dnsServers: resolved.dnsServers } : {}),
     tty: p.flags.tty,
     // Set in the container before it runs, so its first `stty size` is right.
     ...(p.flags.tty
@@ -643,6 +674,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
     }));
   }
   if (idMapping.warning) warn(idMapping.warning);
+  const net = await publishedNetwork(network, publish, p.flags, image.exposedPorts ?? []);
   return await runRecorded(
     p.flags,
     creating ? "create" : p.flags.detach ? "detach" : "foreground",
@@ -655,6 +687,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       idMapping,
       tCli,
       ...(cgroup ? { cgroup } : {}),
+      network: net,
     },
   );
 }
@@ -705,4 +738,42 @@ async function containerCgroup(
   return decision.parent !== undefined
     ? { parent: decision.parent, parentDir: decision.parentDir! }
     : undefined;
+}
+
+/**
+ * The record's network: the mode, and the published ports (`-p`, and with
+ * `-P` every exposed port) with their host ports chosen and checked free,
+ * so a busy port fails before anything is made.
+ */
+async function publishedNetwork(
+  mode: import("../spec/network_mode.ts").NetworkMode,
+  publish: import("../spec/ports.ts").PublishRequest[],
+  flags: { "publish-all": boolean; expose: string[] },
+  imageExposed: string[],
+): Promise<import("../store/containers.ts").ContainerNetwork> {
+  const { publishAllBindings, publishBindings } = await import("../spec/ports.ts");
+  const { allocateHostPorts, containerNetwork } = await import(
+    "../container/network_helper.ts"
+  );
+  const exposed = [...new Set([...imageExposed, ...flags.expose])];
+  let wanted = publishBindings(publish);
+  if (flags["publish-all"]) wanted = [...wanted, ...publishAllBindings(exposed, wanted)];
+  if (wanted.length > 0 && mode.kind === "host") {
+    warn("Published ports are discarded when using host network mode");
+    wanted = [];
+  }
+  if (wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns") {
+    throw Object.assign(
+      new Error(
+        `conflicting options: port publishing and the ${mode.kind} network mode ` +
+          "(published ports need pasta or slirp4netns)",
+      ),
+      { exitCode: 125 },
+    );
+  }
+  // slirp4netns forwards IPv4 only: "every address" is 0.0.0.0 there.
+  if (mode.kind === "slirp4netns") {
+    wanted = wanted.map((b) => (b.hostIp === "" ? { ...b, hostIp: "0.0.0.0" } : b));
+  }
+  return containerNetwork(mode, await allocateHostPorts(wanted), exposed);
 }

@@ -333,12 +333,28 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
       const p = parseArgs(VERBS.create, argv);
       if (p.help) return printHelp(VERBS.create);
       if (p.flags["no-pivot"]) throw new Error("--no-pivot is not supported: trun always pivots");
-      await engine.create(root, p.args[0]!, {
-        bundle: p.flags.bundle ?? ".",
-        ...(p.flags["pid-file"] ? { pidFile: p.flags["pid-file"] } : {}),
-        ...(p.flags["console-socket"] ? { consoleSocket: p.flags["console-socket"] } : {}),
-        ...(p.flags["no-new-keyring"] ? { noNewKeyring: true } : {}),
-      });
+      const bundle = p.flags.bundle ?? ".";
+      // trun's containers under conmon: their network helper attaches
+      // while the process still runs as the container's root (see
+      // NETWORK_ANNOTATION).
+      const net = await import("../container/network_helper.ts");
+      let helper: Awaited<ReturnType<typeof net.startAnnotatedHelper>>;
+      try {
+        await engine.create(root, p.args[0]!, {
+          bundle,
+          ...(p.flags["pid-file"] ? { pidFile: p.flags["pid-file"] } : {}),
+          ...(p.flags["console-socket"] ? { consoleSocket: p.flags["console-socket"] } : {}),
+          ...(p.flags["no-new-keyring"] ? { noNewKeyring: true } : {}),
+          beforeMounts: async (pid, annotations) => {
+            if (net.NETWORK_ANNOTATION in annotations) {
+              helper = await net.startAnnotatedHelper(annotations, Deno.realPathSync(bundle), pid);
+            }
+          },
+        });
+      } catch (e) {
+        net.stopNetworkHelper(p.args[0]!, helper);
+        throw e;
+      }
       return 0;
     }
     case "run": {

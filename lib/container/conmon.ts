@@ -24,6 +24,12 @@ import {
 } from "./detached.ts";
 import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
+import {
+  type NetworkHelper,
+  stopNetworkHelper,
+  takeAnnotatedHelper,
+  withHelper,
+} from "./network_helper.ts";
 
 /** Where conmon may be: $PATH, then where distributions put it. */
 const CONMON_DIRS = "/usr/libexec/podman:/usr/local/libexec/podman:/usr/lib/podman";
@@ -237,9 +243,14 @@ export async function startWithConmon(
       exitCode,
     };
   }
+  // The runtime's create started the network helper (NETWORK_ANNOTATION).
+  const helper = takeAnnotatedHelper(p.userdata);
+  // Recorded before the start: a container that exits at once is cleaned
+  // up (its helper ended) by conmon's exit command, which reads the record.
+  if (helper) recordHelper(rec.id, helper);
   await beforeStart?.();
   await runtimeStart(c.runtimeRoot, rec.id);
-  await recordStart(rec.id, pid, await readPid(c.conmonPidFile));
+  await recordStart(rec.id, pid, await readPid(c.conmonPidFile), helper);
   return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
 }
 
@@ -253,11 +264,26 @@ function updateCount(id: string): ContainerRecord | undefined {
   }
 }
 
-/** Records a start under conmon: the container's pid, conmon's, and the time. */
-function recordStart(id: string, pid: number, conmonPid: number): void {
+/** Records the network helper of the run about to start. */
+function recordHelper(id: string, helper: NetworkHelper): void {
   const store = openStore(undefined, { repair: false });
   try {
-    store.updateRecord(id, (r) => runningRecord(r, pid, "conmon", conmonPid));
+    store.updateRecord(id, (r) => withHelper(r, helper));
+  } finally {
+    store.close();
+  }
+}
+
+/** Records a start under conmon: the container's pid, conmon's, the time and the network helper. */
+function recordStart(
+  id: string,
+  pid: number,
+  conmonPid: number,
+  helper: NetworkHelper | undefined,
+): void {
+  const store = openStore(undefined, { repair: false });
+  try {
+    store.updateRecord(id, (r) => withHelper(runningRecord(r, pid, "conmon", conmonPid), helper));
   } finally {
     store.close();
   }
@@ -286,6 +312,7 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
       finishedAt: new Date().toISOString(),
     })) ?? rec;
     await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+    stopNetworkHelper(rec.id, rec.network?.helper);
   } finally {
     store.close();
   }

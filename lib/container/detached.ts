@@ -25,12 +25,14 @@ import {
   type RunOptions,
 } from "../spec/generate.ts";
 import type { ContainerRecord, MountFlags, Store } from "../store/mod.ts";
+import type { ContainerNetwork } from "../store/containers.ts";
 import type { PreparedVolumes } from "./volumes.ts";
 import { gatherHostFacts, gatherRootfsFacts, kernelAtLeast, newContainerId } from "./facts.ts";
 import { generateName, validateName } from "./names.ts";
 import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer.ts";
 import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
+import { helperKind, NETWORK_ANNOTATION } from "./network_helper.ts";
 import { exitFilePath, exitsDir } from "./status.ts";
 import { containerLeases, leaseAddress, listNetworks, releaseLeases } from "../store/networks.ts";
 import { holderNetnsPath, holderUsernsPath } from "../network/holder.ts";
@@ -60,6 +62,8 @@ export interface DetachedInput {
   imageConfig: ImageProcessConfig;
   /** The user's options. */
   options: RunOptions;
+  /** Its network as the record keeps it (mode resolved, ports chosen). */
+  network?: ContainerNetwork;
   /** `--name`. */
   name?: string;
   /** `--rm`. */
@@ -191,6 +195,14 @@ export function createDetached(input: DetachedInput): ContainerRecord {
       lowerdirAppend: layout.lowerdirAppend,
     }),
   };
+  if (helperKind(input.network)) {
+    // For `trun-runc create` under conmon: the helper to start (see
+    // NETWORK_ANNOTATION in network_helper.ts).
+    generated.spec.annotations[NETWORK_ANNOTATION] = JSON.stringify({
+      id,
+      network: input.network,
+    });
+  }
   input.onSpec?.(generated.spec);
   Deno.writeTextFileSync(p.spec, JSON.stringify(generated.spec));
   Deno.writeTextFileSync(p.rootfs, JSON.stringify(layout));
@@ -217,7 +229,10 @@ export function createDetached(input: DetachedInput): ContainerRecord {
     ...(input.volumes?.volumes.length ? { volumes: input.volumes.volumes } : {}),
     ...mountFlagsOf(input.options),
     network: {
-      mode: networkPeer ? joinedMode(networkPeer.id) : formatNetworkMode(network),
+      ...input.network,
+      mode: networkPeer
+        ? joinedMode(networkPeer.id)
+        : input.network?.mode ?? formatNetworkMode(network),
       ...namesOf(input.options),
     },
     ...(input.cgroup ? { cgroup: `${input.cgroup.parentDir}/${id}` } : {}),

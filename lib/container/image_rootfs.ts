@@ -64,6 +64,7 @@ export async function imageRootfs(
     if (c.WorkingDir) config.workingDir = c.WorkingDir;
     if (c.User) config.user = c.User;
     if (c.StopSignal) config.stopSignal = c.StopSignal;
+    if (c.ExposedPorts) config.exposedPorts = Object.keys(c.ExposedPorts);
     return { layers, image: config, imageId: image.id };
   } finally {
     store.close();

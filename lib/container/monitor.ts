@@ -29,6 +29,13 @@ import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
 import { networkPeerBlocks } from "./network_peer.ts";
 import { removeAtExit } from "./ops.ts";
+import {
+  helperKind,
+  type NetworkHelper,
+  startNetworkHelper,
+  stopNetworkHelper,
+  withHelper,
+} from "./network_helper.ts";
 
 /**
  * Runs the monitor of container `id`; `readyFd` receives one JSON report
@@ -171,6 +178,7 @@ async function runOnce(
     if (rec.network?.networks !== undefined) {
       await (await import("../network/endpoints.ts")).networkEndpoints(id);
     }
+    let helper: NetworkHelper | undefined;
     try {
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
@@ -187,6 +195,20 @@ async function runOnce(
         // the truth from its pid and start time.
         dieWithParent: false,
         onStarted: (t) => (timings = t),
+        // The network helper attaches to the namespaces once they exist,
+        // before the container runs anything of its own.
+        ...(helperKind(rec.network)
+          ? {
+            beforeMounts: async (pid: number) => {
+              helper = await startNetworkHelper(
+                rec.id,
+                rec.network,
+                pid,
+                `${p.userdata}/network.log`,
+              );
+            },
+          }
+          : {}),
         sessionKeyring: sessionKeyringName(id),
         stdio: [nul, outWrite, errWrite],
         // Its own cgroup, entered before it runs anything of its own.
@@ -197,6 +219,9 @@ async function runOnce(
       for (const w of launched.placement.warnings) {
         Deno.stderr.writeSync(new TextEncoder().encode(`trun: warning: ${w}\n`));
       }
+    } catch (e) {
+      stopNetworkHelper(id, helper);
+      throw e;
     } finally {
       closeFd(outWrite);
       closeFd(errWrite);
@@ -212,7 +237,7 @@ async function runOnce(
     );
     launched.child.release();
     const pid = launched.pid;
-    update(id, (r) => runningRecord(r, pid, "trun", Deno.pid));
+    update(id, (r) => withHelper(runningRecord(r, pid, "trun", Deno.pid), helper));
     report({ ok: true, pid, ...(timings ? { timings } : {}) });
     const pump = async (fd: number, stream: "stdout" | "stderr") => {
       for (;;) {
@@ -235,6 +260,7 @@ async function runOnce(
       const { removeCgroup } = await import("../engine/cgroup.ts");
       await removeCgroup(launched.placement.dir);
     }
+    stopNetworkHelper(id, helper);
     finish(code);
     return { code, started: true };
   } catch (e) {

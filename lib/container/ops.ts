@@ -14,6 +14,8 @@ import type { ContainerRecord, Store } from "../store/mod.ts";
 import { thawIfPaused } from "./pause.ts";
 import { containerStatus, exitFilePath, monitorAlive } from "./status.ts";
 import { removeUnusedVolumes } from "./volumes.ts";
+import { stopNetworkHelper, strayHelpers } from "./network_helper.ts";
+import { runtimeRoot } from "../paths.ts";
 
 /** A container that does not exist, with Docker's wording and exit status. */
 export function noSuchContainer(ref: string): Error {
@@ -108,6 +110,7 @@ export async function removeContainer(
     await thawIfPaused(rec);
     await waitGone(rec, 10_000);
   }
+  stopNetworkHelper(rec.id, rec.network?.helper);
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));
   if (rec.cgroup) removeCgroupDir(rec.cgroup);
   await Deno.remove(store.containerDir(rec.id), { recursive: true }).catch((e) => {
@@ -169,8 +172,9 @@ function leftovers(
 }
 
 /**
- * Tidies what killed trun processes left: exit files and runtime logs of
- * containers that no longer exist, and container directories whose record
+ * Tidies what killed trun processes left: network helpers of containers
+ * that no longer run (their monitor was killed), exit files and runtime
+ * logs of containers that no longer exist, and container directories whose record
  * was never written (a `run` killed while creating it), once old enough
  * that nothing is still making them. A directory this process may not
  * delete (files of other ids) is left to `trun system prune`.
@@ -181,6 +185,7 @@ export function sweepLeftovers(
   now = Date.now(),
   cgroupParent?: string,
 ): void {
+  stopOrphanHelpers(store, records);
   const live = new Set(records.map((r) => r.id));
   sweepCgroups(records, live, now, cgroupParent);
   const found = [
@@ -230,6 +235,20 @@ function sweepCgroups(
   if (cgroupParent === undefined) return;
   for (const dir of leftovers(cgroupParent, live, now, (n) => n)) {
     if (/\/[0-9a-f]{64}$/.test(dir)) removeCgroupDir(dir);
+  }
+}
+
+/**
+ * Ends the network helpers of containers that no longer run (whose
+ * monitor was killed), and those whose container has no record any more.
+ */
+export function stopOrphanHelpers(store: Store, records: readonly ContainerRecord[]): void {
+  for (const r of records) {
+    if (r.network?.helper && !isAlive(r)) stopNetworkHelper(r.id, r.network.helper);
+  }
+  const live = new Set(records.map((r) => r.id));
+  for (const pid of strayHelpers(store.root, runtimeRoot(), live)) {
+    signalProcess(pid, SIGNALS.SIGTERM);
   }
 }
 

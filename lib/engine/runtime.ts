@@ -188,6 +188,11 @@ export interface CreateOptions {
   consoleFd?: number;
   /** `--no-new-keyring`: the process keeps the caller's session keyring. */
   noNewKeyring?: boolean;
+  /**
+   * Runs after the prestart and createRuntime hooks, with the process's
+   * pid and the spec's annotations (trun's network helper attaches here).
+   */
+  beforeMounts?: (pid: number, annotations: Readonly<Record<string, string>>) => Promise<void>;
 }
 
 /** The state of a recorded container with its status forced (for hooks run mid-way). */
@@ -252,6 +257,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
         const state = hookState(root, withPid(pid), "creating");
         await runHooks("prestart", hooks.prestart, state);
         await runHooks("createRuntime", hooks.createRuntime, state);
+        await opts.beforeMounts?.(pid, config.annotations);
       },
       ...(hooks.createContainer.length > 0
         ? {

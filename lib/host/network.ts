@@ -51,3 +51,40 @@ export function probeNetwork(input: NetworkInput): { report: NetworkReport; prob
   }
   return { report: { pasta, slirp4netns, devNetTun }, problems };
 }
+
+/** What the default private network resolves to on this host, and why. */
+export interface PrivateNetworkChoice {
+  /** The helper that gives the namespace its connectivity, or none. */
+  kind: "pasta" | "slirp4netns" | "none";
+  /** Why (for `trun info`), and with `none` what to install. */
+  why: string;
+}
+
+/**
+ * The helper the default network uses: pasta when installed and
+ * /dev/net/tun is usable, else slirp4netns, else none (loopback only).
+ */
+export function choosePrivateNetwork(report: NetworkReport): PrivateNetworkChoice {
+  const tun = report.devNetTun;
+  if (!tun.accessible) {
+    return {
+      kind: "none",
+      why: tun.exists
+        ? `/dev/net/tun is mode ${tun.mode} and not usable: containers get only loopback; ` +
+          "chmod 0666 /dev/net/tun, its usual mode"
+        : "/dev/net/tun does not exist: containers get only loopback; modprobe tun",
+    };
+  }
+  if (report.pasta !== null) return { kind: "pasta", why: `pasta found at ${report.pasta}` };
+  if (report.slirp4netns !== null) {
+    return {
+      kind: "slirp4netns",
+      why: `pasta not found; slirp4netns found at ${report.slirp4netns}`,
+    };
+  }
+  return {
+    kind: "none",
+    why: "neither pasta nor slirp4netns found: containers get only loopback; " +
+      "install passt (for pasta) or slirp4netns",
+  };
+}

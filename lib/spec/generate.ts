@@ -48,6 +48,8 @@ export interface ImageProcessConfig {
   user?: string;
   /** `StopSignal` (what `stop` sends first unless `--stop-signal` says otherwise). */
   stopSignal?: string;
+  /** `ExposedPorts`' keys (`80/tcp`), for `-P`. */
+  exposedPorts?: string[];
 }
 
 /** What the image's root filesystem says, read once before generation. */

@@ -87,7 +87,7 @@ export interface ContainerRecord {
   volumes?: ContainerVolume[];
   /** Its mount flags as given (inspect's HostConfig.Binds, Mounts and Tmpfs). */
   mountFlags?: MountFlags;
-  /** Its network (lib/spec/network_mode.ts) and, on user-defined networks, its endpoints. */
+  /** Its network: the mode, published ports, the helper beside it (absent: the host's, before networks). */
   network?: ContainerNetwork;
   /** Its own cgroup v2 directory, when it was placed in one (absent: derived from its process). */
   cgroup?: string;
@@ -109,15 +109,34 @@ export interface NetworkEndpoint {
   networkId?: string;
 }
 
+/** A published port: host address and port to container port. */
+export interface PortBinding {
+  /** The host address ("" = every address). */
+  hostIp: string;
+  /** The host port. */
+  hostPort: number;
+  /** The container port. */
+  containerPort: number;
+  /** The protocol. */
+  protocol: "tcp" | "udp";
+}
+
 /** A container's network, as the record keeps it (plain JSON). */
 export interface ContainerNetwork {
   /**
-   * The mode as `--network` spells it (`formatNetworkMode`); `container:<full id>`
-   * when joined; for user-defined networks their names.
+   * The mode as `--network` spells it, `private` already resolved (`pasta`,
+   * `slirp4netns:…`); `container:<full id>` when joined; for user-defined
+   * networks their names.
    */
   mode: string;
   /** `--dns`, `--dns-search`, `--dns-option` and `--add-host` as given (inspect's HostConfig). */
   names?: { dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[]; extraHosts?: string[] };
+  /** Published ports (`-p`, `-P`), host ports already chosen. */
+  ports?: PortBinding[];
+  /** Ports the container exposes (the image's ExposedPorts and `--expose`, `80/tcp`). */
+  exposed?: string[];
+  /** The helper process of the current run (pasta or slirp4netns). */
+  helper?: { kind: "pasta" | "slirp4netns"; pid: number; startTime?: number };
   /** Its endpoint on each user-defined network, by network name. */
   networks?: Record<string, NetworkEndpoint>;
 }

@@ -227,7 +227,10 @@ test("--ulimit is what ulimit says inside; --sysctl sets namespaced sysctls only
   assert.equal(net.trim(), "1");
   for (
     const [flags, re] of [
-      [["--sysctl", "net.ipv4.ip_forward=1"], /not allowed in the host's network namespace/],
+      [
+        ["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+        /not allowed in the host's network namespace/,
+      ],
       [["--sysctl", "kernel.hostname=x"], /"kernel.hostname" is not allowed/],
       [["--ulimit", "nofile=10:5"], /soft limit must be less than or equal to hard limit/],
       [["--ulimit", "bogus=1"], /invalid ulimit type: "bogus"/],

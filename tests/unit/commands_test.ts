@@ -162,6 +162,7 @@ Deno.test("listingHelp() lists top-level names in table order", () => {
     "logs",
     "restart",
     "rename",
+    "port",
     "top",
     "pause",
     "unpause",

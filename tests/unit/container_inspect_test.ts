@@ -160,6 +160,7 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
     AutoRemove: true,
     RestartPolicy: { Name: "no", MaximumRetryCount: 0 },
     ...hostConfigResources(undefined),
+    PortBindings: {},
   });
   const joined = { ...rec, network: { mode: `container:${cid("peer")}` } };
   assert.equal(
@@ -184,7 +185,7 @@ Deno.test("inspectContainer() fills Config, HostConfig, GraphDriver from the rec
     ["none", ["1.1.1.1"], ["a.org"], ["ndots:2"], ["db:10.0.0.5"]],
   );
   assert.deepEqual(out.Mounts, []);
-  assert.deepEqual(out.NetworkSettings, {});
+  assert.deepEqual(out.NetworkSettings, { Ports: {} });
   assert.deepEqual(out.GraphDriver, {
     Data: {
       LowerDir: "/s/layers/top:/s/layers/base",
@@ -421,4 +422,30 @@ Deno.test("inspectContainer() shows a paused container and its limits as Docker 
   assert.equal(host.CpuQuota, 50000);
   assert.equal(host.PidsLimit, 10);
   assert.equal(host.MemorySwap, 0);
+});
+
+Deno.test("inspectContainer() shows the network mode, published ports and a dead network helper", () => {
+  const rec = containerRecord({
+    id: cid("beef"),
+    name: "net",
+    network: {
+      mode: "pasta",
+      ports: [{ hostIp: "127.0.0.1", hostPort: 8080, containerPort: 80, protocol: "tcp" }],
+      exposed: ["80/tcp", "443/tcp"],
+    },
+  });
+  const facts = { ...FACTS, networkProblem: "network helper pasta (pid 9) exited" };
+  const out = inspectContainer(rec, "running", facts) as Record<string, Record<string, unknown>>;
+  assert.equal(out.HostConfig!.NetworkMode, "pasta");
+  assert.deepEqual(out.HostConfig!.PortBindings, {
+    "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "8080" }],
+  });
+  assert.deepEqual(out.NetworkSettings, {
+    Ports: { "80/tcp": [{ HostIp: "127.0.0.1", HostPort: "8080" }], "443/tcp": null },
+  });
+  assert.deepEqual(out.Config!.ExposedPorts, { "80/tcp": {}, "443/tcp": {} });
+  assert.equal(out.State!.Error, "network helper pasta (pid 9) exited");
+  const stopped = inspectContainer(rec, "exited", facts) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(stopped.NetworkSettings, { Ports: {} });
+  assert.equal(stopped.State!.Error, "");
 });

@@ -312,10 +312,18 @@ Deno.test("generateSpec() runs root under the single-id mapping without suppleme
 // ---------------------------------------------------------------------------
 // Namespaces and id mappings
 
-const NAMESPACES: [string, () => IdMapping, "host" | "none", string[]][] = [
+const NAMESPACES: [string, () => IdMapping, "host" | "none" | "pasta", string[]][] = [
   ["host mapping, host network", hostMode, "host", ["ipc", "mount", "pid", "uts"]],
   ["host mapping, network none", hostMode, "none", ["ipc", "mount", "network", "pid", "uts"]],
   ["single mapping, host network", single, "host", ["ipc", "mount", "pid", "user", "uts"]],
+  ["subordinate mapping, private network through pasta", subordinate, "pasta", [
+    "ipc",
+    "mount",
+    "network",
+    "pid",
+    "user",
+    "uts",
+  ]],
   ["subordinate mapping, network none", subordinate, "none", [
     "ipc",
     "mount",
@@ -327,7 +335,8 @@ const NAMESPACES: [string, () => IdMapping, "host" | "none", string[]][] = [
 ];
 for (const [what, mapping, network, want] of NAMESPACES) {
   Deno.test(`generateSpec() creates the right namespaces: ${what}`, () => {
-    const s = spec({ options: { network: { kind: network } }, host: { idMapping: mapping() } });
+    const mode = network === "pasta" ? { kind: network, options: [] } : { kind: network };
+    const s = spec({ options: { network: mode }, host: { idMapping: mapping() } });
     const ns = s.linux?.namespaces ?? [];
     assert.deepEqual(ns.map((n) => n.type).sort(), want);
     assert.ok(ns.every((n) => n.path === undefined), "no namespace is joined");
