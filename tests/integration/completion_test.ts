@@ -133,7 +133,7 @@ Deno.test({
           ]),
         ], env),
       );
-      assert.deepEqual(got.get("trun st"), ["start", "stats", "stop"]);
+      assert.deepEqual(got.get("trun st")?.toSorted(), ["start", "stats", "stop"]);
       assert.deepEqual(got.get("trun -"), ["--help", "--version"]);
       assert.deepEqual(got.get("trun container l"), ["list", "logs", "ls"]);
       assert.deepEqual(got.get("trun image r"), ["remove", "rm"]);
@@ -294,7 +294,7 @@ Deno.test({
           return [line!, cands.split(",").filter((c) => c !== "")];
         }),
       );
-      assert.deepEqual(got.get("trun st"), ["start", "stats", "stop"]);
+      assert.deepEqual(got.get("trun st")?.toSorted(), ["start", "stats", "stop"]);
       assert.deepEqual(got.get("trun image l"), ["list", "load", "ls"]);
       assert.deepEqual(got.get("trun run --na"), ["--name"]);
       // A flag's value is never completed as a flag.

@@ -476,8 +476,12 @@ test(
   async () => {
     await using sb = await trunSandbox();
     const rootfs = await busyboxRootfs();
+    // The host's network: its resolv.conf as it is (private networks get
+    // the helper's resolver, tests/integration/network_names_test.ts).
     const r = await sb.run([
       "run",
+      "--network",
+      "host",
       "-h",
       "named-box",
       "--rootfs",
