@@ -109,6 +109,14 @@ export async function removeContainer(
     killAll(rec);
     await thawIfPaused(rec);
     await waitGone(rec, 10_000);
+  } else {
+    // Created under conmon but never started (or its start failed): the
+    // record has no pid, but the runtime's state knows the waiting process.
+    // (Nothing there for trun's own monitor: the call finds no state.)
+    const { conmonPaths } = await import("./conmon.ts");
+    const { remove } = await import("../engine/runtime.ts");
+    await remove(conmonPaths(store.containerDir(rec.id)).runtimeRoot, rec.id, true)
+      .catch(() => {});
   }
   stopNetworkHelper(rec.id, rec.network?.helper);
   store.updateRecord(rec.id, (r) => ({ ...r, state: "removing" }));
