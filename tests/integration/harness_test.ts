@@ -374,12 +374,14 @@ Deno.test("tarArchive() writes ustar GNU tar reads, with PAX for long names", as
 Deno.test("trunCommand() runs in the sandbox with stdin and env, and kills on timeout", async () => {
   await using sb = await trunSandbox();
   const entry = `${sb.dir}/entry.ts`;
+  // A duration no other test sleeps for (files run in parallel), to find it afterwards.
+  const nap = `${300000 + Math.floor(Math.random() * 600000)}`;
   await Deno.writeTextFile(
     entry,
     [
       `const input = await new Response(Deno.stdin.readable).text();`,
       `if (Deno.args[0] === "hang") {`,
-      `  new Deno.Command("sleep", { args: ["300"] }).spawn();`,
+      `  new Deno.Command("sleep", { args: ["${nap}"] }).spawn();`,
       `  await new Promise(() => setInterval(() => {}, 1000));`,
       `}`,
       `await Deno.stdout.write(new TextEncoder().encode(`,
@@ -401,7 +403,7 @@ Deno.test("trunCommand() runs in the sandbox with stdin and env, and kills on ti
   assert.equal(hang.timedOut, true);
   assert.equal(hang.signal, "SIGKILL");
   // The sleep it started was in its process group and died with it.
-  const ps = await new Deno.Command("pgrep", { args: ["-f", "^sleep 300$"] }).output();
+  const ps = await new Deno.Command("pgrep", { args: ["-f", `^sleep ${nap}$`] }).output();
   assert.equal(dec.decode(ps.stdout).trim(), "", "a child of the timed-out command survived");
 });
 
