@@ -526,19 +526,30 @@ test(
       env: sb.env,
       stdin: "null",
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).spawn();
+    // Its stderr, to say why when the container never says "up".
+    const stderr = new Response(child.stderr).text();
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     try {
-      assert.equal((await reader.read()).value, "up\n");
+      const first = (await reader.read()).value;
+      if (first !== "up\n") {
+        await child.status;
+        assert.fail(`trun run printed ${JSON.stringify(first)}; its stderr: ${await stderr}`);
+      }
       const kept = await sb.run(["image", "prune", "-a", "-f"]);
       ok(kept);
       assert.equal(kept.stdout, "Total reclaimed space: 0B\n");
       assert.equal(lines((await sb.run(["images", "-q"])).stdout).length, 1);
     } finally {
-      child.kill("SIGKILL");
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
       await child.status;
       await reader.cancel();
+      await stderr;
     }
     // As with Docker, the container outlives its killed client and pins the
     // image until it is removed.
