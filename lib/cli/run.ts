@@ -762,11 +762,25 @@ async function publishedNetwork(
     warn("Published ports are discarded when using host network mode");
     wanted = [];
   }
-  if (wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns") {
+  if (
+    wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns" &&
+    mode.kind !== "network"
+  ) {
     throw Object.assign(
       new Error(
         `conflicting options: port publishing and the ${mode.kind} network mode ` +
-          "(published ports need pasta or slirp4netns)",
+          "(published ports need pasta, slirp4netns or a user-defined network)",
+      ),
+      { exitCode: 125 },
+    );
+  }
+  // On user-defined networks trun's own forwarder relays TCP only.
+  const udp = wanted.find((b) => b.protocol === "udp");
+  if (mode.kind === "network" && udp) {
+    throw Object.assign(
+      new Error(
+        `cannot publish port ${udp.containerPort}/udp on network "${mode.name}": ` +
+          "published ports on user-defined networks are TCP only; use the default network for UDP",
       ),
       { exitCode: 125 },
     );

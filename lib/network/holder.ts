@@ -70,6 +70,7 @@ import { selfCommand } from "../runtime/self_exec.ts";
 import { processStat } from "../engine/state.ts";
 import { takeLease, tryLock, withLock } from "../store/lock.ts";
 import * as nl from "./netlink.ts";
+import { relayBoth } from "./relay.ts";
 
 /** `<runtime root>/networks`. */
 export function holderDir(root: string = runtimeRoot()): string {
@@ -118,7 +119,12 @@ export type HolderRequest =
   /** Forgets container `id`'s namespace (`rm`). */
   | { op: "release"; id: string }
   /** Deletes a bridge (`network rm`). */
-  | { op: "remove-bridge"; bridge: string };
+  | { op: "remove-bridge"; bridge: string }
+  /**
+   * Connects to `ip:port` in R and, once answered, copies bytes between it
+   * and this connection (a published port's forwarder, lib/network/forwarder.ts).
+   */
+  | { op: "connect"; ip: string; port: number };
 
 interface HolderFile {
   pid: number;
@@ -182,7 +188,17 @@ export async function useHolder(joinUserns?: () => string | undefined): Promise<
   for (let attempt = 0;; attempt++) {
     const lease = takeLease(dir, "use");
     const pid = runningHolder(root);
-    if (pid !== null) return { pid, started: false, close: () => lease.close() };
+    if (pid !== null) {
+      // Its pasta was killed: the networks' way out comes back with a new one.
+      if (holderPastaAlive(root) === false) {
+        await withLock(dir, "start", async () => {
+          if (holderPastaAlive(root) !== false) return;
+          stopPasta(dir);
+          await attachPasta(dir, pid);
+        });
+      }
+      return { pid, started: false, close: () => lease.close() };
+    }
     lease.close();
     if (attempt > 0) {
       throw new Error(
@@ -364,6 +380,28 @@ async function attachPasta(dir: string, holder: number): Promise<void> {
   }
 }
 
+/**
+ * Whether the running holder's pasta still runs: undefined when it has none
+ * (as root, without pasta, or its start failed), false when it died (the
+ * networks lost their way out; the next `useHolder` attaches a new one).
+ */
+export function holderPastaAlive(root: string = runtimeRoot()): boolean | undefined {
+  let pid = 0;
+  try {
+    pid = Number(Deno.readTextFileSync(`${holderDir(root)}/pasta.pid`).trim());
+  } catch {
+    return undefined;
+  }
+  // Killed, it may linger a moment as a zombie, which is dead all the same.
+  const st = pid > 0 ? processStat(pid) : null;
+  if (st === null || st.state === "Z" || st.state === "X") return false;
+  try {
+    return /^(pasta|passt)/.test(Deno.readTextFileSync(`/proc/${pid}/comm`).trim());
+  } catch {
+    return false;
+  }
+}
+
 /** Stops the pasta of holder dir `dir` (its pid file names it), if it still runs. */
 export function stopPasta(dir: string): void {
   let pid = 0;
@@ -407,7 +445,8 @@ export async function askHolder(req: HolderRequest, root: string = runtimeRoot()
   }
 }
 
-async function readLineFrom(conn: Deno.Conn): Promise<string> {
+/** Reads one line of the holder's protocol (requests are answered before more is sent). */
+export async function readLineFrom(conn: Deno.Conn): Promise<string> {
   const buf = new Uint8Array(4096);
   let text = "";
   for (;;) {
@@ -631,6 +670,32 @@ function logLine(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`trun network-holder: ${text}\n`));
 }
 
+/** Connects to `ip:port` for a forwarder's connection `conn`, answers, and relays. */
+async function relayTo(conn: Deno.UnixConn, ip: string, port: number): Promise<void> {
+  let target: Deno.TcpConn;
+  try {
+    target = await Deno.connect({ hostname: ip, port });
+  } catch (e) {
+    try {
+      await conn.write(
+        new TextEncoder().encode(JSON.stringify({ error: (e as Error).message }) + "\n"),
+      );
+    } catch {
+      // The forwarder went away.
+    }
+    conn.close();
+    return;
+  }
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify({ ok: true }) + "\n"));
+  } catch {
+    conn.close();
+    target.close();
+    return;
+  }
+  await relayBoth(conn, target);
+}
+
 /** Forgets container `id`'s namespace; with no process in it, it goes with its veths. */
 function release(kept: Kept, dir: string, id: string): void {
   const fd = kept.get(id);
@@ -764,6 +829,11 @@ export async function holderMain(): Promise<number> {
     let answer: { ok?: true; error?: string };
     try {
       const req = JSON.parse(await readLineFrom(conn)) as HolderRequest;
+      if (req.op === "connect") {
+        // Served beside the requests: it lasts as long as the connection.
+        relayTo(conn as Deno.UnixConn, req.ip, req.port);
+        continue;
+      }
       if (req.op === "prepare") {
         const netns = namespaceOf(kept, dir, home, req.id, req.pid);
         await wire(r, home, netns, req.links, firewall);
