@@ -43,6 +43,7 @@
 import {
   type ChildOp,
   cloexecPipe,
+  CLOSE_INHERITED,
   closeFd,
   detachedStdio,
   execTail,
@@ -335,23 +336,22 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
 }
 
 /**
- * Gives R a way out (rootless): pasta attached to the holder
- * (`--config-net` copies the host's address and default route into R; its
- * gateway address leads to the host's loopback, as with Podman's pasta).
- * No published ports or forwards into R. pasta goes to the background with
- * its pid in `pasta.pid`; it keeps R open itself, so the holder stops it
- * when it exits, and the next trun stops that of a killed holder. Without
- * pasta, or as root (pasta drops root to nobody, who may not open a root
- * process's namespaces), the networks work among themselves only, and
- * the holder's log says so.
+ * Gives R a way out: pasta attached to the holder (`--config-net` copies
+ * the host's address and default route into R; its gateway address leads
+ * to the host's loopback, as with Podman's pasta). No published ports or
+ * forwards into R (published ports go through lib/network/forwarder.ts).
+ * pasta goes to the background with its pid in `pasta.pid`; it keeps R
+ * open itself, so the holder stops it when it exits, and the next trun
+ * stops that of a killed holder. As root, where the holder has no user
+ * namespace of its own, pasta (which drops to nobody by default, who may
+ * not open a root process's namespaces) gets R opened by trun as
+ * descriptor 3 and stays root, as a private network's pasta does
+ * (lib/container/network_helper.ts `pastaArgs`). Without pasta the
+ * networks work among themselves only, and the holder's log says so.
  */
 async function attachPasta(dir: string, holder: number): Promise<void> {
   const log = (text: string) =>
     Deno.writeTextFileSync(`${dir}/holder.log`, `trun: ${text}\n`, { append: true });
-  if ((Deno.uid() ?? 0) === 0) {
-    log("as root, user-defined networks have no way out (pasta does not run as root)");
-    return;
-  }
   const pasta = findExecutable("pasta", Deno.env.get("PATH") ?? "");
   if (pasta === null) {
     log("pasta not found (Debian package passt): user-defined networks have no way out");
@@ -362,6 +362,14 @@ async function attachPasta(dir: string, holder: number): Promise<void> {
     O.WRONLY | O.APPEND | O.CLOEXEC,
     "opening the holder's log",
   );
+  const asRoot = (Deno.uid() ?? 0) === 0;
+  const nsFd = asRoot
+    ? openPath(
+      `/proc/${holder}/ns/net`,
+      O.RDONLY | O.CLOEXEC,
+      "opening the shared network namespace",
+    )
+    : undefined;
   try {
     const argv = [
       "pasta",
@@ -369,20 +377,25 @@ async function attachPasta(dir: string, holder: number): Promise<void> {
       "--quiet",
       ...["-t", "none", "-u", "none", "-T", "none", "-U", "none"],
       ...["-P", `${dir}/pasta.pid`],
-      String(holder),
+      ...(asRoot
+        ? ["--runas", "0", "--netns", "/proc/self/fd/3", "--netns-only"]
+        : [String(holder)]),
     ];
     const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
     // The foreground pasta exits once its daemon runs.
-    const st = await waitChild(spawnProcess(pasta, argv, env, err));
+    const st = await waitChild(
+      spawnProcess(pasta, argv, env, err, nsFd, nsFd === undefined ? undefined : CLOSE_INHERITED),
+    );
     if (!(st.exited && st.code === 0)) log("pasta failed (see above): no way out");
   } finally {
+    if (nsFd !== undefined) closeFd(nsFd);
     closeFd(err);
   }
 }
 
 /**
  * Whether the running holder's pasta still runs: undefined when it has none
- * (as root, without pasta, or its start failed), false when it died (the
+ * (pasta not installed, or its start failed), false when it died (the
  * networks lost their way out; the next `useHolder` attaches a new one).
  */
 export function holderPastaAlive(root: string = runtimeRoot()): boolean | undefined {

@@ -23,8 +23,7 @@ import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
-// As root the networks have no way out: pasta drops root to nobody.
-const withPasta = requires(caps, "userns", "busybox", "pasta", "rootless");
+const withPasta = requires(caps, "userns", "busybox", "pasta");
 
 function test(name: string, fn: () => Promise<void>, extra = base) {
   Deno.test({ name: `${name}${extra.suffix}`, ignore: extra.ignore, fn });
@@ -345,7 +344,7 @@ test("clean ends: no holder and no leases once the containers are gone; kill -9 
   const second = holderPid(sb);
   assert.ok(second !== null && second !== first, "a new holder");
   assert.deepEqual(holderProcesses(sb), [second]);
-  // The killed holder's pasta went with it (rootless: as root there is none).
+  // The killed holder's pasta went with it.
   assert.ok(pastaProcesses(sb).length <= 1, `one pasta at most: ${pastaProcesses(sb)}`);
   // rm of everything: the holder goes, the leases go, nothing is left.
   await ok(sb, ["rm", "-f", "web"]);
@@ -543,7 +542,7 @@ test("a dead forwarder, holder or holder's pasta is reported in ps and inspect",
     await eventually(() => get(`http://127.0.0.1:${port}/f`), (t) => t === "watched\n"),
     "watched\n",
   );
-  // The holder's pasta (rootless only: as root there is none).
+  // The holder's pasta (none when pasta is not installed).
   const pastaFile = `${sb.env.TRUN_RUNROOT}/networks/pasta.pid`;
   let pasta = 0;
   try {
