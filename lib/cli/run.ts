@@ -774,17 +774,6 @@ async function publishedNetwork(
       { exitCode: 125 },
     );
   }
-  // On user-defined networks trun's own forwarder relays TCP only.
-  const udp = wanted.find((b) => b.protocol === "udp");
-  if (mode.kind === "network" && udp) {
-    throw Object.assign(
-      new Error(
-        `cannot publish port ${udp.containerPort}/udp on network "${mode.name}": ` +
-          "published ports on user-defined networks are TCP only; use the default network for UDP",
-      ),
-      { exitCode: 125 },
-    );
-  }
   // slirp4netns forwards IPv4 only: "every address" is 0.0.0.0 there.
   if (mode.kind === "slirp4netns") {
     wanted = wanted.map((b) => (b.hostIp === "" ? { ...b, hostIp: "0.0.0.0" } : b));

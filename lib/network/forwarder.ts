@@ -13,7 +13,8 @@
  * NAT rules to reach the bridge; a unix socket crosses namespaces without
  * either, needs no privilege (rootless and root alike) and no firewall, and
  * the forwarder is one process that `rm`, `ps` and the next trun command
- * handle like any network helper. Its cost: the container sees connections
+ * handle like any network helper. UDP goes the same way, one relay per
+ * client address, its datagrams framed on the stream. Its cost: the container sees connections
  * from its network's gateway address, not from the client (as with
  * Podman's rootlessport), and bytes are copied twice in user space.
  */
@@ -23,7 +24,13 @@ import { runtimeRoot, storeRoot } from "../paths.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import type { ContainerRecord, PortBinding } from "../store/containers.ts";
 import { holderDir, readLineFrom } from "./holder.ts";
-import { type HalfCloseConn, relayBoth } from "./relay.ts";
+import {
+  frameDatagram,
+  type HalfCloseConn,
+  orderedWriter,
+  readDatagrams,
+  relayBoth,
+} from "./relay.ts";
 
 /** What a forwarder serves: the container's address and its published ports. */
 export interface ForwarderPlan {
@@ -106,12 +113,17 @@ export async function startForwarder(
   return { kind: "forwarder", pid, ...(st ? { startTime: Number(st.startTime) } : {}) };
 }
 
-/** Opens a relay to `ip:port` in the shared namespace through the holder. */
-async function openRelay(ip: string, port: number): Promise<Deno.UnixConn> {
+/** Opens a relay to `ip:port` (TCP, or UDP datagrams framed) in the shared namespace through the holder. */
+async function openRelay(
+  ip: string,
+  port: number,
+  proto: "tcp" | "udp" = "tcp",
+): Promise<Deno.UnixConn> {
   const path = `${holderDir()}/holder.sock`;
   const conn = await Deno.connect({ transport: "unix", path });
   try {
-    await conn.write(new TextEncoder().encode(JSON.stringify({ op: "connect", ip, port }) + "\n"));
+    const req = { op: "connect", ip, port, proto };
+    await conn.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
     const answer = JSON.parse((await readLineFrom(conn)) || '{"error":"no answer"}') as {
       error?: string;
     };
@@ -147,6 +159,88 @@ function listenPort(p: PortBinding): Deno.TcpListener {
   throw new Error(`cannot publish port ${p.hostPort}/${p.protocol} on ${where}: ${why}`);
 }
 
+/** A bound UDP socket. */
+type UdpSocket = import("node:dgram").Socket;
+
+/** Binds one published UDP port; throws a user's message when it is taken. */
+async function bindUdp(p: PortBinding): Promise<UdpSocket> {
+  const dgram = await import("node:dgram");
+  let last: Error | undefined;
+  for (const address of listenAddresses(p.hostIp)) {
+    const sock = dgram.createSocket(address.includes(":") ? "udp6" : "udp4");
+    try {
+      await new Promise<void>((resolve, reject) => {
+        sock.once("error", reject);
+        sock.bind(p.hostPort, address, () => {
+          sock.off("error", reject);
+          resolve();
+        });
+      });
+      return sock;
+    } catch (e) {
+      sock.close();
+      last = e as Error;
+      if ((e as { code?: string }).code === "EADDRINUSE") break;
+    }
+  }
+  const where = p.hostIp === "" ? "0.0.0.0" : p.hostIp;
+  const why = (last as { code?: string } | undefined)?.code === "EADDRINUSE"
+    ? "address already in use; stop what listens there or choose another host port"
+    : last?.message;
+  throw new Error(`cannot publish port ${p.hostPort}/${p.protocol} on ${where}: ${why}`);
+}
+
+/** How long a UDP client may stay silent before its relay is closed. */
+const UDP_IDLE_MS = 60_000;
+
+/**
+ * Serves one UDP port: each client (address and port) gets its own relay
+ * to the container's `port`, closed after {@link UDP_IDLE_MS} of silence;
+ * the container's answers go back to that client.
+ */
+function serveUdp(sock: UdpSocket, ip: string, port: number): void {
+  interface Session {
+    write?: (b: Uint8Array) => void;
+    pending: Uint8Array[];
+    conn?: Deno.UnixConn;
+    last: number;
+  }
+  const sessions = new Map<string, Session>();
+  sock.on("message", (msg: Uint8Array, from: { address: string; port: number }) => {
+    const key = `${from.address}|${from.port}`;
+    let s = sessions.get(key);
+    if (!s) {
+      const fresh: Session = { pending: [], last: Date.now() };
+      s = fresh;
+      sessions.set(key, fresh);
+      openRelay(ip, port, "udp").then(async (conn) => {
+        fresh.conn = conn;
+        fresh.write = orderedWriter(conn);
+        for (const d of fresh.pending.splice(0)) fresh.write(frameDatagram(d));
+        await readDatagrams(conn, (d) => sock.send(d, from.port, from.address));
+        sessions.delete(key);
+      }).catch((e) => {
+        logLine(`cannot reach ${ip}:${port}/udp: ${(e as Error).message}`);
+        sessions.delete(key);
+      });
+    }
+    s.last = Date.now();
+    if (s.write) s.write(frameDatagram(msg));
+    else s.pending.push(msg);
+  });
+  setInterval(() => {
+    for (const [key, s] of sessions) {
+      if (Date.now() - s.last < UDP_IDLE_MS || !s.conn) continue;
+      sessions.delete(key);
+      try {
+        s.conn.close();
+      } catch {
+        // Closed already.
+      }
+    }
+  }, 10_000);
+}
+
 /** Serves one listener: each connection relayed to the container's `port`. */
 async function serve(listener: Deno.TcpListener, ip: string, port: number): Promise<void> {
   for await (const client of listener) {
@@ -173,12 +267,11 @@ async function serve(listener: Deno.TcpListener, ip: string, port: number): Prom
 export async function forwarderMain(id: string, planJson: string): Promise<number> {
   const plan = JSON.parse(planJson) as ForwarderPlan;
   const listeners: [Deno.TcpListener, number][] = [];
+  const udp: [UdpSocket, number][] = [];
   try {
     for (const p of plan.ports) {
-      if (p.protocol !== "tcp") {
-        throw new Error(`cannot publish port ${p.hostPort}/udp: UDP is not forwarded yet`);
-      }
-      listeners.push([listenPort(p), p.containerPort]);
+      if (p.protocol === "udp") udp.push([await bindUdp(p), p.containerPort]);
+      else listeners.push([listenPort(p), p.containerPort]);
     }
   } catch (e) {
     logLine((e as Error).message);
@@ -194,6 +287,9 @@ export async function forwarderMain(id: string, planJson: string): Promise<numbe
       Deno.exit(0);
     }
   }, 2000);
+  for (const [sock, port] of udp) serveUdp(sock, plan.ip, port);
   await Promise.all(listeners.map(([l, port]) => serve(l, plan.ip, port)));
+  // Only UDP ports: the sockets keep it running.
+  await new Promise(() => {});
   return 0;
 }

@@ -71,7 +71,7 @@ import { selfCommand } from "../runtime/self_exec.ts";
 import { processStat } from "../engine/state.ts";
 import { takeLease, tryLock, withLock } from "../store/lock.ts";
 import * as nl from "./netlink.ts";
-import { relayBoth } from "./relay.ts";
+import { frameDatagram, orderedWriter, readDatagrams, relayBoth } from "./relay.ts";
 
 /** `<runtime root>/networks`. */
 export function holderDir(root: string = runtimeRoot()): string {
@@ -125,7 +125,7 @@ export type HolderRequest =
    * Connects to `ip:port` in R and, once answered, copies bytes between it
    * and this connection (a published port's forwarder, lib/network/forwarder.ts).
    */
-  | { op: "connect"; ip: string; port: number };
+  | { op: "connect"; ip: string; port: number; proto?: "tcp" | "udp" };
 
 interface HolderFile {
   pid: number;
@@ -709,6 +709,43 @@ async function relayTo(conn: Deno.UnixConn, ip: string, port: number): Promise<v
   await relayBoth(conn, target);
 }
 
+/**
+ * For a forwarder's UDP client `conn`: a UDP socket in R connected to
+ * `ip:port`; datagrams framed on `conn` go there, its answers come back
+ * framed. Ends when the forwarder closes `conn` (the client idle).
+ */
+async function relayDatagramsTo(conn: Deno.UnixConn, ip: string, port: number): Promise<void> {
+  const dgram = await import("node:dgram");
+  const sock = dgram.createSocket(ip.includes(":") ? "udp6" : "udp4");
+  const answer = (a: object) => conn.write(new TextEncoder().encode(JSON.stringify(a) + "\n"));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.connect(port, ip, () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+    await answer({ ok: true });
+  } catch (e) {
+    await answer({ error: (e as Error).message }).catch(() => {});
+    sock.close();
+    conn.close();
+    return;
+  }
+  // A refused datagram (ICMP port unreachable) is the client's business.
+  sock.on("error", () => {});
+  const write = orderedWriter(conn);
+  sock.on("message", (msg: Uint8Array) => write(frameDatagram(msg)));
+  await readDatagrams(conn, (d) => sock.send(d));
+  sock.close();
+  try {
+    conn.close();
+  } catch {
+    // Closed already.
+  }
+}
+
 /** Forgets container `id`'s namespace; with no process in it, it goes with its veths. */
 function release(kept: Kept, dir: string, id: string): void {
   const fd = kept.get(id);
@@ -844,7 +881,8 @@ export async function holderMain(): Promise<number> {
       const req = JSON.parse(await readLineFrom(conn)) as HolderRequest;
       if (req.op === "connect") {
         // Served beside the requests: it lasts as long as the connection.
-        relayTo(conn as Deno.UnixConn, req.ip, req.port);
+        if (req.proto === "udp") relayDatagramsTo(conn as Deno.UnixConn, req.ip, req.port);
+        else relayTo(conn as Deno.UnixConn, req.ip, req.port);
         continue;
       }
       if (req.op === "prepare") {

@@ -516,12 +516,6 @@ test("-p on a network: a container that exits takes its forwarder; a busy port f
       late.close();
     }
     assert.deepEqual(forwarderProcesses(sb), []);
-    // UDP is not forwarded on networks: refused up front.
-    const udp = await sb.run(
-      runArgs(sb, ["--rm"], ["busy"], ["-p", `127.0.0.1:${freePort()}:53/udp`], "true"),
-    );
-    assert.equal(udp.code, 125);
-    assert.match(udp.stderr, /TCP only/);
   } finally {
     taken.close();
   }
@@ -581,4 +575,43 @@ test("a dead forwarder, holder or holder's pasta is reported in ps and inspect",
   assert.ok(await until(() => !forwarderProcesses(sb).includes(fwd)));
   assert.match(await status("web"), /\(network helper forwarder exited\)$/);
   assert.match(await error("web"), /forwarder of the published ports \(pid \d+\) exited/);
+});
+
+test("-p …/udp on a network: datagrams reach the container and its answers come back", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "--subnet", "10.80.0.0/24", "dgram"]);
+  const port = freePort();
+  // busybox's nc has no -u here: the host's python3, bound in read-only,
+  // answers each datagram and prints where it came from.
+  const server = "import socket\n" +
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" +
+    "s.bind(('0.0.0.0', 5353))\n" +
+    "while True:\n" +
+    "    d, a = s.recvfrom(2048)\n" +
+    "    print('from', a[0], flush=True)\n" +
+    "    s.sendto(b'echo-' + d, a)\n";
+  await startOn(sb, "echo", ["dgram"], `exec /usr/bin/python3 -c "${server}"`, [
+    "-p",
+    `127.0.0.1:${port}:5353/udp`,
+    ...["-v", "/usr:/usr:ro", "-v", "/usr/lib64:/lib64:ro", "-v", "/usr/lib:/lib:ro"],
+  ]);
+  assert.equal(await ok(sb, ["port", "echo"]), `5353/udp -> 127.0.0.1:${port}\n`);
+  const dgram = await import("node:dgram");
+  const sock = dgram.createSocket("udp4");
+  const answers: string[] = [];
+  sock.on("message", (m: Uint8Array) => answers.push(new TextDecoder().decode(m)));
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+  try {
+    for (let i = 0; i < 50 && answers.length === 0; i++) {
+      sock.send("ping", port, "127.0.0.1");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(answers[0], "echo-ping");
+  } finally {
+    sock.close();
+  }
+  // The container sees the datagrams come from its network's gateway.
+  assert.match(await ok(sb, ["logs", "echo"]), /^from 10\.80\.0\.1$/m);
+  await ok(sb, ["rm", "-f", "echo"]);
+  assert.ok(await until(() => forwarderProcesses(sb).length === 0), "the forwarder went with rm");
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { forwarderPlan, listenAddresses } from "../../lib/network/forwarder.ts";
+import { DatagramReader, frameDatagram } from "../../lib/network/relay.ts";
 import type { ContainerRecord } from "../../lib/store/containers.ts";
 
 const TCP = { hostIp: "127.0.0.1", hostPort: 8080, containerPort: 80, protocol: "tcp" as const };
@@ -22,4 +23,26 @@ Deno.test("listenAddresses(): every address is IPv6's dual-stack any, then IPv4'
   assert.deepEqual(listenAddresses(""), ["::", "0.0.0.0"]);
   assert.deepEqual(listenAddresses("127.0.0.1"), ["127.0.0.1"]);
   assert.deepEqual(listenAddresses("::1"), ["::1"]);
+});
+
+Deno.test("frameDatagram() and DatagramReader: datagrams survive any split of the stream", () => {
+  const a = new TextEncoder().encode("hello");
+  const b = new Uint8Array(300).fill(7);
+  const empty = new Uint8Array(0);
+  const stream = new Uint8Array([
+    ...frameDatagram(a),
+    ...frameDatagram(empty),
+    ...frameDatagram(b),
+  ]);
+  assert.deepEqual([...frameDatagram(a).subarray(0, 2)], [0, 5]);
+  for (const cut of [1, 2, 3, 7, 8, 100, stream.length]) {
+    const r = new DatagramReader();
+    const got = [...r.push(stream.subarray(0, cut)), ...r.push(stream.subarray(cut))];
+    assert.deepEqual(got, [a, empty, b], `cut at ${cut}`);
+  }
+  // One byte at a time.
+  const r = new DatagramReader();
+  const got: Uint8Array[] = [];
+  for (const byte of stream) got.push(...r.push(new Uint8Array([byte])));
+  assert.deepEqual(got, [a, empty, b]);
 });
