@@ -493,6 +493,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     grammar: async () => (await import("./network.ts")).NETWORK_HOLDER,
   },
   {
+    name: "network-forwarder",
+    summary: "(internal) forward a container's published ports on user-defined networks",
+    hidden: true,
+    load: async () => (await import("./network.ts")).forwarderCommand,
+    grammar: async () => (await import("./network.ts")).NETWORK_FORWARDER,
+  },
+  {
     name: "volume-copyup",
     summary: "(internal) copy an image's content into an empty volume",
     hidden: true,

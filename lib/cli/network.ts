@@ -501,3 +501,21 @@ export async function holderCommand(argv: string[]): Promise<number> {
   const { holderMain } = await import("../network/holder.ts");
   return await holderMain();
 }
+
+/** The grammar of the internal `network-forwarder`. */
+export const NETWORK_FORWARDER = defineCommand({
+  name: "network-forwarder",
+  usage: "ID PLAN",
+  summary: "(internal) forward a container's published ports on user-defined networks",
+  minArgs: 2,
+  maxArgs: 2,
+  flags: {},
+});
+
+/** Runs the internal `trun network-forwarder` (started by trun itself, never by users). */
+export async function forwarderCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(NETWORK_FORWARDER, argv);
+  if (p.help) return printHelp(NETWORK_FORWARDER);
+  const { forwarderMain } = await import("../network/forwarder.ts");
+  return await forwarderMain(p.args[0]!, p.args[1]!);
+}

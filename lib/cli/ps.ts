@@ -77,8 +77,8 @@ export interface PsItem {
   sizeRw?: number;
   /** Bytes of the image under it, when known (Docker's "virtual" size is both). */
   sizeImage?: number;
-  /** It runs, but its network helper died (`helperProblem`). */
-  helperDead?: boolean;
+  /** It runs, but its network is broken (`networkProblem`'s label). */
+  networkDown?: string;
 }
 
 /** Docker's container states, the values `status=` accepts. */
@@ -337,7 +337,7 @@ export function psJson(
     Size: sizeText(item),
     State: item.paused ? "paused" : item.status,
     Status: statusText(rec, item.status, opts.now) + (item.paused ? " (Paused)" : "") +
-      (item.helperDead ? ` (network helper ${rec.network?.helper?.kind} exited)` : ""),
+      (item.networkDown ? ` (${item.networkDown})` : ""),
   };
 }
 
@@ -455,17 +455,18 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
         // Not a stored image (or ambiguous): matched by name or id prefix only.
       }
     }
-    const { helperProblem } = await import("../container/network_helper.ts");
+    const { networkProblem } = await import("../container/network_helper.ts");
     const { stopOrphanHelpers } = await import("../container/ops.ts");
     const records = store.listRecords();
     stopOrphanHelpers(store, records);
     const items = records.map((rec) => {
       const status = containerStatus(rec);
+      const problem = status === "running" ? networkProblem(rec) : undefined;
       return {
         rec,
         status,
         ...(status === "running" && isPaused(rec) ? { paused: true } : {}),
-        ...(status === "running" && helperProblem(rec) ? { helperDead: true } : {}),
+        ...(problem ? { networkDown: problem.label } : {}),
       };
     });
     const selected: PsItem[] = selectContainers(items, { all: p.flags.all, last, filters });

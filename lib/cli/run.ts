@@ -762,11 +762,14 @@ async function publishedNetwork(
     warn("Published ports are discarded when using host network mode");
     wanted = [];
   }
-  if (wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns") {
+  if (
+    wanted.length > 0 && mode.kind !== "pasta" && mode.kind !== "slirp4netns" &&
+    mode.kind !== "network"
+  ) {
     throw Object.assign(
       new Error(
         `conflicting options: port publishing and the ${mode.kind} network mode ` +
-          "(published ports need pasta or slirp4netns)",
+          "(published ports need pasta, slirp4netns or a user-defined network)",
       ),
       { exitCode: 125 },
     );

@@ -26,6 +26,7 @@ import { exitFilePath, exitsDir, logPath, readExitFile, runningRecord } from "./
 import { restartDelay, shouldRestart } from "./restart.ts";
 import {
   type NetworkHelper,
+  startPortForwarder,
   stopNetworkHelper,
   takeAnnotatedHelper,
   withHelper,
@@ -188,6 +189,8 @@ export async function startWithConmon(
   if (rec.network?.networks !== undefined) {
     await (await import("../network/endpoints.ts")).networkEndpoints(rec.id);
   }
+  // Its published ports there: the forwarder listens before it starts.
+  const forwarder = await startPortForwarder(rec, `${p.userdata}/network.log`);
   // conmon forks itself away and reports on its sync pipe, as it does to
   // Podman: {"data": PID} once the runtime's create has run, or -1.
   const [syncRead, syncWrite] = cloexecPipe();
@@ -229,6 +232,7 @@ export async function startWithConmon(
     } catch {
       // No log: conmon failed before the runtime ran.
     }
+    stopNetworkHelper(rec.id, forwarder);
     const exitCode = /executable file not found|no such file or directory/.test(why)
       ? 127
       : /permission denied|operation not permitted/i.test(why)
@@ -244,7 +248,7 @@ export async function startWithConmon(
     };
   }
   // The runtime's create started the network helper (NETWORK_ANNOTATION).
-  const helper = takeAnnotatedHelper(p.userdata);
+  const helper = takeAnnotatedHelper(p.userdata) ?? forwarder;
   // Recorded before the start: a container that exits at once is cleaned
   // up (its helper ended) by conmon's exit command, which reads the record.
   if (helper) recordHelper(rec.id, helper);

@@ -33,6 +33,7 @@ import {
   helperKind,
   type NetworkHelper,
   startNetworkHelper,
+  startPortForwarder,
   stopNetworkHelper,
   withHelper,
 } from "./network_helper.ts";
@@ -180,6 +181,8 @@ async function runOnce(
     }
     let helper: NetworkHelper | undefined;
     try {
+      // Its published ports there: the forwarder listens before it starts.
+      helper = await startPortForwarder(rec, `${p.userdata}/network.log`);
       launched = await launch({
         ...(pair ? { consoleSocket: pair[1] } : {}),
         config,

@@ -25,6 +25,13 @@ import { choosePrivateNetwork } from "../host/network.ts";
 import { probeNetwork } from "../host/network.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { runtimeRoot } from "../paths.ts";
+import { holderPastaAlive, runningHolder } from "../network/holder.ts";
+import {
+  FORWARDER_COMMAND,
+  type ForwarderPlan,
+  forwarderPlan,
+  startForwarder,
+} from "../network/forwarder.ts";
 import { formatNetworkMode, type NetworkMode, parseNetworkMode } from "../spec/network_mode.ts";
 import type { ContainerNetwork, ContainerRecord, PortBinding } from "../store/containers.ts";
 
@@ -586,6 +593,19 @@ export async function startNetworkHelper(
   }
 }
 
+/**
+ * Starts the forwarder of a container's published ports on user-defined
+ * networks (lib/network/forwarder.ts), or resolves to undefined when it has
+ * none; a busy port throws (exit code 125) with nothing left running.
+ */
+export async function startPortForwarder(
+  rec: ContainerRecord,
+  logPath: string,
+): Promise<NetworkHelper | undefined> {
+  const plan = forwarderPlan(rec);
+  return plan ? await startForwarder(rec.id, plan, logPath) : undefined;
+}
+
 /** Whether the recorded helper process still runs (pid and start time). */
 export function helperAlive(h: NetworkHelper, proc = "/proc"): boolean {
   return isAlive(
@@ -607,10 +627,11 @@ export function stopNetworkHelper(id: string, h: NetworkHelper | undefined): voi
 }
 
 /**
- * pasta and slirp4netns processes started for containers of the store at
- * `storeRoot` (runtime directory `runRoot`) that have no record any more:
- * their command line names the container's directory (pasta's pid file)
- * or its API socket (slirp4netns). A helper whose container was removed
+ * pasta, slirp4netns and forwarder processes started for containers of the
+ * store at `storeRoot` (runtime directory `runRoot`) that have no record
+ * any more: their command line names the container's directory (pasta's
+ * pid file), its API socket (slirp4netns) or its id (`trun
+ * network-forwarder ID`). A helper whose container was removed
  * before its start was recorded (a killed trun) is found this way.
  */
 export function strayHelpers(
@@ -632,6 +653,14 @@ export function strayHelpers(
     } catch {
       continue;
     }
+    // A published-port forwarder names its container after its command.
+    const fwd = argv.indexOf(FORWARDER_COMMAND);
+    if (fwd > 0 && /^[0-9a-f]{64}$/.test(argv[fwd + 1] ?? "")) {
+      if (forwarderStore(argv[fwd + 2] ?? "") === storeRoot && !known(argv[fwd + 1]!)) {
+        out.push(Number(e.name));
+      }
+      continue;
+    }
     if (argv[0] !== "pasta" && argv[0] !== "slirp4netns") continue;
     for (const a of argv) {
       const id = inStore.exec(a)?.[1] ?? inRun.exec(a)?.[1];
@@ -641,19 +670,90 @@ export function strayHelpers(
   return out;
 }
 
+/** The store a forwarder's plan (its last argument) belongs to, or "". */
+function forwarderStore(planJson: string): string {
+  try {
+    return String((JSON.parse(planJson) as ForwarderPlan).store ?? "");
+  } catch {
+    return "";
+  }
+}
+
 function regexpQuote(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+/** What is broken in a running container's network: a short label for `ps`, and the whole story. */
+export interface NetworkProblem {
+  /** `ps`'s Status suffix, without parentheses. */
+  label: string;
+  /** `inspect`'s State.Error. */
+  error: string;
+}
+
 /**
- * Why a running container's network is broken: its helper died. Undefined
- * when it is fine (or has no helper).
+ * The state of the shared namespace of user-defined networks: whether its
+ * holder runs, and whether the holder's pasta does (undefined: it has none).
  */
-export function helperProblem(rec: ContainerRecord): string | undefined {
+export interface HolderState {
+  /** The holder process runs. */
+  holder: boolean;
+  /** Its pasta runs; undefined when it was started without one. */
+  pasta?: boolean | undefined;
+}
+
+/**
+ * Why a running container's network is broken: its helper (pasta,
+ * slirp4netns, or the forwarder of its published ports) died, or, on
+ * user-defined networks, the holder of the shared namespace or the
+ * holder's pasta did (`holder`, asked only for such a container).
+ * Undefined when it is fine.
+ */
+export function networkProblem(
+  rec: ContainerRecord,
+  holder: () => HolderState = currentHolderState,
+): NetworkProblem | undefined {
   const h = rec.network?.helper;
-  if (!h || helperAlive(h)) return undefined;
-  return `network helper ${h.kind} (pid ${h.pid}) exited while the container runs: ` +
-    "it has no network connectivity; restart the container";
+  if (h && !helperAlive(h)) {
+    return {
+      label: `network helper ${h.kind} exited`,
+      error: h.kind === "forwarder"
+        ? `the forwarder of the published ports (pid ${h.pid}) exited while the container ` +
+          "runs: its ports are not reachable; restart the container"
+        : `network helper ${h.kind} (pid ${h.pid}) exited while the container runs: ` +
+          "it has no network connectivity; restart the container",
+    };
+  }
+  if (Object.keys(rec.network?.networks ?? {}).length === 0) return undefined;
+  const s = holder();
+  if (!s.holder) {
+    return {
+      label: "network holder exited",
+      error: "the holder of the user-defined networks' namespace exited while the container " +
+        "runs: it is cut off from its networks; the next trun run or start on a network " +
+        "starts a new holder and wires it again",
+    };
+  }
+  if (s.pasta === false) {
+    return {
+      label: "network holder's pasta exited",
+      error: "the pasta of the user-defined networks' namespace exited while the container " +
+        "runs: no way out and no published ports; the next trun run or start on a network " +
+        "attaches a new one",
+    };
+  }
+  return undefined;
+}
+
+/** The holder's state on this host. */
+function currentHolderState(): HolderState {
+  if (runningHolder() === null) return { holder: false };
+  return { holder: true, pasta: holderPastaAlive() };
+}
+
+/** The whole story of {@link networkProblem}, or undefined when the network is fine. */
+export function helperProblem(rec: ContainerRecord): string | undefined {
+  return networkProblem(rec)?.error;
 }
 
 /** The record's network for `mode` and its ports (the mode as `--network` spells it). */

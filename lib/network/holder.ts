@@ -43,6 +43,7 @@
 import {
   type ChildOp,
   cloexecPipe,
+  CLOSE_INHERITED,
   closeFd,
   detachedStdio,
   execTail,
@@ -70,6 +71,7 @@ import { selfCommand } from "../runtime/self_exec.ts";
 import { processStat } from "../engine/state.ts";
 import { takeLease, tryLock, withLock } from "../store/lock.ts";
 import * as nl from "./netlink.ts";
+import { frameDatagram, orderedWriter, readDatagrams, relayBoth } from "./relay.ts";
 
 /** `<runtime root>/networks`. */
 export function holderDir(root: string = runtimeRoot()): string {
@@ -118,7 +120,12 @@ export type HolderRequest =
   /** Forgets container `id`'s namespace (`rm`). */
   | { op: "release"; id: string }
   /** Deletes a bridge (`network rm`). */
-  | { op: "remove-bridge"; bridge: string };
+  | { op: "remove-bridge"; bridge: string }
+  /**
+   * Connects to `ip:port` in R and, once answered, copies bytes between it
+   * and this connection (a published port's forwarder, lib/network/forwarder.ts).
+   */
+  | { op: "connect"; ip: string; port: number; proto?: "tcp" | "udp" };
 
 interface HolderFile {
   pid: number;
@@ -182,7 +189,17 @@ export async function useHolder(joinUserns?: () => string | undefined): Promise<
   for (let attempt = 0;; attempt++) {
     const lease = takeLease(dir, "use");
     const pid = runningHolder(root);
-    if (pid !== null) return { pid, started: false, close: () => lease.close() };
+    if (pid !== null) {
+      // Its pasta was killed: the networks' way out comes back with a new one.
+      if (holderPastaAlive(root) === false) {
+        await withLock(dir, "start", async () => {
+          if (holderPastaAlive(root) !== false) return;
+          stopPasta(dir);
+          await attachPasta(dir, pid);
+        });
+      }
+      return { pid, started: false, close: () => lease.close() };
+    }
     lease.close();
     if (attempt > 0) {
       throw new Error(
@@ -319,23 +336,22 @@ async function startHolder(root: string, joinUserns: string | undefined): Promis
 }
 
 /**
- * Gives R a way out (rootless): pasta attached to the holder
- * (`--config-net` copies the host's address and default route into R; its
- * gateway address leads to the host's loopback, as with Podman's pasta).
- * No published ports or forwards into R. pasta goes to the background with
- * its pid in `pasta.pid`; it keeps R open itself, so the holder stops it
- * when it exits, and the next trun stops that of a killed holder. Without
- * pasta, or as root (pasta drops root to nobody, who may not open a root
- * process's namespaces), the networks work among themselves only, and
- * the holder's log says so.
+ * Gives R a way out: pasta attached to the holder (`--config-net` copies
+ * the host's address and default route into R; its gateway address leads
+ * to the host's loopback, as with Podman's pasta). No published ports or
+ * forwards into R (published ports go through lib/network/forwarder.ts).
+ * pasta goes to the background with its pid in `pasta.pid`; it keeps R
+ * open itself, so the holder stops it when it exits, and the next trun
+ * stops that of a killed holder. As root, where the holder has no user
+ * namespace of its own, pasta (which drops to nobody by default, who may
+ * not open a root process's namespaces) gets R opened by trun as
+ * descriptor 3 and stays root, as a private network's pasta does
+ * (lib/container/network_helper.ts `pastaArgs`). Without pasta the
+ * networks work among themselves only, and the holder's log says so.
  */
 async function attachPasta(dir: string, holder: number): Promise<void> {
   const log = (text: string) =>
     Deno.writeTextFileSync(`${dir}/holder.log`, `trun: ${text}\n`, { append: true });
-  if ((Deno.uid() ?? 0) === 0) {
-    log("as root, user-defined networks have no way out (pasta does not run as root)");
-    return;
-  }
   const pasta = findExecutable("pasta", Deno.env.get("PATH") ?? "");
   if (pasta === null) {
     log("pasta not found (Debian package passt): user-defined networks have no way out");
@@ -346,6 +362,14 @@ async function attachPasta(dir: string, holder: number): Promise<void> {
     O.WRONLY | O.APPEND | O.CLOEXEC,
     "opening the holder's log",
   );
+  const asRoot = (Deno.uid() ?? 0) === 0;
+  const nsFd = asRoot
+    ? openPath(
+      `/proc/${holder}/ns/net`,
+      O.RDONLY | O.CLOEXEC,
+      "opening the shared network namespace",
+    )
+    : undefined;
   try {
     const argv = [
       "pasta",
@@ -353,14 +377,41 @@ async function attachPasta(dir: string, holder: number): Promise<void> {
       "--quiet",
       ...["-t", "none", "-u", "none", "-T", "none", "-U", "none"],
       ...["-P", `${dir}/pasta.pid`],
-      String(holder),
+      ...(asRoot
+        ? ["--runas", "0", "--netns", "/proc/self/fd/3", "--netns-only"]
+        : [String(holder)]),
     ];
     const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
     // The foreground pasta exits once its daemon runs.
-    const st = await waitChild(spawnProcess(pasta, argv, env, err));
+    const st = await waitChild(
+      spawnProcess(pasta, argv, env, err, nsFd, nsFd === undefined ? undefined : CLOSE_INHERITED),
+    );
     if (!(st.exited && st.code === 0)) log("pasta failed (see above): no way out");
   } finally {
+    if (nsFd !== undefined) closeFd(nsFd);
     closeFd(err);
+  }
+}
+
+/**
+ * Whether the running holder's pasta still runs: undefined when it has none
+ * (pasta not installed, or its start failed), false when it died (the
+ * networks lost their way out; the next `useHolder` attaches a new one).
+ */
+export function holderPastaAlive(root: string = runtimeRoot()): boolean | undefined {
+  let pid = 0;
+  try {
+    pid = Number(Deno.readTextFileSync(`${holderDir(root)}/pasta.pid`).trim());
+  } catch {
+    return undefined;
+  }
+  // Killed, it may linger a moment as a zombie, which is dead all the same.
+  const st = pid > 0 ? processStat(pid) : null;
+  if (st === null || st.state === "Z" || st.state === "X") return false;
+  try {
+    return /^(pasta|passt)/.test(Deno.readTextFileSync(`/proc/${pid}/comm`).trim());
+  } catch {
+    return false;
   }
 }
 
@@ -407,7 +458,8 @@ export async function askHolder(req: HolderRequest, root: string = runtimeRoot()
   }
 }
 
-async function readLineFrom(conn: Deno.Conn): Promise<string> {
+/** Reads one line of the holder's protocol (requests are answered before more is sent). */
+export async function readLineFrom(conn: Deno.Conn): Promise<string> {
   const buf = new Uint8Array(4096);
   let text = "";
   for (;;) {
@@ -631,6 +683,69 @@ function logLine(text: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`trun network-holder: ${text}\n`));
 }
 
+/** Connects to `ip:port` for a forwarder's connection `conn`, answers, and relays. */
+async function relayTo(conn: Deno.UnixConn, ip: string, port: number): Promise<void> {
+  let target: Deno.TcpConn;
+  try {
+    target = await Deno.connect({ hostname: ip, port });
+  } catch (e) {
+    try {
+      await conn.write(
+        new TextEncoder().encode(JSON.stringify({ error: (e as Error).message }) + "\n"),
+      );
+    } catch {
+      // The forwarder went away.
+    }
+    conn.close();
+    return;
+  }
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify({ ok: true }) + "\n"));
+  } catch {
+    conn.close();
+    target.close();
+    return;
+  }
+  await relayBoth(conn, target);
+}
+
+/**
+ * For a forwarder's UDP client `conn`: a UDP socket in R connected to
+ * `ip:port`; datagrams framed on `conn` go there, its answers come back
+ * framed. Ends when the forwarder closes `conn` (the client idle).
+ */
+async function relayDatagramsTo(conn: Deno.UnixConn, ip: string, port: number): Promise<void> {
+  const dgram = await import("node:dgram");
+  const sock = dgram.createSocket(ip.includes(":") ? "udp6" : "udp4");
+  const answer = (a: object) => conn.write(new TextEncoder().encode(JSON.stringify(a) + "\n"));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once("error", reject);
+      sock.connect(port, ip, () => {
+        sock.off("error", reject);
+        resolve();
+      });
+    });
+    await answer({ ok: true });
+  } catch (e) {
+    await answer({ error: (e as Error).message }).catch(() => {});
+    sock.close();
+    conn.close();
+    return;
+  }
+  // A refused datagram (ICMP port unreachable) is the client's business.
+  sock.on("error", () => {});
+  const write = orderedWriter(conn);
+  sock.on("message", (msg: Uint8Array) => write(frameDatagram(msg)));
+  await readDatagrams(conn, (d) => sock.send(d));
+  sock.close();
+  try {
+    conn.close();
+  } catch {
+    // Closed already.
+  }
+}
+
 /** Forgets container `id`'s namespace; with no process in it, it goes with its veths. */
 function release(kept: Kept, dir: string, id: string): void {
   const fd = kept.get(id);
@@ -764,6 +879,12 @@ export async function holderMain(): Promise<number> {
     let answer: { ok?: true; error?: string };
     try {
       const req = JSON.parse(await readLineFrom(conn)) as HolderRequest;
+      if (req.op === "connect") {
+        // Served beside the requests: it lasts as long as the connection.
+        if (req.proto === "udp") relayDatagramsTo(conn as Deno.UnixConn, req.ip, req.port);
+        else relayTo(conn as Deno.UnixConn, req.ip, req.port);
+        continue;
+      }
       if (req.op === "prepare") {
         const netns = namespaceOf(kept, dir, home, req.id, req.pid);
         await wire(r, home, netns, req.links, firewall);

@@ -135,8 +135,11 @@ export interface ContainerNetwork {
   ports?: PortBinding[];
   /** Ports the container exposes (the image's ExposedPorts and `--expose`, `80/tcp`). */
   exposed?: string[];
-  /** The helper process of the current run (pasta or slirp4netns). */
-  helper?: { kind: "pasta" | "slirp4netns"; pid: number; startTime?: number };
+  /**
+   * The helper process of the current run: pasta or slirp4netns (private
+   * networks), or the forwarder of published ports (user-defined networks).
+   */
+  helper?: { kind: "pasta" | "slirp4netns" | "forwarder"; pid: number; startTime?: number };
   /** Its endpoint on each user-defined network, by network name. */
   networks?: Record<string, NetworkEndpoint>;
 }

@@ -6,7 +6,11 @@
 // `network rm` refusing a network in use, and clean ends: no holder
 // process and no leases once everything is removed, and a holder killed
 // with SIGKILL replaced (and the running containers wired again) by the
-// next trun command. Run as the test user and as root.
+// next trun command. Published ports (`-p`) of containers on a network,
+// through trun's forwarder: fetched from the host over IPv4 and IPv6,
+// `trun port`/inspect/ps, a busy port failing cleanly, no forwarder left
+// after rm, and a dead holder, holder's pasta or forwarder reported by ps
+// and inspect. Run as the test user and as root.
 import assert from "node:assert/strict";
 import {
   hostCapabilities,
@@ -19,8 +23,7 @@ import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
-// As root the networks have no way out: pasta drops root to nobody.
-const withPasta = requires(caps, "userns", "busybox", "pasta", "rootless");
+const withPasta = requires(caps, "userns", "busybox", "pasta");
 
 function test(name: string, fn: () => Promise<void>, extra = base) {
   Deno.test({ name: `${name}${extra.suffix}`, ignore: extra.ignore, fn });
@@ -341,7 +344,7 @@ test("clean ends: no holder and no leases once the containers are gone; kill -9 
   const second = holderPid(sb);
   assert.ok(second !== null && second !== first, "a new holder");
   assert.deepEqual(holderProcesses(sb), [second]);
-  // The killed holder's pasta went with it (rootless: as root there is none).
+  // The killed holder's pasta went with it.
   assert.ok(pastaProcesses(sb).length <= 1, `one pasta at most: ${pastaProcesses(sb)}`);
   // rm of everything: the holder goes, the leases go, nothing is left.
   await ok(sb, ["rm", "-f", "web"]);
@@ -354,4 +357,261 @@ test("clean ends: no holder and no leases once the containers are gone; kill -9 
   // The address is free again: the next container gets the same one.
   const again = await runOn(sb, ["n"], "ip -4 -o addr show eth0");
   assert.match(again.stdout, /inet 10\.89\.\d+\.2\//);
+});
+
+/** A TCP port free on `hostname` now (the kernel's pick). */
+function freePort(hostname = "127.0.0.1"): number {
+  const l = Deno.listen({ hostname, port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Whether the host has IPv6 loopback. */
+function hasIPv6(): boolean {
+  try {
+    freePort("::1");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The published-port forwarders of this sandbox's containers (their plan names the store). */
+function forwarderProcesses(sb: Pick<TrunSandbox, "env">): number[] {
+  const needle = JSON.stringify(sb.env.TRUN_ROOT);
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (cmd.includes("\0network-forwarder\0") && cmd.includes(needle)) out.push(Number(e.name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** GETs `url` from the host; the body, or the error's message. */
+async function get(url: string): Promise<string> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return await r.text();
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  }
+}
+
+/** Waits (up to 5 s) until `fn` holds. */
+async function until(fn: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 50 && !fn(); i++) await new Promise((r) => setTimeout(r, 100));
+  return fn();
+}
+
+test("-p on a network: fetched from the host (IPv4 and IPv6), trun port, inspect, ps; rm leaves no forwarder", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "--subnet", "10.79.0.0/24", "pub"]);
+  const v6 = hasIPv6();
+  const p4 = freePort();
+  const p6 = v6 ? freePort("::1") : 0;
+  const id = await startOn(
+    sb,
+    "web",
+    ["pub"],
+    "mkdir -p /www && echo published > /www/f && exec httpd -f -v -p 80 -h /www",
+    ["-p", `127.0.0.1:${p4}:80`, ...(v6 ? ["-p", `[::1]:${p6}:80`] : [])],
+  );
+  const body = await eventually(
+    () => get(`http://127.0.0.1:${p4}/f`),
+    (t) => t === "published\n",
+  );
+  assert.equal(body, "published\n");
+  if (v6) assert.equal(await get(`http://[::1]:${p6}/f`), "published\n");
+  assert.equal(
+    await ok(sb, ["port", "web"]),
+    `80/tcp -> 127.0.0.1:${p4}\n` + (v6 ? `80/tcp -> [::1]:${p6}\n` : ""),
+  );
+  assert.equal(
+    await ok(sb, ["port", "web", "80"]),
+    `127.0.0.1:${p4}\n` + (v6 ? `[::1]:${p6}\n` : ""),
+  );
+  const ports = JSON.parse(
+    await ok(sb, ["inspect", "--format", "{{json .NetworkSettings.Ports}}", "web"]),
+  );
+  assert.deepEqual(ports["80/tcp"], [
+    { HostIp: "127.0.0.1", HostPort: String(p4) },
+    ...(v6 ? [{ HostIp: "::1", HostPort: String(p6) }] : []),
+  ]);
+  assert.equal(
+    await ok(sb, ["ps", "--format", "{{.Ports}}"]),
+    `127.0.0.1:${p4}->80/tcp` + (v6 ? `, [::1]:${p6}->80/tcp` : "") + "\n",
+  );
+  // The container sees the connection come from its network's gateway.
+  // (httpd -v logs to its stderr.)
+  const logs = await eventually(
+    async () => (await sb.run(["logs", "web"])).stderr,
+    (t) => /response:200/.test(t),
+  );
+  assert.match(logs, /10\.79\.0\.1\]?:\d+: response:200/);
+  // One forwarder, ended by rm; the port is free again.
+  const fwd = forwarderProcesses(sb);
+  assert.equal(fwd.length, 1, `one forwarder: ${fwd}`);
+  const rec = JSON.parse(await ok(sb, ["inspect", "--format", "{{json .State}}", id]));
+  assert.equal(rec.Error, "");
+  await ok(sb, ["rm", "-f", "web"]);
+  assert.ok(await until(() => forwarderProcesses(sb).length === 0), "the forwarder went with rm");
+  Deno.listen({ hostname: "127.0.0.1", port: p4 }).close();
+});
+
+test("-p on a network: a container that exits takes its forwarder; a busy port fails run and start cleanly", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "busy"]);
+  // The forwarder ends with its container.
+  await startOn(sb, "short", ["busy"], "sleep 3", ["-p", `127.0.0.1:${freePort()}:80`]);
+  assert.equal(forwarderProcesses(sb).length, 1, "a forwarder while it runs");
+  const ended = async () => {
+    for (let i = 0; i < 100 && forwarderProcesses(sb).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return forwarderProcesses(sb).length === 0;
+  };
+  assert.ok(await ended(), "the forwarder ended with the container");
+  const port = freePort();
+  const taken = Deno.listen({ hostname: "127.0.0.1", port });
+  try {
+    const r = await sb.run(
+      runArgs(sb, ["-d", "--name", "clash"], ["busy"], ["-p", `127.0.0.1:${port}:80`], "sleep 300"),
+    );
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`cannot publish port ${port}/tcp on 127\\.0\\.0\\.1: address already in use`),
+    );
+    assert.equal((await sb.run(["inspect", "clash"])).code, 1, "nothing created");
+    // Taken between create and start: the start fails, nothing runs.
+    await ok(sb, [
+      "create",
+      "--name",
+      "later",
+      "--network",
+      "busy",
+      "-p",
+      `127.0.0.1:${freePort()}:80`,
+      "--rootfs",
+      sb.rootfs,
+      "sleep",
+      "300",
+    ]);
+    const mine = JSON.parse(
+      await ok(sb, ["inspect", "--format", "{{json .HostConfig.PortBindings}}", "later"]),
+    )["80/tcp"][0].HostPort as string;
+    const late = Deno.listen({ hostname: "127.0.0.1", port: Number(mine) });
+    try {
+      const s = await sb.run(["start", "later"]);
+      assert.notEqual(s.code, 0);
+      assert.match(s.stderr, /address already in use/);
+      assert.equal(await ok(sb, ["inspect", "--format", "{{.State.Running}}", "later"]), "false\n");
+    } finally {
+      late.close();
+    }
+    assert.deepEqual(forwarderProcesses(sb), []);
+  } finally {
+    taken.close();
+  }
+});
+
+test("a dead forwarder, holder or holder's pasta is reported in ps and inspect", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "watch"]);
+  const port = freePort();
+  await startOn(sb, "web", ["watch"], httpd("watched"), ["-p", `127.0.0.1:${port}:80`]);
+  await startOn(sb, "plain", ["watch"], "sleep 300");
+  const status = async (name: string) =>
+    (await ok(sb, ["ps", "--filter", `name=${name}`, "--format", "{{.Status}}"])).trim();
+  const error = async (name: string) =>
+    (await ok(sb, ["inspect", "--format", "{{.State.Error}}", name])).trim();
+  assert.match(await status("plain"), /^Up [^(]*$/);
+  assert.equal(
+    await eventually(() => get(`http://127.0.0.1:${port}/f`), (t) => t === "watched\n"),
+    "watched\n",
+  );
+  // The holder's pasta (none when pasta is not installed).
+  const pastaFile = `${sb.env.TRUN_RUNROOT}/networks/pasta.pid`;
+  let pasta = 0;
+  try {
+    pasta = Number(Deno.readTextFileSync(pastaFile).trim());
+  } catch {
+    // None.
+  }
+  if (pasta > 0) {
+    Deno.kill(pasta, "SIGKILL");
+    assert.ok(await until(() => !pastaProcesses(sb).includes(pasta)));
+    assert.match(await status("plain"), /\(network holder's pasta exited\)$/);
+    assert.match(await error("plain"), /pasta of the user-defined networks' namespace exited/);
+    // The next run on a network attaches a new one.
+    await ok(sb, runArgs(sb, ["--rm"], ["watch"], [], "true"));
+    assert.match(await status("plain"), /^Up [^(]*$/);
+    assert.equal(await error("plain"), "");
+    assert.equal(pastaProcesses(sb).length, 1);
+  }
+  // The holder.
+  const holder = holderPid(sb)!;
+  Deno.kill(holder, "SIGKILL");
+  assert.ok(await until(() => !holderProcesses(sb).includes(holder)));
+  assert.match(await status("plain"), /\(network holder exited\)$/);
+  assert.match(await error("plain"), /holder of the user-defined networks' namespace exited/);
+  await ok(sb, runArgs(sb, ["--rm"], ["watch"], [], "true"));
+  assert.match(await status("plain"), /^Up [^(]*$/);
+  // The published port works again through the new holder.
+  assert.equal(
+    await eventually(() => get(`http://127.0.0.1:${port}/f`), (t) => t === "watched\n"),
+    "watched\n",
+  );
+  // The forwarder.
+  const [fwd] = forwarderProcesses(sb);
+  assert.ok(fwd !== undefined, "a forwarder runs");
+  Deno.kill(fwd, "SIGKILL");
+  assert.ok(await until(() => !forwarderProcesses(sb).includes(fwd)));
+  assert.match(await status("web"), /\(network helper forwarder exited\)$/);
+  assert.match(await error("web"), /forwarder of the published ports \(pid \d+\) exited/);
+});
+
+test("-p …/udp on a network: datagrams reach the container and its answers come back", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "--subnet", "10.80.0.0/24", "dgram"]);
+  const port = freePort();
+  // busybox's nc has no -u here: the host's python3, bound in read-only,
+  // answers each datagram and prints where it came from.
+  const server = "import socket\n" +
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" +
+    "s.bind(('0.0.0.0', 5353))\n" +
+    "while True:\n" +
+    "    d, a = s.recvfrom(2048)\n" +
+    "    print('from', a[0], flush=True)\n" +
+    "    s.sendto(b'echo-' + d, a)\n";
+  await startOn(sb, "echo", ["dgram"], `exec /usr/bin/python3 -c "${server}"`, [
+    "-p",
+    `127.0.0.1:${port}:5353/udp`,
+    ...["-v", "/usr:/usr:ro", "-v", "/usr/lib64:/lib64:ro", "-v", "/usr/lib:/lib:ro"],
+  ]);
+  assert.equal(await ok(sb, ["port", "echo"]), `5353/udp -> 127.0.0.1:${port}\n`);
+  const dgram = await import("node:dgram");
+  const sock = dgram.createSocket("udp4");
+  const answers: string[] = [];
+  sock.on("message", (m: Uint8Array) => answers.push(new TextDecoder().decode(m)));
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+  try {
+    for (let i = 0; i < 50 && answers.length === 0; i++) {
+      sock.send("ping", port, "127.0.0.1");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(answers[0], "echo-ping");
+  } finally {
+    sock.close();
+  }
+  // The container sees the datagrams come from its network's gateway.
+  assert.match(await ok(sb, ["logs", "echo"]), /^from 10\.80\.0\.1$/m);
+  await ok(sb, ["rm", "-f", "echo"]);
+  assert.ok(await until(() => forwarderProcesses(sb).length === 0), "the forwarder went with rm");
 });

@@ -3,6 +3,7 @@ import {
   containerNetwork,
   defaultGateway,
   helperKind,
+  networkProblem,
   parseSlirpOptions,
   pastaArgs,
   slirpArgs,
@@ -11,6 +12,7 @@ import {
 } from "../../lib/container/network_helper.ts";
 import { choosePrivateNetwork, type NetworkReport } from "../../lib/host/network.ts";
 import type { ContainerRecord } from "../../lib/store/containers.ts";
+import { processStat } from "../../lib/engine/state.ts";
 
 const TCP = { hostIp: "", hostPort: 8080, containerPort: 80, protocol: "tcp" as const };
 const UDP = { hostIp: "::1", hostPort: 5353, containerPort: 53, protocol: "udp" as const };
@@ -176,14 +178,59 @@ Deno.test("strayHelpers() finds the helpers of containers without a record, by t
     "13": ["slirp4netns", "--configure", `--api-socket=/r/net/${live.slice(0, 12)}.sock`, "8"],
     "14": ["pasta", "-P", `/other/containers/${gone}/userdata/x`, "9"],
     "15": ["sleep", `/s/containers/${gone}/userdata/x`],
+    "16": ["deno", "run", "main.ts", "network-forwarder", gone, JSON.stringify({ store: "/s" })],
+    "17": ["deno", "run", "main.ts", "network-forwarder", live, JSON.stringify({ store: "/s" })],
+    "18": ["trun", "network-forwarder", gone, JSON.stringify({ store: "/other" })],
   };
   for (const [pid, argv] of Object.entries(procs)) {
     Deno.mkdirSync(`${proc}/${pid}`);
     Deno.writeTextFileSync(`${proc}/${pid}/cmdline`, argv.join("\0") + "\0");
   }
   try {
-    assert.deepEqual(strayHelpers("/s", "/r", new Set([live]), proc).sort(), [11, 12]);
+    assert.deepEqual(strayHelpers("/s", "/r", new Set([live]), proc).sort(), [11, 12, 16]);
   } finally {
     Deno.removeSync(proc, { recursive: true });
   }
+});
+
+Deno.test("networkProblem() names a dead helper, forwarder, holder or holder's pasta", () => {
+  const self = processStat(Deno.pid)!;
+  const alive = { pid: Deno.pid, startTime: Number(self.startTime) };
+  const dead = { pid: Deno.pid, startTime: Number(self.startTime) + 1 };
+  const onNet = (helper?: object) =>
+    ({
+      id: "x",
+      network: {
+        mode: "n",
+        networks: { n: { ip: "10.89.0.2", aliases: [] } },
+        ...(helper ? { helper } : {}),
+      },
+    }) as unknown as ContainerRecord;
+  const fine = () => ({ holder: true, pasta: true });
+  assert.equal(networkProblem(onNet({ kind: "forwarder", ...alive }), fine), undefined);
+  const fwd = networkProblem(onNet({ kind: "forwarder", ...dead }), fine)!;
+  assert.equal(fwd.label, "network helper forwarder exited");
+  assert.match(fwd.error, /forwarder of the published ports \(pid \d+\) exited/);
+  assert.equal(
+    networkProblem(onNet(), () => ({ holder: false }))?.label,
+    "network holder exited",
+  );
+  assert.equal(
+    networkProblem(onNet(), () => ({ holder: true, pasta: false }))?.label,
+    "network holder's pasta exited",
+  );
+  // A holder without pasta (as root) is fine.
+  assert.equal(networkProblem(onNet(), () => ({ holder: true })), undefined);
+  // A private network's helper; the holder is not asked about a container on no network.
+  const priv = {
+    id: "y",
+    network: { mode: "pasta", helper: { kind: "pasta", ...dead } },
+  } as unknown as ContainerRecord;
+  assert.equal(
+    networkProblem(priv, () => {
+      throw new Error("asked");
+    })?.label,
+    "network helper pasta exited",
+  );
+  assert.equal(networkProblem({ ...priv, network: { mode: "pasta" } }, fine), undefined);
 });
