@@ -196,6 +196,10 @@ export async function startWithConmon(
   const [syncRead, syncWrite] = cloexecPipe();
   let status;
   let created = 0;
+  // Each end is closed exactly once: a number closed twice may by then
+  // belong to something else (Deno's own signal pipe, once a listener
+  // exists), which the second close would break.
+  let writeOpen = true;
   try {
     const child = spawnProcess(
       conmon,
@@ -208,6 +212,7 @@ export async function startWithConmon(
       exeSealSetup(specSealQuestion(dir)),
     );
     closeFd(syncWrite);
+    writeOpen = false;
     const [st, line] = await Promise.all([waitChild(child), readLine(syncRead)]);
     status = st;
     try {
@@ -216,7 +221,7 @@ export async function startWithConmon(
       // No report: conmon failed before the runtime ran.
     }
   } finally {
-    closeFd(syncWrite);
+    if (writeOpen) closeFd(syncWrite);
     closeFd(syncRead);
   }
   const pid = created > 0 ? await readPid(c.pidFile) : 0;
