@@ -263,10 +263,12 @@ export async function startWithConmon(
   return { ok: true, pid, monitorPid: await readPid(c.conmonPidFile) };
 }
 
-/** Counts one restart. */
-function updateCount(id: string): ContainerRecord | undefined {
+/** Counts one restart, unless the container was stopped, removed or started since it exited. */
+function updateCountUnlessStopped(id: string): ContainerRecord | undefined {
   const store = openStore(undefined, { repair: false });
   try {
+    const now = store.findRecord(id);
+    if (!now || now.stoppedByUser || now.state !== "exited") return undefined;
     return store.updateRecord(id, (r) => ({ ...r, restartCount: (r.restartCount ?? 0) + 1 }));
   } finally {
     store.close();
@@ -336,7 +338,8 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
   ) {
     // conmon's exit command is where a restart policy runs, as Podman's.
     await new Promise((r) => setTimeout(r, restartDelay(rec!.restartCount ?? 0)));
-    const again = updateCount(rec.id);
+    // A `stop` (or `rm`) during the delay wins: read the record again.
+    const again = updateCountUnlessStopped(rec.id);
     const conmon = chosenConmon() ??
       findExecutable("conmon", `${Deno.env.get("PATH") ?? ""}:${CONMON_DIRS}`);
     const { networkPeerBlocks } = await import("./network_peer.ts");

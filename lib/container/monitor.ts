@@ -102,6 +102,9 @@ export async function runMonitor(
         break;
       }
       await new Promise((r) => setTimeout(r, restartDelay(n)));
+      // A `stop` or `rm` during the delay wins.
+      const now = update(rec.id, (r) => r);
+      if (!now || now.stoppedByUser || now.state !== "exited") break;
       // The network joined may have moved to another process, or be gone.
       const blocked = networkPeerBlocks(rec, dir);
       if (blocked !== undefined) {
