@@ -92,7 +92,11 @@ async function decode(req: DecodeRequest): Promise<void> {
           : createZstdDecompress({ chunkSize: 256 * 1024 });
         d.on("error", (err) => failure ??= err);
         draining = (async () => {
-          for await (const out of d as AsyncIterable<Uint8Array>) await output(out);
+          // Not destroyed when the loop ends: node can see the readable side
+          // end a moment before the writable side finishes, and destroying
+          // it then would raise an AbortError after all the data is out.
+          const outs = d.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+          for await (const out of outs) await output(out);
         })().catch((err) => {
           failure ??= err;
         });
