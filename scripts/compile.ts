@@ -58,6 +58,9 @@ const cmd = [
   "--output",
   output,
   ...(target ? ["--target", target] : []),
+  // Workers are not found by deno compile's module graph: name each one.
+  "--include",
+  `${repo}lib/oci/layer_decode_worker.ts`,
   `${repo}main.ts`,
 ];
 console.error(`compile: deno ${cmd.join(" ")}`);

@@ -68,6 +68,8 @@ export interface PullStore {
     options?: {
       onProgress?: (p: { digest: string; state: string }) => void;
       squashOwnership?: { uid: number; gid: number };
+      /** Keep the compressed blobs after unpacking (more layers of this stack follow). */
+      keepBlobs?: boolean;
     },
   ): Promise<string[]>;
   /** Records the image and its tag. */
@@ -200,15 +202,53 @@ export async function pullImage(
       emit({ type: "layer-done", digest: layer.digest, current: layer.size, total: layer.size });
     });
   };
-  await runBounded(unique, Math.max(1, options.maxParallel ?? 3), download, ctl);
-
-  emit({ type: "unpacking" });
-  const chainIds = await store.ensureLayers(layers, {
-    onProgress: (p) => {
-      if (p.state === "unpacking") emit({ type: "unpacking", digest: p.digest });
+  // Each layer is unpacked as soon as it and the layers below it are
+  // downloaded, while the later ones still download; bottom-up order stays.
+  const fetched = new Map(unique.map((l) => {
+    const d = Promise.withResolvers<void>();
+    d.promise.catch(() => {}); // awaited later, or never when an earlier layer failed
+    return [l.digest, d];
+  }));
+  let firstError: { error: unknown } | undefined;
+  const failed = (error: unknown) => {
+    firstError ??= { error };
+    ctl.abort(error);
+  };
+  const downloads = runBounded(
+    unique,
+    Math.max(1, options.maxParallel ?? 3),
+    async (layer) => {
+      try {
+        await download(layer);
+        fetched.get(layer.digest)!.resolve();
+      } catch (err) {
+        failed(err);
+        throw err;
+      }
     },
-    ...(options.squashOwnership ? { squashOwnership: options.squashOwnership } : {}),
+    ctl,
+  ).finally(() => {
+    // Downloads never started (a sibling failed) must not keep unpacking waiting.
+    for (const d of fetched.values()) d.reject(firstError?.error ?? new Error("download stopped"));
   });
+  let chainIds: string[] = [];
+  const unpacking = (async () => {
+    emit({ type: "unpacking" });
+    for (let i = 0; i < layers.length; i++) {
+      await fetched.get(layers[i]!.digest)!.promise;
+      // Blobs stay until the last call: a blob can come back higher in the stack.
+      const last = i === layers.length - 1;
+      chainIds = await store.ensureLayers(layers.slice(0, i + 1), {
+        onProgress: (p) => {
+          if (p.state === "unpacking") emit({ type: "unpacking", digest: p.digest });
+        },
+        ...(last ? {} : { keepBlobs: true }),
+        ...(options.squashOwnership ? { squashOwnership: options.squashOwnership } : {}),
+      });
+    }
+  })().catch(failed);
+  await Promise.allSettled([downloads, unpacking]);
+  if (firstError !== undefined) throw firstError.error;
   await store.recordImage({
     reference: ref.toString(),
     manifestDigest: image.manifest.digest,

@@ -79,6 +79,12 @@ export interface ApplyLayerOptions {
    * the layer's tar-split record (lib/oci/tar_split.ts).
    */
   recorder?: LayerRecorder;
+  /**
+   * `input` is the uncompressed tar, already hashed where it was decoded
+   * (lib/oci/layer_decode.ts): no sniffing, no decompression, no hashing
+   * here. Called once the input has ended, it gives the diff id.
+   */
+  decodedDiffId?: () => string;
 }
 
 /** What {@link applyLayer} did. */
@@ -228,6 +234,7 @@ export async function applyLayer(
       input,
       (extract) => writer.consume(extract),
       opts.recorder,
+      opts.decodedDiffId,
     );
     writer.finish();
     return {
@@ -251,9 +258,10 @@ async function pump(
   input: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   consume: (extract: tarStream.Extract) => Promise<void>,
   recorder?: LayerRecorder,
+  decodedDiffId?: () => string,
 ): Promise<{ diffId: string; tarSize: number }> {
   const { head: first, source } = await peek(input, 4);
-  const compression = detectCompression(first);
+  const compression = decodedDiffId ? "none" : detectCompression(first);
   // Loaded on first use so that importing this module (for its helpers)
   // costs nothing at startup.
   const [{ createHash }, { createGunzip, createZstdDecompress }, tar] = await Promise.all([
@@ -295,7 +303,7 @@ async function pump(
   async function feedExtract(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     for await (const chunk of chunks) {
       if (failure !== undefined) return;
-      hash.update(chunk);
+      if (!decodedDiffId) hash.update(chunk);
       recorder?.data(chunk);
       tarSize += chunk.length;
       if (!extract.write(chunk)) await drained(extract);
@@ -313,7 +321,7 @@ async function pump(
   // Even an empty layer is a tar of two zero blocks. Nothing at all means a
   // cut-off stream: node's zstd decoder ends quietly on a truncated frame.
   if (tarSize === 0) throw new LayerError("the layer data is corrupt: it holds no tar data");
-  return { diffId: `sha256:${hash.digest("hex")}`, tarSize };
+  return { diffId: decodedDiffId ? decodedDiffId() : `sha256:${hash.digest("hex")}`, tarSize };
 }
 
 /** Applies tar entries to one directory tree, refusing anything that escapes it. */
@@ -340,6 +348,8 @@ class TreeWriter {
   // the wanted owner is our own (the common 0:0 case inside the namespace).
   private readonly euid: number;
   private readonly egid: number;
+  // Bits the kernel would drop from a mode given to open(2).
+  private readonly umask: number;
 
   constructor(dest: string, opts: ApplyLayerOptions, fresh: boolean) {
     this.dest = dest;
@@ -351,6 +361,7 @@ class TreeWriter {
     this.recorder = opts.recorder;
     this.euid = Deno.uid() ?? -1;
     this.egid = Deno.gid() ?? -1;
+    this.umask = Deno.umask();
   }
 
   notes(): string[] {
@@ -435,7 +446,10 @@ class TreeWriter {
       case "file":
       case "contiguous-file": {
         this.clear(rel);
-        const f = this.create(name, path);
+        // Created with its final mode when the umask lets it through and no
+        // set-id bit (which chown would clear) is involved: one chmod less.
+        const exact = (mode & (0o7000 | this.umask)) === 0;
+        const f = this.create(name, path, exact ? mode : 0o600);
         try {
           // By hand, not for-await: see consume().
           const chunks = body[Symbol.asyncIterator]();
@@ -450,7 +464,7 @@ class TreeWriter {
           f.close();
         }
         this.chown(name, path, uid, gid);
-        Deno.chmodSync(path, mode);
+        if (!exact) Deno.chmodSync(path, mode);
         this.setXattrs(name, path, pax);
         this.recorder?.wrote(this.entries, rel, mode);
         break;
@@ -670,10 +684,10 @@ class TreeWriter {
     }
   }
 
-  private create(name: string, path: string): Deno.FsFile {
+  private create(name: string, path: string, mode: number): Deno.FsFile {
     try {
       // createNew is O_EXCL: it never follows a symlink planted at `path`.
-      return Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+      return Deno.openSync(path, { write: true, createNew: true, mode });
     } catch (err) {
       throw new LayerError(`${this.what}: creating "${name}": ${errorMessage(err)}`, name, {
         cause: err,
@@ -746,8 +760,11 @@ class TreeWriter {
   finish(): void {
     for (const [rel, m] of this.dirMeta) {
       const path = rel === "" ? this.dest : `${this.dest}/${rel}`;
-      const st = lstatOrNull(path);
-      if (st === null || !st.isDirectory) continue;
+      // In a fresh tree, a directory still in dirMeta is one this layer made.
+      if (!this.fresh) {
+        const st = lstatOrNull(path);
+        if (st === null || !st.isDirectory) continue;
+      }
       this.chown(rel || ".", path, m.uid, m.gid);
       Deno.chmodSync(path, m.mode);
       lutimes(path, m.atime, m.mtime);
