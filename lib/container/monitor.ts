@@ -103,7 +103,7 @@ export async function runMonitor(
       }
       await new Promise((r) => setTimeout(r, restartDelay(n)));
       // A `stop` or `rm` during the delay wins.
-      const now = update(rec.id, (r) => r);
+      const now = current(rec.id);
       if (!now || now.stoppedByUser || now.state !== "exited") break;
       // The network joined may have moved to another process, or be gone.
       const blocked = networkPeerBlocks(rec, dir);
@@ -279,6 +279,16 @@ async function runOnce(
     );
     finish(exitCode);
     return { code: exitCode, started: false };
+  }
+}
+
+/** The record as it is now (read only). */
+function current(id: string) {
+  const store = openStore(undefined, { repair: false });
+  try {
+    return store.findRecord(id);
+  } finally {
+    store.close();
   }
 }
 
