@@ -12,7 +12,7 @@
  * container). Errors are `SyscallError`s naming the path.
  */
 import { Errno, SyscallError } from "./errno.ts";
-import { cString, sys, sysTry } from "./syscall.ts";
+import { cString, sys, sysBlocking, sysTry } from "./syscall.ts";
 import {
   AT,
   decodeStat,
@@ -147,6 +147,20 @@ export function syncfs(path: string): void {
   const fd = openPath(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
   try {
     sys("syncfs", [fd], `flushing the file system of "${path}"`);
+  } finally {
+    sys("close", [fd]);
+  }
+}
+
+/**
+ * syncfs(2) on a thread of the runtime's pool, so this thread goes on while
+ * the kernel writes: a head start on a later `syncfs`. Best effort: false
+ * when the call failed (errno is not kept across threads).
+ */
+export async function syncfsInBackground(path: string): Promise<boolean> {
+  const fd = openPath(path, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  try {
+    return await sysBlocking("syncfs", [fd]) === 0n;
   } finally {
     sys("close", [fd]);
   }

@@ -70,6 +70,8 @@ export interface PullStore {
       squashOwnership?: { uid: number; gid: number };
       /** Keep the compressed blobs after unpacking (more layers of this stack follow). */
       keepBlobs?: boolean;
+      /** A layer blob still downloading to `path`, to unpack as it arrives; `done` settles once it is in the store. */
+      incoming?: { digest: string; path: string; done: Promise<void> };
     },
   ): Promise<string[]>;
   /** Records the image and its tag. */
@@ -185,6 +187,7 @@ export async function pullImage(
       emit({ type: "layer-start", digest: layer.digest, total: layer.size });
       // The store's temporary name is stable, so a killed pull resumes there.
       const temp = store.blobTempPath(layer.digest);
+      started.get(layer.digest)!.resolve(temp);
       await client.fetchBlob(ref.repository, layer.digest, temp, {
         partialPath: temp,
         size: layer.size,
@@ -202,13 +205,17 @@ export async function pullImage(
       emit({ type: "layer-done", digest: layer.digest, current: layer.size, total: layer.size });
     });
   };
-  // Each layer is unpacked as soon as it and the layers below it are
-  // downloaded, while the later ones still download; bottom-up order stays.
+  // Each layer is unpacked as soon as the layers below it are, while it
+  // and the later ones still download: the unpacker reads a layer's file as
+  // it grows, and commits the layer once the blob is in the store, verified.
+  // Bottom-up order stays.
   const fetched = new Map(unique.map((l) => {
     const d = Promise.withResolvers<void>();
     d.promise.catch(() => {}); // awaited later, or never when an earlier layer failed
     return [l.digest, d];
   }));
+  // Resolved with the temporary file's path when a layer's download begins.
+  const started = new Map(unique.map((l) => [l.digest, Promise.withResolvers<string>()]));
   let firstError: { error: unknown } | undefined;
   const failed = (error: unknown) => {
     firstError ??= { error };
@@ -235,10 +242,13 @@ export async function pullImage(
   const unpacking = (async () => {
     emit({ type: "unpacking" });
     for (let i = 0; i < layers.length; i++) {
-      await fetched.get(layers[i]!.digest)!.promise;
+      const digest = layers[i]!.digest;
+      const done = fetched.get(digest)!.promise;
+      const temp = await Promise.race([done.then(() => undefined), started.get(digest)!.promise]);
       // Blobs stay until the last call: a blob can come back higher in the stack.
       const last = i === layers.length - 1;
       chainIds = await store.ensureLayers(layers.slice(0, i + 1), {
+        ...(temp !== undefined ? { incoming: { digest, path: temp, done } } : {}),
         onProgress: (p) => {
           if (p.state === "unpacking") emit({ type: "unpacking", digest: p.digest });
         },

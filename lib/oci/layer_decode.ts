@@ -28,11 +28,26 @@ class DecodeError extends Error {
   }
 }
 
+/** A blob file still being written, to decode as it grows. */
+export interface GrowingBlob {
+  /** The size the file will have. */
+  size: number;
+  /** Settles when its writer is done (either way): a file still short then is an error. */
+  written: Promise<unknown>;
+  /** Where the complete file is moved, if it is. */
+  finalPath?: string;
+}
+
 /**
- * Starts decoding the blob at `path`, whose digest uses `algorithm`. The
- * caller must call `close()` when done or failed.
+ * Starts decoding the blob at `path`, whose digest uses `algorithm`; with
+ * `growing`, a file still being downloaded, read as it arrives. The caller
+ * must call `close()` when done or failed.
  */
-export function decodeLayerFile(path: string, algorithm: string): DecodedLayer {
+export function decodeLayerFile(
+  path: string,
+  algorithm: string,
+  growing?: GrowingBlob,
+): DecodedLayer {
   const worker = new Worker(new URL("./layer_decode_worker.ts", import.meta.url), {
     type: "module",
   });
@@ -51,7 +66,17 @@ export function decodeLayerFile(path: string, algorithm: string): DecodedLayer {
     e.preventDefault();
     push({ type: "error", message: e.message });
   };
-  worker.postMessage({ path, algorithm } satisfies DecodeRequest);
+  worker.postMessage(
+    {
+      path,
+      algorithm,
+      ...(growing ? { follow: growing.size } : {}),
+      ...(growing?.finalPath !== undefined ? { finalPath: growing.finalPath } : {}),
+    } satisfies DecodeRequest,
+  );
+  growing?.written.then(() => {}, () => {}).then(() => {
+    if (!closed) worker.postMessage("complete");
+  });
 
   async function* tar(): AsyncGenerator<Uint8Array> {
     for (;;) {

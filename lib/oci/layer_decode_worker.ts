@@ -9,6 +9,11 @@
  * per message it has consumed; the worker never has more than
  * {@link DECODE_CREDITS} messages in flight. It answers with `data`
  * messages, then one `end` or one `error`.
+ *
+ * A request with `follow` reads a file that is still being downloaded: at
+ * its end the worker waits for more until it has `follow` bytes, and the
+ * parent posts `complete` once the writer is done (after which a short file
+ * is an error). This lets a layer unpack while it downloads.
  */
 /// <reference lib="deno.worker" />
 
@@ -23,6 +28,10 @@ export interface DecodeRequest {
   path: string;
   /** The blob digest's algorithm (`sha256`, `sha512`). */
   algorithm: string;
+  /** The blob's size, when the file is still being written: read until it has this many bytes. */
+  follow?: number;
+  /** Where a followed file is moved once complete (it may be gone from `path` before it is opened). */
+  finalPath?: string;
 }
 
 /** What the worker sends back. */
@@ -35,10 +44,62 @@ export type DecodeMessage =
 export const DECODE_CREDITS = 8;
 
 const MESSAGE_BYTES = 1024 * 1024;
+// Enough of the blob's start to tell gzip and zstd apart from a plain tar.
+const MAGIC_BYTES = 4;
 const READ_BYTES = 1024 * 1024;
 
 let credits = DECODE_CREDITS;
 let wake: (() => void) | undefined;
+// Set when the parent says the writer of a followed file is done.
+let writerDone = false;
+
+// How long a reader at the end of a followed file waits before looking again.
+const FOLLOW_POLL_MS = 3;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// Opens the blob file. A followed one may not exist until its download
+// starts, and may already be complete and moved to its final place.
+async function openBlob(req: DecodeRequest): Promise<Deno.FsFile> {
+  for (;;) {
+    const finished = writerDone;
+    for (const path of [req.path, ...(req.finalPath !== undefined ? [req.finalPath] : [])]) {
+      try {
+        return await Deno.open(path, { read: true });
+      } catch (err) {
+        if (req.follow === undefined || !(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+    if (finished) throw new Deno.errors.NotFound(`the blob file "${req.path}" is gone`);
+    await sleep(FOLLOW_POLL_MS);
+  }
+}
+
+// The next bytes of the blob, or null at its end. A followed file is read up
+// to its announced size, waiting at the end of what is written so far.
+async function readBlob(
+  file: Deno.FsFile,
+  buf: Uint8Array<ArrayBuffer>,
+  req: DecodeRequest,
+  done: number,
+): Promise<Uint8Array<ArrayBuffer> | null> {
+  if (req.follow === undefined) {
+    const n = await file.read(buf);
+    return n === null ? null : buf.slice(0, n);
+  }
+  const want = Math.min(buf.length, req.follow - done);
+  if (want === 0) return null;
+  for (;;) {
+    // Read after looking at the flag: bytes written before `complete` was
+    // posted are then always seen.
+    const finished = writerDone;
+    const n = await file.read(buf.subarray(0, want));
+    if (n !== null && n > 0) return buf.slice(0, n);
+    if (finished) {
+      throw new Error(`the download of "${req.path}" ended after ${done} of ${req.follow} bytes`);
+    }
+    await sleep(FOLLOW_POLL_MS);
+  }
+}
 
 // Hands `bytes` (and its buffer, which the caller must not touch again) over.
 async function send(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
@@ -72,17 +133,36 @@ async function decode(req: DecodeRequest): Promise<void> {
     }
   };
 
-  using file = await Deno.open(req.path, { read: true });
+  using file = await openBlob(req);
   const buf = new Uint8Array(READ_BYTES);
+  let blobSize = 0;
   let decompressor: Transform | undefined;
   let compressionKnown = false;
   let failure: unknown;
   let draining: Promise<void> = Promise.resolve();
+  let head: Uint8Array | undefined;
   for (;;) {
-    const n = await file.read(buf);
-    if (n === null) break;
-    const chunk = buf.slice(0, n);
-    blobHash.update(chunk);
+    let chunk = await readBlob(file, buf, req, blobSize);
+    if (chunk === null) {
+      if (head === undefined) break;
+      // A blob shorter than a magic number: decide on what there is.
+      chunk = new Uint8Array(0);
+    } else {
+      blobSize += chunk.length;
+      blobHash.update(chunk);
+    }
+    if (head !== undefined) {
+      const joined = new Uint8Array(head.length + chunk.length);
+      joined.set(head);
+      joined.set(chunk, head.length);
+      chunk = joined;
+      head = undefined;
+    }
+    // A followed file can give a first read shorter than any magic number.
+    if (!compressionKnown && chunk.length < MAGIC_BYTES && blobSize < (req.follow ?? 0)) {
+      head = chunk;
+      continue;
+    }
     if (!compressionKnown) {
       compressionKnown = true;
       const compression = detectCompression(chunk);
@@ -130,7 +210,11 @@ async function decode(req: DecodeRequest): Promise<void> {
   );
 }
 
-self.onmessage = (e: MessageEvent<DecodeRequest | "credit">) => {
+self.onmessage = (e: MessageEvent<DecodeRequest | "credit" | "complete">) => {
+  if (e.data === "complete") {
+    writerDone = true;
+    return;
+  }
   if (e.data === "credit") {
     credits++;
     const w = wake;

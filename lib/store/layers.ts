@@ -22,6 +22,7 @@ import { LayerError } from "../oci/layer_tar.ts";
 import type { DecodedLayer } from "../oci/layer_decode.ts";
 import { isNoSpace, removeTree } from "../util/fs.ts";
 import { syncfs } from "../../ffi/fs.ts";
+import { BackgroundFlush } from "./background_flush.ts";
 import { type StoreContext, transaction } from "./db.ts";
 import {
   blobLeaseName,
@@ -30,6 +31,7 @@ import {
   deleteBlob,
   digestOf,
   fsyncPath,
+  hasBlob,
   parseDigest,
   randomSuffix,
 } from "./blobs.ts";
@@ -70,6 +72,12 @@ export interface EnsureLayersOptions {
    * from it in this call has a tar-split record.
    */
   keepBlobs?: boolean;
+  /**
+   * A layer blob still downloading to `path`: it is unpacked as it arrives
+   * instead of after. `done` settles when the blob is in the store, and the
+   * layer is committed only then.
+   */
+  incoming?: { digest: string; path: string; done: Promise<void> };
 }
 
 // Media types that are tar layers; the compression itself is told by magic.
@@ -239,6 +247,22 @@ async function unpack(
   }
   ctx.lease(blobLeaseName(layer.digest));
   const source = blobPath(ctx.root, layer.digest);
+  const incoming = opts.incoming?.digest === layer.digest ? opts.incoming : undefined;
+  if (incoming !== undefined && !hasBlob(ctx, layer.digest)) {
+    // A small blob is not worth following: it is read once it is there.
+    if (layer.size < WORKER_MIN_BYTES) await incoming.done;
+    else {
+      try {
+        return await unpackFrom(ctx, layer, parent, key, opts, incoming);
+      } catch (err) {
+        // The download's own error comes first. Otherwise the file may have
+        // been rewritten under the reader (a resumed download that started
+        // over): the blob is now in the store, verified, so read it again.
+        await incoming.done;
+        if (isNoSpace(err)) throw err;
+      }
+    }
+  }
   let size: number;
   try {
     size = Deno.statSync(source).size;
@@ -254,12 +278,27 @@ async function unpack(
       }`,
     );
   }
+  return await unpackFrom(ctx, layer, parent, key, opts, { path: source });
+}
+
+// Unpacks the layer from its blob file: the stored blob, or one still
+// downloading (`done` given), which must then be complete and verified
+// before the layer is committed. Runs under the blob's unpack lock.
+async function unpackFrom(
+  ctx: StoreContext,
+  layer: LayerDescriptor,
+  parent: string | undefined,
+  key: string,
+  opts: EnsureLayersOptions,
+  blob: { path: string; done?: Promise<void> },
+): Promise<string> {
   opts.onProgress?.({ digest: layer.digest, state: "unpacking" });
   const layersDir = `${ctx.root}/layers`;
   const tmp = `${layersDir}/${key}.tmp-${randomSuffix()}`;
   const recordTmp = `${tmp}${RECORD_SUFFIX}`;
   let recordFile: RecordFileWriter | undefined;
   let decoded: DecodedLayer | undefined;
+  let flusher: BackgroundFlush | undefined;
   try {
     const algorithm = parseDigest(layer.digest).algorithm;
     // Loaded here, not at startup: tar-stream and zlib are for pulls only.
@@ -275,10 +314,18 @@ async function unpack(
     });
     // A large blob is read, hashed and decompressed on a worker thread while
     // this one creates the files; a small one is not worth a worker's start.
-    const hash = size < WORKER_MIN_BYTES ? createHash(algorithm) : undefined;
-    decoded = hash ? undefined : decodeLayerFile(source, algorithm);
+    const hash = layer.size < WORKER_MIN_BYTES ? createHash(algorithm) : undefined;
+    decoded = hash ? undefined : decodeLayerFile(
+      blob.path,
+      algorithm,
+      blob.done
+        ? { size: layer.size, written: blob.done, finalPath: blobPath(ctx.root, layer.digest) }
+        : undefined,
+    );
     const onThread = decoded;
-    const result = await applyLayer(onThread ? onThread.tar : hashed(source, hash!), tmp, {
+    const durable = opts.durable ?? true;
+    if (durable && layer.size >= WORKER_MIN_BYTES) flusher = new BackgroundFlush(layersDir);
+    const result = await applyLayer(onThread ? onThread.tar : hashed(blob.path, hash!), tmp, {
       what: `layer ${layer.digest}`,
       recorder,
       ...(onThread ? { decodedDiffId: () => onThread.digests().diffId } : {}),
@@ -291,7 +338,12 @@ async function unpack(
     if (unrecordable !== undefined) Deno.removeSync(recordTmp);
     const actual = onThread ? onThread.digests().blobDigest : `${algorithm}:${hash!.digest("hex")}`;
     onThread?.close();
-    if (actual !== layer.digest) {
+    if (blob.done !== undefined) {
+      await blob.done;
+      if (actual !== layer.digest) {
+        throw new Error(`the download of layer ${layer.digest} changed while it was read`);
+      }
+    } else if (actual !== layer.digest) {
       throw new LayerError(
         `Layer ${layer.digest} in the store is corrupt (its content hashes to ${actual}): ${
           discard(ctx, layer.digest)
@@ -300,7 +352,8 @@ async function unpack(
     }
     const chain = chainId(parent, result.diffId);
     ctx.lease(layerLeaseName(chain));
-    if (opts.durable ?? true) syncfs(tmp);
+    if (flusher !== undefined) await flusher.stop();
+    if (durable) syncfs(tmp);
     // The same chain can come from a differently compressed blob, under
     // another unpack lock: the commit lock makes check, rename and record one
     // step for each chain id.
@@ -313,6 +366,7 @@ async function unpack(
   } catch (err) {
     recordFile?.abort();
     decoded?.close();
+    await flusher?.stop();
     removeTree(tmp);
     removeTree(recordTmp);
     if (isNoSpace(err) && !(err instanceof LayerError)) {

@@ -599,6 +599,8 @@ class FakeStore implements PullStore, PushStore {
   readonly locks: string[] = [];
   readonly images: PulledImage[] = [];
   readonly unpacked: LayerInfo[][] = [];
+  /** Layer blobs handed over while still downloading. */
+  readonly incoming: string[] = [];
   constructor(dir: string) {
     this.dir = dir;
   }
@@ -622,16 +624,24 @@ class FakeStore implements PullStore, PushStore {
     this.locks.push(name);
     return await fn();
   }
-  ensureLayers(
+  async ensureLayers(
     layers: LayerInfo[],
-    options?: { onProgress?: (p: { digest: string; state: string }) => void },
+    options?: {
+      onProgress?: (p: { digest: string; state: string }) => void;
+      incoming?: { digest: string; done: Promise<void> };
+    },
   ): Promise<string[]> {
+    // A store that does not read a blob as it arrives waits for it.
+    if (options?.incoming) {
+      this.incoming.push(options.incoming.digest);
+      await options.incoming.done;
+    }
     for (const l of layers) {
       assert.ok(this.committed.has(l.digest), `${l.digest} not committed`);
       options?.onProgress?.({ digest: l.digest, state: "unpacking" });
     }
     this.unpacked.push(layers);
-    return Promise.resolve(layers.map((l) => `chain-${l.digest.slice(7, 15)}`));
+    return layers.map((l) => `chain-${l.digest.slice(7, 15)}`);
   }
   recordImage(image: PulledImage): void {
     this.images.push(image);
@@ -683,6 +693,8 @@ Deno.test("pullImage() downloads missing layers in parallel, then unpacks and re
     assert.equal(types.at(-2), "unpacking");
     assert.equal(types.filter((t) => t === "layer-done").length, 2);
     assert.equal(events.at(-1)!.digest, reg.image.indexDigest);
+    // The bottom layer is handed to the store as soon as its download starts.
+    assert.equal(store.incoming[0], amd.layers[0]!.digest);
 
     // A second pull finds every blob in the store and downloads nothing.
     events.length = 0;
