@@ -12,7 +12,7 @@
  *   container with `-p` brings besides its own: the network helper(s) and
  *   the monitor.
  *
- *   deno task bench:network [--runs 15] [--seconds 5]
+ *   deno task bench:network [--runs 15] [--seconds 5] [--latency-only]
  *
  * Run it as the unprivileged user the containers are for. Numbers are
  * reported, never asserted.
@@ -29,6 +29,8 @@ const flag = (name: string, dflt: number) => {
 };
 const runs = flag("--runs", 15);
 const seconds = flag("--seconds", 5);
+// Only the `run --rm` latency: no throughput or memory runs.
+const latencyOnly = args.includes("--latency-only");
 const main = new URL("../main.ts", import.meta.url).pathname;
 const deno = Deno.execPath();
 const dec = new TextDecoder();
@@ -187,7 +189,7 @@ try {
   }
 
   // Throughput through a published port, and the memory beside the container.
-  for (const c of clis) {
+  for (const c of latencyOnly ? [] : clis) {
     const port = freePort();
     const before = processes();
     const id = await sh(

@@ -14,7 +14,12 @@ import type { Descriptor, Platform } from "../oci/manifest.ts";
 import { LAYER_MEDIA_TYPES, MEDIA_TYPE_DOCKER_LAYER_FOREIGN } from "../oci/manifest.ts";
 import { type ImageReference, parseReference } from "../oci/reference.ts";
 import { loadRegistriesConfig, type RegistriesConfig } from "./registries_config.ts";
-import { RegistryClient, type RegistryClientOptions } from "./registry_client.ts";
+import {
+  RegistryClient,
+  type RegistryClientOptions,
+  type ResolvedImage,
+} from "./registry_client.ts";
+import { prewarmDecoder, WORKER_MIN_BYTES } from "../oci/layer_decode.ts";
 import { blobLockName } from "../store/mod.ts";
 
 /** A layer as the store wants it for unpacking. */
@@ -166,13 +171,35 @@ export async function pullImage(
   emit({ type: "resolving", message: ref.toString() });
   const image = await client.resolveImage(ref, options.platform, options.signal);
   const layers = image.parsedManifest.layers.map(checkLayer(ref));
+  const unpacked = store.unpackedBlobs?.(layers) ?? new Set<string>();
+  // The first large layer's decoder starts while its download begins.
+  const releaseDecoder = layers.some((l) => l.size >= WORKER_MIN_BYTES && !unpacked.has(l.digest))
+    ? prewarmDecoder()
+    : () => {};
+  try {
+    return await fetchAndUnpack(ref, options, client, image, layers, unpacked);
+  } finally {
+    releaseDecoder();
+  }
+}
+
+// The rest of pullImage(), once the image is resolved.
+async function fetchAndUnpack(
+  ref: ImageReference,
+  options: PullOptions,
+  client: RegistryClient,
+  image: ResolvedImage,
+  layers: LayerInfo[],
+  unpacked: Set<string>,
+): Promise<PullResult> {
+  const { store, onEvent } = options;
+  const emit = (e: PullEvent) => onEvent?.(e);
 
   // An aborted sibling stops the rest: one broken layer fails the pull fast.
   const ctl = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, ctl.signal]) : ctl.signal;
   let downloaded = 0;
   const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
-  const unpacked = store.unpackedBlobs?.(layers) ?? new Set<string>();
   const download = async (layer: LayerInfo) => {
     if (unpacked.has(layer.digest) || store.hasBlob(layer.digest)) {
       emit({ type: "layer-exists", digest: layer.digest, total: layer.size });

@@ -12,31 +12,8 @@ import { createGunzip, createGzip, createZstdDecompress, type Gzip } from "node:
 import { createReadStream } from "node:fs";
 import { type LayerFileReader, rebuildTar, TarSplitError } from "../oci/tar_split.ts";
 import { blobPath, createHash, parseDigest, writeAll } from "./blobs.ts";
+import { hasRecord, recordPath } from "./layer_record_paths.ts";
 import { throughTransform } from "../util/stream.ts";
-
-/** The environment variable that keeps compressed layer blobs after unpacking. */
-export const KEEP_BLOBS_ENV = "TRUN_KEEP_BLOBS";
-
-/** True when the store keeps compressed layer blobs (for people who push the same image a lot). */
-export function keepBlobs(): boolean {
-  const v = Deno.env.get(KEEP_BLOBS_ENV);
-  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
-}
-
-/** Where layer `chain`'s tar-split record lives. */
-export function recordPath(root: string, chain: string): string {
-  return `${root}/layers/${parseDigest(chain).hex}.tar-split.gz`;
-}
-
-/** True when layer `chain` has a tar-split record. */
-export function hasRecord(root: string, chain: string): boolean {
-  try {
-    return Deno.statSync(recordPath(root, chain)).isFile;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
 
 /**
  * Writes a record, gzip'd, to a new file as it is produced. `close()`

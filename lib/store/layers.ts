@@ -19,7 +19,7 @@
 
 import type { Hash } from "node:crypto";
 import { LayerError } from "../oci/layer_tar.ts";
-import type { DecodedLayer } from "../oci/layer_decode.ts";
+import { type DecodedLayer, WORKER_MIN_BYTES } from "../oci/layer_decode.ts";
 import { isNoSpace, removeTree } from "../util/fs.ts";
 import { syncfs } from "../../ffi/fs.ts";
 import { BackgroundFlush } from "./background_flush.ts";
@@ -36,7 +36,8 @@ import {
   randomSuffix,
 } from "./blobs.ts";
 import { tryLock, withLock } from "./lock.ts";
-import { hasRecord, keepBlobs, RecordFileWriter, recordPath } from "./layer_records.ts";
+import type { RecordFileWriter } from "./layer_records.ts";
+import { hasRecord, keepBlobs, recordPath } from "./layer_record_paths.ts";
 
 /** A compressed layer as a manifest lists it. */
 export interface LayerDescriptor {
@@ -302,11 +303,13 @@ async function unpackFrom(
   try {
     const algorithm = parseDigest(layer.digest).algorithm;
     // Loaded here, not at startup: tar-stream and zlib are for pulls only.
-    const [{ applyLayer }, { TarSplitRecorder }, { decodeLayerFile }] = await Promise.all([
-      import("../oci/layer_tar.ts"),
-      import("../oci/tar_split.ts"),
-      import("../oci/layer_decode.ts"),
-    ]);
+    const [{ applyLayer }, { TarSplitRecorder }, { decodeLayerFile }, { RecordFileWriter }] =
+      await Promise.all([
+        import("../oci/layer_tar.ts"),
+        import("../oci/tar_split.ts"),
+        import("../oci/layer_decode.ts"),
+        import("./layer_records.ts"),
+      ]);
     const file = recordFile = new RecordFileWriter(recordTmp);
     // Squashed files belong to the caller, who cannot read a mode-0 file.
     const recorder = new TarSplitRecorder((b) => file.write(b), {
@@ -446,10 +449,6 @@ function discard(ctx: StoreContext, digest: string): string {
   }
   return "it has been removed; pull the image again";
 }
-
-// Blobs from this size on are decoded on a worker thread: starting one
-// costs ~90 ms here, about what inflating and hashing 4 MiB of gzip costs.
-const WORKER_MIN_BYTES = 4 * 1024 * 1024;
 
 // Reads a blob file in large chunks, feeding `hash` on the way.
 async function* hashed(

@@ -52,7 +52,7 @@ import {
   layerLeaseName,
   unpackedBlobs,
 } from "./layers.ts";
-import { layerTar, type TarSource } from "./layer_records.ts";
+import type { TarSource } from "./layer_records.ts";
 import {
   collectBlob,
   collectLayer,
@@ -261,8 +261,10 @@ export class Store implements StoreContext {
   }
 
   /** The exact uncompressed tar of a stored layer, checked against its diff id at the end. */
-  layerTar(layer: TarSource): AsyncGenerator<Uint8Array> {
-    return layerTar(this.root, layer);
+  async *layerTar(layer: TarSource): AsyncGenerator<Uint8Array> {
+    // Loaded here: zlib and the tar code are for save and push only.
+    const { layerTar } = await import("./layer_records.ts");
+    yield* layerTar(this.root, layer);
   }
 
   /**
