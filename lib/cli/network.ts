@@ -439,18 +439,31 @@ export async function connectCommand(argv: string[], name = NETWORK_CONNECT.name
       releaseLeases(store, rec.id, n.name);
       throw e;
     }
-    store.updateRecord(rec.id, (r) => ({
+    const after = store.updateRecord(rec.id, (r) => ({
       ...r,
       network: {
         ...r.network!,
         networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
       },
     }));
+    if (after) await followForwarder(store, rec, after);
     refreshHosts(store, [n.name]);
   } finally {
     store.close();
   }
   return 0;
+}
+
+// Moves a running container's port forwarder to its new first address.
+async function followForwarder(
+  store: Store,
+  before: ContainerRecord,
+  after: ContainerRecord,
+): Promise<void> {
+  const { followPortForwarder, withHelper } = await import("../container/network_helper.ts");
+  const logPath = `${store.containerDir(after.id)}/userdata/network.log`;
+  const helper = await followPortForwarder(before, after, logPath);
+  if (helper !== "unchanged") store.updateRecord(after.id, (r) => withHelper(r, helper));
 }
 
 /** Runs `trun network disconnect`. */
@@ -471,13 +484,14 @@ export async function disconnectCommand(
     const { recordNetworks, refreshHosts, unwireRunning } = await import("../network/endpoints.ts");
     await unwireRunning(rec, n);
     releaseLeases(store, rec.id, n.name);
-    store.updateRecord(rec.id, (r) => ({
+    const after = store.updateRecord(rec.id, (r) => ({
       ...r,
       network: {
         ...r.network!,
         networks: recordNetworks(containerLeases(store, rec.id), listNetworks(store)),
       },
     }));
+    if (after) await followForwarder(store, rec, after);
     refreshHosts(store, [n.name], [rec.id]);
   } finally {
     store.close();

@@ -28,6 +28,7 @@ import { runtimeRoot } from "../paths.ts";
 import { holderPastaAlive, runningHolder } from "../network/holder.ts";
 import {
   FORWARDER_COMMAND,
+  FORWARDER_KIND,
   type ForwarderPlan,
   forwarderPlan,
   startForwarder,
@@ -604,6 +605,27 @@ export async function startPortForwarder(
 ): Promise<NetworkHelper | undefined> {
   const plan = forwarderPlan(rec);
   return plan ? await startForwarder(rec.id, plan, logPath) : undefined;
+}
+
+/**
+ * After `network connect` or `disconnect` of running container `after`
+ * (`before` is its record before): a port forwarder follows the address of
+ * its first network. When that address changed, the forwarder ends (its
+ * ports freed) and a new one starts on the new address, or none when no
+ * network is left. Returns the helper to record, or "unchanged".
+ */
+export async function followPortForwarder(
+  before: ContainerRecord,
+  after: ContainerRecord,
+  logPath: string,
+): Promise<NetworkHelper | undefined | "unchanged"> {
+  const h = after.network?.helper;
+  if (h?.kind !== FORWARDER_KIND || !helperAlive(h)) return "unchanged";
+  const next = forwarderPlan(after);
+  if (forwarderPlan(before)?.ip === next?.ip) return "unchanged";
+  stopNetworkHelper(after.id, h);
+  for (let i = 0; i < 100 && helperAlive(h); i++) await new Promise((r) => setTimeout(r, 50));
+  return next ? await startForwarder(after.id, next, logPath) : undefined;
 }
 
 /** Whether the recorded helper process still runs (pid and start time). */

@@ -464,6 +464,31 @@ test("-p on a network: fetched from the host (IPv4 and IPv6), trun port, inspect
   Deno.listen({ hostname: "127.0.0.1", port: p4 }).close();
 });
 
+test("-p on a network follows network disconnect: the forwarder moves to the next network, and goes with the last", async () => {
+  await using sb = await sandbox();
+  await ok(sb, ["network", "create", "--subnet", "10.81.0.0/24", "first"]);
+  await ok(sb, ["network", "create", "--subnet", "10.82.0.0/24", "second"]);
+  const port = freePort();
+  await startOn(sb, "web", ["first", "second"], httpd("moved"), ["-p", `127.0.0.1:${port}:80`]);
+  const url = `http://127.0.0.1:${port}/f`;
+  assert.equal(await eventually(() => get(url), (t) => t === "moved\n"), "moved\n");
+  // Its first network's address goes away with the network: the ports must
+  // now lead to its address on the second.
+  await ok(sb, ["network", "disconnect", "first", "web"]);
+  assert.equal(await eventually(() => get(url), (t) => t === "moved\n"), "moved\n");
+  assert.equal(forwarderProcesses(sb).length, 1, "one forwarder after the move");
+  const state = JSON.parse(await ok(sb, ["inspect", "--format", "{{json .State}}", "web"]));
+  assert.equal(state.Error, "", "the new forwarder is the recorded one");
+  // With no network left, nothing is forwarded and the port is free.
+  await ok(sb, ["network", "disconnect", "second", "web"]);
+  assert.ok(
+    await until(() => forwarderProcesses(sb).length === 0),
+    "no forwarder without a network",
+  );
+  Deno.listen({ hostname: "127.0.0.1", port }).close();
+  await ok(sb, ["rm", "-f", "web"]);
+});
+
 test("-p on a network: a container that exits takes its forwarder; a busy port fails run and start cleanly", async () => {
   await using sb = await sandbox();
   await ok(sb, ["network", "create", "busy"]);
