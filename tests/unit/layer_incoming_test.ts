@@ -1,7 +1,9 @@
-// A layer unpacked while its blob still downloads: decodeLayerFile() follows
-// a growing file, and ensureLayers() with `incoming` commits the layer only
-// once the blob is in the store, falling back to the stored blob when the
-// file changed under the reader.
+// Large layers (above the 4 MiB worker threshold): unpacked while the blob
+// still downloads (decodeLayerFile() follows a growing file, and
+// ensureLayers() with `incoming` commits the layer only once the blob is in
+// the store, falling back to the stored blob when the file changed under
+// the reader), and refused or corrupt ones fail through the decode thread
+// with the same errors as small ones, leaving nothing behind.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -9,7 +11,8 @@ import { gzipSync } from "node:zlib";
 import { decodeLayerFile } from "../../lib/oci/layer_decode.ts";
 import { openStore, type Store } from "../../lib/store/mod.ts";
 import { layerDir } from "../../lib/store/layers.ts";
-import { tar, withDir } from "./_tar_fixture.ts";
+import { LayerError } from "../../lib/oci/layer_tar.ts";
+import { type Entry, tar, withDir } from "./_tar_fixture.ts";
 
 const sha256 = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -17,7 +20,7 @@ const GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 // A gzip layer above the store's 4 MiB worker threshold: incompressible
 // content, so the blob is as large as the file in it.
-function bigLayer(seed: number): { tar: Uint8Array; gz: Uint8Array } {
+function bigLayer(seed: number, extra: Entry[] = []): { tar: Uint8Array; gz: Uint8Array } {
   const body = new Uint8Array(5_000_000);
   for (let off = 0; off < body.length; off += 65536) {
     crypto.getRandomValues(body.subarray(off, Math.min(off + 65536, body.length)));
@@ -26,8 +29,18 @@ function bigLayer(seed: number): { tar: Uint8Array; gz: Uint8Array } {
     { name: "d/", type: "5" },
     { name: "d/big", body },
     { name: `d/seed-${seed}`, body: "x" },
+    ...extra,
   ]);
   return { tar: t, gz: gzipSync(t) };
+}
+
+// Commits `gz` as a blob, the way a finished download does.
+function storeBlob(store: Store, gz: Uint8Array): string {
+  const digest = sha256(gz);
+  const temp = store.blobTempPath(digest);
+  Deno.writeFileSync(temp, gz);
+  store.commitBlob(digest, temp, gz.length);
+  return digest;
 }
 
 // Writes `bytes` to `path` in pieces with pauses, the way a download grows
@@ -212,6 +225,38 @@ Deno.test("ensureLayers() with an incoming blob gives the download's error and l
         ...OWN,
       }),
       /connection reset by the registry/,
+    );
+    const left = [...Deno.readDirSync(`${root}/layers`)].map((e) => e.name);
+    assert.deepEqual(left, []);
+  });
+});
+
+Deno.test("a large layer with an entry climbing out is refused as a LayerError, leaving nothing", async () => {
+  const { gz } = bigLayer(8, [{ name: "h", type: "1", linkname: "../../etc/shadow" }]);
+  await withStore(async (store, root) => {
+    const digest = storeBlob(store, gz);
+    await assert.rejects(
+      store.ensureLayers([{ digest, mediaType: GZIP, size: gz.length }], OWN),
+      (e: Error) => {
+        assert.ok(e instanceof LayerError, `${e.name}: ${e.message}`);
+        assert.match(e.message, new RegExp(`^layer ${digest}: `));
+        assert.match(e.message, /entry "h"/);
+        return true;
+      },
+    );
+    const left = [...Deno.readDirSync(`${root}/layers`)].map((e) => e.name);
+    assert.deepEqual(left, []);
+  });
+});
+
+Deno.test("a large layer whose gzip is corrupt fails as corrupt data through the decode thread, leaving nothing", async () => {
+  const { gz } = bigLayer(9);
+  gz.fill(0x55, 2_000_000, 2_100_000);
+  await withStore(async (store, root) => {
+    const digest = storeBlob(store, gz);
+    await assert.rejects(
+      store.ensureLayers([{ digest, mediaType: GZIP, size: gz.length }], OWN),
+      (e: Error) => e instanceof LayerError && /the layer data is corrupt/.test(e.message),
     );
     const left = [...Deno.readDirSync(`${root}/layers`)].map((e) => e.name);
     assert.deepEqual(left, []);
