@@ -28,7 +28,7 @@
  */
 
 import type { Transform } from "node:stream";
-import type tarStream from "tar-stream";
+import { readTar, type TarEntry, type TarHeader } from "./tar_reader.ts";
 import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/fs.ts";
 import { describeErrno, SyscallError } from "../../ffi/errno.ts";
 import { concat } from "../util/bytes.ts";
@@ -202,8 +202,8 @@ interface DirMeta {
   mtime: number;
 }
 
-/** The tar-stream header fields this module reads. */
-type Header = tarStream.Header;
+/** The header fields this module reads. */
+type Header = TarHeader;
 
 /**
  * Unpacks the layer `input` into `dest`. Decompression is chosen from the
@@ -256,7 +256,7 @@ export async function applyLayer(
 // nothing waits forever.
 async function pump(
   input: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
-  consume: (extract: tarStream.Extract) => Promise<void>,
+  consume: (entries: AsyncIterable<TarEntry>) => Promise<void>,
   recorder?: LayerRecorder,
   decodedDiffId?: () => string,
 ): Promise<{ diffId: string; tarSize: number }> {
@@ -264,24 +264,21 @@ async function pump(
   const compression = decodedDiffId ? "none" : detectCompression(first);
   // Loaded on first use so that importing this module (for its helpers)
   // costs nothing at startup.
-  const [{ createHash }, { createGunzip, createZstdDecompress }, tar] = await Promise.all([
+  const [{ createHash }, { createGunzip, createZstdDecompress }] = await Promise.all([
     import("node:crypto"),
     import("node:zlib"),
-    import("tar-stream"),
   ]);
   const decompressor: Transform | undefined = compression === "gzip"
     ? createGunzip({ chunkSize: 128 * 1024 })
     : compression === "zstd"
     ? createZstdDecompress({ chunkSize: 128 * 1024 })
     : undefined;
-  const extract = tar.default.extract();
   const hash = createHash("sha256");
   let tarSize = 0;
   let failure: unknown;
   const fail = (err: unknown) => {
     failure ??= err;
     decompressor?.destroy();
-    extract.destroy();
     Promise.resolve(source.return?.()).catch(() => {});
   };
 
@@ -300,21 +297,20 @@ async function pump(
     }
     d.end();
   }
-  async function feedExtract(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  // The tar as the reader pulls it, hashed and recorded on the way.
+  async function* tarBytes(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     for await (const chunk of chunks) {
       if (failure !== undefined) return;
       if (!decodedDiffId) hash.update(chunk);
       recorder?.data(chunk);
       tarSize += chunk.length;
-      if (!extract.write(chunk)) await drained(extract);
+      yield chunk;
     }
-    extract.end(null);
   }
 
   const tasks = [
     decompressor ? feedDecompressor(decompressor) : Promise.resolve(),
-    feedExtract(decompressor ?? raw()),
-    consume(extract),
+    consume(readTar(tarBytes(decompressor ?? raw()))),
   ].map((p) => p.catch(fail));
   await Promise.all(tasks);
   if (failure !== undefined) throw failure;
@@ -378,20 +374,9 @@ class TreeWriter {
     throw new LayerError(`${this.what}: entry "${name}" ${why}`, name);
   }
 
-  async consume(extract: tarStream.Extract): Promise<void> {
-    // Iterated by hand: leaving a for-await early would call the iterator's
-    // return(), which waits for the extractor to close, and it cannot close
-    // while the feeding loop waits for it to drain. pump() tears it down.
-    const entries = extract[Symbol.asyncIterator]();
-    for (;;) {
-      const next = await entries.next();
-      if (next.done) return;
-      const entry = next.value;
-      const body = entry as unknown as AsyncIterable<Uint8Array>;
-      await this.apply(entry.header, body);
-      // Bodies of non-file entries are normally empty, but the extractor
-      // stalls until every body is read, so read whatever is left.
-      await drain(body);
+  async consume(entries: AsyncIterable<TarEntry>): Promise<void> {
+    for await (const { header, body } of entries) {
+      await this.apply(header, body);
       this.entries++;
     }
   }
