@@ -22,7 +22,7 @@ import { openPath } from "../../ffi/fs.ts";
 import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
 import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
-import { type ContainerRecord, openStore } from "../store/mod.ts";
+import { type ContainerRecord, openStore, type Store, StoreGoneError } from "../store/mod.ts";
 import { containerPaths, type MonitorReport, readLine, type RootfsLayout } from "./detached.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
@@ -282,9 +282,23 @@ async function runOnce(
   }
 }
 
+/**
+ * A store to read or write the record in once the container has run; null
+ * when the whole store was deleted meanwhile (nothing is left to record).
+ */
+function storeAfterRun(): Store | null {
+  try {
+    return openStore(undefined, { repair: false, existing: true });
+  } catch (e) {
+    if (e instanceof StoreGoneError) return null;
+    throw e;
+  }
+}
+
 /** The record as it is now (read only). */
 function current(id: string) {
-  const store = openStore(undefined, { repair: false });
+  const store = storeAfterRun();
+  if (store === null) return undefined;
   try {
     return store.findRecord(id);
   } finally {
@@ -296,7 +310,8 @@ function update(
   id: string,
   fn: Parameters<ReturnType<typeof openStore>["updateRecord"]>[1],
 ) {
-  const store = openStore(undefined, { repair: false });
+  const store = storeAfterRun();
+  if (store === null) return undefined;
   try {
     return store.updateRecord(id, fn);
   } finally {

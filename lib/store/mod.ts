@@ -114,6 +114,21 @@ export interface StoreOptions {
   repair?: boolean;
   /** A `.partial` download untouched this long is dropped by repair() (default 24 h). */
   partialMaxAgeMs?: number;
+  /**
+   * Open only a store that is there (else throw {@link StoreGoneError}): a
+   * process that outlives its container (conmon's exit command, the
+   * monitor's last record) must not make an empty store where one was just
+   * deleted.
+   */
+  existing?: boolean;
+}
+
+/** The store an `existing` open asked for is not there (it was deleted). */
+export class StoreGoneError extends Error {
+  constructor(root: string) {
+    super(`There is no store at "${root}" any more`);
+    this.name = "StoreGoneError";
+  }
 }
 
 /** What repair() cleaned up; empty on a healthy store. */
@@ -145,6 +160,7 @@ export class Store implements StoreContext {
   constructor(root: string, opts: StoreOptions = {}) {
     this.root = root;
     this.#partialMaxAgeMs = opts.partialMaxAgeMs ?? 24 * 3600 * 1000;
+    if (opts.existing && sizeOrNull(`${root}/trun.db`) === null) throw new StoreGoneError(root);
     try {
       Deno.mkdirSync(root, { recursive: true, mode: 0o700 });
       for (const d of ["layers", "locks"]) Deno.mkdirSync(`${root}/${d}`, { recursive: true });

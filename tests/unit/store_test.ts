@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { DatabaseSync } from "node:sqlite";
 import tarStream from "tar-stream";
-import { ImageError, openStore, type Store } from "../../lib/store/mod.ts";
+import { ImageError, openStore, type Store, StoreGoneError } from "../../lib/store/mod.ts";
 import { chainId, chainIds } from "../../lib/store/layers.ts";
 import { SCHEMA_VERSION } from "../../lib/store/db.ts";
 import { withLock } from "../../lib/store/lock.ts";
@@ -151,6 +151,19 @@ Deno.test("openStore() lays out the root and migrates the database once", async 
     assert.deepEqual(again.listImages(), []);
     again.close();
   });
+});
+
+Deno.test("openStore() with existing: a deleted store stays deleted", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "trun-store-test-" });
+  try {
+    const root = `${parent}/root`;
+    assert.throws(() => openStore(root, { existing: true }), StoreGoneError);
+    assert.equal(exists(root), false, "nothing was made");
+    openStore(root).close();
+    openStore(root, { existing: true, repair: false }).close();
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
 });
 
 Deno.test("openStore() refuses a database from a newer trun", async () => {
