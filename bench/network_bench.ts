@@ -14,8 +14,10 @@
  *
  *   deno task bench:network [--runs 15] [--seconds 5] [--latency-only]
  *
- * Run it as the unprivileged user the containers are for. Numbers are
- * reported, never asserted.
+ * Run it as the unprivileged user the containers are for, with TMPDIR on
+ * a fresh file system (`scripts/bench_fs.sh`): the stores live there, and
+ * on a /tmp worn by many deleted files every `run` slows (Podman's more
+ * than trun's: 916 against 470 ms). Numbers are reported, never asserted.
  */
 // deno-lint-ignore-file no-console -- a command-line script: its output is the point.
 import { startFixtureRegistry } from "../tests/_harness/registry.ts";

@@ -18,11 +18,12 @@
  * Run it as the unprivileged user for the rootless numbers, as root for
  * root's. Numbers are reported, never asserted.
  *
- * Every tool unpacks under TMPDIR. Point it at a freshly made filesystem
- * (`mkfs.ext4` on a loop file): on an ext4 that has seen many thousands of
- * files deleted, as a test machine's /tmp has, creating an inode scans the
- * recently freed ones (`recently_deleted` in a kernel profile) and GNU tar
- * alone slowed from 1.5 s to 9 s, which hides every difference measured here.
+ * Every tool unpacks under TMPDIR. Point it at a freshly made file system
+ * (`scripts/bench_fs.sh`, as root): on an ext4 that has seen many
+ * thousands of files deleted, as a test machine's /tmp has, creating an
+ * inode scans the recently freed ones (`recently_deleted` in a kernel
+ * profile) and GNU tar alone slowed from 1.5 s to 9 s, which hides every
+ * difference measured here.
  */
 // deno-lint-ignore-file no-console -- a benchmark script: its output is the point.
 import { type Registry, startFixtureRegistry, startRegistry } from "../tests/_harness/registry.ts";
