@@ -241,6 +241,7 @@ async function runRecorded(
     tCli: number;
     cgroup?: { parent: string; parentDir: string };
     network: import("../store/containers.ts").ContainerNetwork;
+    early?: EarlyConmon;
   },
 ): Promise<number> {
   if (mode === "detach" && flags.attach.length > 0) {
@@ -284,7 +285,7 @@ async function runRecorded(
   const { sealQuestionOfNames } = await import("../runtime/exe_seal.ts");
   const open = () => openStore(undefined, { repair: false });
   const store = openStore();
-  const id = newContainerId();
+  const id = what.early?.id ?? newContainerId();
   // trun's own monitor starts now, so its start-up overlaps the record's
   // creation (conmon starts after, as it runs the runtime's create).
   const pending = mode === "create" || chosenConmon() ? undefined : detached.spawnMonitor(
@@ -339,6 +340,7 @@ async function runRecorded(
       throw e;
     }
     dir = store.containerDir(rec.id);
+    if (what.early) what.early.recorded = true;
   } catch (e) {
     if (pending) detached.abandonMonitor(pending);
     throw e;
@@ -351,8 +353,9 @@ async function runRecorded(
     println(rec.id);
     return 0;
   }
+  const early = what.early ? handOver(what.early) : undefined;
   if (mode === "detach") {
-    const report = await detached.startDetached(rec, dir, undefined, pending);
+    const report = await detached.startDetached(rec, dir, undefined, pending, early);
     if (!report.ok) throw Object.assign(new Error(report.error), { exitCode: report.exitCode });
     println(rec.id);
     return 0;
@@ -360,9 +363,15 @@ async function runRecorded(
   const attach = await import("../container/attach.ts");
   let conn = -1;
   const userdata = `${dir}/userdata`;
-  const report = await detached.startDetached(rec, dir, () => {
-    conn = attach.connectAttach(userdata, rec.name);
-  }, pending);
+  const report = await detached.startDetached(
+    rec,
+    dir,
+    () => {
+      conn = attach.connectAttach(userdata, rec.name);
+    },
+    pending,
+    early,
+  );
   const tStarted = performance.now();
   if (!report.ok) {
     if (conn >= 0) (await import("../../ffi/child_program.ts")).closeFd(conn);
@@ -538,39 +547,6 @@ async function nameOptions(
   return { network, networks, options };
 }
 
-/**
- * Starts loading, all at once, the modules every `run` imports on its way:
- * awaited one after another where each is first needed, their loading
- * took 40–60 ms of the command's start. Later imports get these loads.
- */
-function prefetchRunModules(): void {
-  Promise.all([
-    import("../spec/ports.ts"),
-    import("../spec/network_mode.ts"),
-    import("../container/network_helper.ts"),
-    import("./security_flags.ts"),
-    import("./resource_flags.ts"),
-    import("../spec/resources.ts"),
-    import("../engine/cgroup.ts"),
-    import("../host/cgroup.ts"),
-    import("../host/mountinfo.ts"),
-    import("../host/access.ts"),
-    import("../runtime/idmap.ts"),
-    import("../container/image_rootfs.ts"),
-    import("../store/mod.ts"),
-    import("../container/detached.ts"),
-    import("../container/conmon.ts"),
-    import("../container/facts.ts"),
-    import("../spec/capabilities.ts"),
-    import("../runtime/exe_seal.ts"),
-    import("../container/attach_protocol.ts"),
-    import("../container/detach_keys.ts"),
-    import("../container/attach.ts"),
-  ]).catch(() => {
-    // Each is imported again where it is used, and fails there, with its error.
-  });
-}
-
 /** Runs `trun run`; returns the container's exit status. */
 export async function main(argv: string[], name = RUN.name): Promise<number> {
   const tCli = performance.now();
@@ -578,7 +554,25 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   const def = { ...(creating ? CREATE : RUN), name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  prefetchRunModules();
+  // conmon (and its runtime, which then waits at the create gate) starts
+  // first: its start-up overlaps all of this command's own work.
+  const early = creating ? undefined : await startEarlyConmon(p.flags);
+  try {
+    return await runParsed(def, p, creating, tCli, early);
+  } catch (e) {
+    if (early) await giveUpEarly(early);
+    throw e;
+  }
+}
+
+// The rest of main(), with conmon maybe running.
+async function runParsed(
+  def: typeof RUN,
+  p: ReturnType<typeof parseArgs<typeof RUN.flags>>,
+  creating: boolean,
+  tCli: number,
+  early: EarlyConmon | undefined,
+): Promise<number> {
   const [target, ...args] = p.args;
   if (target === undefined) throw new UsageError(RUN, `"trun run" requires at least 1 argument`);
   const names = await nameOptions(def, p.flags);
@@ -665,6 +659,108 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   } catch (e) {
     throw new UsageError(def, (e as Error).message);
   }
+  return await prepareAndRun(def, p, creating, args, target, options, idMapping, cgroupsMode, {
+    tCli,
+    names,
+    network,
+    publish,
+    ...(early ? { early } : {}),
+  });
+}
+
+/**
+ * conmon for a new container, started before its record (see
+ * lib/container/create_gate.ts): its runtime's start-up overlaps the
+ * image lookup and the record's making. None with trun's own monitor.
+ */
+interface EarlyConmon {
+  id: string;
+  dir: string;
+  spawned: import("../container/conmon.ts").SpawnedConmon;
+  /** The record was made (the container then stays, as after `create`). */
+  recorded: boolean;
+  /** startDetached() took it over. */
+  taken: boolean;
+}
+
+async function startEarlyConmon(
+  flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
+): Promise<EarlyConmon | undefined> {
+  const [{ chosenConmon, spawnEarlyConmon }, { newContainerId }, { capabilityList }, seal, paths] =
+    await Promise.all([
+      import("../container/conmon.ts"),
+      import("../container/facts.ts"),
+      import("../spec/capabilities.ts"),
+      import("../runtime/exe_seal.ts"),
+      import("../paths.ts"),
+    ]);
+  const conmon = chosenConmon();
+  if (conmon === null) return undefined;
+  const id = newContainerId();
+  const dir = `${paths.storeRoot()}/containers/${id}`;
+  const spawned = spawnEarlyConmon(
+    conmon,
+    {
+      id,
+      name: flags.name ?? id,
+      tty: flags.tty,
+      stdin: flags.interactive,
+      stdinOnce: !flags.detach,
+    },
+    dir,
+    seal.sealQuestionOfNames(
+      // The spec does not exist yet: the same capability list it will hold.
+      capabilityList({
+        ...(flags["cap-add"].length ? { add: flags["cap-add"] } : {}),
+        ...(flags["cap-drop"].length ? { drop: flags["cap-drop"] } : {}),
+        ...(flags.privileged ? { privileged: true } : {}),
+      }),
+      loadIdMapping().mode !== "host",
+    ),
+  );
+  return { id, dir, spawned, recorded: false, taken: false };
+}
+
+function handOver(early: EarlyConmon): EarlyConmon["spawned"] {
+  early.taken = true;
+  return early.spawned;
+}
+
+// A run that failed before conmon was handed its container: its runtime
+// gives up at the gate, and without a record the directory goes too.
+async function giveUpEarly(early: EarlyConmon): Promise<void> {
+  if (early.taken) return;
+  early.taken = true;
+  const { abandonEarlyConmon } = await import("../container/conmon.ts");
+  await abandonEarlyConmon(early.spawned).catch(() => {});
+  if (!early.recorded) {
+    try {
+      Deno.removeSync(early.dir, { recursive: true });
+    } catch {
+      // Not made, or gone.
+    }
+  }
+}
+
+// The rest of main(), once conmon may be running: the image, the record and the start.
+async function prepareAndRun(
+  def: typeof RUN,
+  p: ReturnType<typeof parseArgs<typeof RUN.flags>>,
+  creating: boolean,
+  args: string[],
+  target: string,
+  options: RunOptions,
+  idMapping: IdMapping,
+  cgroupsMode: CgroupsMode,
+  more: {
+    tCli: number;
+    names: Awaited<ReturnType<typeof nameOptions>>;
+    network: RunOptions["network"];
+    publish: ReturnType<typeof import("../spec/ports.ts").parsePublish>[];
+    early?: EarlyConmon;
+  },
+): Promise<number> {
+  const { tCli, network, publish } = more;
   const cgroup = await containerCgroup(p.flags, cgroupsMode, options);
   if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
   let layers: string[];
@@ -722,6 +818,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
       tCli,
       ...(cgroup ? { cgroup } : {}),
       network: net,
+      ...(more.early ? { early: more.early } : {}),
     },
   );
 }

@@ -334,6 +334,10 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
       if (p.help) return printHelp(VERBS.create);
       if (p.flags["no-pivot"]) throw new Error("--no-pivot is not supported: trun always pivots");
       const bundle = p.flags.bundle ?? ".";
+      // Started by `run` ahead of its record: wait until the bundle is written.
+      const { CREATE_GATE_ENV, waitAtCreateGate } = await import("../container/create_gate.ts");
+      const gate = Deno.env.get(CREATE_GATE_ENV);
+      if (gate !== undefined) await waitAtCreateGate(gate);
       // trun's containers under conmon: their network helper attaches
       // while the process still runs as the container's root (see
       // NETWORK_ANNOTATION).

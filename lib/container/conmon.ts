@@ -8,12 +8,15 @@
  *
  * `TRUN_MONITOR=trun|conmon` chooses; by default conmon when it is found.
  */
-import { cloexecPipe, closeFd, spawnProcess, waitChild } from "../../ffi/child_program.ts";
+import { cloexecPipe, closeFd, spawnProcess, waitChild, writeFd } from "../../ffi/child_program.ts";
+import { makeFifo, openPath } from "../../ffi/fs.ts";
+import { O } from "../../ffi/syscalls.ts";
+import { CREATE_GATE_ENV, createGateValue } from "./create_gate.ts";
 import { remove as runtimeRemove, start as runtimeStart } from "../engine/runtime.ts";
 import { openStore, StoreGoneError } from "../store/mod.ts";
 import { findExecutable } from "../runtime/idmap.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
-import { exeSealSetup } from "../runtime/exe_seal.ts";
+import { exeSealSetup, type SealQuestion } from "../runtime/exe_seal.ts";
 import type { ContainerRecord } from "../store/mod.ts";
 import {
   type BeforeStart,
@@ -114,6 +117,27 @@ async function readPid(path: string): Promise<number> {
   return 0;
 }
 
+/** What conmon needs to know of a container before its record exists. */
+export interface ConmonFacts {
+  /** The container's id. */
+  id: string;
+  /** Its name, for conmon's own messages (the id until the record names it). */
+  name: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+}
+
+/** conmon running for a container, its runtime's create maybe waiting at a gate. */
+export interface SpawnedConmon {
+  readonly child: number;
+  readonly syncRead: number;
+  /** The write end of the create gate (lib/container/create_gate.ts), or -1. */
+  gate: number;
+  /** The gate's FIFO, removed with it. */
+  gatePath?: string;
+}
+
 /**
  * Starts container `rec` (directory `dir`) under conmon: conmon runs
  * `trun-runc create`, then trun starts it as Podman does. Resolves to the
@@ -126,26 +150,125 @@ export async function startWithConmon(
   beforeStart?: BeforeStart,
 ): Promise<MonitorReport & { monitorPid?: number }> {
   const c = conmonPaths(dir);
-  const p = containerPaths(dir);
-  Deno.mkdirSync(c.exitDir, { recursive: true, mode: 0o700 });
-  writeRuntime(c.runtime);
   // A previous run whose cleanup never ran (conmon killed) left its state.
   await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
-  for (const f of [c.pidFile, c.conmonPidFile, c.runtimeLog, exitFilePath(dir, rec.id)]) {
+  const forwarder = await prepareNetwork(rec, dir);
+  const spawned = spawnConmon(conmon, factsOf(rec), dir, specSealQuestion(dir), false);
+  return await awaitConmonCreate(spawned, rec, dir, forwarder, beforeStart);
+}
+
+/**
+ * Starts conmon for a new container before its record and bundle exist
+ * (`run`): its runtime starts at once and waits at the create gate, so
+ * that its start-up (a Deno process: about 120 ms) overlaps the record's
+ * making. Finish with {@link finishEarlyConmon}, or give up with
+ * {@link abandonEarlyConmon}.
+ */
+export function spawnEarlyConmon(
+  conmon: string,
+  facts: ConmonFacts,
+  dir: string,
+  seal: SealQuestion,
+): SpawnedConmon {
+  return spawnConmon(conmon, facts, dir, seal, true);
+}
+
+/** Opens the gate for the recorded container and waits for its create, as startWithConmon does. */
+export async function finishEarlyConmon(
+  spawned: SpawnedConmon,
+  rec: ContainerRecord,
+  dir: string,
+  beforeStart?: BeforeStart,
+): Promise<MonitorReport & { monitorPid?: number }> {
+  let forwarder;
+  try {
+    forwarder = await prepareNetwork(rec, dir);
+  } catch (e) {
+    await abandonEarlyConmon(spawned);
+    throw e;
+  }
+  passGate(spawned, "1");
+  return await awaitConmonCreate(spawned, rec, dir, forwarder, beforeStart);
+}
+
+/** Tells an early conmon's runtime to give up (the record could not be made), and waits for conmon. */
+export async function abandonEarlyConmon(spawned: SpawnedConmon): Promise<void> {
+  passGate(spawned, "0");
+  try {
+    await Promise.all([waitChild(spawned.child), readLine(spawned.syncRead)]);
+  } finally {
+    closeFd(spawned.syncRead);
+    closeGate(spawned);
+  }
+}
+
+// Says go or give up. The FIFO stays open here until conmon has reported
+// (closeGate): a FIFO drops its bytes once no one has it open, and the
+// runtime may not have opened it yet.
+function passGate(spawned: SpawnedConmon, byte: "0" | "1"): void {
+  if (spawned.gate >= 0) writeFd(spawned.gate, new TextEncoder().encode(byte));
+}
+
+function closeGate(spawned: SpawnedConmon): void {
+  if (spawned.gate < 0) return;
+  closeFd(spawned.gate);
+  spawned.gate = -1;
+  try {
+    if (spawned.gatePath !== undefined) Deno.removeSync(spawned.gatePath);
+  } catch {
+    // Gone with its container already.
+  }
+}
+
+function factsOf(rec: ContainerRecord): ConmonFacts {
+  return {
+    id: rec.id,
+    name: rec.name,
+    tty: rec.tty ?? false,
+    stdin: rec.stdin ?? false,
+    stdinOnce: rec.stdinOnce ?? false,
+  };
+}
+
+// On user-defined networks the namespace the container joins is made and
+// wired by the holder, and published ports listen, before the create runs.
+async function prepareNetwork(
+  rec: ContainerRecord,
+  dir: string,
+): Promise<NetworkHelper | undefined> {
+  if (rec.network?.networks !== undefined) {
+    await (await import("../network/endpoints.ts")).networkEndpoints(rec.id);
+  }
+  return await startPortForwarder(rec, `${containerPaths(dir).userdata}/network.log`);
+}
+
+function spawnConmon(
+  conmon: string,
+  facts: ConmonFacts,
+  dir: string,
+  seal: SealQuestion,
+  gated: boolean,
+): SpawnedConmon {
+  const c = conmonPaths(dir);
+  const p = containerPaths(dir);
+  Deno.mkdirSync(c.exitDir, { recursive: true, mode: 0o700 });
+  Deno.mkdirSync(p.userdata, { recursive: true, mode: 0o700 });
+  writeRuntime(c.runtime);
+  for (const f of [c.pidFile, c.conmonPidFile, c.runtimeLog, exitFilePath(dir, facts.id)]) {
     try {
       Deno.removeSync(f);
     } catch {
       // Not there: a first start.
     }
   }
-  const cleanup = selfCommand(["container-cleanup", rec.id]);
+  const cleanup = selfCommand(["container-cleanup", facts.id]);
   const args = [
     "--api-version",
     "1",
     "-c",
-    rec.id,
+    facts.id,
     "-u",
-    rec.id,
+    facts.id,
     "-r",
     c.runtime,
     "-b",
@@ -153,7 +276,7 @@ export async function startWithConmon(
     "-p",
     c.pidFile,
     "-n",
-    rec.name,
+    facts.name,
     "--exit-dir",
     c.exitDir,
     "--full-attach",
@@ -177,29 +300,29 @@ export async function startWithConmon(
     // conmon's stdin modes, as Podman and CRI-O pick them: a terminal
     // takes input as it comes; -i a pipe, closed at the first client's EOF
     // unless it stays open for later attaches.
-    ...(rec.tty
+    ...(facts.tty
       ? ["-t"]
-      : rec.stdin
-      ? ["-i", ...(rec.stdinOnce ? [] : ["--leave-stdin-open"])]
+      : facts.stdin
+      ? ["-i", ...(facts.stdinOnce ? [] : ["--leave-stdin-open"])]
       : []),
   ];
-  const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-  // On user-defined networks: the namespace the container joins is made
-  // and wired by the holder first.
-  if (rec.network?.networks !== undefined) {
-    await (await import("../network/endpoints.ts")).networkEndpoints(rec.id);
+  // conmon hands its environment on to the exit command, which may start
+  // this container again (a restart policy): the gate of the run that
+  // first started it must not come along.
+  const env = Object.entries(Deno.env.toObject()).filter(([k]) => k !== CREATE_GATE_ENV)
+    .map(([k, v]) => `${k}=${v}`);
+  let gate = -1;
+  const gatePath = `${p.userdata}/create-gate`;
+  if (gated) {
+    makeFifo(gatePath, 0o600);
+    // Read and write: opening never blocks, and the runtime sees the end
+    // of the FIFO if this process dies before it says anything.
+    gate = openPath(gatePath, O.RDWR | O.NONBLOCK | O.CLOEXEC, `opening "${gatePath}"`);
+    env.push(`${CREATE_GATE_ENV}=${createGateValue(gatePath)}`);
   }
-  // Its published ports there: the forwarder listens before it starts.
-  const forwarder = await startPortForwarder(rec, `${p.userdata}/network.log`);
   // conmon forks itself away and reports on its sync pipe, as it does to
   // Podman: {"data": PID} once the runtime's create has run, or -1.
   const [syncRead, syncWrite] = cloexecPipe();
-  let status;
-  let created = 0;
-  // Each end is closed exactly once: a number closed twice may by then
-  // belong to something else (Deno's own signal pipe, once a listener
-  // exists), which the second close would break.
-  let writeOpen = true;
   try {
     const child = spawnProcess(
       conmon,
@@ -209,11 +332,35 @@ export async function startWithConmon(
       syncWrite,
       // conmon runs trun's create, which clones the container's first
       // process: from a read-only view of trun's binary when needed.
-      exeSealSetup(specSealQuestion(dir)),
+      exeSealSetup(seal),
     );
+    return { child, syncRead, gate, ...(gated ? { gatePath } : {}) };
+  } catch (e) {
+    closeFd(syncRead);
+    if (gate >= 0) closeFd(gate);
+    throw e;
+  } finally {
+    // Each end is closed exactly once: a number closed twice may by then
+    // belong to something else (Deno's own signal pipe, once a listener
+    // exists), which the second close would break.
     closeFd(syncWrite);
-    writeOpen = false;
-    const [st, line] = await Promise.all([waitChild(child), readLine(syncRead)]);
+  }
+}
+
+// Waits for conmon's report of the create, then starts the container.
+async function awaitConmonCreate(
+  spawned: SpawnedConmon,
+  rec: ContainerRecord,
+  dir: string,
+  forwarder: NetworkHelper | undefined,
+  beforeStart?: BeforeStart,
+): Promise<MonitorReport & { monitorPid?: number }> {
+  const c = conmonPaths(dir);
+  const p = containerPaths(dir);
+  let status;
+  let created = 0;
+  try {
+    const [st, line] = await Promise.all([waitChild(spawned.child), readLine(spawned.syncRead)]);
     status = st;
     try {
       created = Number((JSON.parse(line) as { data?: number }).data ?? 0);
@@ -221,8 +368,8 @@ export async function startWithConmon(
       // No report: conmon failed before the runtime ran.
     }
   } finally {
-    if (writeOpen) closeFd(syncWrite);
-    closeFd(syncRead);
+    closeFd(spawned.syncRead);
+    closeGate(spawned);
   }
   const pid = created > 0 ? await readPid(c.pidFile) : 0;
   if (!(status.exited && status.code === 0) || pid === 0) {

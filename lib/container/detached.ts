@@ -455,11 +455,19 @@ export async function startDetached(
   dir: string,
   beforeStart?: BeforeStart,
   pending?: PendingMonitor,
+  early?: import("./conmon.ts").SpawnedConmon,
 ): Promise<MonitorReport> {
   if (pending) return await startMonitor(rec, dir, beforeStart, pending);
   const blocked = networkPeerBlocks(rec, dir);
-  if (blocked !== undefined) return { ok: false, error: blocked, exitCode: 125 };
-  const { chosenConmon, startWithConmon } = await import("./conmon.ts");
+  const { abandonEarlyConmon, chosenConmon, finishEarlyConmon, startWithConmon } = await import(
+    "./conmon.ts"
+  );
+  if (blocked !== undefined) {
+    if (early) await abandonEarlyConmon(early);
+    return { ok: false, error: blocked, exitCode: 125 };
+  }
+  // conmon started by `run` ahead of the record, its runtime at the gate.
+  if (early) return await finishEarlyConmon(early, rec, dir, beforeStart);
   const conmon = chosenConmon();
   return conmon
     ? await startWithConmon(conmon, rec, dir, beforeStart)

@@ -109,6 +109,43 @@ function scenarios(): void {
     assert.match(gone.stderr, /No such container: web/);
   });
 
+  test("a run refused after its monitor started (name in use, missing rootfs, busy port) leaves no process and no directory", async () => {
+    await using sb = await lifecycleSandbox();
+    const id = await detached(sb, ["--name", "taken"], "sleep 30");
+    const dirs = () => [...Deno.readDirSync(`${sb.env.TRUN_ROOT}/containers`)].map((e) => e.name);
+    const port = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      for (
+        const [flags, why] of [
+          [["--name", "taken"], /already in use/],
+          [["--network", "none", "-p", `127.0.0.1:${(port.addr as Deno.NetAddr).port}:80`], /./],
+        ] as const
+      ) {
+        const r = await sb.run(["run", "--rm", ...flags, "--rootfs", sb.rootfs, "true"]);
+        assert.equal(r.code, 125, `${flags.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, why);
+      }
+      const r = await sb.run(["run", "--rm", "--rootfs", `${sb.dir}/nowhere`, "true"]);
+      assert.equal(r.code, 125, r.stderr);
+    } finally {
+      port.close();
+    }
+    assert.deepEqual(dirs(), [id], "only the running container's directory");
+    // No monitor or runtime of the refused runs is left (conmon reports
+    // the given-up create, then takes a moment to exit).
+    const others = async () => {
+      const out = await new Deno.Command("pgrep", {
+        args: ["-af", `${sb.env.TRUN_ROOT}/containers/`],
+        stdout: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout).split("\n")
+        .filter((l) => l !== "" && !l.includes(id));
+    };
+    for (let i = 0; i < 50 && (await others()).length > 0; i++) await sleep(100);
+    assert.deepEqual(await others(), [], "no process of a refused run");
+    assert.equal((await sb.run(["rm", "-f", "taken"])).code, 0);
+  });
+
   test("stop honours --stop-signal: a container that exits on it stops at once with its status", async () => {
     await using sb = await lifecycleSandbox();
     await detached(
