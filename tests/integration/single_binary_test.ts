@@ -2,7 +2,7 @@
 // directory after the source tree it came from is gone, so nothing reads
 // the source tree at run time (what `deno compile` needs).
 import assert from "node:assert/strict";
-import { hostCapabilities, REPO_ROOT, requires } from "../_harness/host.ts";
+import { hostCapabilities, REPO_ROOT, requires, sandboxProcessesGone } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
 
 const caps = await hostCapabilities();
@@ -75,6 +75,9 @@ Deno.test({
       );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "from-bundle 1\n");
+      // conmon's exit command records the exit and ends the network helper
+      // after `run` has returned: the store must still be there for it.
+      await sandboxProcessesGone({ env });
     } finally {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }
