@@ -470,14 +470,17 @@ export async function cleanupAfterConmon(id: string): Promise<number> {
     const c = conmonPaths(dir);
     // No exit file: conmon did not see the end.
     const code = readExitFile(exitFilePath(dir, rec.id));
+    // The run's runtime state and helper go before the exit is recorded:
+    // `wait` returns once it is, and a `start` right after must not find
+    // this cleanup still removing things, which would then be its own.
+    await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
+    stopNetworkHelper(rec.id, rec.network?.helper);
     rec = store.updateRecord(rec.id, (r) => ({
       ...r,
       state: r.state === "removing" ? "removing" : "exited",
       ...(code !== undefined && Number.isInteger(code) ? { exitCode: code } : {}),
       finishedAt: new Date().toISOString(),
     })) ?? rec;
-    await runtimeRemove(c.runtimeRoot, rec.id, true).catch(() => {});
-    stopNetworkHelper(rec.id, rec.network?.helper);
   } finally {
     store.close();
   }
