@@ -659,13 +659,66 @@ async function runParsed(
   } catch (e) {
     throw new UsageError(def, (e as Error).message);
   }
-  return await prepareAndRun(def, p, creating, args, target, options, idMapping, cgroupsMode, {
-    tCli,
-    names,
-    network,
-    publish,
-    ...(early ? { early } : {}),
-  });
+  const cgroup = await containerCgroup(p.flags, cgroupsMode, options);
+  if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
+  let layers: string[];
+  let image: ImageProcessConfig = {};
+  let imageId: string | undefined;
+  if (p.flags.rootfs && args.length === 0) {
+    // A directory has no Entrypoint or Cmd to fall back on.
+    throw new UsageError(
+      def,
+      `No command specified: give the command to run after the root filesystem directory`,
+    );
+  }
+  if (p.flags.rootfs) {
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(target);
+    } catch {
+      throw new Error(`rootfs "${target}" does not exist`);
+    }
+    if (!info.isDirectory) throw new Error(`rootfs "${target}" is not a directory`);
+    layers = [Deno.realPathSync(target)];
+  } else {
+    const { imageRootfs } = await import("../container/image_rootfs.ts");
+    const pull = p.flags.pull ?? "missing";
+    if (pull !== "missing" && pull !== "always" && pull !== "never") {
+      throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
+    }
+    const platform = p.flags.platform;
+    if (platform !== undefined) {
+      // Checked here too: an image already present would not be pulled.
+      const { parsePlatform } = await import("../oci/manifest.ts");
+      try {
+        parsePlatform(platform);
+      } catch (e) {
+        throw new UsageError(def, (e as Error).message);
+      }
+    }
+    ({ layers, image, imageId } = await imageRootfs(target, {
+      pull,
+      ...(platform ? { platform } : {}),
+    }));
+  }
+  if (idMapping.warning) warn(idMapping.warning);
+  const net = await publishedNetwork(network, publish, p.flags, image.exposedPorts ?? []);
+  return await runRecorded(
+    p.flags,
+    creating ? "create" : p.flags.detach ? "detach" : "foreground",
+    {
+      layers,
+      image,
+      imageId: imageId ?? "",
+      target,
+      options,
+      idMapping,
+      tCli,
+      ...(cgroup ? { cgroup } : {}),
+      network: net,
+      ...(early ? { early } : {}),
+    },
+  );
 }
 
 /**
@@ -740,87 +793,6 @@ async function giveUpEarly(early: EarlyConmon): Promise<void> {
       // Not made, or gone.
     }
   }
-}
-
-// The rest of main(), once conmon may be running: the image, the record and the start.
-async function prepareAndRun(
-  def: typeof RUN,
-  p: ReturnType<typeof parseArgs<typeof RUN.flags>>,
-  creating: boolean,
-  args: string[],
-  target: string,
-  options: RunOptions,
-  idMapping: IdMapping,
-  cgroupsMode: CgroupsMode,
-  more: {
-    tCli: number;
-    names: Awaited<ReturnType<typeof nameOptions>>;
-    network: RunOptions["network"];
-    publish: ReturnType<typeof import("../spec/ports.ts").parsePublish>[];
-    early?: EarlyConmon;
-  },
-): Promise<number> {
-  const { tCli, network, publish } = more;
-  const cgroup = await containerCgroup(p.flags, cgroupsMode, options);
-  if (p.flags.cidfile !== undefined) checkCidfile(p.flags.cidfile);
-  let layers: string[];
-  let image: ImageProcessConfig = {};
-  let imageId: string | undefined;
-  if (p.flags.rootfs && args.length === 0) {
-    // A directory has no Entrypoint or Cmd to fall back on.
-    throw new UsageError(
-      def,
-      `No command specified: give the command to run after the root filesystem directory`,
-    );
-  }
-  if (p.flags.rootfs) {
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.statSync(target);
-    } catch {
-      throw new Error(`rootfs "${target}" does not exist`);
-    }
-    if (!info.isDirectory) throw new Error(`rootfs "${target}" is not a directory`);
-    layers = [Deno.realPathSync(target)];
-  } else {
-    const { imageRootfs } = await import("../container/image_rootfs.ts");
-    const pull = p.flags.pull ?? "missing";
-    if (pull !== "missing" && pull !== "always" && pull !== "never") {
-      throw new UsageError(RUN, `unsupported --pull "${pull}": use missing, always or never`);
-    }
-    const platform = p.flags.platform;
-    if (platform !== undefined) {
-      // Checked here too: an image already present would not be pulled.
-      const { parsePlatform } = await import("../oci/manifest.ts");
-      try {
-        parsePlatform(platform);
-      } catch (e) {
-        throw new UsageError(def, (e as Error).message);
-      }
-    }
-    ({ layers, image, imageId } = await imageRootfs(target, {
-      pull,
-      ...(platform ? { platform } : {}),
-    }));
-  }
-  if (idMapping.warning) warn(idMapping.warning);
-  const net = await publishedNetwork(network, publish, p.flags, image.exposedPorts ?? []);
-  return await runRecorded(
-    p.flags,
-    creating ? "create" : p.flags.detach ? "detach" : "foreground",
-    {
-      layers,
-      image,
-      imageId: imageId ?? "",
-      target,
-      options,
-      idMapping,
-      tCli,
-      ...(cgroup ? { cgroup } : {}),
-      network: net,
-      ...(more.early ? { early: more.early } : {}),
-    },
-  );
 }
 
 /**
