@@ -8,6 +8,7 @@
 import { UsageError } from "./lib/cli/args.ts";
 import { listingHelp, resolveCommand } from "./lib/cli/commands.ts";
 import { printError, println } from "./lib/cli/output.ts";
+import { trace } from "./lib/util/trace.ts";
 
 /**
  * A compiled trun started through a link named `trun-runc` is the OCI
@@ -20,6 +21,7 @@ function asRuntime(argv: string[]): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
+  trace(`main ${argv.slice(0, 2).join(" ")}`);
   const [first] = argv;
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
     println(listingHelp());
@@ -46,7 +48,9 @@ async function main(argv: string[]): Promise<number> {
       const mapping = storageUsernsMapping();
       if (mapping) return await runTrunInUserns(argv, mapping);
     }
-    return await (await found.main())(found.argv, found.name);
+    const command = await found.main();
+    trace("command loaded");
+    return await command(found.argv, found.name);
   } catch (e) {
     if (e instanceof UsageError) {
       printError(`${e.message}\nSee 'trun ${e.command.name} --help'.`);
@@ -58,4 +62,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(asRuntime(Deno.args)));
+if (import.meta.main) {
+  const status = await main(asRuntime(Deno.args));
+  trace(`exit ${status}`);
+  Deno.exit(status);
+}

@@ -188,6 +188,23 @@ export function readNow(fd: number, n: number): Uint8Array | null {
   }
 }
 
+/**
+ * Waits up to `ms` milliseconds, on a worker thread, for `fd` to have
+ * something to read (ppoll(2), which every architecture has); true when it
+ * has (or is at its end or in error), false at the timeout.
+ */
+export async function waitReadable(fd: number, ms: number): Promise<boolean> {
+  const pollfd = new Uint8Array(8);
+  const view = new DataView(pollfd.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, 1, true); // POLLIN
+  const timeout = new Uint8Array(16);
+  const t = new DataView(timeout.buffer);
+  t.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
+  t.setBigInt64(8, BigInt((ms % 1000) * 1_000_000), true);
+  return Number(await sysBlocking("ppoll", [pollfd, 1, timeout, 0, 0])) > 0;
+}
+
 /** What stat(2) says of a path: its mode (type and permission bits) and device number. */
 export interface BasicStat {
   /** st_mode (type bits: `S.IFMT`). */

@@ -87,6 +87,7 @@ const TRUN_SYSCALLS = [
   "seccomp",
   "unshare",
   "accept4",
+  "ppoll",
   "pidfd_send_signal",
   "open_tree",
   "move_mount",

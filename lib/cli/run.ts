@@ -4,6 +4,7 @@
  * foreground an attach until it exits. Holds no runtime logic; it parses,
  * reads the files the flags name, and renders errors.
  */
+import { trace } from "../util/trace.ts";
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { ATTACH_FLAGS } from "./attach_flags.ts";
 import { SECURITY_FLAGS } from "./security_flags.ts";
@@ -349,6 +350,7 @@ async function runRecorded(
   }
   if (flags.cidfile !== undefined) writeCidfile(flags.cidfile, rec.id);
   const tCreated = performance.now();
+  trace("recorded");
   if (mode === "create") {
     println(rec.id);
     return 0;
@@ -557,6 +559,7 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   // conmon (and its runtime, which then waits at the create gate) starts
   // first: its start-up overlaps all of this command's own work.
   const early = creating ? undefined : await startEarlyConmon(p.flags);
+  trace("early conmon spawned");
   try {
     return await runParsed(def, p, creating, tCli, early);
   } catch (e) {
@@ -729,7 +732,7 @@ async function runParsed(
 interface EarlyConmon {
   id: string;
   dir: string;
-  spawned: import("../container/conmon.ts").SpawnedConmon;
+  spawned: import("../container/conmon_spawn.ts").SpawnedConmon;
   /** The record was made (the container then stays, as after `create`). */
   recorded: boolean;
   /** startDetached() took it over. */
@@ -741,8 +744,8 @@ async function startEarlyConmon(
 ): Promise<EarlyConmon | undefined> {
   const [{ chosenConmon, spawnEarlyConmon }, { newContainerId }, { capabilityList }, seal, paths] =
     await Promise.all([
-      import("../container/conmon.ts"),
-      import("../container/facts.ts"),
+      import("../container/conmon_spawn.ts"),
+      import("../container/container_id.ts"),
       import("../spec/capabilities.ts"),
       import("../runtime/exe_seal.ts"),
       import("../paths.ts"),

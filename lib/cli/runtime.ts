@@ -6,6 +6,7 @@
  * `--root`, `--log`, `--log-format`, `--debug`, `--systemd-cgroup`,
  * `--rootless`.
  */
+import { trace } from "../util/trace.ts";
 import { defineCommand, parseArgs, UsageError } from "./args.ts";
 import { printHelp, println } from "./output.ts";
 import { versionInfo } from "../version.ts";
@@ -335,13 +336,17 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
       if (p.flags["no-pivot"]) throw new Error("--no-pivot is not supported: trun always pivots");
       const bundle = p.flags.bundle ?? ".";
       // Started by `run` ahead of its record: wait until the bundle is written.
+      // Loaded while the runtime waits at the gate, not after.
+      const netModule = import("../container/network_helper.ts");
       const { CREATE_GATE_ENV, waitAtCreateGate } = await import("../container/create_gate.ts");
       const gate = Deno.env.get(CREATE_GATE_ENV);
+      trace("runtime create ready");
       if (gate !== undefined) await waitAtCreateGate(gate);
+      trace("create gate passed");
       // trun's containers under conmon: their network helper attaches
       // while the process still runs as the container's root (see
       // NETWORK_ANNOTATION).
-      const net = await import("../container/network_helper.ts");
+      const net = await netModule;
       let helper: Awaited<ReturnType<typeof net.startAnnotatedHelper>>;
       try {
         await engine.create(root, p.args[0]!, {
@@ -351,7 +356,9 @@ async function runVerb(verb: Verb, argv: string[], g: Globals): Promise<number> 
           ...(p.flags["no-new-keyring"] ? { noNewKeyring: true } : {}),
           beforeMounts: async (pid, annotations) => {
             if (net.NETWORK_ANNOTATION in annotations) {
+              trace("network helper starting");
               helper = await net.startAnnotatedHelper(annotations, Deno.realPathSync(bundle), pid);
+              trace("network helper ready");
             }
           },
         });

@@ -6,6 +6,7 @@
  * stderr to its own (two streams without `-t`), follows the window size,
  * and passes signals on (`--sig-proxy`, without `-t`).
  */
+import { trace } from "../util/trace.ts";
 import { closeFd, signalProcess, writeFd } from "../../ffi/child_program.ts";
 import { openPath } from "../../ffi/fs.ts";
 import { O, SIGNALS } from "../../ffi/syscalls.ts";
@@ -217,8 +218,11 @@ export async function attachAndWait(
   opts: RelayOptions,
 ): Promise<AttachEnd> {
   const { detached } = await relayAttach(conn, opts);
+  trace("output ended");
   if (detached) return { detached: true };
   const exitCode = await exitStatusAfterAttach(open, t.id, t.dir, t.pid);
+  trace("exit status read");
   if (t.autoRemove) await removeAtExit(open, t.id);
+  trace("removed");
   return { detached: false, exitCode };
 }

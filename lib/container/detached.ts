@@ -33,7 +33,9 @@ import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer
 import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { helperKind, NETWORK_ANNOTATION } from "./network_helper.ts";
-import { exitFilePath, exitsDir } from "./status.ts";
+import { exitsDir } from "./status.ts";
+import { containerPaths } from "./container_paths.ts";
+export { type ContainerPaths, containerPaths } from "./container_paths.ts";
 import { containerLeases, leaseAddress, listNetworks, releaseLeases } from "../store/networks.ts";
 import { holderNetnsPath, holderUsernsPath } from "../network/holder.ts";
 import { recordNetworks, refreshHosts } from "../network/endpoints.ts";
@@ -91,44 +93,6 @@ export interface DetachedInput {
    * a hierarchy path and as a directory; absent: no cgroup of its own.
    */
   cgroup?: { parent: string; parentDir: string };
-}
-
-/** The paths inside a container's directory. */
-export interface ContainerPaths {
-  /** The overlay's upper directory (the writable layer). */
-  upper: string;
-  /** The overlay's work directory. */
-  work: string;
-  /** The root's mount point (mounted in the container's mount namespace only). */
-  merged: string;
-  /** The bundle and the files beside the container. */
-  userdata: string;
-  /** `config.json`. */
-  spec: string;
-  /** The lower layers (`RootfsLayout`). */
-  rootfs: string;
-  /** hosts, hostname, resolv.conf. */
-  etc: string;
-  /**
-   * trun's monitor's own messages, beside the exit file: the monitor
-   * starts (in parallel with the record's creation) before this directory
-   * exists.
-   */
-  monitorLog: string;
-}
-
-/** The paths of a container's directory. */
-export function containerPaths(dir: string): ContainerPaths {
-  return {
-    upper: `${dir}/upper`,
-    work: `${dir}/work`,
-    merged: `${dir}/merged`,
-    userdata: `${dir}/userdata`,
-    spec: `${dir}/userdata/config.json`,
-    rootfs: `${dir}/userdata/rootfs.json`,
-    etc: `${dir}/userdata/etc`,
-    monitorLog: `${exitFilePath(dir, dir.slice(dir.lastIndexOf("/") + 1))}.monitor.log`,
-  };
 }
 
 /**

@@ -4,6 +4,7 @@
  * plus fresh container ids.
  */
 import type { IdMapping } from "../runtime/idmap.ts";
+export { newContainerId } from "./container_id.ts";
 import { mapToContainer } from "../runtime/idmap.ts";
 import {
   canBindFileAt,
@@ -13,12 +14,6 @@ import {
 } from "../runtime/rootfs_files.ts";
 import type { EtcFileName, HostFacts, RootfsFacts } from "../spec/generate.ts";
 import { capabilitiesInMask } from "../spec/capabilities.ts";
-
-/** A fresh container id: 64 hex digits, like Docker's. */
-export function newContainerId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
 
 /** Whether the running kernel (or `release`, e.g. `6.18.4-x`) is at least `major.minor`. */
 export function kernelAtLeast(major: number, minor: number, release: string): boolean {

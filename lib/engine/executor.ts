@@ -8,6 +8,7 @@
  * and `createContainer` is the runtime's `create`: the process is left
  * blocked on the exec fifo until `start`, and trun exits.
  */
+import { trace } from "../util/trace.ts";
 import {
   type ChildFailure,
   cloexecPipe,
@@ -377,6 +378,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     let pid = child.pid;
     const started = child;
     const t1 = performance.now();
+    trace("cloned");
     for (const fd of held.splice(0)) if (fd !== syncWrite && fd !== errRead) closeFd(fd);
     held.push(syncWrite, errRead);
     if (hookSync) held.push(readyRead, goWrite);
@@ -418,6 +420,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
         const { placeInCgroup } = await import("./cgroup.ts");
         placement = placeInCgroup(pid, c.cgroupsPath, c.resources, opts.cgroupName);
       }
+      trace("id maps written");
       await opts.beforeMounts?.(pid);
     } catch (e) {
       // Reap what is still ours (a failure record's process was reaped).
@@ -443,6 +446,7 @@ export async function launch(opts: LaunchOptions): Promise<Launched> {
     // created and waiting for start; anything else: a failed op.
     const record = await readFd(errRead, 16);
     const t3 = performance.now();
+    trace("child ready or exec'd");
     const ready = sameBytes(record, READY_RECORD);
     if (opts.execFifoPath ? !ready : record.length === 16) {
       if (record.length === 16 && !ready) {
