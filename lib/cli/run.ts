@@ -245,6 +245,7 @@ async function runRecorded(
     early?: EarlyConmon;
   },
 ): Promise<number> {
+  trace("image ready");
   if (mode === "detach" && flags.attach.length > 0) {
     throw new UsageError(RUN, "conflicting options: -a and -d");
   }

@@ -194,7 +194,9 @@ async function awaitConmonCreate(
   // Recorded before the start: a container that exits at once is cleaned
   // up (its helper ended) by conmon's exit command, which reads the record.
   if (helper) recordHelper(rec.id, helper);
+  trace("helper recorded");
   await beforeStart?.();
+  trace("attached");
   await runtimeStart(c.runtimeRoot, rec.id);
   trace("started");
   await recordStart(rec.id, pid, await readPid(c.conmonPidFile), helper);

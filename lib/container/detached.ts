@@ -11,10 +11,8 @@
  * hostname, resolv.conf), `userdata/ctr.log` (output, CRI log format),
  * `userdata/monitor.log` (the monitor's own messages).
  */
-import { closeFd, readSome, spawnDetached, writeFd } from "../../ffi/child_program.ts";
-import { socketPair } from "../../ffi/socket.ts";
-import { selfCommand } from "../runtime/self_exec.ts";
-import { exeSealSetup, type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
+import { closeFd, readSome, writeFd } from "../../ffi/child_program.ts";
+import { type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
 import { NO_CGROUP_ANNOTATION, ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
 import type { IdMapping } from "../runtime/idmap.ts";
@@ -33,8 +31,9 @@ import { joinedMode, lookUpNetworkPeer, networkPeerBlocks } from "./network_peer
 import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { helperKind, NETWORK_ANNOTATION } from "./network_helper.ts";
-import { exitsDir } from "./status.ts";
 import { containerPaths } from "./container_paths.ts";
+import { type PendingMonitor, spawnMonitor } from "./monitor_spawn.ts";
+export { type PendingMonitor, spawnMonitor } from "./monitor_spawn.ts";
 export { type ContainerPaths, containerPaths } from "./container_paths.ts";
 import { containerLeases, leaseAddress, listNetworks, releaseLeases } from "../store/networks.ts";
 import { holderNetnsPath, holderUsernsPath } from "../network/holder.ts";
@@ -306,57 +305,6 @@ export async function readLine(fd: number): Promise<string> {
     got += new TextDecoder().decode(chunk);
   }
   return got.trim();
-}
-
-/**
- * trun's own monitor, started (`trun container-monitor ID`, in a session
- * of its own) before its container's record exists, so that its start-up
- * overlaps the record's creation: it waits for `record` on its socket.
- */
-export interface PendingMonitor {
-  /** Our end of the monitor's descriptor 3. */
-  sock: number;
-  /** Where its own messages go. */
-  log: string;
-}
-
-/**
- * Starts trun's monitor for container `id` (directory `dir`), to be driven
- * by `startMonitor`. The container's first process is cloned from the
- * monitor: when `seal` says its root could reach trun's binary, the
- * monitor runs from a read-only view of it (lib/runtime/exe_seal.ts).
- */
-export function spawnMonitor(
-  id: string,
-  dir: string,
-  waitAttach: boolean,
-  seal: SealQuestion,
-): PendingMonitor {
-  const log = containerPaths(dir).monitorLog;
-  Deno.mkdirSync(exitsDir(dir), { recursive: true, mode: 0o700 });
-  const [mine, theirs] = socketPair();
-  try {
-    const argv = selfCommand([
-      "container-monitor",
-      id,
-      "--ready-fd",
-      "3",
-      "--wait-record",
-      ...(waitAttach ? ["--wait-attach"] : []),
-    ]);
-    const env = Object.entries(Deno.env.toObject()).map(([k, v]) => `${k}=${v}`);
-    spawnDetached(argv[0]!, argv, env, {
-      stderrPath: log,
-      passFd: theirs,
-      setup: exeSealSetup(seal),
-    });
-  } catch (e) {
-    closeFd(mine);
-    throw e;
-  } finally {
-    closeFd(theirs);
-  }
-  return { sock: mine, log };
 }
 
 /** The seal question (lib/runtime/exe_seal.ts) of the spec saved in container directory `dir`. */

@@ -9,6 +9,7 @@
  * then reparented to the caller's subreaper (conmon) or init, which reaps
  * it. State lives in `state.ts`.
  */
+import { trace } from "../util/trace.ts";
 import { closeFd, signalProcess, waitChild } from "../../ffi/child_program.ts";
 import { makeFifo, openPath, readNow, statBasic } from "../../ffi/fs.ts";
 import { connectUnix, receiveFd, socketPair } from "../../ffi/socket.ts";
@@ -204,6 +205,7 @@ function hookState(root: string, rec: ContainerRecord, status: State["status"]):
 export async function create(root: string, id: string, opts: CreateOptions): Promise<number> {
   const bundle = Deno.realPathSync(opts.bundle);
   const { spec, config } = loadBundle(bundle);
+  trace("bundle loaded");
   // The container's first process is cloned from this one: before any side
   // effect, as the command starts over (exe_seal.ts).
   if (exeSealNeeded(sealQuestionOfSpec(spec))) reexecSealed();
@@ -243,6 +245,7 @@ export async function create(root: string, id: string, opts: CreateOptions): Pro
       consoleFd = connectUnix(opts.consoleSocket);
     }
     const hooks = config.hooks;
+    trace("state written");
     const withPid = (pid: number) => ({ ...rec, pid });
     const launched = await launch({
       config,
