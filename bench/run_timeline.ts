@@ -68,7 +68,8 @@ try {
     const seen = new Map<string, number>();
     for (const l of lines) {
       if (!role.has(l.pid)) {
-        const base = l.label.replace(/^main /, "");
+        // The command's name, without its arguments (ids).
+        const base = l.label.replace(/^main /, "").split(" ")[0]!;
         const n = seen.get(base) ?? 0;
         seen.set(base, n + 1);
         role.set(l.pid, n === 0 ? base : `${base} #${n + 1}`);
