@@ -251,6 +251,60 @@ test(
   () => killedRunKeepsContainer(["-u", "1000"], hostUid(1000)),
 );
 
+const CONMON = await findTool("conmon") ??
+  ["/usr/libexec/podman/conmon", "/usr/lib/podman/conmon"].find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  }) ?? null;
+
+test(
+  "the monitor a run gets: trun's own for the foreground without -i/-t, conmon for -d and -i; TRUN_MONITOR=conmon for every run",
+  also(asUser, CONMON !== null, "conmon is not installed: every run gets trun's own monitor"),
+  async () => {
+    await using sb = await trunSandbox();
+    const rootfs = await busyboxRootfs();
+    /** Which monitor is a running container's parent: "trun", or the parent's command line. */
+    const monitorOf = async (name: string) => {
+      const pid = await containerPid(sb, name);
+      assert.ok(pid !== null, `no running container "${name}"`);
+      const cmd = (await cmdlineOf((await procStat(pid))!.ppid)) ?? [];
+      return cmd.includes("container-monitor") ? "trun" : cmd.join(" ");
+    };
+    const fg = spawnTrun(sb, ["run", "--name", "fg", "--rootfs", rootfs, "sleep", "1000"]);
+    const asked = spawnTrun(
+      { ...sb, env: { ...sb.env, TRUN_MONITOR: "conmon" } },
+      ["run", "--name", "asked", "--rootfs", rootfs, "sleep", "1000"],
+    );
+    try {
+      assert.equal(await monitorOf("fg"), "trun");
+      assert.match(await monitorOf("asked"), /conmon/);
+      for (const [name, flags] of [["bg", ["-d"]], ["interactive", ["-d", "-i"]]] as const) {
+        const r = await sb.run([
+          "run",
+          ...flags,
+          "--name",
+          name,
+          "--rootfs",
+          rootfs,
+          "sleep",
+          "1000",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(await monitorOf(name), /conmon/, flags.join(" "));
+      }
+    } finally {
+      for (const c of [fg, asked]) {
+        Deno.kill(c.pid, "SIGKILL");
+        await c.status;
+      }
+      await sb.run(["rm", "-f", "fg", "bg", "interactive", "asked"]);
+    }
+  },
+);
+
 // ---------------------------------------------------------------------------
 // 2. A killed `trun pull` takes its storage helper along (rootless only)
 
