@@ -71,16 +71,6 @@ async function allPids(): Promise<number[]> {
   return pids;
 }
 
-async function isDescendant(pid: number, ancestor: number): Promise<boolean> {
-  for (let p = pid, i = 0; p > 1 && i < 64; i++) {
-    const st = await procStat(p);
-    if (st === null) return false;
-    if (st.ppid === ancestor) return true;
-    p = st.ppid;
-  }
-  return false;
-}
-
 /** Whether the process that had `start` as its start time is gone (or a zombie: dead, not yet reaped). */
 async function dead(pid: number, start: string): Promise<boolean> {
   const st = await procStat(pid);
@@ -200,7 +190,13 @@ async function killedRunKeepsContainer(user: string[], containerUid: number): Pr
       [containerUid, containerUid, containerUid],
       `host uids of the container's process: ${uids?.[0]}`,
     );
-    assert.ok(!(await isDescendant(ctr, trun.pid)), "the container is its monitor's, not trun's");
+    // The container is its monitor's, not trun's: its parent is conmon
+    // (detached from trun) or trun's own monitor (trun's child until trun
+    // is gone, in a session of its own).
+    const parent = (await procStat(ctr))!.ppid;
+    assert.notEqual(parent, trun.pid, "the container is its monitor's, not trun's");
+    const monitorCmd = ((await cmdlineOf(parent)) ?? []).join(" ");
+    assert.match(monitorCmd, /conmon|container-monitor/, `the container's parent: ${monitorCmd}`);
 
     Deno.kill(trun.pid, "SIGKILL");
     const st = await trun.status;
