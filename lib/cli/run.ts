@@ -543,8 +543,6 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   const def = { ...(creating ? CREATE : RUN), name };
   const p = parseArgs(def, argv);
   if (p.help) return printHelp(def);
-  // conmon (and its runtime, which then waits at the create gate) starts
-  // first: its start-up overlaps all of this command's own work.
   // The monitor (and with conmon, its runtime, which then waits at the
   // create gate) starts first: its start-up overlaps this command's work.
   const ownMonitor = creating || (await monitorFor(p.flags)) !== "trun"
