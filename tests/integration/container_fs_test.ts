@@ -42,13 +42,37 @@ async function sh(sb: Sandbox, name: string, script: string): Promise<string> {
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-/** Runs trun for its raw stdout (a tar with binaries is no text). */
+/**
+ * Runs trun for its raw stdout (a tar with binaries is no text). Within
+ * 120 s, or the test fails naming the processes still running (a CI run
+ * once hung here for minutes, not reproduced since).
+ */
 async function trunBytes(sb: Sandbox, args: string[]): Promise<Uint8Array> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, ...args],
+  const child = new Deno.Command("setsid", {
+    args: ["--wait", Deno.execPath(), "run", "-A", "--quiet", MAIN, ...args],
     env: { ...sb.env, NO_COLOR: "1", TRUN_MONITOR: "trun" },
     stdin: "null",
-  }).output();
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), 120_000));
+  const out = await Promise.race([child.output(), timeout]);
+  clearTimeout(timer);
+  if (out === "timeout") {
+    const ps = await new Deno.Command("ps", {
+      args: ["-u", String(Deno.uid()), "-o", "pid,ppid,stat,args"],
+    })
+      .output();
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+    throw new Error(
+      `trun ${args.join(" ")} hung; processes:\n${new TextDecoder().decode(ps.stdout)}`,
+    );
+  }
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   return out.stdout;
 }
