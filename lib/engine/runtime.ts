@@ -320,7 +320,12 @@ export async function start(root: string, id: string): Promise<void> {
     for (let i = 0;; i++) {
       const got = readNow(fd, 1);
       if (got && got.length > 0) break;
-      if (!isAlive(rec)) throw new RuntimeError("the container exited before it started");
+      // Gone: it may have taken the start and exited between the read and
+      // this look; its byte is still in the fifo then.
+      if (!isAlive(rec)) {
+        if ((readNow(fd, 1)?.length ?? 0) > 0) break;
+        throw new RuntimeError("the container exited before it started");
+      }
       if (i > 10000) {
         throw new RuntimeError("the container did not take the start signal within 10 s");
       }
