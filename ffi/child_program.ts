@@ -619,7 +619,7 @@ export function spawnProcess(
  * session of its own, stdin and stdout from /dev/null, stderr appended to
  * `stderrPath`, and `passFd` handed over as descriptor 3.
  */
-export function detachedStdio(stderrPath: string, passFd: number): ChildOp[] {
+export function detachedStdio(stderrPath: string, passFd?: number): ChildOp[] {
   return [
     { call: "setsid", args: [], step: "starting a new session" },
     {
@@ -639,24 +639,26 @@ export function detachedStdio(stderrPath: string, passFd: number): ChildOp[] {
     { call: "dup2", args: [{ ref: "err" }, 2], step: "setting stderr" },
     // dup2 clears close-on-exec on the copy: descriptor 3 survives execve
     // (when it is 3 already, dup2 does nothing and fcntl clears the flag).
-    passFd === 3
-      ? { call: "fcntl", args: [3, F.SETFD, 0], step: "passing the ready pipe" }
-      : { call: "dup2", args: [passFd, 3], step: "passing the ready pipe" },
+    ...(passFd === undefined
+      ? []
+      : passFd === 3
+      ? [{ call: "fcntl" as const, args: [3, F.SETFD, 0], step: "passing the ready pipe" }]
+      : [{ call: "dup2" as const, args: [passFd, 3], step: "passing the ready pipe" }]),
   ];
 }
 
 /**
  * Starts a program in a session of its own, detached from trun's terminal:
  * stdin and stdout from /dev/null, stderr appended to `stderrPath`, and
- * `passFd` (trun's descriptor) handed over as descriptor 3, the only one it
- * inherits. For a process that outlives trun, such as a container's
+ * `passFd` (trun's descriptor, if any) handed over as descriptor 3, the
+ * only one it inherits. For a process that outlives trun, such as a container's
  * monitor. Returns its pid; an exec failure shows as exit status 127.
  */
 export function spawnDetached(
   path: string,
   argv: string[],
   env: string[],
-  opts: { stderrPath: string; passFd: number; setup?: SpawnSetup | undefined },
+  opts: { stderrPath: string; passFd?: number | undefined; setup?: SpawnSetup | undefined },
 ): number {
   const ops: ChildOp[] = [
     ...(opts.setup?.ops ?? []),
@@ -670,4 +672,59 @@ export function spawnDetached(
   });
   child.release();
   return child.pid;
+}
+
+/**
+ * Starts a program as `spawnDetached` does, but as nobody's child: a
+ * middle process forks it and exits, so that init (or the subreaper)
+ * reaps it when it ends. For a helper whose starter may long outlive it
+ * (a monitor would otherwise keep its zombie) or must not wait for it.
+ * Returns its pid; an exec failure shows as its exit (status 127).
+ */
+export async function spawnOrphan(
+  path: string,
+  argv: string[],
+  env: string[],
+  opts: { stderrPath: string; passFd?: number | undefined; setup?: SpawnSetup | undefined },
+): Promise<number> {
+  const [errRead, errWrite] = cloexecPipe();
+  const ops: ChildOp[] = [
+    ...(opts.setup?.ops ?? []),
+    {
+      call: "clone",
+      args: [SIGNALS.SIGCHLD, 0, 0, 0, 0],
+      parentReportsAndExits: true,
+      step: "detaching (fork)",
+    },
+    ...detachedStdio(opts.stderrPath, opts.passFd),
+    ...execTail({ paths: [path], argv, env, closeFds: false }),
+  ];
+  let child: StartedChild;
+  try {
+    // CLONE_VFORK: back here once the middle process has forked and exited.
+    child = startChildProgram(ops, {
+      cloneFlags: opts.setup?.cloneFlags ?? 0,
+      errFd: errWrite,
+      vfork: true,
+    });
+  } finally {
+    closeFd(errWrite);
+  }
+  try {
+    const record = await readFd(errRead, 16);
+    await waitChild(child.pid);
+    const view = new DataView(record.buffer, record.byteOffset, record.length);
+    if (record.length !== 16 || view.getBigInt64(0, true) !== FORK_RECORD_MARK) {
+      const f = record.length === 16 ? child.decodeFailure(record) : undefined;
+      throw new Error(
+        `starting ${path}: ${
+          f ? new SyscallError(f.op.call, f.errno, f.op.step).message : "it exited at once"
+        }`,
+      );
+    }
+    return Number(view.getBigInt64(8, true));
+  } finally {
+    closeFd(errRead);
+    child.release();
+  }
 }

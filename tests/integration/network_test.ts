@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { findTool, hostCapabilities, requires, trunSandbox } from "../_harness/host.ts";
 import { busyboxRootfs } from "../_harness/rootfs.ts";
+import { defaultRoutes } from "../../lib/container/network_helper.ts";
 
 const caps = await hostCapabilities();
 const base = requires(caps, "userns", "busybox");
@@ -355,6 +356,39 @@ test(
       const gw = await gateway(sb, id);
       const viaGateway = await sb.run(["exec", id, "wget", "-O-", `http://${gw}:${port}/`]);
       assert.equal(viaGateway.stdout, "host service\n", viaGateway.stderr);
+    } finally {
+      await server.shutdown();
+    }
+  },
+);
+
+test(
+  "the container's first instruction finds its network set up: the host's default routes, and what it sends at once is carried",
+  "pasta",
+  async () => {
+    // trun starts the container once pasta has set up the namespace,
+    // before pasta is wholly ready (lib/container/network_helper.ts).
+    await using sb = await sandbox();
+    const server = hostService();
+    try {
+      const host = defaultRoutes(
+        Deno.readTextFileSync("/proc/net/route"),
+        Deno.readTextFileSync("/proc/net/ipv6_route"),
+      );
+      const r = await sb.run([
+        "run",
+        "--rm",
+        "--rootfs",
+        sb.rootfs,
+        "sh",
+        "-c",
+        `ip route && ip -6 route && wget -q -O- http://host.containers.internal:${server.addr.port}/`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^host service$/m);
+      const defaults = r.stdout.split("\n").filter((l) => l.startsWith("default via "));
+      assert.equal(defaults.some((l) => !l.split(" ")[2]!.includes(":")), host.v4, r.stdout);
+      assert.equal(defaults.some((l) => l.split(" ")[2]!.includes(":")), host.v6, r.stdout);
     } finally {
       await server.shutdown();
     }

@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import {
   containerNetwork,
   defaultGateway,
+  defaultRoutes,
   helperKind,
   networkProblem,
   parseSlirpOptions,
   pastaArgs,
+  routesConfigured,
   slirpArgs,
   strayHelpers,
   withHelper,
@@ -233,4 +235,57 @@ Deno.test("networkProblem() names a dead helper, forwarder, holder or holder's p
     "network helper pasta exited",
   );
   assert.equal(networkProblem({ ...priv, network: { mode: "pasta" } }, fine), undefined);
+});
+
+// As a Debian host with both families prints them (the kernel's own
+// unreachable default on lo included).
+const ROUTE = [
+  "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+  "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0",
+  "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
+].join("\n");
+const ZERO = "0".repeat(32);
+const IPV6_ROUTE = [
+  `fd000000000000000000000000000000 40 ${ZERO} 00 ${ZERO} 00000100 00000001 00000000 00000001     eth0`,
+  `${ZERO} 00 ${ZERO} 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0`,
+  `${ZERO} 00 ${ZERO} 00 ${ZERO} ffffffff 00000001 00000000 00200200       lo`,
+].join("\n");
+
+Deno.test("defaultRoutes() finds the default route of each family, not the kernel's unreachable one", () => {
+  assert.deepEqual(defaultRoutes(ROUTE, IPV6_ROUTE), { v4: true, v6: true });
+  const v6Lines = IPV6_ROUTE.split("\n");
+  // Only the unreachable default on lo: no IPv6 default route.
+  assert.deepEqual(defaultRoutes(ROUTE, [v6Lines[0], v6Lines[2]].join("\n")), {
+    v4: true,
+    v6: false,
+  });
+  // The header alone, and a route to a subnet only.
+  const v4Lines = ROUTE.split("\n");
+  assert.deepEqual(defaultRoutes([v4Lines[0], v4Lines[2]].join("\n"), ""), {
+    v4: false,
+    v6: false,
+  });
+  // A route not up does not count.
+  assert.deepEqual(defaultRoutes(ROUTE.replace("\t0003\t", "\t0002\t"), ""), {
+    v4: false,
+    v6: false,
+  });
+  assert.deepEqual(defaultRoutes("", ""), { v4: false, v6: false });
+});
+
+Deno.test("routesConfigured() waits for every family the host routes, and only those", () => {
+  const none = { v4: false, v6: false };
+  const both = { v4: true, v6: true };
+  assert.equal(routesConfigured(both, both), true);
+  assert.equal(routesConfigured(both, { v4: true, v6: false }), false);
+  assert.equal(routesConfigured({ v4: true, v6: false }, { v4: true, v6: false }), true);
+  assert.equal(routesConfigured({ v4: false, v6: true }, { v4: true, v6: false }), false);
+  assert.equal(routesConfigured({ v4: true, v6: false }, none), false);
+});
+
+Deno.test("pastaArgs() keeps pasta in the foreground only when asked", () => {
+  assert.ok(!pastaArgs(42, [], [], "/p").includes("-f"));
+  const fg = pastaArgs(42, [], [], "/p", true);
+  assert.deepEqual(fg.slice(fg.indexOf("-q"), fg.indexOf("-q") + 4), ["-q", "-f", "-P", "/p"]);
+  assert.equal(fg.at(-1), "42");
 });
