@@ -545,10 +545,9 @@ export async function main(argv: string[], name = RUN.name): Promise<number> {
   if (p.help) return printHelp(def);
   // The monitor (and with conmon, its runtime, which then waits at the
   // create gate) starts first: its start-up overlaps this command's work.
-  const ownMonitor = creating || (await monitorFor(p.flags)) !== "trun"
-    ? undefined
-    : await startEarlyMonitor(p.flags);
-  const early = creating || ownMonitor ? undefined : await startEarlyConmon(p.flags);
+  const conmon = creating ? undefined : await monitorFor(p.flags);
+  const ownMonitor = conmon === null ? await startEarlyMonitor(p.flags) : undefined;
+  const early = conmon ? await startEarlyConmon(p.flags, conmon) : undefined;
   trace("monitor started");
   try {
     return await runParsed(def, p, creating, tCli, early, ownMonitor);
@@ -759,14 +758,14 @@ async function sealQuestionOfFlags(
 
 async function startEarlyConmon(
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
-): Promise<EarlyConmon | undefined> {
-  const [{ chosenConmon, spawnEarlyConmon }, { newContainerId }, paths] = await Promise.all([
+  conmon: string,
+): Promise<EarlyConmon> {
+  const [{ spawnEarlyConmon }, { newContainerId }, paths, seal] = await Promise.all([
     import("../container/conmon_spawn.ts"),
     import("../container/container_id.ts"),
     import("../paths.ts"),
+    sealQuestionOfFlags(flags),
   ]);
-  const conmon = chosenConmon();
-  if (conmon === null) return undefined;
   const id = newContainerId();
   const dir = `${paths.storeRoot()}/containers/${id}`;
   const spawned = spawnEarlyConmon(
@@ -779,7 +778,7 @@ async function startEarlyConmon(
       stdinOnce: !flags.detach,
     },
     dir,
-    await sealQuestionOfFlags(flags),
+    seal,
   );
   return { id, dir, spawned, recorded: false, taken: false };
 }
@@ -793,38 +792,37 @@ interface EarlyMonitor {
 }
 
 /**
- * Which monitor a new container gets. `TRUN_MONITOR=trun|conmon` says;
- * by default conmon when installed, except for a run in the foreground
- * with neither -i nor -t: it cannot detach, so its monitor lives about as
- * long as the command, and trun's own monitor creates, starts and records
- * the exit in the one process, where conmon needs trun started twice more
- * (its runtime's create and its exit command): about 110 ms less per run,
- * for about 30 MB beside the container while it runs.
+ * Which monitor a new container gets: conmon's path, or null for trun's
+ * own. `TRUN_MONITOR=trun|conmon` says; by default conmon when installed,
+ * except for a run in the foreground with neither -i nor -t: it cannot
+ * detach, so its monitor lives about as long as the command, and trun's
+ * own monitor creates, starts and records the exit in the one process,
+ * where conmon needs trun started twice more (its runtime's create and
+ * its exit command): about 110 ms less per run, for about 30 MB beside
+ * the container while it runs. That case is decided without looking for
+ * conmon, so the monitor is spawned a few milliseconds sooner.
  */
 async function monitorFor(
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
-): Promise<"trun" | "conmon"> {
+): Promise<string | null> {
+  const forced = Deno.env.get("TRUN_MONITOR");
+  if (forced === "trun") return null;
+  if (forced !== "conmon" && !flags.detach && !flags.interactive && !flags.tty) return null;
   const { chosenConmon } = await import("../container/conmon_spawn.ts");
-  if (chosenConmon() === null) return "trun";
-  if (Deno.env.get("TRUN_MONITOR") === "conmon") return "conmon";
-  return !flags.detach && !flags.interactive && !flags.tty ? "trun" : "conmon";
+  return chosenConmon();
 }
 
 async function startEarlyMonitor(
   flags: ReturnType<typeof parseArgs<typeof RUN.flags>>["flags"],
 ): Promise<EarlyMonitor> {
-  const [{ spawnMonitor }, { newContainerId }, paths] = await Promise.all([
+  const [{ spawnMonitor }, { newContainerId }, paths, seal] = await Promise.all([
     import("../container/monitor_spawn.ts"),
     import("../container/container_id.ts"),
     import("../paths.ts"),
+    sealQuestionOfFlags(flags),
   ]);
   const id = newContainerId();
-  const pending = spawnMonitor(
-    id,
-    `${paths.storeRoot()}/containers/${id}`,
-    !flags.detach,
-    await sealQuestionOfFlags(flags),
-  );
+  const pending = spawnMonitor(id, `${paths.storeRoot()}/containers/${id}`, !flags.detach, seal);
   return { id, pending, taken: false };
 }
 

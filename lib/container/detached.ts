@@ -11,7 +11,7 @@
  * hostname, resolv.conf), `userdata/ctr.log` (output, CRI log format),
  * `userdata/monitor.log` (the monitor's own messages).
  */
-import { closeFd, readSome, writeFd } from "../../ffi/child_program.ts";
+import { closeFd, writeFd } from "../../ffi/child_program.ts";
 import { type SealQuestion, sealQuestionOfSpec } from "../runtime/exe_seal.ts";
 import { NO_CGROUP_ANNOTATION, ROOTFS_ANNOTATION } from "../engine/runtime.ts";
 import type { StartTimings } from "../engine/executor.ts";
@@ -32,8 +32,8 @@ import { formatNetworkMode } from "../spec/network_mode.ts";
 import { sweepLeftovers } from "./ops.ts";
 import { helperKind, NETWORK_ANNOTATION } from "./network_helper.ts";
 import { containerPaths } from "./container_paths.ts";
-import { type PendingMonitor, spawnMonitor } from "./monitor_spawn.ts";
-export { type PendingMonitor, spawnMonitor } from "./monitor_spawn.ts";
+import { type PendingMonitor, readLine, spawnMonitor } from "./monitor_spawn.ts";
+export { type PendingMonitor, readLine, spawnMonitor } from "./monitor_spawn.ts";
 export { type ContainerPaths, containerPaths } from "./container_paths.ts";
 import { containerLeases, leaseAddress, listNetworks, releaseLeases } from "../store/networks.ts";
 import { holderNetnsPath, holderUsernsPath } from "../network/holder.ts";
@@ -292,20 +292,6 @@ export type MonitorReport =
  * output is lost.
  */
 export type BeforeStart = () => void | Promise<void>;
-
-/**
- * Reads one line from `fd` (the socket between a monitor and its starter);
- * "" when it closes first.
- */
-export async function readLine(fd: number): Promise<string> {
-  let got = "";
-  while (!got.includes("\n")) {
-    const chunk = await readSome(fd, 65536);
-    if (chunk.length === 0) return "";
-    got += new TextDecoder().decode(chunk);
-  }
-  return got.trim();
-}
 
 /** The seal question (lib/runtime/exe_seal.ts) of the spec saved in container directory `dir`. */
 export function specSealQuestion(dir: string): SealQuestion {

@@ -23,12 +23,12 @@ import { O } from "../../ffi/syscalls.ts";
 import { containerConfig } from "../engine/config.ts";
 import { ContainerStartError, exitCodeOf, launch, type StartTimings } from "../engine/executor.ts";
 import { type ContainerRecord, openStore, type Store, StoreGoneError } from "../store/mod.ts";
-import { containerPaths, type MonitorReport, readLine, type RootfsLayout } from "./detached.ts";
+import type { MonitorReport, RootfsLayout } from "./detached.ts";
+import { containerPaths } from "./container_paths.ts";
+import { readLine } from "./monitor_spawn.ts";
 import { fileSink, LogWriter } from "./log_file.ts";
 import { exitFilePath, exitsDir, logPath, runningRecord } from "./status.ts";
 import { restartDelay, shouldRestart } from "./restart.ts";
-import { networkPeerBlocks } from "./network_peer.ts";
-import { removeAtExit } from "./ops.ts";
 import {
   helperKind,
   type NetworkHelper,
@@ -106,6 +106,7 @@ export async function runMonitor(
       const now = current(rec.id);
       if (!now || now.stoppedByUser || now.state !== "exited") break;
       // The network joined may have moved to another process, or be gone.
+      const { networkPeerBlocks } = await import("./network_peer.ts");
       const blocked = networkPeerBlocks(rec, dir);
       if (blocked !== undefined) {
         update(rec.id, (r) => ({ ...r, error: blocked }));
@@ -119,6 +120,9 @@ export async function runMonitor(
   }
   const finished = update(rec.id, (r) => r);
   if (finished?.autoRemove) {
+    // Loaded only here: removal pulls in half of trun, which the
+    // monitor's start (on every `run`'s path) need not wait for.
+    const { removeAtExit } = await import("./ops.ts");
     await removeAtExit(() => openStore(undefined, { repair: false }), rec.id);
   }
   return 0;

@@ -2,8 +2,10 @@
  * Spawning trun's own monitor (`trun container-monitor`), apart from the
  * rest of lib/container/detached.ts: `run` starts it first thing, before
  * its record exists, and this module's few imports are all it waits for.
+ * Also the line protocol of its descriptor 3, which the monitor reads
+ * without loading the starter's side.
  */
-import { closeFd, spawnDetached } from "../../ffi/child_program.ts";
+import { closeFd, readSome, spawnDetached } from "../../ffi/child_program.ts";
 import { socketPair } from "../../ffi/socket.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import { exeSealSetup, type SealQuestion } from "../runtime/exe_seal.ts";
@@ -59,4 +61,18 @@ export function spawnMonitor(
     closeFd(theirs);
   }
   return { sock: mine, log };
+}
+
+/**
+ * Reads one line from `fd` (the socket between a monitor and its starter);
+ * "" when it closes first.
+ */
+export async function readLine(fd: number): Promise<string> {
+  let got = "";
+  while (!got.includes("\n")) {
+    const chunk = await readSome(fd, 65536);
+    if (chunk.length === 0) return "";
+    got += new TextDecoder().decode(chunk);
+  }
+  return got.trim();
 }
