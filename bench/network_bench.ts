@@ -10,7 +10,9 @@
  *   host); the container gets the host's iperf3 bound in read-only;
  * - the memory (PSS, /proc/PID/smaps_rollup) of every process a detached
  *   container with `-p` brings besides its own: the network helper(s) and
- *   the monitor.
+ *   the monitor; the RSS of those whose PSS this user cannot read (pasta);
+ * - pasta's own start, by hand on an `unshare -rn` namespace, to read the
+ *   latencies beside.
  *
  *   deno task bench:network [--runs 15] [--seconds 5] [--latency-only]
  *
@@ -52,6 +54,71 @@ function pss(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Resident memory (kB) of `pid` from /proc/PID/status, which stays
+ * readable when smaps_rollup does not (a non-dumpable process's): an upper
+ * bound of its PSS, close to it for a process whose memory is its own
+ * (pasta's is almost all private anonymous packet buffers).
+ */
+function rss(pid: number): number | null {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kb = text.match(/^VmRSS:\s+(\d+) kB/m)?.[1];
+    return kb === undefined ? null : Number(kb);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * pasta's own start, as Podman waits for it: from its exec to the exit of
+ * its first process (it forks to the background once the namespace is
+ * configured and its tables are ready), on a fresh `unshare -rn` namespace;
+ * the median of `n`, in ms. It varies between machines (40 to 120 ms seen),
+ * so the latencies above are read beside it. null without pasta or unshare.
+ */
+async function pastaStart(n: number): Promise<number | null> {
+  const pasta = await findTool("pasta");
+  const unshare = await findTool("unshare");
+  if (!pasta || !unshare) return null;
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const holder = new Deno.Command(unshare, {
+      args: ["-rn", "sleep", "30"],
+      stdin: "null",
+      stdout: "null",
+    }).spawn();
+    const own = Deno.readLinkSync("/proc/self/ns/net");
+    const nsOf = () => {
+      try {
+        return Deno.readLinkSync(`/proc/${holder.pid}/ns/net`);
+      } catch {
+        return own;
+      }
+    };
+    while (nsOf() === own) await new Promise((r) => setTimeout(r, 2));
+    const pidFile = `${Deno.makeTempDirSync({ prefix: "trun-pasta-" })}/pid`;
+    const t0 = performance.now();
+    const out = await new Deno.Command(pasta, {
+      args: ["--config-net", "-q", "-P", pidFile, String(holder.pid)],
+      stdin: "null",
+    }).output();
+    const t = performance.now() - t0;
+    try {
+      Deno.kill(Number(Deno.readTextFileSync(pidFile).trim()), "SIGKILL");
+    } catch {
+      // It did not start.
+    }
+    holder.kill("SIGKILL");
+    await holder.status;
+    Deno.removeSync(pidFile.slice(0, pidFile.lastIndexOf("/")), { recursive: true });
+    if (!out.success) throw new Error(`pasta: ${dec.decode(out.stderr)}`);
+    times.push(t);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(n / 2)]!;
 }
 
 /** The command line of `pid` ("" when gone). */
@@ -218,18 +285,20 @@ try {
         ["rootlessport", "slirp4netns"].includes(comm) ||
         (comm === "exe" && after.get(after.get(p)![0])?.[1] === "rootlessport");
     });
-    const parts = beside.map(([p, [, comm]]) => ({ p, comm, pss: pss(p) }));
+    const parts = beside.map(([p, [, comm]]) => ({ p, comm, pss: pss(p), rss: rss(p) }));
     const total = parts.reduce((s, x) => s + (x.pss ?? 0), 0);
     const unreadable = parts.filter((x) => x.pss === null);
+    const mb = (kb: number) => (kb / 1024).toFixed(1);
     results.push(
-      `${c.name}: beside the container: ${(total / 1024).toFixed(1)} MB PSS (${
-        parts.filter((x) => x.pss !== null).map((x) => `${x.comm} ${(x.pss! / 1024).toFixed(1)}`)
-          .join(", ")
+      `${c.name}: beside the container: ${mb(total)} MB PSS (${
+        parts.filter((x) => x.pss !== null).map((x) => `${x.comm} ${mb(x.pss!)}`).join(", ")
       })${
         unreadable.length
-          ? `; not readable as this user: ${
-            unreadable.map((x) => `${x.comm} pid ${x.p}`).join(", ")
-          } (non-dumpable; read /proc/PID/smaps_rollup as root)`
+          ? `; PSS not readable as this user (non-dumpable; read /proc/PID/smaps_rollup as root): ${
+            unreadable.map((x) =>
+              `${x.comm} pid ${x.p}, RSS ${x.rss === null ? "unknown" : `${mb(x.rss)} MB`}`
+            ).join(", ")
+          }; with their RSS: ${mb(total + unreadable.reduce((s, x) => s + (x.rss ?? 0), 0))} MB`
           : ""
       }`,
     );
@@ -242,6 +311,10 @@ try {
     await sh(`${c.cli} rm -f ${id} >/dev/null`);
   }
   console.log(`uid ${Deno.uid()}, ${runs} runs each, iperf3 ${seconds} s each way`);
+  const pastaMs = await pastaStart(11);
+  if (pastaMs !== null) {
+    console.log(`pasta's own start on this machine (median of 11): ${pastaMs.toFixed(1)} ms`);
+  }
   for (const line of results) console.log(line);
 } finally {
   await pod?.cleanup();
