@@ -17,7 +17,7 @@ import { type MountRequest, mountRequests } from "../spec/mounts.ts";
 import { hostConfigResources } from "../spec/resources.ts";
 import type { Resources } from "../spec/types.ts";
 import { dockerPortMaps } from "../spec/ports.ts";
-import { helperProblem } from "../container/network_helper.ts";
+import { helperProblem } from "../container/network_problem.ts";
 
 /** Go's zero `time.Time`, which Docker prints for times never set. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";

@@ -455,7 +455,7 @@ export async function main(argv: string[], name = PS.name): Promise<number> {
         // Not a stored image (or ambiguous): matched by name or id prefix only.
       }
     }
-    const { networkProblem } = await import("../container/network_helper.ts");
+    const { networkProblem } = await import("../container/network_problem.ts");
     const { stopOrphanHelpers } = await import("../container/ops.ts");
     const records = store.listRecords();
     stopOrphanHelpers(store, records);

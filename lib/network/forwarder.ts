@@ -22,8 +22,14 @@ import { cloexecPipe, closeFd, readFd, spawnDetached, writeFd } from "../../ffi/
 import { processStat } from "../engine/state.ts";
 import { runtimeRoot, storeRoot } from "../paths.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
-import type { ContainerRecord, PortBinding } from "../store/containers.ts";
+import type { PortBinding } from "../store/containers.ts";
 import { holderDir, readLineFrom } from "./holder.ts";
+import {
+  FORWARDER_COMMAND,
+  FORWARDER_KIND,
+  type ForwarderPlan,
+  forwarderPlan,
+} from "./forwarder_plan.ts";
 import {
   frameDatagram,
   type HalfCloseConn,
@@ -32,32 +38,7 @@ import {
   relayBoth,
 } from "./relay.ts";
 
-/** What a forwarder serves: the container's address and its published ports. */
-export interface ForwarderPlan {
-  /** The container's address on its first network. */
-  ip: string;
-  /** The published ports (host ports chosen). */
-  ports: PortBinding[];
-  /** The store the container is in (so the next trun command finds a stray forwarder of its own). */
-  store: string;
-}
-
-/** The helper kind the record keeps for a forwarder. */
-export const FORWARDER_KIND = "forwarder";
-
-/** The internal command a forwarder runs (its argv names it, then the container's id). */
-export const FORWARDER_COMMAND = "network-forwarder";
-
-/**
- * The forwarder's plan for a record on user-defined networks with
- * published ports, or undefined (no ports, or not on a network).
- */
-export function forwarderPlan(rec: ContainerRecord): ForwarderPlan | undefined {
-  const ports = rec.network?.ports ?? [];
-  const first = Object.values(rec.network?.networks ?? {})[0];
-  if (ports.length === 0 || !first) return undefined;
-  return { ip: first.ip, ports, store: storeRoot() };
-}
+export { FORWARDER_COMMAND, FORWARDER_KIND, type ForwarderPlan, forwarderPlan };
 
 /**
  * The addresses to listen on for host address `hostIp`: every address is

@@ -29,6 +29,9 @@
 
 import type { Transform } from "node:stream";
 import { readTar, type TarEntry, type TarHeader } from "./tar_reader.ts";
+import { LayerError } from "./layer_error.ts";
+
+export { LayerError };
 import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/fs.ts";
 import { describeErrno, SyscallError } from "../../ffi/errno.ts";
 import { concat } from "../util/bytes.ts";
@@ -99,18 +102,6 @@ export interface ApplyLayerResult {
   entries: number;
   /** Things skipped on purpose (device nodes rootless, security xattrs); for `--debug` output. */
   notes: string[];
-}
-
-/** A layer refused or failed to apply; the message names the layer and the entry. */
-export class LayerError extends Error {
-  /** The entry's name as written in the tar, when one is to blame. */
-  readonly entry: string | undefined;
-  /** Builds the error; `entry` is the tar entry at fault, if any. */
-  constructor(message: string, entry?: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "LayerError";
-    this.entry = entry;
-  }
 }
 
 /** The compression a layer stream uses, told by its first bytes. */

@@ -18,7 +18,7 @@
  */
 
 import type { Hash } from "node:crypto";
-import { LayerError } from "../oci/layer_tar.ts";
+import { LayerError } from "../oci/layer_error.ts";
 import { type DecodedLayer, WORKER_MIN_BYTES } from "../oci/layer_decode.ts";
 import { isNoSpace, removeTree } from "../util/fs.ts";
 import { syncfs } from "../../ffi/fs.ts";

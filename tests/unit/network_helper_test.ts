@@ -4,7 +4,6 @@ import {
   defaultGateway,
   defaultRoutes,
   helperKind,
-  networkProblem,
   parseSlirpOptions,
   pastaArgs,
   routesConfigured,
@@ -12,6 +11,7 @@ import {
   strayHelpers,
   withHelper,
 } from "../../lib/container/network_helper.ts";
+import { networkProblem } from "../../lib/container/network_problem.ts";
 import { choosePrivateNetwork, type NetworkReport } from "../../lib/host/network.ts";
 import type { ContainerRecord } from "../../lib/store/containers.ts";
 import { processStat } from "../../lib/engine/state.ts";
