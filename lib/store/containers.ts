@@ -180,7 +180,11 @@ export function addRecord(ctx: StoreContext, rec: ContainerRecord): void {
   }
 }
 
-/** Replaces a record's stored state with `fn` of it (in one transaction); returns the new one. */
+/**
+ * Replaces a record's stored state with `fn` of it (in one transaction);
+ * returns the new one. When `fn` returns the record it was given, nothing
+ * is written (no commit, so no fsync: about 7 ms on a loop ext4).
+ */
 export function updateRecord(
   ctx: StoreContext,
   id: string,
@@ -197,6 +201,10 @@ export function updateRecord(
       return undefined;
     }
     const next = fn(rec);
+    if (next === rec) {
+      ctx.db.exec("ROLLBACK");
+      return rec;
+    }
     ctx.db.prepare("UPDATE containers SET state = ?, name = ? WHERE id = ?").run(
       JSON.stringify(next),
       next.name,
