@@ -113,8 +113,8 @@ export async function removeContainer(
     // Created under conmon but never started (or its start failed): the
     // record has no pid, but the runtime's state knows the waiting process.
     // (Nothing there for trun's own monitor: the call finds no state.)
-    // conmonPaths from the spawn's small module: conmon.ts would load most
-    // of trun on the way out of every `run --rm` (about 10 ms).
+    // conmonPaths from the spawn's small module: conmon.ts (98 modules)
+    // is not needed on the way out of every `run --rm`.
     const { conmonPaths } = await import("./conmon_spawn.ts");
     const { remove } = await import("../engine/runtime.ts");
     await remove(conmonPaths(store.containerDir(rec.id)).runtimeRoot, rec.id, true)

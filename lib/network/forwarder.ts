@@ -24,12 +24,7 @@ import { runtimeRoot, storeRoot } from "../paths.ts";
 import { selfCommand } from "../runtime/self_exec.ts";
 import type { PortBinding } from "../store/containers.ts";
 import { holderDir, readLineFrom } from "./holder.ts";
-import {
-  FORWARDER_COMMAND,
-  FORWARDER_KIND,
-  type ForwarderPlan,
-  forwarderPlan,
-} from "./forwarder_plan.ts";
+import { FORWARDER_COMMAND, type ForwarderPlan } from "./forwarder_plan.ts";
 import {
   frameDatagram,
   type HalfCloseConn,
@@ -37,8 +32,6 @@ import {
   readDatagrams,
   relayBoth,
 } from "./relay.ts";
-
-export { FORWARDER_COMMAND, FORWARDER_KIND, type ForwarderPlan, forwarderPlan };
 
 /**
  * The addresses to listen on for host address `hostIp`: every address is

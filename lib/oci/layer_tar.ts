@@ -30,8 +30,6 @@
 import type { Transform } from "node:stream";
 import { readTar, type TarEntry, type TarHeader } from "./tar_reader.ts";
 import { LayerError } from "./layer_error.ts";
-
-export { LayerError };
 import { lchown, lsetxattr, lutimes, mknod } from "../../ffi/fs.ts";
 import { describeErrno, SyscallError } from "../../ffi/errno.ts";
 import { concat } from "../util/bytes.ts";
@@ -39,6 +37,9 @@ import { errorMessage } from "../util/errors.ts";
 import { isNoSpace, removeTree } from "../util/fs.ts";
 import { drain, drained } from "../util/stream.ts";
 import type { LayerRecorder } from "./tar_split.ts";
+
+// Callers of applyLayer catch it from here.
+export { LayerError };
 
 /** The xattr that marks an opaque directory for overlayfs mounted with `userxattr`. */
 export const OPAQUE_XATTR = "user.overlay.opaque";

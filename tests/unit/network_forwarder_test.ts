@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { forwarderPlan, listenAddresses } from "../../lib/network/forwarder.ts";
+import { listenAddresses } from "../../lib/network/forwarder.ts";
+import { forwarderPlan } from "../../lib/network/forwarder_plan.ts";
 import { DatagramReader, frameDatagram } from "../../lib/network/relay.ts";
 import type { ContainerRecord } from "../../lib/store/containers.ts";
 
